@@ -1,0 +1,3 @@
+namespace TorchBoltzmann.Visualization;
+/// <summary>Placeholder.</summary>
+public static class Placeholder {}

@@ -1,0 +1,3 @@
+namespace TorchBoltzmann;
+/// <summary>Placeholder.</summary>
+public static class Placeholder {}

@@ -1,0 +1,154 @@
+using TorchBoltzmann.Functional;
+using TorchBoltzmann.Modules;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Evaluation;
+
+/// <summary>
+/// Exact inference for RBMs small enough to enumerate one layer (the test oracle): log Z, log-likelihood, the full
+/// visible distribution and exact marginals. Computed in float64 on the model's device, in chunks of 2¹⁶ states.
+/// </summary>
+public static class ExactEnumeration
+{
+    /// <summary>Largest layer this class will enumerate (2^24 states).</summary>
+    public const int MaxEnumeratedUnits = 24;
+
+    /// <summary>All 2ⁿ binary vectors of length n, row r holding the bits of r (least significant bit first), shape (2ⁿ, n).</summary>
+    public static Tensor all_binary_states(int n, ScalarType dtype = ScalarType.Float32, Device? device = null)
+        => BinaryStates(0, 1L << n, n, dtype, device);
+
+    private static Tensor BinaryStates(long first, long count, int n, ScalarType dtype, Device? device)
+    {
+        if (n < 0 || n > MaxEnumeratedUnits) throw new ArgumentOutOfRangeException(nameof(n), n, $"expected 0..{MaxEnumeratedUnits} units to enumerate.");
+        using var idx = torch.arange(first, first + count, dtype: ScalarType.Int64, device: device).unsqueeze(1);
+        using var bits = torch.arange(n, dtype: ScalarType.Int64, device: device).unsqueeze(0);
+        using var shifted = idx.bitwise_right_shift(bits);
+        using var one = shifted.bitwise_and(1);
+        return one.to_type(dtype);
+    }
+
+    /// <summary>
+    /// log Z = log Σ_v Σ_h e^{−E(v,h)}. Enumerates the smaller binary layer: over h,
+    /// log Z = logsumexp_h [ −Σ_j E_self(h_j; c_j) + Σ_i log-partition_i(b_i + (Wᵀh)_i) ]; over v, log Z = logsumexp_v [−F(v)].
+    /// </summary>
+    /// <exception cref="ArgumentException">Both layers are too large or the enumerated layer is not discrete.</exception>
+    public static double log_partition(RBM rbm)
+    {
+        using var _ = torch.no_grad();
+        using var p = Float64Params.Of(rbm);
+        bool overHidden = rbm.n_hidden <= rbm.n_visible && rbm.hidden_units.discrete_values is not null;
+        if (!overHidden) RequireEnumerable(rbm.n_visible, rbm.visible_units.discrete_values, "visible");
+        else RequireEnumerable(rbm.n_hidden, rbm.hidden_units.discrete_values, "hidden");
+        int n = overHidden ? rbm.n_hidden : rbm.n_visible;
+        double logZ = double.NegativeInfinity;
+        long total = 1L << n;
+        const long chunk = 1L << 16;
+        for (long first = 0; first < total; first += chunk)
+        {
+            using var scope = torch.NewDisposeScope();
+            var states = BinaryStates(first, Math.Min(chunk, total - first), n, ScalarType.Float64, rbm.device);
+            var negF = overHidden ? p.NegFreeEnergyOfHidden(rbm, states) : p.FreeEnergyOfVisible(rbm, states).neg();
+            logZ = LogSpace.log_add_exp(logZ, LogSpace.logsumexp(negF));
+        }
+        return logZ;
+    }
+
+    /// <summary>Mean log-likelihood of the rows of <paramref name="data"/>: (1/N) Σ_n [−F(v_n)] − log Z.</summary>
+    public static double log_likelihood(RBM rbm, Tensor data) => log_likelihood(rbm, data, log_partition(rbm));
+
+    /// <summary>Mean log-likelihood given a known log Z.</summary>
+    public static double log_likelihood(RBM rbm, Tensor data, double logZ)
+    {
+        rbm.check_visible(data, "data");
+        using var _ = torch.no_grad();
+        using var p = Float64Params.Of(rbm);
+        using var v = data.to(ScalarType.Float64, rbm.device);
+        using var f = p.FreeEnergyOfVisible(rbm, v);
+        using var m = f.mean();
+        return -m.ToDouble() - logZ;
+    }
+
+    /// <summary>
+    /// The exact distribution p(v) = e^{−F(v)} / Z over all 2^n_visible binary visible states (rows ordered as
+    /// <see cref="all_binary_states"/>), as a float64 tensor of shape (2^n_visible).
+    /// </summary>
+    public static Tensor visible_distribution(RBM rbm)
+    {
+        RequireEnumerable(rbm.n_visible, rbm.visible_units.discrete_values, "visible");
+        using var _ = torch.no_grad();
+        using var p = Float64Params.Of(rbm);
+        using var states = all_binary_states(rbm.n_visible, ScalarType.Float64, rbm.device);
+        using var f = p.FreeEnergyOfVisible(rbm, states);
+        using var negF = f.neg();
+        using var lz = negF.logsumexp(0);
+        using var logp = negF - lz;
+        return logp.exp();
+    }
+
+    /// <summary>Exact visible marginals p(v_i = 1) = Σ_v p(v) v_i, shape (n_visible), float64.</summary>
+    public static Tensor visible_marginals(RBM rbm)
+    {
+        using var _ = torch.no_grad();
+        using var pv = visible_distribution(rbm);
+        using var states = all_binary_states(rbm.n_visible, ScalarType.Float64, rbm.device);
+        return pv.matmul(states);
+    }
+
+    /// <summary>Exact hidden marginals p(h_j = 1) = Σ_v p(v) p(h_j = 1 | v), shape (n_hidden), float64.</summary>
+    public static Tensor hidden_marginals(RBM rbm)
+    {
+        using var _ = torch.no_grad();
+        using var p = Float64Params.Of(rbm);
+        using var pv = visible_distribution(rbm);
+        using var states = all_binary_states(rbm.n_visible, ScalarType.Float64, rbm.device);
+        using var net = nn.functional.linear(states, p.W, p.c);
+        using var ph = rbm.hidden_units.mean(net);
+        return pv.matmul(ph);
+    }
+
+    private static void RequireEnumerable(int n, IReadOnlyList<double>? values, string layer)
+    {
+        if (values is null || values.Count != 2 || values[0] != 0 || values[1] != 1)
+            throw new ArgumentException($"Exact enumeration needs binary {{0,1}} {layer} units.");
+        if (n > MaxEnumeratedUnits)
+            throw new ArgumentException($"Exact enumeration over the {layer} layer: expected at most {MaxEnumeratedUnits} units, got {n}; use AIS for large models.");
+    }
+
+    /// <summary>The model's parameters copied to float64 (exact sums lose digits in float32).</summary>
+    private sealed class Float64Params : IDisposable
+    {
+        public required Tensor W, b, c;
+        public static Float64Params Of(RBM rbm) => new()
+        {
+            W = rbm.weight.detach().to(ScalarType.Float64),
+            b = rbm.visible_bias.detach().to(ScalarType.Float64),
+            c = rbm.hidden_bias.detach().to(ScalarType.Float64),
+        };
+
+        /// <summary>F(v) = Σ_i E_self(v_i; b_i) − Σ_j log-partition_j(c_j + W_j v).</summary>
+        public Tensor FreeEnergyOfVisible(RBM rbm, Tensor v)
+        {
+            using var net = nn.functional.linear(v, W, c);
+            using var lp = rbm.hidden_units.log_partition(net, c);
+            using var lps = lp.sum(-1);
+            using var se = rbm.visible_units.self_energy(v, b);
+            using var ses = se.sum(-1);
+            return ses - lps;
+        }
+
+        /// <summary>−F(h) = −Σ_j E_self(h_j; c_j) + Σ_i log-partition_i(b_i + (Wᵀh)_i).</summary>
+        public Tensor NegFreeEnergyOfHidden(RBM rbm, Tensor h)
+        {
+            using var wt = W.t();
+            using var net = nn.functional.linear(h, wt, b);
+            using var lp = rbm.visible_units.log_partition(net, b);
+            using var lps = lp.sum(-1);
+            using var se = rbm.hidden_units.self_energy(h, c);
+            using var ses = se.sum(-1);
+            return lps - ses;
+        }
+
+        public void Dispose() { W.Dispose(); b.Dispose(); c.Dispose(); }
+    }
+}

@@ -1,0 +1,184 @@
+using System.Reflection;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TorchBoltzmann.Modules;
+using TorchBoltzmann.Units;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.IO;
+
+/// <summary>
+/// Checkpoints: the module's state_dict in TorchSharp's format (<c>X.pt</c>) plus a JSON sidecar (<c>X.json</c>) with
+/// the format version, model type, architecture, unit types, dtype, training configuration, library version and the
+/// SHA-256 of the weights, so a model loads without the caller knowing its sizes and a mismatched or damaged pair is
+/// detected. Both files are written atomically (temporary file + rename), weights first.
+/// </summary>
+public static class Checkpoint
+{
+    /// <summary>Current sidecar format version; files with a larger version are refused.</summary>
+    public const int FormatVersion = 1;
+
+    /// <summary>The <c>format</c> field every sidecar carries.</summary>
+    public const string FormatName = "torchboltzmann-checkpoint";
+
+    private static readonly Dictionary<string, Func<JsonObject, nn.Module>> Factories = new()
+    {
+        ["RBM"] = arch => new RBM(
+            arch.GetInt("n_visible"), arch.GetInt("n_hidden"),
+            UnitType.FromName(arch.GetString("visible_units")), UnitType.FromName(arch.GetString("hidden_units")),
+            dtype: Enum.Parse<ScalarType>(arch.GetString("dtype"))),
+    };
+
+    private static readonly Dictionary<Type, (string type, Func<nn.Module, JsonObject> describe)> Describers = new()
+    {
+        [typeof(RBM)] = ("RBM", m =>
+        {
+            var r = (RBM)m;
+            return new JsonObject
+            {
+                ["n_visible"] = r.n_visible, ["n_hidden"] = r.n_hidden,
+                ["visible_units"] = r.visible_units.Name, ["hidden_units"] = r.hidden_units.Name,
+                ["dtype"] = r.dtype.ToString(),
+            };
+        }),
+    };
+
+    /// <summary>Registers a model type so that <see cref="Save"/> can describe it and <see cref="Load"/> can build it.</summary>
+    public static void Register<T>(string modelType, Func<T, JsonObject> describe, Func<JsonObject, T> create) where T : nn.Module
+    {
+        lock (Factories)
+        {
+            Describers[typeof(T)] = (modelType, m => describe((T)m));
+            Factories[modelType] = a => create(a);
+        }
+    }
+
+    /// <summary>The sidecar path for a checkpoint path (<c>X.pt</c> → <c>X.json</c>).</summary>
+    public static string SidecarPath(string path) => Path.ChangeExtension(path, ".json");
+
+    /// <summary>The weights path: <paramref name="path"/> with extension <c>.pt</c>.</summary>
+    public static string WeightsPath(string path) => Path.ChangeExtension(path, ".pt");
+
+    /// <summary>Saves <paramref name="module"/> (weights + sidecar) atomically.</summary>
+    /// <param name="module">A registered model type (RBM, DBN, …).</param>
+    /// <param name="path">Target path; <c>.pt</c> and <c>.json</c> are written beside each other.</param>
+    /// <param name="training">Optional training configuration and results to record (any JSON-serialisable object).</param>
+    /// <returns>The weights path.</returns>
+    public static string Save(nn.Module module, string path, object? training = null)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        if (!Describers.TryGetValue(module.GetType(), out var d))
+            throw new ArgumentException($"Checkpoint.Save: no checkpoint description registered for {module.GetType().Name}.");
+        var weights = WeightsPath(path);
+        byte[] bytes;
+        using (var ms = new MemoryStream())
+        {
+            module.save(ms);
+            bytes = ms.ToArray();
+        }
+        AtomicFile.WriteAllBytes(weights, bytes);
+        var sidecar = new JsonObject
+        {
+            ["format"] = FormatName,
+            ["format_version"] = FormatVersion,
+            ["library_version"] = LibraryVersion,
+            ["model_type"] = d.type,
+            ["architecture"] = d.describe(module),
+            ["weights_file"] = Path.GetFileName(weights),
+            ["weights_bytes"] = bytes.LongLength,
+            ["weights_sha256"] = Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant(),
+            ["created_utc"] = DateTime.UtcNow.ToString("O"),
+            ["training"] = training is null ? null : JsonSerializer.SerializeToNode(training, training.GetType(), JsonOptions),
+        };
+        AtomicFile.WriteAllText(SidecarPath(path), sidecar.ToJsonString(JsonOptions));
+        return weights;
+    }
+
+    /// <summary>Reads a checkpoint's sidecar, validating format and version.</summary>
+    /// <exception cref="CheckpointException">Missing, corrupt or newer-format sidecar.</exception>
+    public static JsonObject ReadSidecar(string path)
+    {
+        var sidecarPath = SidecarPath(path);
+        if (!File.Exists(sidecarPath))
+            throw new CheckpointException($"Checkpoint sidecar not found: expected '{sidecarPath}' beside the weights.");
+        JsonObject? json;
+        try { json = JsonNode.Parse(File.ReadAllText(sidecarPath)) as JsonObject; }
+        catch (JsonException e) { throw new CheckpointException($"Checkpoint sidecar '{sidecarPath}' is not valid JSON: {e.Message}", e); }
+        if (json is null || json["format"]?.GetValue<string>() != FormatName)
+            throw new CheckpointException($"'{sidecarPath}': expected a JSON object with \"format\": \"{FormatName}\", got {(json is null ? "something else" : $"format {json["format"]?.ToJsonString() ?? "missing"}")}.");
+        int version = json["format_version"]?.GetValue<int>() ?? 0;
+        if (version > FormatVersion)
+            throw new CheckpointException($"'{sidecarPath}' has format version {version}, newer than this library reads (≤ {FormatVersion}, TorchBoltzmann {LibraryVersion}); upgrade TorchBoltzmann (written by {json["library_version"]}).");
+        if (version < 1)
+            throw new CheckpointException($"'{sidecarPath}': expected format_version ≥ 1, got {version}.");
+        return json;
+    }
+
+    /// <summary>Loads a checkpoint of any registered model type, building the module from the sidecar's architecture.</summary>
+    /// <param name="path">Checkpoint path (<c>.pt</c> or <c>.json</c> or no extension).</param>
+    /// <param name="device">Device to move the model to (default CPU).</param>
+    /// <exception cref="CheckpointException">Missing, truncated, corrupt, mismatched or newer-format files.</exception>
+    public static nn.Module Load(string path, Device? device = null)
+    {
+        var json = ReadSidecar(path);
+        var type = json["model_type"]?.GetValue<string>() ?? throw new CheckpointException($"'{SidecarPath(path)}': missing model_type.");
+        Func<JsonObject, nn.Module>? factory;
+        lock (Factories) Factories.TryGetValue(type, out factory);
+        if (factory is null)
+            throw new CheckpointException($"'{SidecarPath(path)}': unknown model_type '{type}' (known: {string.Join(", ", Factories.Keys)}).");
+        var arch = json["architecture"] as JsonObject ?? throw new CheckpointException($"'{SidecarPath(path)}': missing architecture.");
+
+        var weights = WeightsPath(path);
+        if (!File.Exists(weights)) throw new CheckpointException($"Checkpoint weights not found: expected '{weights}'.");
+        var bytes = File.ReadAllBytes(weights);
+        long expectedBytes = json["weights_bytes"]?.GetValue<long>() ?? -1;
+        if (expectedBytes >= 0 && bytes.LongLength != expectedBytes)
+            throw new CheckpointException($"'{weights}' is truncated or was replaced: expected {expectedBytes} bytes (from the sidecar), got {bytes.LongLength}.");
+        var sha = Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant();
+        var expectedSha = json["weights_sha256"]?.GetValue<string>();
+        if (expectedSha is not null && sha != expectedSha)
+            throw new CheckpointException($"'{weights}' does not match its sidecar: expected SHA-256 {expectedSha}, got {sha} (corrupt file, or weights and sidecar from different saves).");
+
+        nn.Module module;
+        try { module = factory(arch); }
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException)
+        { throw new CheckpointException($"'{SidecarPath(path)}': invalid architecture {arch.ToJsonString()}: {e.Message}", e); }
+        try
+        {
+            using var ms = new MemoryStream(bytes);
+            module.load(ms, strict: true);
+        }
+        catch (Exception e) when (e is not CheckpointException)
+        {
+            module.Dispose();
+            throw new CheckpointException($"'{weights}': could not load the weights into a {type} {arch.ToJsonString()}: {e.Message}", e);
+        }
+        if (device is not null) module.to(device);
+        return module;
+    }
+
+    /// <summary>Loads a checkpoint that must hold a <typeparamref name="T"/>.</summary>
+    /// <exception cref="CheckpointException">The file holds another model type, or any error of <see cref="Load"/>.</exception>
+    public static T Load<T>(string path, Device? device = null) where T : nn.Module
+    {
+        var m = Load(path, device);
+        if (m is T t) return t;
+        var got = m.GetType().Name;
+        m.Dispose();
+        throw new CheckpointException($"'{path}': expected a {typeof(T).Name} checkpoint, got a {got}.");
+    }
+
+    /// <summary>This library's version, recorded in sidecars.</summary>
+    public static string LibraryVersion { get; } =
+        typeof(Checkpoint).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    internal static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
+
+    private static int GetInt(this JsonObject o, string key)
+        => o[key]?.GetValue<int>() ?? throw new CheckpointException($"architecture: missing '{key}'.");
+
+    private static string GetString(this JsonObject o, string key)
+        => o[key]?.GetValue<string>() ?? throw new CheckpointException($"architecture: missing '{key}'.");
+}

@@ -1,0 +1,362 @@
+using TorchBoltzmann.Units;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Modules;
+
+/// <summary>
+/// A restricted Boltzmann machine as a TorchSharp module: visible units v (n_visible), hidden units h (n_hidden), no
+/// lateral connections. With Bernoulli units on both sides the energy is
+/// <code>E(v, h) = −hᵀWv − bᵀv − cᵀh</code>
+/// with W = <see cref="weight"/> (n_hidden × n_visible, the <c>nn.Linear</c> layout), b = <see cref="visible_bias"/> and
+/// c = <see cref="hidden_bias"/>; p(v, h) = e^{−E(v,h)/T} / Z. Other unit types replace the bias terms by their
+/// self-energies (see <see cref="UnitType"/>).
+/// </summary>
+/// <remarks>
+/// <para><c>forward(v)</c> = p(h = 1 | v), so an RBM drops into <c>Sequential</c> as a feature extractor.</para>
+/// <para>Every method returns fresh tensors and never disposes its inputs. Sampling methods take an optional
+/// <see cref="Generator"/> and run without autograd; <see cref="free_energy"/>, <see cref="energy"/> and
+/// <see cref="cd_loss"/> are differentiable.</para>
+/// <para>Shapes: visible tensors (B, n_visible) or (n_visible); hidden tensors (B, n_hidden) or (n_hidden).</para>
+/// <para>References: Hinton (2002) Training products of experts by minimizing contrastive divergence; Hinton (2010)
+/// A practical guide to training RBMs; Tieleman (2008) PCD.</para>
+/// </remarks>
+public sealed class RBM : nn.Module<Tensor, Tensor>
+{
+    [ComponentName(Name = "weight")] private Parameter _weight;
+    [ComponentName(Name = "visible_bias")] private Parameter _visible_bias;
+    [ComponentName(Name = "hidden_bias")] private Parameter _hidden_bias;
+
+    /// <summary>Creates an RBM; see <see cref="boltzmann.RBM"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
+    public RBM(int n_visible, int n_hidden, UnitType? visible = null, UnitType? hidden = null,
+               Device? device = null, ScalarType? dtype = null, Generator? generator = null) : base(nameof(RBM))
+    {
+        if (n_visible <= 0) throw new ArgumentOutOfRangeException(nameof(n_visible), n_visible, "n_visible must be positive.");
+        if (n_hidden <= 0) throw new ArgumentOutOfRangeException(nameof(n_hidden), n_hidden, "n_hidden must be positive.");
+        var dt = dtype ?? get_default_dtype();
+        if (!Functional.DTypes.IsFloat(dt)) throw new ArgumentException($"dtype: expected a floating-point type, got {dt}.", nameof(dtype));
+        this.n_visible = n_visible;
+        this.n_hidden = n_hidden;
+        visible_units = visible ?? UnitType.Bernoulli;
+        hidden_units = hidden ?? UnitType.Bernoulli;
+        _weight = new Parameter(torch.empty(n_hidden, n_visible, dtype: dt, device: device));
+        _visible_bias = new Parameter(torch.empty(n_visible, dtype: dt, device: device));
+        _hidden_bias = new Parameter(torch.empty(n_hidden, dtype: dt, device: device));
+        reset_parameters(generator: generator);
+        RegisterComponents();
+    }
+
+    /// <summary>Number of visible units.</summary>
+    public int n_visible { get; }
+    /// <summary>Number of hidden units.</summary>
+    public int n_hidden { get; }
+    /// <summary>Unit type of the visible layer.</summary>
+    public UnitType visible_units { get; }
+    /// <summary>Unit type of the hidden layer.</summary>
+    public UnitType hidden_units { get; }
+
+    /// <summary>W, shape (n_hidden, n_visible). The setter replaces the parameter (as <c>Linear.weight</c> does).</summary>
+    public Parameter weight { get => _weight; set => _weight = Replace(_weight, value, "weight", n_hidden, n_visible); }
+    /// <summary>b, shape (n_visible).</summary>
+    public Parameter visible_bias { get => _visible_bias; set => _visible_bias = Replace(_visible_bias, value, "visible_bias", n_visible); }
+    /// <summary>c, shape (n_hidden).</summary>
+    public Parameter hidden_bias { get => _hidden_bias; set => _hidden_bias = Replace(_hidden_bias, value, "hidden_bias", n_hidden); }
+
+    /// <summary>The device the parameters live on.</summary>
+    public Device device => _weight.device;
+    /// <summary>The element type of the parameters.</summary>
+    public ScalarType dtype => _weight.dtype;
+
+    /// <summary>When true (default), public methods check visible inputs' values (range, NaN), not only their shape.</summary>
+    public bool validate_values { get; set; } = true;
+
+    private Parameter Replace(Parameter old, Parameter value, string name, params long[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        if (!value.shape.SequenceEqual(shape))
+            throw new ArgumentException($"{name}: expected shape ({string.Join(", ", shape)}), got ({string.Join(", ", value.shape)}).");
+        if (ReferenceEquals(old, value)) return old;
+        old.Dispose();
+        var p = (Parameter)value.DetachFromDisposeScope();
+        ConditionallyRegisterParameter(name, p);
+        return p;
+    }
+
+    /// <summary>
+    /// Re-initialises the parameters as in Hinton's practical guide: W ~ N(0, std²) (std = 0.01), b = c = 0.
+    /// </summary>
+    /// <param name="std">Standard deviation of the weights.</param>
+    /// <param name="generator">Random generator, or null for the global one.</param>
+    public void reset_parameters(double std = 0.01, Generator? generator = null)
+    {
+        using var _ = torch.no_grad();
+        _weight.normal_(0.0, std, generator);
+        _visible_bias.zero_();
+        _hidden_bias.zero_();
+    }
+
+    /// <summary>
+    /// Sets the visible biases from the data as Hinton's guide recommends: b_i = log(p_i / (1 − p_i)), p_i the
+    /// fraction of training vectors with unit i on (clamped to [eps, 1 − eps]).
+    /// </summary>
+    public void init_visible_bias_from_data(Tensor data, double eps = 1e-3)
+    {
+        check_visible(data, "data");
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var p = data.to(dtype, device).mean(new long[] { 0 }).clamp(eps, 1 - eps);
+        _visible_bias.copy_(p.log() - (1 - p).log());
+    }
+
+    /// <summary>p(h = 1 | v): the up-pass, <c>hidden_units.mean(c + W v)</c>.</summary>
+    /// <param name="v">Visible input, shape (B, n_visible) or (n_visible).</param>
+    /// <returns>Hidden conditional means, shape (B, n_hidden) or (n_hidden).</returns>
+    public override Tensor forward(Tensor v)
+    {
+        check_visible(v, "forward input");
+        return prob_h(v);
+    }
+
+    // ---------------------------------------------------------------- net inputs and conditionals
+
+    /// <summary>Hidden net input η_h = c + W v (= <c>linear(v, W, c)</c>).</summary>
+    public Tensor hidden_net(Tensor v) => nn.functional.linear(v, _weight, _hidden_bias);
+
+    /// <summary>Visible net input η_v = b + Wᵀ h (= <c>linear(h, Wᵀ, b)</c>).</summary>
+    public Tensor visible_net(Tensor h)
+    {
+        using var wt = _weight.t();
+        return nn.functional.linear(h, wt, _visible_bias);
+    }
+
+    /// <summary>p(h = 1 | v) at temperature T: σ((c + W v) / T) for Bernoulli hidden units.</summary>
+    public Tensor prob_h(Tensor v, double temperature = 1.0)
+    {
+        using var net = hidden_net(v);
+        return hidden_units.mean(net, temperature);
+    }
+
+    /// <summary>p(v = 1 | h) at temperature T: σ((b + Wᵀ h) / T) for Bernoulli visible units.</summary>
+    public Tensor prob_v(Tensor h, double temperature = 1.0)
+    {
+        using var net = visible_net(h);
+        return visible_units.mean(net, temperature);
+    }
+
+    /// <summary>Samples h ~ p(h | v) at temperature T. Returns (probabilities, sample).</summary>
+    public (Tensor prob, Tensor sample) sample_h(Tensor v, double temperature = 1.0, Generator? generator = null)
+    {
+        using var _ = torch.no_grad();
+        var p = prob_h(v, temperature);
+        return (p, hidden_units.sample_from_mean(p, generator));
+    }
+
+    /// <summary>Samples v ~ p(v | h) at temperature T. Returns (probabilities, sample).</summary>
+    public (Tensor prob, Tensor sample) sample_v(Tensor h, double temperature = 1.0, Generator? generator = null)
+    {
+        using var _ = torch.no_grad();
+        var p = prob_v(h, temperature);
+        return (p, visible_units.sample_from_mean(p, generator));
+    }
+
+    // ---------------------------------------------------------------- energies
+
+    /// <summary>
+    /// Joint energy E(v, h) = −hᵀWv + Σ_i E_self(v_i; b_i) + Σ_j E_self(h_j; c_j); for Bernoulli units
+    /// E(v, h) = −hᵀWv − bᵀv − cᵀh. Differentiable.
+    /// </summary>
+    /// <param name="v">Visible states, (B, n_visible).</param>
+    /// <param name="h">Hidden states, (B, n_hidden).</param>
+    /// <returns>Energies, shape (B).</returns>
+    public Tensor energy(Tensor v, Tensor h)
+    {
+        CheckWidth(v, n_visible, "visible states");
+        CheckWidth(h, n_hidden, "hidden states");
+        using var scope = torch.NewDisposeScope();
+        var coupling = (nn.functional.linear(v, _weight) * h).sum(-1);
+        var ev = visible_units.self_energy(v, _visible_bias).sum(-1);
+        var eh = hidden_units.self_energy(h, _hidden_bias).sum(-1);
+        return (ev + eh - coupling).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Free energy F(v) = −log Σ_h e^{−E(v,h)} = Σ_i E_self(v_i; b_i) − Σ_j log-partition_j(c_j + W_j v); for Bernoulli
+    /// units F(v) = −bᵀv − Σ_j softplus(c_j + W_j v), computed with a numerically stable softplus. Differentiable:
+    /// ∂F/∂W = −p(h|v) vᵀ, ∂F/∂b = −v, ∂F/∂c = −p(h|v).
+    /// </summary>
+    /// <param name="v">Visible states, (B, n_visible) or (n_visible).</param>
+    /// <returns>Free energies, shape (B) or scalar.</returns>
+    public Tensor free_energy(Tensor v)
+    {
+        check_visible(v, "free_energy input");
+        return free_energy_unchecked(v);
+    }
+
+    internal Tensor free_energy_unchecked(Tensor v)
+    {
+        using var scope = torch.NewDisposeScope();
+        var net = hidden_net(v);
+        var fv = visible_units.self_energy(v, _visible_bias).sum(-1);
+        var lp = hidden_units.log_partition(net, _hidden_bias).sum(-1);
+        return (fv - lp).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Contrastive-divergence surrogate loss L = mean_n F(v_data,n) − mean_n F(v_model,n) with v_model detached. Its
+    /// autograd gradient is the CD-k / PCD estimate of −∂ log p / ∂θ:
+    /// ∂L/∂W = −(⟨p(h|v) vᵀ⟩_data − ⟨p(h|v) vᵀ⟩_model), so any <c>torch.optim</c> optimizer can take the step.
+    /// </summary>
+    /// <param name="v_data">Positive-phase batch, (B, n_visible).</param>
+    /// <param name="v_model">Negative-phase samples (e.g. from <see cref="gibbs"/>), (B', n_visible).</param>
+    public Tensor cd_loss(Tensor v_data, Tensor v_model)
+    {
+        check_visible(v_data, "v_data");
+        check_visible(v_model, "v_model");
+        using var scope = torch.NewDisposeScope();
+        var neg = v_model.detach();
+        var loss = free_energy_unchecked(v_data).mean() - free_energy_unchecked(neg).mean();
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    // ---------------------------------------------------------------- sampling
+
+    /// <summary>
+    /// k steps of block Gibbs sampling v → h ~ p(h|v) → v ~ p(v|h), at temperature T, without autograd.
+    /// </summary>
+    /// <param name="v0">Start states, (B, n_visible).</param>
+    /// <param name="k">Number of full steps (≥ 1).</param>
+    /// <param name="temperature">Temperature T.</param>
+    /// <param name="generator">Random generator.</param>
+    /// <param name="sample_last_visible">When false, the last visible layer is the mean p(v|h) rather than a sample.</param>
+    /// <returns>The visible states after k steps, (B, n_visible).</returns>
+    public Tensor gibbs(Tensor v0, int k = 1, double temperature = 1.0, Generator? generator = null, bool sample_last_visible = true)
+    {
+        if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be at least 1.");
+        check_visible(v0, "Gibbs start");
+        return gibbs_unchecked(v0, k, temperature, generator, sample_last_visible);
+    }
+
+    internal Tensor gibbs_unchecked(Tensor v0, int k, double temperature, Generator? generator, bool sample_last_visible)
+    {
+        using var _ = torch.no_grad();
+        var v = v0;
+        for (int step = 0; step < k; step++)
+        {
+            using var scope = torch.NewDisposeScope();
+            using var ph = prob_h(v, temperature);
+            using var h = hidden_units.sample_from_mean(ph, generator);
+            var pv = prob_v(h, temperature);
+            var next = (step == k - 1 && !sample_last_visible) ? pv : visible_units.sample_from_mean(pv, generator);
+            next.MoveToOuterDisposeScope();
+            if (!ReferenceEquals(v, v0)) v.Dispose();
+            v = next;
+        }
+        return v;
+    }
+
+    /// <summary>Mean-field reconstruction p(v | p(h | v)): one deterministic down-pass of the up-pass probabilities.</summary>
+    public Tensor reconstruct(Tensor v)
+    {
+        check_visible(v, "reconstruct input");
+        using var _ = torch.no_grad();
+        using var ph = prob_h(v);
+        return prob_v(ph);
+    }
+
+    /// <summary>
+    /// Generates <paramref name="n"/> visible samples by block Gibbs sampling at temperature T. <paramref name="chains"/>
+    /// chains start from <paramref name="start"/> (rows reused cyclically) or from uniform random binary states; after
+    /// <paramref name="burn_in"/> steps each chain contributes a sample every <paramref name="thin"/> steps until n are
+    /// collected.
+    /// </summary>
+    /// <param name="n">Number of samples.</param>
+    /// <param name="burn_in">Gibbs steps discarded before the first sample.</param>
+    /// <param name="thin">Steps between successive samples of one chain (≥ 1).</param>
+    /// <param name="temperature">Temperature T.</param>
+    /// <param name="chains">Number of parallel chains (default: n, one sample each).</param>
+    /// <param name="start">Optional start states, (S, n_visible).</param>
+    /// <param name="generator">Random generator.</param>
+    /// <param name="return_means">Return p(v|h) of the step that produced each sample instead of binary samples (smoother images).</param>
+    /// <returns>Samples, (n, n_visible); chain c's samples are rows c, c + chains, ….</returns>
+    public Tensor generate(int n, int burn_in = 1000, int thin = 1, double temperature = 1.0, int? chains = null,
+                           Tensor? start = null, Generator? generator = null, bool return_means = false)
+    {
+        if (n < 1) throw new ArgumentOutOfRangeException(nameof(n), n, "n must be at least 1.");
+        if (burn_in < 0) throw new ArgumentOutOfRangeException(nameof(burn_in), burn_in, "burn_in must be non-negative.");
+        if (thin < 1) throw new ArgumentOutOfRangeException(nameof(thin), thin, "thin must be at least 1.");
+        int c = chains ?? n;
+        if (c < 1 || c > n) throw new ArgumentOutOfRangeException(nameof(chains), c, $"chains must be in [1, n = {n}].");
+        using var _ = torch.no_grad();
+        Tensor v;
+        if (start is null)
+        {
+            using var half = torch.full(c, n_visible, 0.5, dtype: dtype, device: device);
+            v = visible_units.sample_from_mean(half, generator);
+        }
+        else
+        {
+            check_visible(start, "generate start");
+            using var s = start.to(dtype, device).reshape(-1, n_visible);
+            using var idx = torch.arange(c, device: device).remainder(s.shape[0]);
+            v = s.index_select(0, idx);
+        }
+        var collected = new List<Tensor>();
+        int rounds = (n + c - 1) / c;
+        try
+        {
+            for (int r = 0; r < rounds; r++)
+            {
+                int steps = r == 0 ? Math.Max(1, burn_in) : thin;
+                for (int s = 0; s < steps; s++)
+                {
+                    using var scope = torch.NewDisposeScope();
+                    var ph = prob_h(v, temperature);
+                    var h = hidden_units.sample_from_mean(ph, generator);
+                    var pv = prob_v(h, temperature);
+                    var nv = visible_units.sample_from_mean(pv, generator);
+                    if (s == steps - 1) collected.Add((return_means ? pv : nv.clone()).MoveToOuterDisposeScope());
+                    nv.MoveToOuterDisposeScope();
+                    v.Dispose();
+                    v = nv;
+                }
+            }
+            using var all = torch.cat(collected, 0);
+            return all.narrow(0, 0, n).clone();
+        }
+        finally
+        {
+            v.Dispose();
+            foreach (var t in collected) t.Dispose();
+        }
+    }
+
+    // ---------------------------------------------------------------- validation
+
+    /// <summary>
+    /// Checks a visible tensor: rank 1 or 2, last dimension n_visible, and (when <see cref="validate_values"/>) values
+    /// valid for the visible unit type. Throws <see cref="ArgumentException"/> naming what was expected and what came.
+    /// </summary>
+    public void check_visible(Tensor v, string what = "visible input")
+    {
+        CheckWidth(v, n_visible, what);
+        if (validate_values) visible_units.check_values(v, what);
+    }
+
+    internal static void CheckWidth(Tensor x, int width, string what)
+    {
+        ArgumentNullException.ThrowIfNull(x, what);
+        if (x.dim() < 1 || x.dim() > 2)
+            throw new ArgumentException($"{what}: expected a tensor of shape (B, {width}) or ({width}), got rank {x.dim()} with shape ({string.Join(", ", x.shape)}).");
+        if (x.shape[^1] != width)
+            throw new ArgumentException($"{what}: expected {width} units in the last dimension, shape (B, {width}) or ({width}), got {x.shape[^1]} (shape ({string.Join(", ", x.shape)})).");
+        if (!Functional.DTypes.IsFloat(x.dtype))
+            throw new ArgumentException($"{what}: expected a floating-point tensor, got {x.dtype}.");
+    }
+
+    /// <summary>The hyperparameters, PyTorch <c>extra_repr</c> style.</summary>
+    public override string ToString()
+        => $"RBM(n_visible={n_visible}, n_hidden={n_hidden}, visible={visible_units.Name}, hidden={hidden_units.Name})";
+}

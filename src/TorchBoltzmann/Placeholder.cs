@@ -1,3 +1,0 @@
-namespace TorchBoltzmann;
-/// <summary>Placeholder.</summary>
-public static class Placeholder {}

@@ -1,0 +1,260 @@
+using System.Diagnostics;
+using TorchBoltzmann.Evaluation;
+using TorchBoltzmann.Modules;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Training;
+
+/// <summary>
+/// Trains an <see cref="RBM"/> by contrastive divergence (CD-k, Hinton 2002) or persistent CD (PCD-k, Tieleman 2008)
+/// with any <c>torch.optim</c> optimizer. Usable from code, the CLI and notebooks.
+/// </summary>
+/// <remarks>
+/// <para>Each mini-batch v⁰ of size B: positive statistics p(h|v⁰); a negative sample vᵏ after k block-Gibbs steps
+/// (from v⁰ for CD, from the persistent chains for PCD); then the gradient of
+/// L = mean F(v⁰) − mean F(vᵏ):
+/// <code>∂L/∂W = −(p(h|v⁰)ᵀv⁰ − p(h|vᵏ)ᵀvᵏ)/B + λW,  ∂L/∂b = −mean(v⁰ − vᵏ),  ∂L/∂c = −mean(p(h|v⁰) − p(h|vᵏ))</code>
+/// is written into the parameters' <c>.grad</c> (<see cref="GradientMode.Direct"/>) or obtained by autograd
+/// (<see cref="GradientMode.Autograd"/>), and the optimizer steps. λ is <see cref="RbmTrainingOptions.WeightDecay"/>.</para>
+/// <para>Memory: one dispose scope per batch; the shuffled data is materialised once per epoch and batches are views;
+/// persistent chains are allocated once and updated in place. Move the model to its device before creating the trainer.</para>
+/// </remarks>
+public sealed class RbmTrainer : IDisposable
+{
+    private readonly RBM _rbm;
+    private readonly optim.Optimizer _optimizer;
+    private readonly bool _ownsOptimizer;
+    private readonly Generator _generator;
+    private readonly bool _ownsGenerator;
+    private Tensor? _chains;
+
+    /// <summary>Creates a trainer.</summary>
+    /// <param name="rbm">The model (already on its device).</param>
+    /// <param name="options">Hyperparameters (validated here).</param>
+    /// <param name="optimizer">Any optimizer over <c>rbm.parameters()</c>; default SGD with the options' learning rate and momentum. The trainer does not dispose a caller's optimizer.</param>
+    /// <param name="generator">Random generator on the model's device; default <c>new Generator(options.Seed, device)</c>.</param>
+    public RbmTrainer(RBM rbm, RbmTrainingOptions? options = null, optim.Optimizer? optimizer = null, Generator? generator = null)
+    {
+        _rbm = rbm ?? throw new ArgumentNullException(nameof(rbm));
+        Options = options ?? new RbmTrainingOptions();
+        Options.Validate();
+        _ownsOptimizer = optimizer is null;
+        _optimizer = optimizer ?? optim.SGD(rbm.parameters(), Options.LearningRate, momentum: Options.InitialMomentum);
+        _ownsGenerator = generator is null;
+        _generator = generator ?? new Generator(Options.Seed, rbm.device);
+    }
+
+    /// <summary>The hyperparameters.</summary>
+    public RbmTrainingOptions Options { get; }
+
+    /// <summary>The optimizer taking the steps.</summary>
+    public optim.Optimizer Optimizer => _optimizer;
+
+    /// <summary>The persistent chains of PCD (visible states, B × n_visible), null before PCD training; not part of the state_dict.</summary>
+    public Tensor? PersistentChains => _chains;
+
+    /// <summary>Label used in <see cref="TrainingProgress.Stage"/>.</summary>
+    public string Stage { get; init; } = "RBM";
+
+    /// <summary>
+    /// Trains for <see cref="RbmTrainingOptions.Epochs"/> epochs on <paramref name="train"/> (N × n_visible, values valid
+    /// for the visible units), reporting progress after every batch and metrics after every epoch.
+    /// </summary>
+    /// <param name="train">Training data; moved to the model's device and dtype once.</param>
+    /// <param name="validation">Optional held-out data for the free-energy gap and validation reconstruction error.</param>
+    /// <param name="progress">Receives <see cref="TrainingProgress"/> reports.</param>
+    /// <param name="cancellationToken">Checked before every batch; the model keeps the updates of completed batches.</param>
+    /// <returns>The metrics of every epoch.</returns>
+    /// <exception cref="ArgumentException">Bad data shape or values.</exception>
+    /// <exception cref="TrainingDivergedException">Gradients or weights became NaN/inf.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    public IReadOnlyList<RbmEpochMetrics> Fit(Tensor train, Tensor? validation = null, IProgress<TrainingProgress>? progress = null,
+                                              CancellationToken cancellationToken = default)
+    {
+        _rbm.check_visible(train, "training data");
+        if (train.dim() != 2 || train.shape[0] == 0)
+            throw new ArgumentException($"training data: expected shape (N ≥ 1, {_rbm.n_visible}), got ({string.Join(", ", train.shape)}).");
+        if (validation is not null) _rbm.check_visible(validation, "validation data");
+
+        using var data = train.to(_rbm.dtype, _rbm.device);
+        using var held = validation?.to(_rbm.dtype, _rbm.device);
+        long n = data.shape[0];
+        int batches = (int)((n + Options.BatchSize - 1) / Options.BatchSize);
+        var history = new List<RbmEpochMetrics>();
+        var previousValidate = _rbm.validate_values;
+        _rbm.validate_values = false; // the data was checked once above
+        try
+        {
+            for (int epoch = 0; epoch < Options.Epochs; epoch++)
+            {
+                double? momentum = null;
+                if (_optimizer is optim.IMomentum m)
+                {
+                    m.Momentum = epoch < Options.MomentumSwitchEpoch ? Options.InitialMomentum : Options.FinalMomentum;
+                    momentum = m.Momentum;
+                }
+                var clock = Stopwatch.StartNew();
+                using (var shuffled = Shuffled(data))
+                {
+                    for (int b = 0; b < batches; b++)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        using (var scope = torch.NewDisposeScope())
+                        {
+                            long start = (long)b * Options.BatchSize;
+                            var v0 = shuffled.narrow(0, start, Math.Min(Options.BatchSize, n - start));
+                            if (!Step(v0)) throw new TrainingDivergedException(epoch + 1, b + 1, "the gradient");
+                        }
+                        progress?.Report(new TrainingProgress(Stage, epoch + 1, Options.Epochs, b + 1, batches, null));
+                    }
+                }
+                clock.Stop();
+                if (!AllFinite()) throw new TrainingDivergedException(epoch + 1, batches, "the weights");
+
+                bool measure = Options.MetricsEvery > 0 && ((epoch + 1) % Options.MetricsEvery == 0 || epoch == Options.Epochs - 1);
+                var metrics = measure ? Measure(epoch, clock.Elapsed.TotalSeconds, momentum, data, held)
+                                      : new RbmEpochMetrics(epoch + 1, Options.Epochs, clock.Elapsed.TotalSeconds, momentum, null, null, null, null, null);
+                history.Add(metrics);
+                progress?.Report(new TrainingProgress(Stage, epoch + 1, Options.Epochs, batches, batches, metrics));
+            }
+        }
+        finally
+        {
+            _rbm.validate_values = previousValidate;
+        }
+        return history;
+    }
+
+    /// <summary>
+    /// One parameter update on a batch v⁰ (B × n_visible, already on the model's device): negative sample, gradient,
+    /// optimizer step. Returns false when the gradient is not finite (the step is then not taken).
+    /// </summary>
+    public bool Step(Tensor v0)
+    {
+        using var scope = torch.NewDisposeScope();
+        var vk = NegativeSample(v0);
+        bool direct = Options.Gradient == GradientMode.Direct && _rbm.visible_units.has_linear_bias && _rbm.hidden_units.has_linear_bias;
+        if (!direct)
+        {
+            _optimizer.zero_grad();
+            var loss = _rbm.cd_loss(v0, vk);
+            if (!double.IsFinite(loss.ToDouble())) return false;
+            loss.backward();
+            if (Options.WeightDecay > 0)
+                using (torch.no_grad()) { _rbm.weight.grad!.add_(_rbm.weight, alpha: Options.WeightDecay); }
+        }
+        else
+        {
+            WriteCdGradients(_rbm, v0, vk, Options.WeightDecay);
+        }
+        using (torch.no_grad())
+        {
+            var g = _rbm.weight.grad!;
+            if (!double.IsFinite(g.sum().ToDouble())) return false;
+        }
+        _optimizer.step();
+        return true;
+    }
+
+    /// <summary>
+    /// Writes the CD gradient of L = mean F(v⁰) − mean F(vᵏ) (+ λ/2‖W‖²) into the parameters' <c>.grad</c>, without
+    /// autograd: ∂L/∂W = (p(h|vᵏ)ᵀvᵏ − p(h|v⁰)ᵀv⁰)/B + λW, ∂L/∂b = mean(vᵏ) − mean(v⁰) (for Bernoulli visible units,
+    /// generally −mean of ∂E_self/∂b difference), ∂L/∂c = mean p(h|vᵏ) − mean p(h|v⁰). Existing gradient buffers are
+    /// overwritten in place (no allocation after the first call).
+    /// </summary>
+    /// <exception cref="NotSupportedException">A unit type without a linear bias term (use <see cref="GradientMode.Autograd"/>).</exception>
+    public static void WriteCdGradients(RBM rbm, Tensor v0, Tensor vk, double weightDecay = 0)
+    {
+        if (!rbm.visible_units.has_linear_bias || !rbm.hidden_units.has_linear_bias)
+            throw new NotSupportedException($"Direct CD gradients need unit types with a linear bias term; {rbm} needs GradientMode.Autograd.");
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        float b0 = v0.shape[0], bk = vk.shape[0];
+        var ph0 = rbm.prob_h(v0);
+        var phk = rbm.prob_h(vk);
+        var gw = GradBuffer(rbm.weight);
+        // gw = −ph0ᵀ v0 / B0 + phkᵀ vk / Bk (+ λW)
+        gw.addmm_(ph0.t(), v0, beta: 0f, alpha: -1f / b0);
+        gw.addmm_(phk.t(), vk, beta: 1f, alpha: 1f / bk);
+        if (weightDecay > 0) gw.add_(rbm.weight, alpha: weightDecay);
+        // ∂L/∂b = mean(vᵏ) − mean(v⁰),  ∂L/∂c = mean p(h|vᵏ) − mean p(h|v⁰)   (units with a linear bias term)
+        var gb = GradBuffer(rbm.visible_bias);
+        gb.copy_(vk.mean(new long[] { 0 })).sub_(v0.mean(new long[] { 0 }));
+        var gc = GradBuffer(rbm.hidden_bias);
+        gc.copy_(phk.mean(new long[] { 0 })).sub_(ph0.mean(new long[] { 0 }));
+    }
+
+    private static Tensor GradBuffer(Parameter p)
+    {
+        var g = p.grad;
+        if (g is null)
+        {
+            p.grad = torch.zeros_like(p);
+            g = p.grad!;
+        }
+        return g;
+    }
+
+    /// <summary>The negative-phase visible states vᵏ for a batch: k Gibbs steps from the batch (CD) or the persistent chains (PCD).</summary>
+    private Tensor NegativeSample(Tensor v0)
+    {
+        using var _ = torch.no_grad();
+        if (!Options.Persistent)
+            return _rbm.gibbs_unchecked(v0, Options.K, 1.0, _generator, Options.SampleVisible);
+
+        long b = v0.shape[0];
+        if (_chains is null)
+        {
+            using var init = _rbm.visible_units.sample_from_mean(v0, _generator);
+            _chains = init.clone().DetachFromDisposeScope();
+        }
+        var chains = b <= _chains.shape[0] ? _chains.narrow(0, 0, b) : _chains;
+        var next = _rbm.gibbs_unchecked(chains, Options.K, 1.0, _generator, sample_last_visible: true);
+        chains.copy_(next);
+        return next;
+    }
+
+    private Tensor Shuffled(Tensor data)
+    {
+        if (!Options.Shuffle) return data.alias();
+        using var perm = torch.randperm(data.shape[0], generator: _generator, device: data.device);
+        return data.index_select(0, perm);
+    }
+
+    private bool AllFinite()
+    {
+        using var _ = torch.no_grad();
+        foreach (var p in _rbm.parameters())
+        {
+            using var ok = p.isfinite().all();
+            if (!ok.item<bool>()) return false;
+        }
+        return true;
+    }
+
+    private RbmEpochMetrics Measure(int epoch, double seconds, double? momentum, Tensor data, Tensor? held)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        var trainSubset = data.narrow(0, 0, Math.Min(Options.MetricsSamples, data.shape[0]));
+        var heldSubset = held?.narrow(0, 0, Math.Min(Options.MetricsSamples, held.shape[0]));
+        return new RbmEpochMetrics(
+            epoch + 1, Options.Epochs, seconds, momentum,
+            RbmMetrics.reconstruction_error(_rbm, trainSubset),
+            heldSubset is null ? null : RbmMetrics.reconstruction_error(_rbm, heldSubset),
+            RbmMetrics.pseudo_log_likelihood(_rbm, trainSubset, _generator),
+            RbmMetrics.mean_free_energy(_rbm, trainSubset),
+            heldSubset is null ? null : RbmMetrics.mean_free_energy(_rbm, heldSubset));
+    }
+
+    /// <summary>Releases the persistent chains and the optimizer/generator the trainer created.</summary>
+    public void Dispose()
+    {
+        _chains?.Dispose();
+        _chains = null;
+        if (_ownsOptimizer) (_optimizer as IDisposable)?.Dispose();
+        if (_ownsGenerator) _generator.Dispose();
+    }
+}

@@ -1,0 +1,53 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Units;
+
+/// <summary>
+/// Binary units x ∈ {0, 1}:
+/// E_self(x; a) = −a·x;  log-partition log(1 + e^{η}) = softplus(η);  p(x = 1 | η) = σ(η / T).
+/// </summary>
+public sealed class BernoulliUnits : UnitType
+{
+    /// <inheritdoc />
+    public override string Name => "Bernoulli";
+
+    /// <summary>E_self(x; a) = −a·x, elementwise.</summary>
+    public override Tensor self_energy(Tensor x, Tensor bias) => x.mul(bias).neg_();
+
+    /// <summary>log Σ_{x∈{0,1}} e^{x·η} = softplus(η) = log(1 + e^{η}), computed stably.</summary>
+    public override Tensor log_partition(Tensor net, Tensor bias) => nn.functional.softplus(net);
+
+    /// <summary>p(x = 1 | η) = σ(η / T) = 1 / (1 + e^{−η/T}).</summary>
+    public override Tensor mean(Tensor net, double temperature = 1.0)
+        => temperature == 1.0 ? torch.sigmoid(net) : torch.sigmoid(net / temperature);
+
+    /// <summary>x = 1 with probability p: x = [u &lt; p], u ~ U(0, 1).</summary>
+    public override Tensor sample_from_mean(Tensor mean, Generator? generator = null)
+    {
+        using var u = torch.rand(mean.shape, dtype: mean.dtype, device: mean.device, generator: generator);
+        using var below = u.lt(mean);
+        return below.to_type(mean.dtype);
+    }
+
+    /// <inheritdoc />
+    public override bool has_linear_bias => true;
+
+    /// <inheritdoc />
+    public override IReadOnlyList<double>? discrete_values { get; } = new double[] { 0.0, 1.0 };
+
+    /// <summary>Requires every value in [0, 1] (probabilities are accepted as mean-field inputs) and no NaN.</summary>
+    public override void check_values(Tensor x, string what)
+    {
+        if (x.numel() == 0) return;
+        using var _ = torch.no_grad();
+        using var nan = x.isnan().any();
+        if (nan.item<bool>())
+            throw new ArgumentException($"{what}: expected values in [0, 1] for Bernoulli units, got NaN.");
+        using var min = x.min();
+        using var max = x.max();
+        double lo = min.ToDouble(), hi = max.ToDouble();
+        if (lo < 0 || hi > 1)
+            throw new ArgumentException($"{what}: expected values in [0, 1] for Bernoulli units, got values in [{lo:G4}, {hi:G4}].");
+    }
+}

@@ -245,7 +245,7 @@ public class RBMTests
     }
 
     [Theory]
-    [InlineData(new long[] { 3, 7 }, "expected 6 units in the last dimension, got 7")]
+    [InlineData(new long[] { 3, 7 }, "got 7 (shape (3, 7))")]
     [InlineData(new long[] { 2, 3, 6 }, "got rank 3")]
     public void Forward_WrongShape_NamesExpectedAndGot(long[] shape, string fragment)
     {

@@ -228,7 +228,8 @@ public sealed class RbmTrainer : IDisposable
         using var _ = torch.no_grad();
         foreach (var p in _rbm.parameters())
         {
-            using var ok = p.isfinite().all();
+            using var finite = p.isfinite();
+            using var ok = finite.all();
             if (!ok.item<bool>()) return false;
         }
         return true;

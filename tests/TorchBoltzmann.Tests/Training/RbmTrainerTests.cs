@@ -1,0 +1,202 @@
+using TorchBoltzmann.Data;
+using TorchBoltzmann.Evaluation;
+using TorchBoltzmann.Modules;
+using TorchBoltzmann.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Tests.Training;
+
+public class RbmTrainerTests
+{
+    /// <summary>Bars-and-stripes 3×3 (14 patterns), each repeated: the exact log-likelihood is computable (2⁹ visible states).</summary>
+    private static Tensor BarsAndStripesData(int repeats, ScalarType dtype = ScalarType.Float64)
+    {
+        using var bas = SyntheticData.BarsAndStripes(3);
+        using var rep = bas.repeat(repeats, 1);
+        return rep.to_type(dtype);
+    }
+
+    [Theory]
+    [InlineData(false, 0.1)]
+    [InlineData(true, 0.03)]   // PCD with momentum 0.9 needs a smaller step: at 0.05 the chains stop mixing and the gain is < 1 nat
+    public void Fit_OnBarsAndStripes_RaisesExactLogLikelihood(bool persistent, double lr)
+    {
+        using var data = BarsAndStripesData(40);
+        using var g = new Generator(3);
+        using var rbm = boltzmann.RBM(9, 16, dtype: ScalarType.Float64, generator: g);
+        double before = ExactEnumeration.log_likelihood(rbm, data);
+        using var trainer = new RbmTrainer(rbm, new RbmTrainingOptions
+        {
+            Epochs = persistent ? 120 : 60, BatchSize = 14, LearningRate = lr, Persistent = persistent, K = persistent ? 1 : 3,
+            MetricsEvery = 0, Seed = 7,
+        });
+        trainer.Fit(data);
+        double after = ExactEnumeration.log_likelihood(rbm, data);
+        // Uniform over 2⁹ states gives −6.24 nats; the 14-pattern optimum is −2.64. Training must gain at least 2 nats.
+        Assert.True(after > before + 2.0, $"log-likelihood before {before:F3}, after {after:F3}");
+        Assert.Equal(persistent, trainer.PersistentChains is not null);
+        Assert.DoesNotContain(rbm.state_dict().Keys, k => k.Contains("chain"));
+    }
+
+    [Fact]
+    public void LongGibbsChains_MatchExactMarginals()
+    {
+        using var rbm = TestUtil.RandomRbm(6, 4, seed: 41, std: 0.8);
+        using var exact = ExactEnumeration.visible_marginals(rbm);
+        using var g = new Generator(43);
+        // 200 chains × 100 samples after 200 burn-in steps, thinned by 5: 20 000 samples.
+        using var samples = rbm.generate(20000, burn_in: 200, thin: 5, chains: 200, generator: g);
+        using var empirical = samples.mean(new long[] { 0 });
+        // Standard error of a marginal ≤ 0.5/√20000 ≈ 0.0035 (more with autocorrelation): tolerance 0.02.
+        var e = TestUtil.ToArray(exact);
+        var m = TestUtil.ToArray(empirical);
+        for (int i = 0; i < e.Length; i++)
+            Assert.True(Math.Abs(e[i] - m[i]) < 0.02, $"unit {i}: exact {e[i]:F4}, chains {m[i]:F4}");
+    }
+
+    [Fact]
+    public void DirectAndAutogradModes_TrainToTheSameWeights()
+    {
+        using var data = BarsAndStripesData(4);
+        Tensor Train(GradientMode mode)
+        {
+            using var g = new Generator(1);
+            using var rbm = boltzmann.RBM(9, 5, dtype: ScalarType.Float64, generator: g);
+            using var t = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = 3, BatchSize = 8, Gradient = mode, MetricsEvery = 0, Seed = 5 });
+            t.Fit(data);
+            return rbm.weight.detach().clone();
+        }
+        using var direct = Train(GradientMode.Direct);
+        using var auto = Train(GradientMode.Autograd);
+        TestUtil.AllClose(auto, direct, 1e-9, "W");
+    }
+
+    [Fact]
+    public void Fit_WithSameSeed_IsDeterministic()
+    {
+        using var data = BarsAndStripesData(4, ScalarType.Float32);
+        Tensor Train(ulong seed)
+        {
+            using var g = new Generator(1);
+            using var rbm = boltzmann.RBM(9, 5, generator: g);
+            using var t = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = 2, BatchSize = 8, MetricsEvery = 0, Seed = seed });
+            t.Fit(data);
+            return rbm.weight.detach().clone();
+        }
+        using var a = Train(5);
+        using var b = Train(5);
+        using var c = Train(6);
+        Assert.True(torch.equal(a, b).all().item<bool>());
+        Assert.False(torch.equal(a, c).all().item<bool>());
+    }
+
+    [Fact]
+    public void Fit_ReportsProgressAndMetrics_AndSwitchesMomentum()
+    {
+        using var data = BarsAndStripesData(10, ScalarType.Float32);
+        using var held = BarsAndStripesData(2, ScalarType.Float32);
+        using var rbm = boltzmann.RBM(9, 8);
+        using var t = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = 3, BatchSize = 20, MomentumSwitchEpoch = 2, MetricsSamples = 50 });
+        var reports = new List<TrainingProgress>();
+        var history = t.Fit(data, held, new SyncProgress<TrainingProgress>(reports.Add));
+        Assert.Equal(3, history.Count);
+        Assert.Equal(3 * 7 + 3, reports.Count);      // 140 rows / 20 = 7 batches per epoch, plus one epoch report each
+        Assert.Equal(new double?[] { 0.5, 0.5, 0.9 }, history.Select(h => h.Momentum));
+        Assert.All(history, h =>
+        {
+            Assert.NotNull(h.ReconstructionError);
+            Assert.NotNull(h.PseudoLogLikelihood);
+            Assert.True(h.PseudoLogLikelihood < 0);
+            Assert.NotNull(h.FreeEnergyGap);
+        });
+        Assert.True(history[^1].ReconstructionError < history[0].ReconstructionError + 1e-9 || history[0].ReconstructionError < 1);
+    }
+
+    [Fact]
+    public void Fit_WithNaNWeights_StopsNamingEpochAndBatch()
+    {
+        using var data = BarsAndStripesData(4, ScalarType.Float32);
+        using var rbm = boltzmann.RBM(9, 4);
+        using (torch.no_grad()) rbm.weight[0, 0] = torch.tensor(float.NaN);
+        using var t = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = 2, BatchSize = 14 });
+        var e = Assert.Throws<TrainingDivergedException>(() => t.Fit(data));
+        Assert.Equal(1, e.Epoch);
+        Assert.Equal(1, e.Batch);
+        Assert.Contains("epoch 1, batch 1", e.Message);
+    }
+
+    [Fact]
+    public void Fit_WithHugeLearningRate_Diverges_WithClearError()
+    {
+        using var data = BarsAndStripesData(20, ScalarType.Float32);
+        using var rbm = boltzmann.RBM(9, 4);
+        using var t = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = 50, BatchSize = 14, LearningRate = 1e38 });
+        var e = Assert.Throws<TrainingDivergedException>(() => t.Fit(data));
+        Assert.Contains($"epoch {e.Epoch}, batch {e.Batch}", e.Message);
+    }
+
+    [Fact]
+    public void Fit_BadData_IsRejectedBeforeTraining()
+    {
+        using var rbm = boltzmann.RBM(9, 4);
+        using var t = new RbmTrainer(rbm);
+        using var wide = torch.zeros(10, 10);
+        Assert.Contains("expected 9 units", Assert.Throws<ArgumentException>(() => t.Fit(wide)).Message);
+        using var neg = torch.zeros(10, 9) - 1;
+        Assert.Contains("training data: expected values in [0, 1]", Assert.Throws<ArgumentException>(() => t.Fit(neg)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RbmTrainer(rbm, new RbmTrainingOptions { BatchSize = 0 }));
+    }
+
+    [Fact]
+    public void Fit_Cancelled_ThrowsOperationCanceled()
+    {
+        using var data = BarsAndStripesData(10, ScalarType.Float32);
+        using var rbm = boltzmann.RBM(9, 4);
+        using var t = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = 5, BatchSize = 10 });
+        using var cts = new CancellationTokenSource();
+        int seen = 0;
+        Assert.Throws<OperationCanceledException>(() =>
+            t.Fit(data, progress: new SyncProgress<TrainingProgress>(_ => { if (++seen == 3) cts.Cancel(); }), cancellationToken: cts.Token));
+        Assert.Equal(3, seen);
+    }
+
+    [Fact]
+    public void Fit_WithAnyTorchOptimizer_Trains()
+    {
+        using var data = BarsAndStripesData(20, ScalarType.Float64);
+        using var g = new Generator(2);
+        using var rbm = boltzmann.RBM(9, 12, dtype: ScalarType.Float64, generator: g);
+        double before = ExactEnumeration.log_likelihood(rbm, data);
+        using var adam = optim.Adam(rbm.parameters(), lr: 0.01);
+        using var t = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = 30, BatchSize = 14, MetricsEvery = 0 }, adam);
+        t.Fit(data);
+        Assert.True(ExactEnumeration.log_likelihood(rbm, data) > before + 1.0);
+    }
+
+    [Fact]
+    public void Fit_DoesNotLeakTensors_OverManyBatches()
+    {
+        using var rbm = boltzmann.RBM(9, 6);
+        using var t = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = 1, BatchSize = 7, MetricsEvery = 1, MetricsSamples = 20 });
+        using var small = BarsAndStripesData(5, ScalarType.Float32);   // 10 batches
+        using var large = BarsAndStripesData(20, ScalarType.Float32);  // 40 batches
+        t.Fit(small);   // warm-up: allocates gradient and momentum buffers once
+        long Live(Tensor d)
+        {
+            DisposeScopeManager.Statistics.Reset();
+            t.Fit(d);
+            return DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        }
+        long a = Live(small);
+        long b = Live(large);
+        Assert.True(a == b, $"live tensors after 10 batches: {a}, after 40: {b}");
+        Assert.True(b <= 0, $"a training run left {b} tensors alive");
+    }
+
+    /// <summary>An IProgress that runs the callback synchronously (Progress&lt;T&gt; posts to the thread pool).</summary>
+    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}

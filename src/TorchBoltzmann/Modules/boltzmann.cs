@@ -9,7 +9,7 @@ namespace TorchBoltzmann;
 /// Factories for TorchBoltzmann modules, in the style of <c>torch.nn</c>: <c>boltzmann.RBM(784, 500)</c>.
 /// </summary>
 #pragma warning disable CS8981 // lowercase static class, like torch.nn
-public static class boltzmann
+public static partial class boltzmann
 #pragma warning restore CS8981
 {
     /// <summary>

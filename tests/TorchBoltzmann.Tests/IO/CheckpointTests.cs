@@ -1,0 +1,125 @@
+using System.Text.Json.Nodes;
+using TorchBoltzmann.IO;
+using TorchBoltzmann.Modules;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Tests.IO;
+
+public sealed class CheckpointTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("tb-ckpt-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string Saved(out RBM rbm, ScalarType dtype = ScalarType.Float32)
+    {
+        rbm = TestUtil.RandomRbm(12, 5, seed: 3, dtype: dtype);
+        var path = Path.Combine(_dir, "rbm.pt");
+        Checkpoint.Save(rbm, path, new { epochs = 3, lr = 0.1 });
+        return path;
+    }
+
+    [Fact]
+    public void SaveLoad_RoundTrip_ReproducesOutputs_WithoutKnowingSizes()
+    {
+        var path = Saved(out var rbm, ScalarType.Float64);
+        using (rbm)
+        using (var loaded = Checkpoint.Load<RBM>(path))
+        {
+            Assert.Equal(12, loaded.n_visible);
+            Assert.Equal(5, loaded.n_hidden);
+            Assert.Equal(ScalarType.Float64, loaded.dtype);
+            using var v = torch.rand(7, 12, dtype: ScalarType.Float64);
+            TestUtil.AllClose(rbm.forward(v), loaded.forward(v), 0, "p(h|v)");
+            TestUtil.AllClose(rbm.free_energy(v), loaded.free_energy(v), 0, "F(v)");
+        }
+        Assert.Empty(Directory.GetFiles(_dir, "*.tmp"));
+        var json = Checkpoint.ReadSidecar(path);
+        Assert.Equal("RBM", json["model_type"]!.GetValue<string>());
+        Assert.Equal(Checkpoint.FormatVersion, json["format_version"]!.GetValue<int>());
+        Assert.Equal(3, json["training"]!["epochs"]!.GetValue<int>());
+        Assert.Equal("Bernoulli", json["architecture"]!["visible_units"]!.GetValue<string>());
+        Assert.False(string.IsNullOrEmpty(json["library_version"]!.GetValue<string>()));
+    }
+
+    [Fact]
+    public void Load_TruncatedWeights_SaysTruncated()
+    {
+        var path = Saved(out var rbm);
+        rbm.Dispose();
+        var bytes = File.ReadAllBytes(path);
+        File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
+        var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(path));
+        Assert.Contains("truncated", e.Message);
+        Assert.Contains($"expected {bytes.Length} bytes", e.Message);
+    }
+
+    [Fact]
+    public void Load_CorruptWeights_SaysChecksumMismatch()
+    {
+        var path = Saved(out var rbm);
+        rbm.Dispose();
+        var bytes = File.ReadAllBytes(path);
+        bytes[^5] ^= 0xFF;
+        File.WriteAllBytes(path, bytes);
+        Assert.Contains("does not match its sidecar", Assert.Throws<CheckpointException>(() => Checkpoint.Load(path)).Message);
+    }
+
+    [Fact]
+    public void Load_CorruptSidecar_SaysNotJson()
+    {
+        var path = Saved(out var rbm);
+        rbm.Dispose();
+        File.WriteAllText(Checkpoint.SidecarPath(path), "{ not json");
+        Assert.Contains("not valid JSON", Assert.Throws<CheckpointException>(() => Checkpoint.Load(path)).Message);
+    }
+
+    [Fact]
+    public void Load_NewerFormat_AsksToUpgrade()
+    {
+        var path = Saved(out var rbm);
+        rbm.Dispose();
+        var json = JsonNode.Parse(File.ReadAllText(Checkpoint.SidecarPath(path)))!.AsObject();
+        json["format_version"] = Checkpoint.FormatVersion + 1;
+        File.WriteAllText(Checkpoint.SidecarPath(path), json.ToJsonString());
+        var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(path));
+        Assert.Contains($"format version {Checkpoint.FormatVersion + 1}", e.Message);
+        Assert.Contains("upgrade", e.Message);
+    }
+
+    [Fact]
+    public void Load_MismatchedArchitecture_NamesTheArchitecture()
+    {
+        var path = Saved(out var rbm);
+        rbm.Dispose();
+        var json = JsonNode.Parse(File.ReadAllText(Checkpoint.SidecarPath(path)))!.AsObject();
+        json["architecture"]!["n_hidden"] = 6;
+        File.WriteAllText(Checkpoint.SidecarPath(path), json.ToJsonString());
+        var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(path));
+        Assert.Contains("could not load the weights", e.Message);
+        Assert.Contains("\"n_hidden\":6", e.Message);
+    }
+
+    [Fact]
+    public void Load_MissingFiles_AndWrongType_AreClear()
+    {
+        Assert.Contains("sidecar not found", Assert.Throws<CheckpointException>(() => Checkpoint.Load(Path.Combine(_dir, "nope.pt"))).Message);
+        var path = Saved(out var rbm);
+        rbm.Dispose();
+        File.Delete(path);
+        Assert.Contains("weights not found", Assert.Throws<CheckpointException>(() => Checkpoint.Load(path)).Message);
+    }
+
+    [Fact]
+    public void Save_OverExisting_ReplacesBothFilesConsistently()
+    {
+        var path = Saved(out var first);
+        first.Dispose();
+        using var second = TestUtil.RandomRbm(12, 5, seed: 99, dtype: ScalarType.Float32);
+        Checkpoint.Save(second, path);
+        using var loaded = Checkpoint.Load<RBM>(path);
+        TestUtil.AllClose(second.weight, loaded.weight, 0, "W");
+        Assert.Equal(2, Directory.GetFiles(_dir).Length);
+    }
+}

@@ -133,18 +133,10 @@ public sealed class RBM : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>p(h = 1 | v) at temperature T: σ((c + W v) / T) for Bernoulli hidden units.</summary>
-    public Tensor prob_h(Tensor v, double temperature = 1.0)
-    {
-        using var net = hidden_net(v);
-        return hidden_units.mean(net, temperature);
-    }
+    public Tensor prob_h(Tensor v, double temperature = 1.0) => hidden_units.mean_(hidden_net(v), temperature);
 
     /// <summary>p(v = 1 | h) at temperature T: σ((b + Wᵀ h) / T) for Bernoulli visible units.</summary>
-    public Tensor prob_v(Tensor h, double temperature = 1.0)
-    {
-        using var net = visible_net(h);
-        return visible_units.mean(net, temperature);
-    }
+    public Tensor prob_v(Tensor h, double temperature = 1.0) => visible_units.mean_(visible_net(h), temperature);
 
     /// <summary>Samples h ~ p(h | v) at temperature T. Returns (probabilities, sample).</summary>
     public (Tensor prob, Tensor sample) sample_h(Tensor v, double temperature = 1.0, Generator? generator = null)

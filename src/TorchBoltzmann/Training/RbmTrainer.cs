@@ -134,10 +134,10 @@ public sealed class RbmTrainer : IDisposable
     public bool Step(Tensor v0)
     {
         using var scope = torch.NewDisposeScope();
-        var vk = NegativeSample(v0);
         bool direct = Options.Gradient == GradientMode.Direct && _rbm.visible_units.has_linear_bias && _rbm.hidden_units.has_linear_bias;
         if (!direct)
         {
+            var vk = NegativeSample(v0, null).vk;
             _optimizer.zero_grad();
             var loss = _rbm.cd_loss(v0, vk);
             if (!double.IsFinite(loss.ToDouble())) return false;
@@ -147,12 +147,18 @@ public sealed class RbmTrainer : IDisposable
         }
         else
         {
-            WriteCdGradients(_rbm, v0, vk, Options.WeightDecay);
+            using var _ = torch.no_grad();
+            var ph0 = _rbm.prob_h(v0);                       // shared by the positive statistics and the first Gibbs step
+            var (vk, phk) = NegativeSample(v0, ph0);
+            WriteCdGradients(_rbm, v0, ph0, vk, phk!, Options.WeightDecay);
         }
         using (torch.no_grad())
         {
-            var g = _rbm.weight.grad!;
-            if (!double.IsFinite(g.sum().ToDouble())) return false;
+            // A NaN/inf anywhere in W or the statistics reaches the hidden-bias gradient (ph = σ(c + Wv)); W itself is
+            // checked in full at the end of every epoch.
+            using var gc = _rbm.hidden_bias.grad!;
+            using var gb = _rbm.visible_bias.grad!;
+            if (!double.IsFinite(gc.sum().ToDouble() + gb.sum().ToDouble())) return false;
         }
         _optimizer.step();
         return true;
@@ -160,26 +166,30 @@ public sealed class RbmTrainer : IDisposable
 
     /// <summary>
     /// Writes the CD gradient of L = mean F(v⁰) − mean F(vᵏ) (+ λ/2‖W‖²) into the parameters' <c>.grad</c>, without
-    /// autograd: ∂L/∂W = (p(h|vᵏ)ᵀvᵏ − p(h|v⁰)ᵀv⁰)/B + λW, ∂L/∂b = mean(vᵏ) − mean(v⁰) (for Bernoulli visible units,
-    /// generally −mean of ∂E_self/∂b difference), ∂L/∂c = mean p(h|vᵏ) − mean p(h|v⁰). Existing gradient buffers are
-    /// overwritten in place (no allocation after the first call).
+    /// autograd, for unit types with a linear bias term:
+    /// <code>∂L/∂W = (p(h|vᵏ)ᵀvᵏ)/Bₖ − (p(h|v⁰)ᵀv⁰)/B₀ + λW,  ∂L/∂b = mean(vᵏ) − mean(v⁰),  ∂L/∂c = mean p(h|vᵏ) − mean p(h|v⁰)</code>
+    /// Existing gradient buffers are overwritten in place (no allocation after the first call).
     /// </summary>
     /// <exception cref="NotSupportedException">A unit type without a linear bias term (use <see cref="GradientMode.Autograd"/>).</exception>
     public static void WriteCdGradients(RBM rbm, Tensor v0, Tensor vk, double weightDecay = 0)
+    {
+        using var _ = torch.no_grad();
+        using var ph0 = rbm.prob_h(v0);
+        using var phk = rbm.prob_h(vk);
+        WriteCdGradients(rbm, v0, ph0, vk, phk, weightDecay);
+    }
+
+    private static void WriteCdGradients(RBM rbm, Tensor v0, Tensor ph0, Tensor vk, Tensor phk, double weightDecay)
     {
         if (!rbm.visible_units.has_linear_bias || !rbm.hidden_units.has_linear_bias)
             throw new NotSupportedException($"Direct CD gradients need unit types with a linear bias term; {rbm} needs GradientMode.Autograd.");
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         float b0 = v0.shape[0], bk = vk.shape[0];
-        var ph0 = rbm.prob_h(v0);
-        var phk = rbm.prob_h(vk);
         var gw = GradBuffer(rbm.weight);
-        // gw = −ph0ᵀ v0 / B0 + phkᵀ vk / Bk (+ λW)
         gw.addmm_(ph0.t(), v0, beta: 0f, alpha: -1f / b0);
         gw.addmm_(phk.t(), vk, beta: 1f, alpha: 1f / bk);
         if (weightDecay > 0) gw.add_(rbm.weight, alpha: weightDecay);
-        // ∂L/∂b = mean(vᵏ) − mean(v⁰),  ∂L/∂c = mean p(h|vᵏ) − mean p(h|v⁰)   (units with a linear bias term)
         var gb = GradBuffer(rbm.visible_bias);
         gb.copy_(vk.mean(new long[] { 0 })).sub_(v0.mean(new long[] { 0 }));
         var gc = GradBuffer(rbm.hidden_bias);
@@ -197,23 +207,41 @@ public sealed class RbmTrainer : IDisposable
         return g;
     }
 
-    /// <summary>The negative-phase visible states vᵏ for a batch: k Gibbs steps from the batch (CD) or the persistent chains (PCD).</summary>
-    private Tensor NegativeSample(Tensor v0)
+    /// <summary>
+    /// The negative phase for a batch: vᵏ after k Gibbs steps from the batch (CD) or from the persistent chains (PCD),
+    /// and p(h|vᵏ) when <paramref name="ph0"/> = p(h|v⁰) is given (the direct path reuses it for the first step).
+    /// </summary>
+    private (Tensor vk, Tensor? phk) NegativeSample(Tensor v0, Tensor? ph0)
     {
         using var _ = torch.no_grad();
-        if (!Options.Persistent)
-            return _rbm.gibbs_unchecked(v0, Options.K, 1.0, _generator, Options.SampleVisible);
-
-        long b = v0.shape[0];
-        if (_chains is null)
+        Tensor? chains = null;
+        Tensor ph;
+        if (Options.Persistent)
         {
-            using var init = _rbm.visible_units.sample_from_mean(v0, _generator);
-            _chains = init.clone().DetachFromDisposeScope();
+            long b = v0.shape[0];
+            if (_chains is null)
+            {
+                using var init = _rbm.visible_units.sample_from_mean(v0, _generator);
+                _chains = init.clone().DetachFromDisposeScope();
+            }
+            chains = b <= _chains.shape[0] ? _chains.narrow(0, 0, b) : _chains;
+            ph = _rbm.prob_h(chains);
         }
-        var chains = b <= _chains.shape[0] ? _chains.narrow(0, 0, b) : _chains;
-        var next = _rbm.gibbs_unchecked(chains, Options.K, 1.0, _generator, sample_last_visible: true);
-        chains.copy_(next);
-        return next;
+        else
+        {
+            ph = ph0 ?? _rbm.prob_h(v0);
+        }
+        bool sampleLast = Options.Persistent || Options.SampleVisible;
+        Tensor v = v0;
+        for (int step = 0; step < Options.K; step++)
+        {
+            var h = _rbm.hidden_units.sample_from_mean(ph, _generator);
+            var pv = _rbm.prob_v(h);
+            v = (step == Options.K - 1 && !sampleLast) ? pv : _rbm.visible_units.sample_from_mean(pv, _generator);
+            if (step < Options.K - 1 || ph0 is not null) ph = _rbm.prob_h(v);
+        }
+        chains?.copy_(v);
+        return (v, ph0 is null ? null : ph);
     }
 
     private Tensor Shuffled(Tensor data)

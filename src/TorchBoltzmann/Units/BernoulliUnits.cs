@@ -22,13 +22,14 @@ public sealed class BernoulliUnits : UnitType
     public override Tensor mean(Tensor net, double temperature = 1.0)
         => temperature == 1.0 ? torch.sigmoid(net) : torch.sigmoid(net / temperature);
 
-    /// <summary>x = 1 with probability p: x = [u &lt; p], u ~ U(0, 1).</summary>
+    /// <summary>In place: η ← σ(η / T).</summary>
+    public override Tensor mean_(Tensor net, double temperature = 1.0)
+        => temperature == 1.0 ? net.sigmoid_() : net.div_(temperature).sigmoid_();
+
+    /// <summary>x = [u &lt; p], u ~ U(0, 1): 1 with probability p. (Unlike <c>torch.bernoulli</c>, a NaN p yields 0
+    /// rather than an exception, so the trainer can report divergence with epoch and batch.)</summary>
     public override Tensor sample_from_mean(Tensor mean, Generator? generator = null)
-    {
-        using var u = torch.rand(mean.shape, dtype: mean.dtype, device: mean.device, generator: generator);
-        using var below = u.lt(mean);
-        return below.to_type(mean.dtype);
-    }
+        => torch.rand(mean.shape, dtype: mean.dtype, device: mean.device, generator: generator).lt_(mean);
 
     /// <inheritdoc />
     public override bool has_linear_bias => true;

@@ -42,6 +42,16 @@ public abstract class UnitType
     /// <param name="temperature">Temperature T &gt; 0 (p ∝ e^{−E/T}).</param>
     public abstract Tensor mean(Tensor net, double temperature = 1.0);
 
+    /// <summary>
+    /// In-place variant of <see cref="mean"/>: overwrites <paramref name="net"/> with E[x | η] and returns it. Saves an
+    /// allocation in the training loop; the default implementation copies.
+    /// </summary>
+    public virtual Tensor mean_(Tensor net, double temperature = 1.0)
+    {
+        using var m = mean(net, temperature);
+        return net.copy_(m);
+    }
+
     /// <summary>Draws x ~ p(x | η) at temperature T given the conditional mean already computed by <see cref="mean"/>.</summary>
     /// <param name="mean">Conditional mean, as returned by <see cref="mean"/>.</param>
     /// <param name="generator">Random generator (on the tensor's device), or null for the global one.</param>

@@ -194,6 +194,21 @@ public class RbmTrainerTests
         Assert.True(b <= 0, $"a training run left {b} tensors alive");
     }
 
+    [SkippableFact]
+    public void Cuda_Fit_TrainsOnTheDevice_WithPcd()
+    {
+        Skip.IfNot(torch.cuda.is_available(), "CUDA is not available on this machine (torch.cuda.is_available() is false)");
+        using var data = BarsAndStripesData(40, ScalarType.Float32);
+        using var gpuData = data.cuda();
+        using var g = new Generator(3, torch.CUDA);
+        using var rbm = boltzmann.RBM(9, 16, device: torch.CUDA, generator: g);
+        using var t = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = 5, BatchSize = 14, Persistent = true, LearningRate = 0.03 }, generator: g);
+        var history = t.Fit(gpuData);
+        Assert.Equal(DeviceType.CUDA, t.PersistentChains!.device_type);
+        Assert.Equal(DeviceType.CUDA, rbm.weight.grad!.device_type);
+        Assert.All(history, h => Assert.True(double.IsFinite(h.ReconstructionError!.Value)));
+    }
+
     /// <summary>An IProgress that runs the callback synchronously (Progress&lt;T&gt; posts to the thread pool).</summary>
     private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
     {

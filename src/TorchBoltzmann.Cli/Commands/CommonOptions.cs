@@ -1,0 +1,30 @@
+using System.CommandLine;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Cli.Commands;
+
+/// <summary>Options shared by the training commands, and their interpretation.</summary>
+internal static class CommonOptions
+{
+    public static Option<string?> Data() => new("--data") { Description = "Directory with the MNIST IDX files (default: $MNIST_DIR, then data/mnist; fetched when missing)" };
+    public static Option<string> Device() => new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+    public static Option<ulong> Seed() => new("--seed") { Description = "Random seed (initialisation, shuffling, sampling)", DefaultValueFactory = _ => 42UL };
+    public static Option<int> Threads() => new("--threads") { Description = "CPU threads for libtorch (0: libtorch's default)", DefaultValueFactory = _ => 0 };
+    public static Option<int?> Limit() => new("--limit") { Description = "Use only the first N training digits (quick experiments)" };
+
+    /// <summary>Parses a device name, failing with a clear message when CUDA is asked for but unavailable.</summary>
+    public static Device ParseDevice(string name)
+    {
+        var d = torch.device(name);
+        if (d.type == DeviceType.CUDA && !torch.cuda.is_available())
+            throw new ArgumentException($"--device {name}: CUDA is not available here (torch.cuda.is_available() is false); build with -p:TorchBackend=cuda on a machine with an NVIDIA GPU, or use --device cpu.");
+        return d;
+    }
+
+    public static void ApplyThreads(int threads)
+    {
+        if (threads < 0) throw new ArgumentException($"--threads: expected 0 or a positive number, got {threads}.");
+        if (threads > 0) torch.set_num_threads(threads);
+    }
+}

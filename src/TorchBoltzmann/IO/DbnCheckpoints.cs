@@ -1,0 +1,101 @@
+using System.Runtime.CompilerServices;
+using System.Text.Json.Nodes;
+using TorchBoltzmann.Modules;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.IO;
+
+/// <summary>
+/// Registers the DBN checkpoint type ("DBN": layer_sizes, n_classes, dtype) and plain classifiers ("Sequential" of
+/// named Linear / Sigmoid / ReLU / Tanh / Dropout children, as <see cref="DbnClassifier"/> and
+/// <see cref="DBN.ToEncoder"/> build them) with <see cref="Checkpoint"/> when the assembly loads.
+/// </summary>
+public static class DbnCheckpoints
+{
+#pragma warning disable CA2255 // a library module initializer is intended: registration must precede any Checkpoint.Load
+    [ModuleInitializer]
+    internal static void RegisterAll()
+#pragma warning restore CA2255
+    {
+        Checkpoint.Register<DBN>("DBN", Describe, Create);
+        Checkpoint.Register<Sequential>("Sequential", DescribeSequential, CreateSequential);
+    }
+
+    /// <summary>The DBN's architecture: <c>{"layer_sizes": [...], "n_classes": C, "unit_types": [...], "dtype": "Float32"}</c>.</summary>
+    public static JsonObject Describe(DBN dbn) => new()
+    {
+        ["layer_sizes"] = new JsonArray(dbn.layer_sizes.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
+        ["n_classes"] = dbn.n_classes,
+        ["visible_units"] = new JsonArray(dbn.layers.Select(r => (JsonNode?)JsonValue.Create(r.visible_units.Name)).ToArray()),
+        ["hidden_units"] = new JsonArray(dbn.layers.Select(r => (JsonNode?)JsonValue.Create(r.hidden_units.Name)).ToArray()),
+        ["dtype"] = dbn.dtype.ToString(),
+    };
+
+    /// <summary>Builds an untrained DBN from <see cref="Describe"/>'s JSON.</summary>
+    public static DBN Create(JsonObject arch)
+    {
+        var sizes = (arch["layer_sizes"] as JsonArray ?? throw new CheckpointException("architecture: missing 'layer_sizes'."))
+            .Select(n => n!.GetValue<int>()).ToArray();
+        int classes = arch["n_classes"]?.GetValue<int>() ?? 0;
+        var dtype = Enum.Parse<ScalarType>(arch["dtype"]?.GetValue<string>() ?? throw new CheckpointException("architecture: missing 'dtype'."));
+        return new DBN(sizes, classes, dtype: dtype);
+    }
+
+    /// <summary>
+    /// A Sequential's architecture: <c>{"layers": [{"name": "fc1", "type": "Linear", "in_features": 784,
+    /// "out_features": 500, "bias": true}, {"name": "sigmoid1", "type": "Sigmoid"}, {"name": "dropout1", "type": "Dropout", "p": 0.5}, …], "dtype": …}</c>.
+    /// </summary>
+    /// <exception cref="ArgumentException">A child of a type other than Linear, Sigmoid, ReLU, Tanh, Dropout.</exception>
+    public static JsonObject DescribeSequential(Sequential seq)
+    {
+        var layers = new JsonArray();
+        ScalarType dtype = get_default_dtype();
+        foreach (var (name, m) in seq.named_children())
+        {
+            var o = new JsonObject { ["name"] = name, ["type"] = m.GetType().Name };
+            switch (m)
+            {
+                case Linear lin:
+                    o["in_features"] = lin.in_features;
+                    o["out_features"] = lin.out_features;
+                    o["bias"] = lin.bias is not null;
+                    dtype = lin.weight!.dtype;
+                    break;
+                case Dropout d:
+                    o["p"] = d.p;
+                    break;
+                case Sigmoid or ReLU or Tanh:
+                    break;
+                default:
+                    throw new ArgumentException($"Checkpoint.Save: a Sequential child '{name}' of type {m.GetType().Name} cannot be described (supported: Linear, Sigmoid, ReLU, Tanh, Dropout).");
+            }
+            layers.Add(o);
+        }
+        return new JsonObject { ["layers"] = layers, ["dtype"] = dtype.ToString() };
+    }
+
+    /// <summary>Builds a Sequential from <see cref="DescribeSequential"/>'s JSON (weights uninitialised until loaded).</summary>
+    public static Sequential CreateSequential(JsonObject arch)
+    {
+        var dtype = Enum.Parse<ScalarType>(arch["dtype"]?.GetValue<string>() ?? throw new CheckpointException("architecture: missing 'dtype'."));
+        var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
+        foreach (var node in arch["layers"] as JsonArray ?? throw new CheckpointException("architecture: missing 'layers'."))
+        {
+            var o = node as JsonObject ?? throw new CheckpointException("architecture: a layer is not an object.");
+            string name = o["name"]!.GetValue<string>(), type = o["type"]!.GetValue<string>();
+            nn.Module<Tensor, Tensor> m = type switch
+            {
+                "Linear" => nn.Linear(o["in_features"]!.GetValue<long>(), o["out_features"]!.GetValue<long>(), hasBias: o["bias"]!.GetValue<bool>(), dtype: dtype),
+                "Dropout" => nn.Dropout(o["p"]!.GetValue<double>()),
+                "Sigmoid" => nn.Sigmoid(),
+                "ReLU" => nn.ReLU(),
+                "Tanh" => nn.Tanh(),
+                _ => throw new CheckpointException($"architecture: unsupported layer type '{type}' (supported: Linear, Sigmoid, ReLU, Tanh, Dropout)."),
+            };
+            modules.Add((name, m));
+        }
+        return nn.Sequential(modules);
+    }
+}

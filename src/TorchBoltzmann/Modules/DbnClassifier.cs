@@ -1,0 +1,75 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Modules;
+
+/// <summary>
+/// Builds an ordinary TorchSharp classifier (a <c>Sequential</c>) from a pretrained <see cref="DBN"/>:
+/// <code>[dropout_in] → fc1 → sigmoid1 → [dropout1] → … → fcK → sigmoidK → [dropoutK] → out</code>
+/// with fc_l = <c>Linear</c>(W_l, c_l) COPIED from RBM l (weight (n_hidden, n_visible) is already the <c>nn.Linear</c>
+/// layout; bias = hidden bias), so the network computes the DBN's up-pass, and out = <c>Linear</c>(n_top, n_classes)
+/// initialised N(0, 0.01²) with zero bias, producing logits z; p(y | x) = softmax(z)_y.
+/// </summary>
+/// <remarks>
+/// <para>For a class-conditional DBN the feature layers below the labelled top RBM are used (K = L − 1); otherwise all L.</para>
+/// <para>Dropout (Srivastava et al. 2014): <c>nn.Dropout</c> on the inputs (p = 0.2 recommended) and after every hidden
+/// layer (p = 0.5); TorchSharp's dropout is inverted (kept units scaled by 1/(1 − p) during training), so nothing
+/// changes at test time — call <c>eval()</c>. A dropout of 0 omits the module.</para>
+/// <para>The state_dict keys are <c>fc1.weight</c>, <c>fc1.bias</c>, …, <c>out.weight</c>, <c>out.bias</c>: a model
+/// saved with <c>module.save</c> loads into one built by <see cref="Build(IReadOnlyList{int}, int, double, double, Device?, ScalarType?, Generator?)"/>
+/// from the same sizes, or use <see cref="IO.Checkpoint"/> (Sequential is registered).</para>
+/// </remarks>
+public static class DbnClassifier
+{
+    /// <summary>Builds the classifier from a DBN, copying its weights (later training does not change the DBN).</summary>
+    /// <param name="dbn">The pretrained DBN.</param>
+    /// <param name="n_classes">Output classes.</param>
+    /// <param name="input_dropout">Dropout probability on the inputs (0 = none).</param>
+    /// <param name="hidden_dropout">Dropout probability after each hidden layer (0 = none).</param>
+    /// <param name="generator">Generator for the output layer's initial weights.</param>
+    /// <exception cref="InvalidOperationException">The DBN has no feature layers (a one-RBM class-conditional DBN).</exception>
+    public static Sequential Build(DBN dbn, int n_classes = 10, double input_dropout = 0, double hidden_dropout = 0, Generator? generator = null)
+    {
+        ArgumentNullException.ThrowIfNull(dbn);
+        if (dbn.n_feature_layers == 0)
+            throw new InvalidOperationException("DbnClassifier: this class-conditional DBN has no layers below its labelled top RBM.");
+        var sizes = dbn.layer_sizes.Take(dbn.n_feature_layers + 1).ToArray();
+        var model = Build(sizes, n_classes, input_dropout, hidden_dropout, dbn.device, dbn.dtype, generator);
+        var linears = model.named_children().Where(c => c.name.StartsWith("fc", StringComparison.Ordinal)).Select(c => (Linear)c.module).ToList();
+        for (int l = 0; l < linears.Count; l++) dbn.layers[l].CopyInto(linears[l]);
+        return model;
+    }
+
+    /// <summary>
+    /// Builds the same architecture from layer sizes [n_in, n_1, …, n_K] with freshly initialised hidden layers
+    /// (nn.Linear's default initialisation): the target for loading a saved classifier, or a baseline without pretraining.
+    /// </summary>
+    public static Sequential Build(IReadOnlyList<int> layer_sizes, int n_classes = 10, double input_dropout = 0, double hidden_dropout = 0,
+                                   Device? device = null, ScalarType? dtype = null, Generator? generator = null)
+    {
+        ArgumentNullException.ThrowIfNull(layer_sizes);
+        if (layer_sizes.Count < 1 || layer_sizes.Any(s => s <= 0))
+            throw new ArgumentException($"layer_sizes: expected positive sizes, got [{string.Join(", ", layer_sizes)}].", nameof(layer_sizes));
+        if (n_classes < 2) throw new ArgumentOutOfRangeException(nameof(n_classes), n_classes, "n_classes must be at least 2.");
+        if (input_dropout is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(input_dropout), input_dropout, "input_dropout must be in [0, 1).");
+        if (hidden_dropout is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(hidden_dropout), hidden_dropout, "hidden_dropout must be in [0, 1).");
+        var dt = dtype ?? get_default_dtype();
+        var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
+        if (input_dropout > 0) modules.Add(("dropout_in", nn.Dropout(input_dropout)));
+        for (int l = 1; l < layer_sizes.Count; l++)
+        {
+            modules.Add(($"fc{l}", nn.Linear(layer_sizes[l - 1], layer_sizes[l], hasBias: true, device: device, dtype: dt)));
+            modules.Add(($"sigmoid{l}", nn.Sigmoid()));
+            if (hidden_dropout > 0) modules.Add(($"dropout{l}", nn.Dropout(hidden_dropout)));
+        }
+        var output = nn.Linear(layer_sizes[^1], n_classes, hasBias: true, device: device, dtype: dt);
+        using (torch.no_grad())
+        {
+            output.weight!.normal_(0, 0.01, generator);
+            output.bias!.zero_();
+        }
+        modules.Add(("out", output));
+        return nn.Sequential(modules);
+    }
+}

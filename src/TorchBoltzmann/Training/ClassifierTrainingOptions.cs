@@ -1,0 +1,56 @@
+namespace TorchBoltzmann.Training;
+
+/// <summary>
+/// Hyperparameters of supervised fine-tuning (<see cref="FineTuner"/>). Defaults: SGD with learning rate 0.1 and
+/// momentum 0.9, the rate multiplied by <see cref="LearningRateDecay"/> = 0.95 after every epoch
+/// (η_e = η₀ · γ^e), mini-batches of 100, no weight decay, the last 10 000 training examples held out for validation,
+/// early stopping after 5 epochs without a lower validation error, best weights restored.
+/// </summary>
+public sealed record ClassifierTrainingOptions
+{
+    /// <summary>Maximum passes over the training data.</summary>
+    public int Epochs { get; init; } = 10;
+    /// <summary>Examples per mini-batch.</summary>
+    public int BatchSize { get; init; } = 100;
+    /// <summary>Initial learning rate η₀ of the default SGD optimizer.</summary>
+    public double LearningRate { get; init; } = 0.1;
+    /// <summary>Momentum of the default SGD optimizer.</summary>
+    public double Momentum { get; init; } = 0.9;
+    /// <summary>Exponential decay γ of the learning rate per epoch: η_e = η₀ γ^e (1 = constant). Applies to any optimizer.</summary>
+    public double LearningRateDecay { get; init; } = 0.95;
+    /// <summary>L2 weight decay of the default SGD optimizer (applied to all parameters).</summary>
+    public double WeightDecay { get; init; }
+    /// <summary>
+    /// When no validation set is passed, the LAST this many training examples are held out for validation (MNIST: the
+    /// last 10 000 of the 60 000 training digits); 0 disables validation (and early stopping).
+    /// </summary>
+    public int ValidationCount { get; init; } = 10_000;
+    /// <summary>Stop after this many epochs without a new lowest validation error; 0 never stops early.</summary>
+    public int Patience { get; init; } = 5;
+    /// <summary>Restore the weights of the epoch with the lowest validation error at the end (kept as an in-memory copy of the state_dict).</summary>
+    public bool RestoreBest { get; init; } = true;
+    /// <summary>Examples per batch when evaluating.</summary>
+    public int EvaluationBatchSize { get; init; } = 1000;
+    /// <summary>Shuffle the training examples every epoch.</summary>
+    public bool Shuffle { get; init; } = true;
+    /// <summary>Seed of the fine-tuner's generator (shuffling) when none is passed.</summary>
+    public ulong Seed { get; init; } = 42;
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for a value outside its range, naming it.</summary>
+    public void Validate()
+    {
+        static void Check(bool ok, string name, object value, string rule)
+        {
+            if (!ok) throw new ArgumentOutOfRangeException(name, value, $"{name} must be {rule}.");
+        }
+        Check(Epochs >= 0, nameof(Epochs), Epochs, "non-negative");
+        Check(BatchSize >= 1, nameof(BatchSize), BatchSize, "at least 1");
+        Check(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "positive and finite");
+        Check(Momentum is >= 0 and < 1, nameof(Momentum), Momentum, "in [0, 1)");
+        Check(LearningRateDecay is > 0 and <= 1, nameof(LearningRateDecay), LearningRateDecay, "in (0, 1]");
+        Check(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), WeightDecay, "non-negative and finite");
+        Check(ValidationCount >= 0, nameof(ValidationCount), ValidationCount, "non-negative");
+        Check(Patience >= 0, nameof(Patience), Patience, "non-negative");
+        Check(EvaluationBatchSize >= 1, nameof(EvaluationBatchSize), EvaluationBatchSize, "at least 1");
+    }
+}

@@ -1,0 +1,44 @@
+namespace TorchBoltzmann.Training;
+
+/// <summary>
+/// Hyperparameters of greedy layer-wise DBN pretraining: one <see cref="RbmTrainingOptions"/> shared by all layers,
+/// with optional per-layer overrides.
+/// </summary>
+public sealed record DbnPretrainingOptions
+{
+    /// <summary>Options of every layer without an override (default: <see cref="RbmTrainingOptions"/>'s defaults).</summary>
+    public RbmTrainingOptions Layer { get; init; } = new();
+
+    /// <summary>
+    /// Per-layer overrides, bottom first: entry l (when present and non-null) replaces <see cref="Layer"/> for RBM l,
+    /// e.g. <c>PerLayer = [null, null, Layer with { Epochs = 30 }]</c>.
+    /// </summary>
+    public IReadOnlyList<RbmTrainingOptions?>? PerLayer { get; init; }
+
+    /// <summary>
+    /// Feed the next layer binary samples h ~ p(h | x) instead of the probabilities p(h | x) (default false:
+    /// probabilities, as in Hinton &amp; Salakhutdinov 2006).
+    /// </summary>
+    public bool SampleHiddenInputs { get; init; }
+
+    /// <summary>Rows per batch when computing the next layer's input.</summary>
+    public int PropagationBatchSize { get; init; } = 1000;
+
+    /// <summary>Initialise each RBM's visible biases from its training input (b_i = log p_i/(1 − p_i), Hinton 2010 §8).</summary>
+    public bool InitVisibleBiasFromData { get; init; } = true;
+
+    /// <summary>The options of RBM <paramref name="layer"/>.</summary>
+    public RbmTrainingOptions ForLayer(int layer)
+        => PerLayer is not null && layer < PerLayer.Count && PerLayer[layer] is { } o ? o : Layer;
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for a value outside its range, naming it.</summary>
+    public void Validate(int layers)
+    {
+        ArgumentNullException.ThrowIfNull(Layer, nameof(Layer));
+        if (PropagationBatchSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(PropagationBatchSize), PropagationBatchSize, "PropagationBatchSize must be at least 1.");
+        if (PerLayer is not null && PerLayer.Count > layers)
+            throw new ArgumentOutOfRangeException(nameof(PerLayer), PerLayer.Count, $"PerLayer has {PerLayer.Count} entries for {layers} layers.");
+        for (int l = 0; l < layers; l++) ForLayer(l).Validate();
+    }
+}

@@ -1,0 +1,242 @@
+using System.Diagnostics;
+using TorchBoltzmann.Evaluation;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Training;
+
+/// <summary>
+/// Supervised fine-tuning of any classifier module (logits (B, n_classes)), e.g. one built by
+/// <see cref="Modules.DbnClassifier.Build(Modules.DBN, int, double, double, Generator?)"/>: mini-batch minimisation of the
+/// cross-entropy L = −(1/B) Σ_n log softmax(z_n)_{y_n} by backpropagation with any <c>torch.optim</c> optimizer (default
+/// SGD, momentum 0.9), an exponential learning-rate schedule η_e = η₀ γ^e, a validation split, early stopping on the
+/// validation error and restoration of the best weights.
+/// </summary>
+/// <remarks>
+/// <para>The model is put in training mode for the updates (so <c>nn.Dropout</c> is active; it uses inverted dropout,
+/// scaling kept units by 1/(1 − p) at training time, so no weight rescaling is needed at test time) and in eval mode for
+/// validation.</para>
+/// <para>The best weights are kept as an in-memory copy of the state_dict and copied back in place at the end, so the
+/// model's parameter objects (and optimizers over them) stay valid.</para>
+/// <para>Memory: one dispose scope per batch; the shuffled data is materialised once per epoch; metrics leave scopes as
+/// .NET numbers.</para>
+/// </remarks>
+public sealed class FineTuner : IDisposable
+{
+    private readonly nn.Module<Tensor, Tensor> _model;
+    private readonly optim.Optimizer _optimizer;
+    private readonly bool _ownsOptimizer;
+    private readonly Generator _generator;
+    private readonly bool _ownsGenerator;
+    private readonly Device _device;
+    private readonly ScalarType _dtype;
+
+    /// <summary>Creates a fine-tuner.</summary>
+    /// <param name="model">The classifier (already on its device), returning logits.</param>
+    /// <param name="options">Hyperparameters (validated here).</param>
+    /// <param name="optimizer">Any optimizer over <c>model.parameters()</c>; default SGD(η₀, momentum, weight decay) from the options. A caller's optimizer is not disposed.</param>
+    /// <param name="generator">Generator for shuffling (CPU); default <c>new Generator(options.Seed)</c>.</param>
+    public FineTuner(nn.Module<Tensor, Tensor> model, ClassifierTrainingOptions? options = null, optim.Optimizer? optimizer = null, Generator? generator = null)
+    {
+        _model = model ?? throw new ArgumentNullException(nameof(model));
+        Options = options ?? new ClassifierTrainingOptions();
+        Options.Validate();
+        var first = model.parameters().FirstOrDefault() ?? throw new ArgumentException("model: expected a module with parameters.", nameof(model));
+        _device = first.device;
+        _dtype = first.dtype;
+        _ownsOptimizer = optimizer is null;
+        _optimizer = optimizer ?? optim.SGD(model.parameters(), Options.LearningRate, momentum: Options.Momentum, weight_decay: Options.WeightDecay);
+        _ownsGenerator = generator is null;
+        _generator = generator ?? new Generator(Options.Seed, _device);
+    }
+
+    /// <summary>The hyperparameters.</summary>
+    public ClassifierTrainingOptions Options { get; }
+    /// <summary>The optimizer taking the steps.</summary>
+    public optim.Optimizer Optimizer => _optimizer;
+    /// <summary>Label used in <see cref="ClassifierProgress.Stage"/>.</summary>
+    public string Stage { get; init; } = "fine-tune";
+
+    /// <summary>
+    /// Trains on (x, y). Validation: (<paramref name="validationX"/>, <paramref name="validationY"/>) when given, otherwise
+    /// the last <see cref="ClassifierTrainingOptions.ValidationCount"/> rows of x are held out (and not trained on).
+    /// </summary>
+    /// <param name="x">Inputs (N, …).</param>
+    /// <param name="y">Int64 class labels (N).</param>
+    /// <param name="validationX">Optional validation inputs.</param>
+    /// <param name="validationY">Their labels.</param>
+    /// <param name="progress">Receives per-batch and per-epoch progress.</param>
+    /// <param name="cancellationToken">Checked before every batch.</param>
+    /// <exception cref="ArgumentException">Shapes do not match, or the validation split leaves no training data.</exception>
+    /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
+    public ClassifierHistory Fit(Tensor x, Tensor y, Tensor? validationX = null, Tensor? validationY = null,
+                                 IProgress<ClassifierProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(y);
+        if (y.dim() != 1 || x.dim() < 1 || x.shape[0] != y.shape[0])
+            throw new ArgumentException($"expected inputs (N, …) and labels (N), got ({string.Join(", ", x.shape)}) and ({string.Join(", ", y.shape)}).");
+        if ((validationX is null) != (validationY is null))
+            throw new ArgumentException("validationX and validationY must be given together.");
+        long n = x.shape[0];
+        long nVal = validationX is null ? Options.ValidationCount : 0;
+        if (nVal >= n)
+            throw new ArgumentException($"ValidationCount = {nVal} leaves no training data out of {n} examples; pass a validation set or lower ValidationCount.");
+        long nTrain = n - nVal;
+
+        Tensor trainX, trainY;
+        Tensor? valX = null, valY = null;
+        using (var setup = torch.NewDisposeScope())
+        {
+            trainX = x.narrow(0, 0, nTrain).to(_dtype, _device).MoveToOuterDisposeScope();
+            trainY = y.narrow(0, 0, nTrain).to(ScalarType.Int64, _device).MoveToOuterDisposeScope();
+            if (validationX is not null)
+            {
+                valX = validationX.to(_dtype, _device).MoveToOuterDisposeScope();
+                valY = validationY!.to(ScalarType.Int64, _device).MoveToOuterDisposeScope();
+            }
+            else if (nVal > 0)
+            {
+                valX = x.narrow(0, nTrain, nVal).to(_dtype, _device).MoveToOuterDisposeScope();
+                valY = y.narrow(0, nTrain, nVal).to(ScalarType.Int64, _device).MoveToOuterDisposeScope();
+            }
+        }
+        using var trainXOwned = trainX;
+        using var trainYOwned = trainY;
+        using var valXOwned = valX;
+        using var valYOwned = valY;
+
+        var baseRates = _optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();
+        int batches = (int)((nTrain + Options.BatchSize - 1) / Options.BatchSize);
+        var epochs = new List<ClassifierEpochMetrics>();
+        Dictionary<string, Tensor>? best = null;
+        double? bestError = null;
+        int bestEpoch = 0, sinceBest = 0;
+        bool stoppedEarly = false, restored = false;
+        bool wasTraining = _model.training;
+        try
+        {
+            for (int epoch = 0; epoch < Options.Epochs; epoch++)
+            {
+                double factor = Math.Pow(Options.LearningRateDecay, epoch);
+                int gi = 0;
+                foreach (var g in _optimizer.ParamGroups) g.LearningRate = baseRates[gi++] * factor;
+                double lr = baseRates.Length > 0 ? baseRates[0] * factor : double.NaN;
+
+                var clock = Stopwatch.StartNew();
+                _model.train();
+                double lossSum = 0;
+                using (var perm = Options.Shuffle ? torch.randperm(nTrain, generator: _generator, device: _device) : torch.arange(nTrain, device: _device))
+                using (var sx = trainX.index_select(0, perm))
+                using (var sy = trainY.index_select(0, perm))
+                {
+                    for (int b = 0; b < batches; b++)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        using (var scope = torch.NewDisposeScope())
+                        {
+                            long start = (long)b * Options.BatchSize, size = Math.Min(Options.BatchSize, nTrain - start);
+                            var xb = sx.narrow(0, start, size);
+                            var yb = sy.narrow(0, start, size);
+                            _optimizer.zero_grad();
+                            var z = _model.forward(xb);
+                            var loss = nn.functional.cross_entropy(z, yb);
+                            double l = loss.ToDouble();
+                            if (!double.IsFinite(l)) throw new TrainingDivergedException(epoch + 1, b + 1, "the loss");
+                            loss.backward();
+                            _optimizer.step();
+                            lossSum += l * size;
+                        }
+                        progress?.Report(new ClassifierProgress(Stage, epoch + 1, Options.Epochs, b + 1, batches, null));
+                    }
+                }
+
+                double? valError = null, valLoss = null;
+                bool isBest = false;
+                if (valX is not null)
+                {
+                    var m = ClassificationMetricsFor(valX, valY!);
+                    valError = m.error;
+                    valLoss = m.loss;
+                    if (bestError is null || m.error < bestError)
+                    {
+                        isBest = true;
+                        bestError = m.error;
+                        bestEpoch = epoch + 1;
+                        sinceBest = 0;
+                        if (Options.RestoreBest) SaveBest(ref best);
+                    }
+                    else sinceBest++;
+                }
+                clock.Stop();
+                var metrics = new ClassifierEpochMetrics(epoch + 1, Options.Epochs, lossSum / nTrain, valError, valLoss, lr, clock.Elapsed.TotalSeconds, isBest);
+                epochs.Add(metrics);
+                progress?.Report(new ClassifierProgress(Stage, epoch + 1, Options.Epochs, batches, batches, metrics));
+                if (Options.Patience > 0 && sinceBest >= Options.Patience && epoch < Options.Epochs - 1)
+                {
+                    stoppedEarly = true;
+                    break;
+                }
+            }
+            if (best is not null && bestEpoch != epochs.Count)
+            {
+                using var _ = torch.no_grad();
+                foreach (var (name, t) in _model.state_dict()) t.copy_(best[name]);
+                restored = true;
+            }
+        }
+        finally
+        {
+            if (best is not null) foreach (var t in best.Values) t.Dispose();
+            _model.train(wasTraining);
+        }
+        return new ClassifierHistory(epochs, bestEpoch, bestError, stoppedEarly, restored);
+    }
+
+    /// <summary>Error rate, loss and confusion matrix of the model on (x, y), in eval mode, batched.</summary>
+    public ClassificationMetrics Evaluate(Tensor x, Tensor y, int n_classes = 10)
+        => ClassificationMetrics.Evaluate(_model, x, y, n_classes, Options.EvaluationBatchSize);
+
+    private (double error, double loss) ClassificationMetricsFor(Tensor x, Tensor y)
+    {
+        _model.eval();
+        try
+        {
+            using var _ = torch.no_grad();
+            long n = x.shape[0], wrong = 0;
+            double loss = 0;
+            for (long s = 0; s < n; s += Options.EvaluationBatchSize)
+            {
+                using var scope = torch.NewDisposeScope();
+                long b = Math.Min(Options.EvaluationBatchSize, n - s);
+                var z = _model.forward(x.narrow(0, s, b));
+                var yb = y.narrow(0, s, b);
+                loss += nn.functional.cross_entropy(z, yb, reduction: nn.Reduction.Sum).ToDouble();
+                wrong += z.argmax(1).ne(yb).sum().ToInt64();
+            }
+            return ((double)wrong / n, loss / n);
+        }
+        finally { _model.train(); }
+    }
+
+    private void SaveBest(ref Dictionary<string, Tensor>? best)
+    {
+        using var _ = torch.no_grad();
+        if (best is null)
+        {
+            best = new Dictionary<string, Tensor>();
+            foreach (var (name, t) in _model.state_dict()) best[name] = t.detach().clone().DetachFromDisposeScope();
+        }
+        else
+        {
+            foreach (var (name, t) in _model.state_dict()) best[name].copy_(t);
+        }
+    }
+
+    /// <summary>Releases the optimizer and generator the fine-tuner created.</summary>
+    public void Dispose()
+    {
+        if (_ownsOptimizer) _optimizer.Dispose();
+        if (_ownsGenerator) _generator.Dispose();
+    }
+}

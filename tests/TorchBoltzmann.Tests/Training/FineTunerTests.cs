@@ -1,0 +1,126 @@
+using TorchBoltzmann.Evaluation;
+using TorchBoltzmann.IO;
+using TorchBoltzmann.Modules;
+using TorchBoltzmann.Training;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Tests.Training;
+
+public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMnistFixture>
+{
+    private static Linear Fc(Sequential s, string name) => (Linear)s.named_children().Single(c => c.name == name).module;
+
+    [Fact]
+    public void Build_CopiesTheRbmWeights_WithoutSharingThem()
+    {
+        using var g = new Generator(2);
+        using var dbn = boltzmann.DBN([784, 30, 20], generator: g);
+        using (torch.no_grad()) dbn.layers[1].hidden_bias.normal_(0, 1, g);
+        using var clf = DbnClassifier.Build(dbn, 10, input_dropout: 0.2, hidden_dropout: 0.5, generator: g);
+        Assert.Equal(["dropout_in", "fc1", "sigmoid1", "dropout1", "fc2", "sigmoid2", "dropout2", "out"], clf.named_children().Select(c => c.name));
+        for (int l = 0; l < 2; l++)
+        {
+            var fc = Fc(clf, $"fc{l + 1}");
+            Assert.True(DbnTestUtil.Same(fc.weight!, dbn.layers[l].weight), $"fc{l + 1}.weight = W");
+            Assert.True(DbnTestUtil.Same(fc.bias!, dbn.layers[l].hidden_bias), $"fc{l + 1}.bias = c");
+        }
+        Assert.Equal(new long[] { 10, 20 }, Fc(clf, "out").weight!.shape);
+        using var before = dbn.layers[0].weight.detach().clone();
+        using (torch.no_grad()) Fc(clf, "fc1").weight!.add_(1.0);
+        Assert.True(DbnTestUtil.Same(before, dbn.layers[0].weight), "changing the classifier left the DBN unchanged");
+
+        // In eval mode (dropout off) the hidden part computes the DBN's up-pass exactly.
+        using var x = mnist.BinaryTrain(4);
+        using var enc = dbn.ToEncoder();
+        using var viaEncoder = enc.forward(x);
+        using var viaDbn = dbn.forward(x);
+        TestUtil.AllClose(viaDbn, viaEncoder, 1e-6, "encoder output");
+    }
+
+    [Fact]
+    public void Fit_On2000Digits_ReachesNinetyPercentOnTheTestDigits()
+    {
+        using var x = mnist.Train.Images.narrow(0, 0, 2000);
+        using var y = mnist.Train.Labels.narrow(0, 0, 2000);
+        using var g = new Generator(3);
+        using var dbn = boltzmann.DBN([784, 256], generator: g);
+        new GreedyPretrainer(dbn, new DbnPretrainingOptions { Layer = new RbmTrainingOptions { Epochs = 3, BatchSize = 20, MetricsEvery = 0, Seed = 4 } }).Fit(x);
+        using var clf = DbnClassifier.Build(dbn, 10, generator: g);
+        var epochs = new List<ClassifierEpochMetrics>();
+        using var tuner = new FineTuner(clf, new ClassifierTrainingOptions { Epochs = 15, BatchSize = 20, ValidationCount = 0, Seed = 5 });
+        var history = tuner.Fit(x, y, progress: new CallbackProgress<ClassifierProgress>(p => { if (p.EpochMetrics is { } m) epochs.Add(m); }));
+        Assert.Equal(15, epochs.Count);
+        Assert.True(epochs[^1].TrainLoss < epochs[0].TrainLoss, "training loss decreases");
+        Assert.Null(history.BestValidationError);
+        var test = tuner.Evaluate(mnist.Test.Images, mnist.Test.Labels);
+        Assert.True(test.Accuracy >= 0.90, $"test accuracy {test.Accuracy:P1} on 1000 digits after fine-tuning on 2000");
+        Assert.Equal(1000, test.Count);
+        Assert.Equal(1000, test.ConfusionMatrix.Cast<int>().Sum());
+        Assert.Equal(1000 - test.Errors, Enumerable.Range(0, 10).Sum(k => test.ConfusionMatrix[k, k]));
+    }
+
+    [Fact]
+    public void Fit_WithEarlyStopping_RestoresTheBestValidationWeights()
+    {
+        using var x = mnist.Train.Images.narrow(0, 0, 1000);
+        using var y = mnist.Train.Labels.narrow(0, 0, 1000);
+        using var g = new Generator(9);
+        // Random validation labels: the validation error wanders, so the last epoch is rarely the best one.
+        using var vx = mnist.Train.Images.narrow(0, 1000, 300);
+        using var vy = torch.randint(0, 10, new long[] { 300 }, generator: g);
+        using var clf = DbnClassifier.Build([784, 32], 10, generator: g);
+        using var tuner = new FineTuner(clf, new ClassifierTrainingOptions { Epochs = 30, BatchSize = 50, LearningRate = 0.5, Patience = 3 });
+        var h = tuner.Fit(x, y, vx, vy);
+        Assert.True(h.StoppedEarly == h.Epochs.Count < 30);
+        Assert.Equal(h.Epochs.Single(e => e.Epoch == h.BestEpoch).ValidationError, h.BestValidationError);
+        Assert.Equal(h.Epochs.Min(e => e.ValidationError), h.BestValidationError);
+        var now = tuner.Evaluate(vx, vy);
+        Assert.Equal(h.BestValidationError!.Value, now.ErrorRate, 12);
+        Assert.True(h.RestoredBest == (h.BestEpoch != h.Epochs.Count));
+        Assert.True(h.Epochs[1].LearningRate < h.Epochs[0].LearningRate, "learning rate decays");
+    }
+
+    [Fact]
+    public void Fit_DefaultValidationSplit_HoldsOutTheLastExamples()
+    {
+        using var x = mnist.Train.Images.narrow(0, 200, 150);
+        using var y = mnist.Train.Labels.narrow(0, 200, 150);
+        using var clf = DbnClassifier.Build([784, 8], 10);
+        using var tuner = new FineTuner(clf, new ClassifierTrainingOptions { Epochs = 1, ValidationCount = 50 });
+        var batches = 0;
+        var h = tuner.Fit(x, y, progress: new CallbackProgress<ClassifierProgress>(p => batches = p.Batches));
+        Assert.Equal(1, batches);   // 100 training examples, batch 100
+        Assert.NotNull(h.Epochs[0].ValidationError);
+        Assert.Throws<ArgumentException>(() => new FineTuner(clf).Fit(x, y));   // 10 000 held out of 150
+    }
+
+    [Fact]
+    public void Classifier_SavesAndLoads_ThroughCheckpoint()
+    {
+        using var dbn = boltzmann.DBN([784, 16, 12]);
+        using var clf = DbnClassifier.Build(dbn, 10, 0.2, 0.5);
+        var dir = Directory.CreateTempSubdirectory();
+        try
+        {
+            var path = Path.Combine(dir.FullName, "clf.pt");
+            Checkpoint.Save(clf, path);
+            using var loaded = Checkpoint.Load<Sequential>(path);
+            clf.eval();
+            loaded.eval();
+            using var x = mnist.Test.Images.narrow(0, 0, 8);
+            using var a = clf.forward(x);
+            using var b = loaded.forward(x);
+            Assert.True(DbnTestUtil.Same(a, b), "loaded classifier reproduces the logits");
+            using var rebuilt = DbnClassifier.Build([784, 16, 12], 10, 0.2, 0.5);
+            var p2 = Path.Combine(dir.FullName, "raw.dat");
+            clf.save(p2);
+            rebuilt.load(p2);
+            rebuilt.eval();
+            using var c = rebuilt.forward(x);
+            Assert.True(DbnTestUtil.Same(a, c), "module.save/load into an identically-built Sequential");
+        }
+        finally { dir.Delete(true); }
+    }
+}

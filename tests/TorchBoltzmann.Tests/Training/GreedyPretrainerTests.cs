@@ -1,0 +1,130 @@
+using TorchBoltzmann.Data;
+using TorchBoltzmann.Modules;
+using TorchBoltzmann.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Tests.Training;
+
+public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture<DbnMnistFixture>
+{
+    private static RbmTrainingOptions Quick(int epochs) => new() { Epochs = epochs, BatchSize = 50, MetricsEvery = 1, MetricsSamples = 500, Seed = 11 };
+
+    [Fact]
+    public void Fit_OnMnist_LowersEachLayersReconstructionError()
+    {
+        using var data = mnist.BinaryTrain(3000);
+        using var g = new Generator(5);
+        using var dbn = boltzmann.DBN([784, 100, 50], generator: g);
+        var stages = new List<string>();
+        var history = new GreedyPretrainer(dbn, new DbnPretrainingOptions { Layer = Quick(3) })
+            .Fit(data, progress: new CallbackProgress<TrainingProgress>(p => { if (p.EpochMetrics is not null) stages.Add(p.Stage); }));
+        Assert.Equal(2, history.Count);
+        for (int l = 0; l < 2; l++)
+        {
+            Assert.Equal(3, history[l].Count);
+            double first = history[l][0].ReconstructionError!.Value, last = history[l][^1].ReconstructionError!.Value;
+            Assert.True(last < 0.95 * first, $"layer {l + 1}: reconstruction error after epoch 1 {first:F3}, after epoch 3 {last:F3}");
+        }
+        Assert.Equal(["layer 1/2", "layer 1/2", "layer 1/2", "layer 2/2", "layer 2/2", "layer 2/2"], stages);
+    }
+
+    [Fact]
+    public void Fit_LayerInputs_AreTheLowerRbmsForwardOfTheirInputs()
+    {
+        using var data = mnist.BinaryTrain(500);
+        using var g = new Generator(6);
+        using var dbn = boltzmann.DBN([784, 40, 30, 20], generator: g);
+        var inputs = new Dictionary<int, Tensor>();
+        var pretrainer = new GreedyPretrainer(dbn, new DbnPretrainingOptions { Layer = Quick(1) with { MetricsEvery = 0 }, PropagationBatchSize = 128 })
+        {
+            OnLayerInput = (l, x) => inputs[l] = x.clone(),
+        };
+        pretrainer.Fit(data);
+        try
+        {
+            Assert.Equal(3, inputs.Count);
+            Assert.True(DbnTestUtil.Same(inputs[0], data), "layer 1 trains on the data");
+            for (int l = 1; l < 3; l++)
+            {
+                using var expected = dbn.layers[l - 1].forward(inputs[l - 1]);
+                Assert.Equal(expected.shape, inputs[l].shape);
+                TestUtil.AllClose(expected, inputs[l], 1e-6, $"input of layer {l + 1}");
+                using var viaDbn = dbn.layer_input(data, l, batch_size: 128);
+                Assert.True(DbnTestUtil.Same(viaDbn, inputs[l]), $"layer_input({l}) reproduces the pretrainer's input exactly");
+            }
+        }
+        finally
+        {
+            foreach (var t in inputs.Values) t.Dispose();
+        }
+    }
+
+    [Fact]
+    public void Fit_PerLayerOverrides_AndSampledInputs_AreUsed()
+    {
+        using var data = mnist.BinaryTrain(300);
+        using var dbn = boltzmann.DBN([784, 20, 10]);
+        var opts = new DbnPretrainingOptions { Layer = Quick(1), PerLayer = [null, Quick(3) with { LearningRate = 0.05 }], SampleHiddenInputs = true };
+        Tensor? second = null;
+        var history = new GreedyPretrainer(dbn, opts) { OnLayerInput = (l, x) => { if (l == 1) second = x.clone(); } }.Fit(data);
+        using (second)
+        {
+            Assert.Single(history[0]);
+            Assert.Equal(3, history[1].Count);
+            using var nonBinary = second!.ne(0).logical_and(second.ne(1));
+            Assert.False(nonBinary.any().item<bool>(), "sampled inputs are binary");
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => new GreedyPretrainer(dbn, opts with { PerLayer = [null, null, null] }));
+    }
+
+    [Fact]
+    public void Fit_DoesNotLeakTensors_OverManyBatches()
+    {
+        using var dbn = boltzmann.DBN([9, 6, 4]);
+        var opts = new DbnPretrainingOptions { Layer = new RbmTrainingOptions { Epochs = 1, BatchSize = 7, MetricsEvery = 1, MetricsSamples = 20 }, PropagationBatchSize = 16 };
+        using var bas = SyntheticData.BarsAndStripes(3);
+        using var small = bas.repeat(5, 1).to_type(ScalarType.Float32);   // 10 batches per layer
+        using var large = bas.repeat(20, 1).to_type(ScalarType.Float32);  // 40 batches per layer
+        var pretrainer = new GreedyPretrainer(dbn, opts);
+        pretrainer.Fit(small);   // warm-up: gradient buffers
+        long Live(Tensor d)
+        {
+            DisposeScopeManager.Statistics.Reset();
+            pretrainer.Fit(d);
+            return DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        }
+        long a = Live(small);
+        long b = Live(large);
+        Assert.True(a == b, $"live tensors after 10 batches per layer: {a}, after 40: {b}");
+        Assert.True(b <= 0, $"a pretraining run left {b} tensors alive");
+    }
+
+    [Fact]
+    public void ClassConditional_FreeEnergyClassifier_BeatsChanceByFar()
+    {
+        using var data = mnist.BinaryTrain(3000);
+        using var labels = mnist.Train.Labels.narrow(0, 0, 3000);
+        using var g = new Generator(8);
+        using var dbn = boltzmann.DBN([784, 200, 300], n_classes: 10, generator: g);
+        Assert.Equal(210, dbn.top.n_visible);
+        new GreedyPretrainer(dbn, new DbnPretrainingOptions { Layer = Quick(4) with { MetricsEvery = 0 } }).Fit(data, labels);
+        using var test = Binarize.Threshold(mnist.Test.Images);
+        using var predicted = dbn.classify(test);
+        var m = TorchBoltzmann.Evaluation.ClassificationMetrics.FromPredictions(predicted, mnist.Test.Labels);
+        Assert.True(m.Accuracy >= 0.6, $"free-energy classification accuracy {m.Accuracy:P1} on 1000 test digits (chance 10 %)");
+        using var logp = dbn.class_log_probs(test.narrow(0, 0, 5));
+        using var total = logp.exp().sum(1);
+        TestUtil.AllClose(torch.ones(5), total, 1e-5, "Σ_y p(y|x)");
+    }
+
+    [Fact]
+    public void Fit_ClassConditionalWithoutLabels_Throws()
+    {
+        using var dbn = boltzmann.DBN([784, 20, 10], n_classes: 10);
+        using var data = mnist.BinaryTrain(10);
+        var ex = Assert.Throws<ArgumentException>(() => new GreedyPretrainer(dbn).Fit(data));
+        Assert.Contains("labels", ex.Message);
+    }
+}
+

@@ -12,7 +12,10 @@ namespace TorchBoltzmann.Modules;
 /// initialised N(0, 0.01²) with zero bias, producing logits z; p(y | x) = softmax(z)_y.
 /// </summary>
 /// <remarks>
-/// <para>For a class-conditional DBN the feature layers below the labelled top RBM are used (K = L − 1); otherwise all L.</para>
+/// <para>For a class-conditional DBN (Hinton, Osindero &amp; Teh 2006) the labelled top RBM contributes its feature
+/// columns by default: fc_L = Linear(W_L[:, :n_features], c_L), the top RBM's up-pass with the label units off, so the
+/// classifier is n_in–…–n_L–n_classes as in Hinton &amp; Salakhutdinov (2006); with <c>include_labelled_top: false</c> only
+/// the layers below it are used (K = L − 1).</para>
 /// <para>Dropout (Srivastava et al. 2014): <c>nn.Dropout</c> on the inputs (p = 0.2 recommended) and after every hidden
 /// layer (p = 0.5); TorchSharp's dropout is inverted (kept units scaled by 1/(1 − p) during training), so nothing
 /// changes at test time — call <c>eval()</c>. A dropout of 0 omits the module.</para>
@@ -28,16 +31,28 @@ public static class DbnClassifier
     /// <param name="input_dropout">Dropout probability on the inputs (0 = none).</param>
     /// <param name="hidden_dropout">Dropout probability after each hidden layer (0 = none).</param>
     /// <param name="generator">Generator for the output layer's initial weights.</param>
-    /// <exception cref="InvalidOperationException">The DBN has no feature layers (a one-RBM class-conditional DBN).</exception>
-    public static Sequential Build(DBN dbn, int n_classes = 10, double input_dropout = 0, double hidden_dropout = 0, Generator? generator = null)
+    /// <param name="include_labelled_top">For a class-conditional DBN: also use the top RBM's feature columns as the last hidden layer.</param>
+    /// <exception cref="InvalidOperationException">No layer would be used (a one-RBM class-conditional DBN without its top).</exception>
+    public static Sequential Build(DBN dbn, int n_classes = 10, double input_dropout = 0, double hidden_dropout = 0, Generator? generator = null,
+                                   bool include_labelled_top = true)
     {
         ArgumentNullException.ThrowIfNull(dbn);
-        if (dbn.n_feature_layers == 0)
+        int used = dbn.is_class_conditional && include_labelled_top ? dbn.n_layers : dbn.n_feature_layers;
+        if (used == 0)
             throw new InvalidOperationException("DbnClassifier: this class-conditional DBN has no layers below its labelled top RBM.");
-        var sizes = dbn.layer_sizes.Take(dbn.n_feature_layers + 1).ToArray();
+        var sizes = dbn.layer_sizes.Take(used + 1).ToArray();
         var model = Build(sizes, n_classes, input_dropout, hidden_dropout, dbn.device, dbn.dtype, generator);
         var linears = model.named_children().Where(c => c.name.StartsWith("fc", StringComparison.Ordinal)).Select(c => (Linear)c.module).ToList();
-        for (int l = 0; l < linears.Count; l++) dbn.layers[l].CopyInto(linears[l]);
+        for (int l = 0; l < linears.Count; l++)
+        {
+            var rbm = dbn.layers[l];
+            if (l < dbn.n_feature_layers) { rbm.CopyInto(linears[l]); continue; }
+            // The labelled top RBM: its weight is (n_hidden, n_features + n_classes); keep the feature columns.
+            using var _ = torch.no_grad();
+            using var w = rbm.weight.narrow(1, 0, dbn.n_features);
+            linears[l].weight!.copy_(w);
+            linears[l].bias!.copy_(rbm.hidden_bias);
+        }
         return model;
     }
 

@@ -7,7 +7,7 @@ namespace TorchBoltzmann.Training;
 
 /// <summary>
 /// Supervised fine-tuning of any classifier module (logits (B, n_classes)), e.g. one built by
-/// <see cref="Modules.DbnClassifier.Build(Modules.DBN, int, double, double, Generator?)"/>: mini-batch minimisation of the
+/// <see cref="Modules.DbnClassifier.Build(Modules.DBN, int, double, double, Generator?, bool)"/>: mini-batch minimisation of the
 /// cross-entropy L = −(1/B) Σ_n log softmax(z_n)_{y_n} by backpropagation with any <c>torch.optim</c> optimizer (default
 /// SGD, momentum 0.9), an exponential learning-rate schedule η_e = η₀ γ^e, a validation split, early stopping on the
 /// validation error and restoration of the best weights.

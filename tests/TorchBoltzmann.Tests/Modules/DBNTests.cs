@@ -157,6 +157,29 @@ public class DBNTests
     }
 
     [Fact]
+    public void Classifier_FromClassConditionalDbn_UsesTheTopRbmsFeatureColumns()
+    {
+        using var g = new Generator(4);
+        using var dbn = boltzmann.DBN(new[] { 20, 8, 6 }, n_classes: 3, generator: g);
+        using (torch.no_grad()) foreach (var p in dbn.parameters()) p.normal_(0, 1, g);
+        using var withTop = DbnClassifier.Build(dbn, n_classes: 3, generator: g);
+        var fcs = withTop.named_children().Where(c => c.name.StartsWith("fc")).Select(c => (TorchSharp.Modules.Linear)c.module).ToList();
+        Assert.Equal(2, fcs.Count);
+        TestUtil.AllClose(dbn.layers[0].weight, fcs[0].weight!, 0, "fc1");
+        TestUtil.AllClose(dbn.layers[1].weight.narrow(1, 0, 8), fcs[1].weight!, 0, "fc2 = top feature columns");
+        TestUtil.AllClose(dbn.layers[1].hidden_bias, fcs[1].bias!, 0, "fc2 bias");
+        // The classifier's hidden layer is the top RBM's up-pass with the label units off.
+        using var x = torch.rand(5, 20, generator: g);
+        using var f = dbn.features(x);
+        using var labelsOff = torch.cat(new[] { f, torch.zeros(5, 3) }, 1);
+        using var expected = dbn.layers[1].prob_h(labelsOff);
+        using var body = nn.Sequential(withTop.named_children().Where(c => c.name != "out").Select(c => (c.name, (nn.Module<Tensor, Tensor>)c.module)));
+        TestUtil.AllClose(expected, body.forward(x), 1e-6, "top up-pass");
+        using var withoutTop = DbnClassifier.Build(dbn, n_classes: 3, include_labelled_top: false);
+        Assert.Single(withoutTop.named_children(), c => c.name.StartsWith("fc"));
+    }
+
+    [Fact]
     public void Checkpoint_SaveLoad_ReproducesOutputs()
     {
         using var dbn = RandomDbn([10, 7, 5], classes: 4);

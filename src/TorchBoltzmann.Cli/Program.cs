@@ -7,6 +7,7 @@ NativeAllocator.Tune();   // reuse tensor buffers instead of returning them to t
 
 var root = new RootCommand("TorchBoltzmann: restricted Boltzmann machines and deep belief networks on TorchSharp.")
 {
+    MnistCommand.Create(),
     TrainRbmCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

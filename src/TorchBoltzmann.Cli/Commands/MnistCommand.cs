@@ -1,0 +1,170 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Spectre.Console;
+using TorchBoltzmann.Data;
+using TorchBoltzmann.IO;
+using TorchBoltzmann.Modules;
+using TorchBoltzmann.Training;
+using TorchBoltzmann.Visualization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Cli.Commands;
+
+/// <summary>
+/// <c>tbm mnist</c>, the main job: fetch MNIST if missing, pretrain a DBN, fine-tune a classifier, print validation and
+/// test error, write the checkpoints, PNGs (filters, samples per class, confusion matrix, curves) and the run's metrics.
+/// </summary>
+internal static class MnistCommand
+{
+    public static Command Create()
+    {
+        var preset = new Option<string>("--preset") { Description = $"Recipe: {string.Join(", ", DbnClassifierPreset.All.Keys)}", DefaultValueFactory = _ => "quick" };
+        var output = new Option<string?>("--output", "-o") { Description = "Checkpoint path stem (default models/dbn-PRESET.pt; the classifier goes to …-classifier.pt)" };
+        var pretrained = new Option<string?>("--pretrained") { Description = "Fine-tune this DBN checkpoint instead of pretraining (same architecture)" };
+        var pretrainEpochs = new Option<int?>("--pretrain-epochs") { Description = "Override the preset's CD epochs per layer" };
+        var finetuneEpochs = new Option<int?>("--finetune-epochs") { Description = "Override the preset's maximum fine-tuning epochs" };
+        var validation = new Option<int?>("--validation") { Description = "Validation digits held out from the end of the training set (default 10000)" };
+        var data = CommonOptions.Data();
+        var device = CommonOptions.Device();
+        var seed = CommonOptions.Seed();
+        var threads = CommonOptions.Threads();
+        var limit = CommonOptions.Limit();
+        var cmd = new Command("mnist", "Main job: pretrain a DBN on MNIST, fine-tune it as a classifier, report validation and test error.")
+        {
+            preset, output, pretrained, pretrainEpochs, finetuneEpochs, validation, data, device, seed, threads, limit,
+        };
+        cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(
+            r.GetValue(preset)!, r.GetValue(output), r.GetValue(pretrained), r.GetValue(pretrainEpochs), r.GetValue(finetuneEpochs),
+            r.GetValue(validation), r.GetValue(data), r.GetValue(device)!, r.GetValue(seed), r.GetValue(threads), r.GetValue(limit), ct)));
+        return cmd;
+    }
+
+    private static int Run(string presetName, string? output, string? pretrainedPath, int? pretrainEpochs, int? finetuneEpochs,
+                           int? validation, string? dataDir, string deviceName, ulong seed, int threads, int? limit, CancellationToken ct)
+    {
+        try
+        {
+            CommonOptions.ApplyThreads(threads);
+            var device = CommonOptions.ParseDevice(deviceName);
+            var preset = DbnClassifierPreset.FromName(presetName);
+            if (pretrainEpochs is { } pe) preset = preset with { Pretraining = preset.Pretraining with { Layer = preset.Pretraining.Layer with { Epochs = pe } } };
+            if (finetuneEpochs is { } fe) preset = preset with { FineTuning = preset.FineTuning with { Epochs = fe } };
+            if (validation is { } nv) preset = preset with { FineTuning = preset.FineTuning with { ValidationCount = nv } };
+            preset.Pretraining.Validate(preset.LayerSizes.Length - 1);
+            preset.FineTuning.Validate();
+            output ??= Path.Combine("models", $"dbn-{preset.Name}.pt");
+
+            var dir = MnistFetcher.Resolve(dataDir, new Progress<string>(s => AnsiConsole.MarkupLine(Markup.Escape(s))));
+            using var trainSet = MnistDataset.Load(dir, MnistSplit.Train, limit);
+            using var testSet = MnistDataset.Load(dir, MnistSplit.Test);
+            using var trainX = trainSet.Images.to(device);
+            using var trainY = trainSet.Labels.to(device);
+            using var testX = testSet.Images.to(device);
+            using var testY = testSet.Labels.to(device);
+            AnsiConsole.MarkupLine(Markup.Escape(
+                $"Preset {preset.Name}: {preset.Description}. {trainSet.Count - preset.FineTuning.ValidationCount} training + " +
+                $"{preset.FineTuning.ValidationCount} validation digits, {testSet.Count} test digits, device {device}, seed {seed}, {torch.get_num_threads()} threads."));
+
+            DBN? pretrained = pretrainedPath is null ? null : Checkpoint.Load<DBN>(pretrainedPath, device);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            using var result = ConsoleProgress.Run(p => DbnClassifierPipeline.Run(preset, trainX, trainY, testX, testY, seed, pretrained,
+                p, new FineTuneProgress(p), ct));
+            clock.Stop();
+            pretrained?.Dispose();
+
+            var h = result.FineTuning;
+            AnsiConsole.MarkupLine(Markup.Escape(
+                $"Best validation error {100 * h.BestValidationError:F2} % (epoch {h.BestEpoch} of {h.Epochs.Count}{(h.StoppedEarly ? ", stopped early" : "")}); " +
+                $"test error {100 * result.Test.ErrorRate:F2} % ({result.Test.Errors}/{result.Test.Count}); " +
+                (result.FreeEnergyTestError is { } fe2 ? $"DBN free-energy classifier before fine-tuning {100 * fe2:F2} %; " : "") +
+                $"pretraining {result.PretrainSeconds:F0} s, fine-tuning {result.FineTuneSeconds:F0} s, total {clock.Elapsed.TotalSeconds:F0} s."));
+            PrintConfusion(result.Test.ConfusionMatrix);
+            WriteOutputs(output, preset, seed, result, clock.Elapsed.TotalSeconds, limit);
+            return 0;
+        }
+        catch (OperationCanceledException)
+        {
+            AnsiConsole.MarkupLine("[yellow]Cancelled.[/]");
+            return 130;
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or TrainingDivergedException or InvalidDataException)
+        {
+            AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+            return 1;
+        }
+    }
+
+    private static void PrintConfusion(int[,] cm)
+    {
+        var table = new Table().Title("test confusion matrix (rows: true digit, columns: predicted)");
+        table.AddColumn(" ");
+        for (int j = 0; j < cm.GetLength(1); j++) table.AddColumn(j.ToString(CultureInfo.InvariantCulture));
+        for (int i = 0; i < cm.GetLength(0); i++)
+            table.AddRow(new[] { i.ToString(CultureInfo.InvariantCulture) }.Concat(Enumerable.Range(0, cm.GetLength(1)).Select(j => cm[i, j].ToString(CultureInfo.InvariantCulture))).ToArray());
+        AnsiConsole.Write(table);
+    }
+
+    private static void WriteOutputs(string output, DbnClassifierPreset preset, ulong seed, DbnClassifierResult r, double seconds, int? limit)
+    {
+        var summary = new
+        {
+            preset = preset.Name, preset.Description, seed, limit, seconds,
+            pretrain_seconds = r.PretrainSeconds, finetune_seconds = r.FineTuneSeconds,
+            best_validation_error = r.FineTuning.BestValidationError, best_epoch = r.FineTuning.BestEpoch,
+            test_error = r.Test.ErrorRate, test_errors = r.Test.Errors, free_energy_test_error = r.FreeEnergyTestError,
+            threads = torch.get_num_threads(),
+        };
+        var dbnPath = Checkpoint.Save(r.Dbn, output, new { summary, preset, pretraining = r.Pretraining });
+        var stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dbnPath))!, Path.GetFileNameWithoutExtension(dbnPath));
+        Checkpoint.Save(r.Classifier, stem + "-classifier.pt", new { summary, fine_tuning = r.FineTuning });
+
+        ImageGrid.SaveFilters(stem + "-filters.png", r.Dbn.layers[0].weight, 28, 28);
+        ConfusionMatrixImage.Save(stem + "-confusion.png", r.Test.ConfusionMatrix);
+        if (r.Dbn.is_class_conditional)
+        {
+            using var gen = new Generator(seed, r.Dbn.device);
+            using var labels = torch.arange(10, device: r.Dbn.device).repeat_interleave(10);
+            using var samples = r.Dbn.generate(100, burn_in: 1000, labels: labels, generator: gen);
+            ImageGrid.SaveTiles(stem + "-samples.png", samples, 28, 28, columns: 10);   // row d: ten samples of digit d
+        }
+        var ft = r.FineTuning.Epochs;
+        var x = ft.Select(e => (double)e.Epoch).ToArray();
+        LineChart.Save(stem + "-finetune.png", new ChartSpec($"Fine-tuning ({preset.Name})", "epoch", "error / loss",
+            new[]
+            {
+                new Series("validation error (%)", x, ft.Select(e => 100 * (e.ValidationError ?? double.NaN)).ToArray()),
+                new Series("train cross-entropy", x, ft.Select(e => e.TrainLoss).ToArray()),
+            }));
+        if (r.Pretraining.Count > 0)
+        {
+            LineChart.Save(stem + "-pretrain.png", new ChartSpec($"Pretraining ({preset.Name})", "epoch", "reconstruction error per example",
+                r.Pretraining.Select((layer, l) => new Series($"layer {l + 1}",
+                    layer.Where(m => m.ReconstructionError is not null).Select(m => (double)m.Epoch).ToArray(),
+                    layer.Where(m => m.ReconstructionError is not null).Select(m => m.ReconstructionError!.Value).ToArray())).ToArray()));
+        }
+        AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(new { summary, fine_tuning = r.FineTuning, pretraining = r.Pretraining },
+            new JsonSerializerOptions { WriteIndented = true }));
+        var csv = new StringBuilder("epoch,train_loss,validation_error,validation_loss,learning_rate,seconds\n");
+        foreach (var e in ft)
+            csv.AppendLine(string.Join(",", e.Epoch, F(e.TrainLoss), F(e.ValidationError), F(e.ValidationLoss), F(e.LearningRate), F(e.Seconds)));
+        AtomicFile.WriteAllText(stem + "-finetune.csv", csv.ToString());
+        AnsiConsole.MarkupLine(Markup.Escape($"Wrote {dbnPath} (+ .json), {stem}-classifier.pt, {stem}-{{filters,samples,confusion,finetune,pretrain}}.png, {stem}-metrics.json, {stem}-finetune.csv"));
+    }
+
+    private static string F(double? v) => v is { } d ? d.ToString("G6", CultureInfo.InvariantCulture) : "";
+
+    /// <summary>Forwards fine-tuning progress to the shared progress display, printing one line per epoch.</summary>
+    private sealed class FineTuneProgress(IProgress<TrainingProgress> display) : IProgress<ClassifierProgress>
+    {
+        public void Report(ClassifierProgress p)
+        {
+            display.Report(new TrainingProgress(p.Stage, p.Epoch, p.Epochs, p.Batch, p.Batches, null));
+            if (p.EpochMetrics is { } m)
+                AnsiConsole.MarkupLine(Markup.Escape($"{p.Stage} epoch {m.Epoch}/{m.Epochs}  {m.Seconds:F1} s  loss {m.TrainLoss:F4}  " +
+                    $"validation error {100 * m.ValidationError:F2} %{(m.IsBest ? " *" : "")}  lr {m.LearningRate:G3}"));
+        }
+    }
+}

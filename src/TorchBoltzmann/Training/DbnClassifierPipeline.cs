@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using TorchBoltzmann.Evaluation;
+using TorchBoltzmann.Modules;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Training;
+
+/// <summary>What <see cref="DbnClassifierPipeline.Run"/> produced. Owns the two models.</summary>
+public sealed class DbnClassifierResult : IDisposable
+{
+    /// <summary>The pretrained DBN (its weights are not changed by fine-tuning).</summary>
+    public required DBN Dbn { get; init; }
+    /// <summary>The fine-tuned classifier (a plain Sequential, logits out).</summary>
+    public required Sequential Classifier { get; init; }
+    /// <summary>Per layer, per epoch pretraining metrics (empty when a pretrained DBN was given).</summary>
+    public required IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> Pretraining { get; init; }
+    /// <summary>Fine-tuning history.</summary>
+    public required ClassifierHistory FineTuning { get; init; }
+    /// <summary>Test-set metrics of the classifier (error, confusion matrix).</summary>
+    public required ClassificationMetrics Test { get; init; }
+    /// <summary>Test error of the class-conditional DBN's own free-energy classifier, before fine-tuning (null if not class-conditional).</summary>
+    public double? FreeEnergyTestError { get; init; }
+    /// <summary>Wall time of pretraining, in seconds.</summary>
+    public double PretrainSeconds { get; init; }
+    /// <summary>Wall time of fine-tuning, in seconds.</summary>
+    public double FineTuneSeconds { get; init; }
+
+    /// <summary>Disposes both models.</summary>
+    public void Dispose()
+    {
+        Dbn.Dispose();
+        Classifier.Dispose();
+    }
+}
+
+/// <summary>
+/// The main job end to end: greedy pretraining of a DBN on the training digits, a classifier built from it, fine-tuning
+/// with a validation split (the last <c>ValidationCount</c> training digits), and evaluation on the test digits.
+/// </summary>
+public static class DbnClassifierPipeline
+{
+    /// <summary>Runs a preset.</summary>
+    /// <param name="preset">The recipe.</param>
+    /// <param name="trainX">Training inputs (N, 784) in [0, 1] on the target device.</param>
+    /// <param name="trainY">Training labels (N), int64.</param>
+    /// <param name="testX">Test inputs.</param>
+    /// <param name="testY">Test labels.</param>
+    /// <param name="seed">Seed of every generator in the run.</param>
+    /// <param name="pretrained">A pretrained DBN of the preset's architecture to fine-tune instead of pretraining (it is cloned, not consumed).</param>
+    /// <param name="pretrainProgress">Pretraining progress (stage "layer l/L").</param>
+    /// <param name="fineTuneProgress">Fine-tuning progress.</param>
+    /// <param name="cancellationToken">Cancellation.</param>
+    public static DbnClassifierResult Run(DbnClassifierPreset preset, Tensor trainX, Tensor trainY, Tensor testX, Tensor testY,
+        ulong seed = 42, DBN? pretrained = null, IProgress<TrainingProgress>? pretrainProgress = null,
+        IProgress<ClassifierProgress>? fineTuneProgress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(preset);
+        var device = trainX.device;
+        int nVal = preset.FineTuning.ValidationCount;
+        long n = trainX.shape[0];
+        if (n <= nVal) throw new ArgumentException($"training data: expected more than ValidationCount = {nVal} rows, got {n}.");
+        using var fitX = trainX.narrow(0, 0, n - nVal);
+        using var fitY = trainY.narrow(0, 0, n - nVal);
+        using var valX = trainX.narrow(0, n - nVal, nVal);
+        using var valY = trainY.narrow(0, n - nVal, nVal);
+
+        using var gen = new Generator(seed, device);
+        var dbn = boltzmann.DBN(preset.LayerSizes, preset.ClassConditional ? 10 : 0, device: device, generator: gen);
+        try
+        {
+            IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> pretraining = Array.Empty<IReadOnlyList<RbmEpochMetrics>>();
+            var clock = Stopwatch.StartNew();
+            if (pretrained is not null)
+            {
+                if (!pretrained.layer_sizes.SequenceEqual(preset.LayerSizes) || pretrained.n_classes != dbn.n_classes)
+                    throw new ArgumentException($"pretrained: expected a DBN {string.Join("-", preset.LayerSizes)} with {dbn.n_classes} label units, got {string.Join("-", pretrained.layer_sizes)} with {pretrained.n_classes}.");
+                using var sd = torch.no_grad();
+                dbn.load_state_dict(pretrained.state_dict());
+            }
+            else
+            {
+                var options = preset.Pretraining with { Layer = preset.Pretraining.Layer with { Seed = seed } };
+                pretraining = new GreedyPretrainer(dbn, options).Fit(fitX, preset.ClassConditional ? fitY : null, valX,
+                    preset.ClassConditional ? valY : null, pretrainProgress, cancellationToken);
+            }
+            double pretrainSeconds = clock.Elapsed.TotalSeconds;
+
+            double? feError = null;
+            if (dbn.is_class_conditional)
+            {
+                using var predicted = dbn.classify(testX);
+                feError = ClassificationMetrics.FromPredictions(predicted, testY).ErrorRate;
+            }
+
+            clock.Restart();
+            var classifier = DbnClassifier.Build(dbn, 10, preset.InputDropout, preset.HiddenDropout, gen);
+            try
+            {
+                using var tuner = new FineTuner(classifier, preset.FineTuning with { Seed = seed }, generator: gen);
+                var history = tuner.Fit(fitX, fitY, valX, valY, fineTuneProgress, cancellationToken);
+                var test = tuner.Evaluate(testX, testY);
+                return new DbnClassifierResult
+                {
+                    Dbn = dbn, Classifier = classifier, Pretraining = pretraining, FineTuning = history, Test = test,
+                    FreeEnergyTestError = feError, PretrainSeconds = pretrainSeconds, FineTuneSeconds = clock.Elapsed.TotalSeconds,
+                };
+            }
+            catch
+            {
+                classifier.Dispose();
+                throw;
+            }
+        }
+        catch
+        {
+            dbn.Dispose();
+            throw;
+        }
+    }
+}

@@ -1,5 +1,6 @@
 using TorchBoltzmann.Functional;
 using TorchBoltzmann.Modules;
+using TorchBoltzmann.Units;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -129,22 +130,27 @@ public static class ExactEnumeration
         /// <summary>F(v) = Σ_i E_self(v_i; b_i) − Σ_j log-partition_j(c_j + W_j v).</summary>
         public Tensor FreeEnergyOfVisible(RBM rbm, Tensor v)
         {
-            using var net = nn.functional.linear(v, W, c);
-            using var lp = rbm.hidden_units.log_partition(net, c);
-            using var lps = lp.sum(-1);
-            using var se = rbm.visible_units.self_energy(v, b);
-            using var ses = se.sum(-1);
-            return ses - lps;
+            using var negF = NegFreeEnergy(v, rbm.visible_units, b, W, rbm.hidden_units, c);
+            return negF.neg();
         }
 
         /// <summary>−F(h) = −Σ_j E_self(h_j; c_j) + Σ_i log-partition_i(b_i + (Wᵀh)_i).</summary>
         public Tensor NegFreeEnergyOfHidden(RBM rbm, Tensor h)
         {
             using var wt = W.t();
-            using var net = nn.functional.linear(h, wt, b);
-            using var lp = rbm.visible_units.log_partition(net, b);
+            return NegFreeEnergy(h, rbm.hidden_units, c, wt, rbm.visible_units, b);
+        }
+
+        /// <summary>
+        /// −F(x) of one layer with the other integrated out: −Σ E_self(x; a) + Σ log-partition(a' + M x), where M maps
+        /// x to the other layer's net input (W for visible x, Wᵀ for hidden x) and a' is the other layer's bias.
+        /// </summary>
+        private static Tensor NegFreeEnergy(Tensor x, UnitType units, Tensor bias, Tensor toOther, UnitType otherUnits, Tensor otherBias)
+        {
+            using var net = nn.functional.linear(x, toOther, otherBias);
+            using var lp = otherUnits.log_partition(net, otherBias);
             using var lps = lp.sum(-1);
-            using var se = rbm.hidden_units.self_energy(h, c);
+            using var se = units.self_energy(x, bias);
             using var ses = se.sum(-1);
             return lps - ses;
         }

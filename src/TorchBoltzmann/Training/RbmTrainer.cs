@@ -18,7 +18,8 @@ namespace TorchBoltzmann.Training;
 /// <code>∂L/∂W = −(p(h|v⁰)ᵀv⁰ − p(h|vᵏ)ᵀvᵏ)/B + λW,  ∂L/∂b = −mean(v⁰ − vᵏ),  ∂L/∂c = −mean(p(h|v⁰) − p(h|vᵏ))</code>
 /// is written into the parameters' <c>.grad</c> (<see cref="GradientMode.Direct"/>) or obtained by autograd
 /// (<see cref="GradientMode.Autograd"/>), and the optimizer steps. λ is <see cref="RbmTrainingOptions.WeightDecay"/>.</para>
-/// <para>Memory: one dispose scope per batch; the shuffled data is materialised once per epoch and batches are views;
+/// <para>Memory: one dispose scope per batch; each epoch draws one permutation and every batch gathers its rows from it
+/// (a cache-sized copy, rather than a copy of the whole data set per epoch);
 /// persistent chains are allocated once and updated in place. Move the model to its device before creating the trainer.</para>
 /// </remarks>
 public sealed class RbmTrainer : IDisposable
@@ -96,7 +97,7 @@ public sealed class RbmTrainer : IDisposable
                     momentum = m.Momentum;
                 }
                 var clock = Stopwatch.StartNew();
-                using (var shuffled = Shuffled(data))
+                using (var order = Options.Shuffle ? torch.randperm(n, generator: _generator, device: data.device) : null)
                 {
                     for (int b = 0; b < batches; b++)
                     {
@@ -104,7 +105,8 @@ public sealed class RbmTrainer : IDisposable
                         using (var scope = torch.NewDisposeScope())
                         {
                             long start = (long)b * Options.BatchSize;
-                            var v0 = shuffled.narrow(0, start, Math.Min(Options.BatchSize, n - start));
+                            long size = Math.Min(Options.BatchSize, n - start);
+                            var v0 = order is null ? data.narrow(0, start, size) : data.index_select(0, order.narrow(0, start, size));
                             if (!Step(v0)) throw new TrainingDivergedException(epoch + 1, b + 1, "the gradient");
                         }
                         progress?.Report(new TrainingProgress(Stage, epoch + 1, Options.Epochs, b + 1, batches, null));
@@ -187,6 +189,8 @@ public sealed class RbmTrainer : IDisposable
         using var scope = torch.NewDisposeScope();
         float b0 = v0.shape[0], bk = vk.shape[0];
         var gw = GradBuffer(rbm.weight);
+        // gw ← −ph0ᵀv0/B₀ + phkᵀvk/Bₖ + λW, accumulated in place (addmm_ takes float scalars, so λ is added with add_,
+        // which keeps it exact in float64).
         gw.addmm_(ph0.t(), v0, beta: 0f, alpha: -1f / b0);
         gw.addmm_(phk.t(), vk, beta: 1f, alpha: 1f / bk);
         if (weightDecay > 0) gw.add_(rbm.weight, alpha: weightDecay);
@@ -242,13 +246,6 @@ public sealed class RbmTrainer : IDisposable
         }
         chains?.copy_(v);
         return (v, ph0 is null ? null : ph);
-    }
-
-    private Tensor Shuffled(Tensor data)
-    {
-        if (!Options.Shuffle) return data.alias();
-        using var perm = torch.randperm(data.shape[0], generator: _generator, device: data.device);
-        return data.index_select(0, perm);
     }
 
     private bool AllFinite()

@@ -61,4 +61,12 @@ internal static class TestUtil
         for (int i = 0; i < e.Length; i++)
             Assert.True(Math.Abs(e[i] - a[i]) <= tol * (1 + Math.Abs(e[i])), $"{what}[{i}]: expected {e[i]:G10}, got {a[i]:G10} (tol {tol})");
     }
+
+    /// <summary>Tensors left alive on this thread by <paramref name="run"/> (DisposeScopeManager statistics).</summary>
+    public static long LiveTensorsAfter(Action run)
+    {
+        DisposeScopeManager.Statistics.Reset();
+        run();
+        return DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+    }
 }

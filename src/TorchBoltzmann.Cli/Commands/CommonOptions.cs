@@ -1,4 +1,6 @@
 using System.CommandLine;
+using Spectre.Console;
+using TorchBoltzmann.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -26,5 +28,27 @@ internal static class CommonOptions
     {
         if (threads < 0) throw new ArgumentException($"--threads: expected 0 or a positive number, got {threads}.");
         if (threads > 0) torch.set_num_threads(threads);
+    }
+
+    /// <summary>
+    /// Runs a command body, turning the errors a user can act on (bad arguments, missing or corrupt files, divergence,
+    /// cancellation) into one red line and an exit code instead of a stack trace.
+    /// </summary>
+    public static int Guard(Func<int> body)
+    {
+        try
+        {
+            return body();
+        }
+        catch (OperationCanceledException)
+        {
+            AnsiConsole.MarkupLine("[yellow]Cancelled.[/]");
+            return 130;
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or TrainingDivergedException or InvalidDataException)
+        {
+            AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
+            return 1;
+        }
     }
 }

@@ -44,8 +44,7 @@ internal static class MnistCommand
 
     private static int Run(string presetName, string? output, string? pretrainedPath, int? pretrainEpochs, int? finetuneEpochs,
                            int? validation, string? dataDir, string deviceName, ulong seed, int threads, int? limit, CancellationToken ct)
-    {
-        try
+        => CommonOptions.Guard(() =>
         {
             CommonOptions.ApplyThreads(threads);
             var device = CommonOptions.ParseDevice(deviceName);
@@ -84,18 +83,7 @@ internal static class MnistCommand
             PrintConfusion(result.Test.ConfusionMatrix);
             WriteOutputs(output, preset, seed, result, clock.Elapsed.TotalSeconds, limit);
             return 0;
-        }
-        catch (OperationCanceledException)
-        {
-            AnsiConsole.MarkupLine("[yellow]Cancelled.[/]");
-            return 130;
-        }
-        catch (Exception e) when (e is ArgumentException or IOException or TrainingDivergedException or InvalidDataException)
-        {
-            AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
-            return 1;
-        }
-    }
+        });
 
     private static void PrintConfusion(int[,] cm)
     {

@@ -45,8 +45,7 @@ internal static class TrainRbmCommand
 
     private static int Run(int hidden, RbmTrainingOptions options, string output, string? dataDir, string deviceName,
                            int threads, int? limit, CancellationToken ct)
-    {
-        try
+        => CommonOptions.Guard(() =>
         {
             CommonOptions.ApplyThreads(threads);
             var device = CommonOptions.ParseDevice(deviceName);
@@ -91,16 +90,5 @@ internal static class TrainRbmCommand
             AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(history, new JsonSerializerOptions { WriteIndented = true }));
             AnsiConsole.MarkupLine(Markup.Escape($"Done in {clock.Elapsed.TotalSeconds:F0} s. Wrote {weights}, its .json sidecar, and {stem}-{{filters,samples,reconstructions,curve}}.png, {stem}-metrics.json"));
             return 0;
-        }
-        catch (OperationCanceledException)
-        {
-            AnsiConsole.MarkupLine("[yellow]Cancelled.[/]");
-            return 130;
-        }
-        catch (Exception e) when (e is ArgumentException or IOException or TrainingDivergedException or InvalidDataException)
-        {
-            AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
-            return 1;
-        }
-    }
+        });
 }

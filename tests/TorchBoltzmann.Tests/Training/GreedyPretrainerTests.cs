@@ -88,12 +88,7 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
         using var large = bas.repeat(20, 1).to_type(ScalarType.Float32);  // 40 batches per layer
         var pretrainer = new GreedyPretrainer(dbn, opts);
         pretrainer.Fit(small);   // warm-up: gradient buffers
-        long Live(Tensor d)
-        {
-            DisposeScopeManager.Statistics.Reset();
-            pretrainer.Fit(d);
-            return DisposeScopeManager.Statistics.ThreadTotalLiveCount;
-        }
+        long Live(Tensor d) => TestUtil.LiveTensorsAfter(() => pretrainer.Fit(d));
         long a = Live(small);
         long b = Live(large);
         Assert.True(a == b, $"live tensors after 10 batches per layer: {a}, after 40: {b}");

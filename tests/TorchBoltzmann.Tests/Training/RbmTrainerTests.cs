@@ -182,12 +182,7 @@ public class RbmTrainerTests
         using var small = BarsAndStripesData(5, ScalarType.Float32);   // 10 batches
         using var large = BarsAndStripesData(20, ScalarType.Float32);  // 40 batches
         t.Fit(small);   // warm-up: allocates gradient and momentum buffers once
-        long Live(Tensor d)
-        {
-            DisposeScopeManager.Statistics.Reset();
-            t.Fit(d);
-            return DisposeScopeManager.Statistics.ThreadTotalLiveCount;
-        }
+        long Live(Tensor d) => TestUtil.LiveTensorsAfter(() => t.Fit(d));
         long a = Live(small);
         long b = Live(large);
         Assert.True(a == b, $"live tensors after 10 batches: {a}, after 40: {b}");

@@ -206,7 +206,9 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
         using var l = labels.to(ScalarType.Int64, device ?? labels.device);
         if (l.numel() > 0)
         {
-            long lo = l.min().ToInt64(), hi = l.max().ToInt64();
+            using var min = l.min();
+            using var max = l.max();
+            long lo = min.ToInt64(), hi = max.ToInt64();
             if (lo < 0 || hi >= n_classes)
                 throw new ArgumentException($"labels: expected values in [0, {n_classes - 1}], got values in [{lo}, {hi}].", nameof(labels));
         }

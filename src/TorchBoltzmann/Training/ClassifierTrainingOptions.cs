@@ -39,18 +39,12 @@ public sealed record ClassifierTrainingOptions
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for a value outside its range, naming it.</summary>
     public void Validate()
     {
-        static void Check(bool ok, string name, object value, string rule)
-        {
-            if (!ok) throw new ArgumentOutOfRangeException(name, value, $"{name} must be {rule}.");
-        }
-        Check(Epochs >= 0, nameof(Epochs), Epochs, "non-negative");
-        Check(BatchSize >= 1, nameof(BatchSize), BatchSize, "at least 1");
-        Check(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "positive and finite");
-        Check(Momentum is >= 0 and < 1, nameof(Momentum), Momentum, "in [0, 1)");
-        Check(LearningRateDecay is > 0 and <= 1, nameof(LearningRateDecay), LearningRateDecay, "in (0, 1]");
-        Check(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), WeightDecay, "non-negative and finite");
-        Check(ValidationCount >= 0, nameof(ValidationCount), ValidationCount, "non-negative");
-        Check(Patience >= 0, nameof(Patience), Patience, "non-negative");
-        Check(EvaluationBatchSize >= 1, nameof(EvaluationBatchSize), EvaluationBatchSize, "at least 1");
+        OptionRules.Sgd(Epochs, BatchSize, LearningRate);
+        OptionRules.Momentum(Momentum, nameof(Momentum));
+        OptionRules.Decay(LearningRateDecay, nameof(LearningRateDecay));
+        OptionRules.NonNegativeFinite(WeightDecay, nameof(WeightDecay));
+        OptionRules.NonNegative(ValidationCount, nameof(ValidationCount));
+        OptionRules.NonNegative(Patience, nameof(Patience));
+        OptionRules.AtLeastOne(EvaluationBatchSize, nameof(EvaluationBatchSize));
     }
 }

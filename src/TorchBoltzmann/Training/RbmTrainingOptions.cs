@@ -53,19 +53,13 @@ public sealed record RbmTrainingOptions
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for a value outside its range, naming it.</summary>
     public void Validate()
     {
-        static void Check(bool ok, string name, object value, string rule)
-        {
-            if (!ok) throw new ArgumentOutOfRangeException(name, value, $"{name} must be {rule}.");
-        }
-        Check(Epochs >= 0, nameof(Epochs), Epochs, "non-negative");
-        Check(BatchSize >= 1, nameof(BatchSize), BatchSize, "at least 1");
-        Check(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "positive and finite");
-        Check(K >= 1, nameof(K), K, "at least 1");
-        Check(InitialMomentum is >= 0 and < 1, nameof(InitialMomentum), InitialMomentum, "in [0, 1)");
-        Check(FinalMomentum is >= 0 and < 1, nameof(FinalMomentum), FinalMomentum, "in [0, 1)");
-        Check(MomentumSwitchEpoch >= 0, nameof(MomentumSwitchEpoch), MomentumSwitchEpoch, "non-negative");
-        Check(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), WeightDecay, "non-negative and finite");
-        Check(MetricsEvery >= 0, nameof(MetricsEvery), MetricsEvery, "non-negative");
-        Check(MetricsSamples >= 1, nameof(MetricsSamples), MetricsSamples, "at least 1");
+        OptionRules.Sgd(Epochs, BatchSize, LearningRate);
+        OptionRules.AtLeastOne(K, nameof(K));
+        OptionRules.Momentum(InitialMomentum, nameof(InitialMomentum));
+        OptionRules.Momentum(FinalMomentum, nameof(FinalMomentum));
+        OptionRules.NonNegative(MomentumSwitchEpoch, nameof(MomentumSwitchEpoch));
+        OptionRules.NonNegativeFinite(WeightDecay, nameof(WeightDecay));
+        OptionRules.NonNegative(MetricsEvery, nameof(MetricsEvery));
+        OptionRules.AtLeastOne(MetricsSamples, nameof(MetricsSamples));
     }
 }

@@ -156,11 +156,11 @@ public sealed class RbmTrainer : IDisposable
         }
         using (torch.no_grad())
         {
-            // A NaN/inf anywhere in W or the statistics reaches the hidden-bias gradient (ph = σ(c + Wv)); W itself is
-            // checked in full at the end of every epoch.
+            // A NaN/inf anywhere in W, the biases or the statistics reaches the hidden-bias gradient
+            // (mean p(h|v) with p = σ(c + Wv) for both phases); W itself is checked in full at the end of every epoch.
             using var gc = _rbm.hidden_bias.grad!;
-            using var gb = _rbm.visible_bias.grad!;
-            if (!double.IsFinite(gc.sum().ToDouble() + gb.sum().ToDouble())) return false;
+            using var sum = gc.sum();
+            if (!double.IsFinite(sum.ToDouble())) return false;
         }
         _optimizer.step();
         return true;
@@ -176,6 +176,7 @@ public sealed class RbmTrainer : IDisposable
     public static void WriteCdGradients(RBM rbm, Tensor v0, Tensor vk, double weightDecay = 0)
     {
         using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
         using var ph0 = rbm.prob_h(v0);
         using var phk = rbm.prob_h(vk);
         WriteCdGradients(rbm, v0, ph0, vk, phk, weightDecay);
@@ -185,8 +186,7 @@ public sealed class RbmTrainer : IDisposable
     {
         if (!rbm.visible_units.has_linear_bias || !rbm.hidden_units.has_linear_bias)
             throw new NotSupportedException($"Direct CD gradients need unit types with a linear bias term; {rbm} needs GradientMode.Autograd.");
-        using var _ = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
+        // Callers run this under no_grad inside a dispose scope (Step's, or the public overload's).
         float b0 = v0.shape[0], bk = vk.shape[0];
         var gw = GradBuffer(rbm.weight);
         // gw ← −ph0ᵀv0/B₀ + phkᵀvk/Bₖ + λW, accumulated in place (addmm_ takes float scalars, so λ is added with add_,

@@ -42,13 +42,13 @@ public sealed class BernoulliUnits : UnitType
     {
         if (x.numel() == 0) return;
         using var _ = torch.no_grad();
-        using var isnan = x.isnan();
-        using var nan = isnan.any();
-        if (nan.item<bool>())
+        // One pass: min and max together; both propagate NaN, so a NaN anywhere shows up in them.
+        using var flat = x.reshape(-1);
+        var (min, max) = flat.aminmax(0);
+        double lo, hi;
+        using (min) using (max) { lo = min.ToDouble(); hi = max.ToDouble(); }
+        if (double.IsNaN(lo) || double.IsNaN(hi))
             throw new ArgumentException($"{what}: expected values in [0, 1] for Bernoulli units, got NaN.");
-        using var min = x.min();
-        using var max = x.max();
-        double lo = min.ToDouble(), hi = max.ToDouble();
         if (lo < 0 || hi > 1)
             throw new ArgumentException($"{what}: expected values in [0, 1] for Bernoulli units, got values in [{lo:G4}, {hi:G4}].");
     }

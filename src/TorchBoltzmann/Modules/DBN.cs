@@ -272,10 +272,7 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
         for (int s = 0; s < steps; s++)
         {
             using var step = torch.NewDisposeScope();
-            var ph = t.prob_h(v, temperature);
-            var h = t.hidden_units.sample_from_mean(ph, generator);
-            var pv = t.prob_v(h, temperature);
-            var nv = t.visible_units.sample_from_mean(pv, generator);
+            var (pv, nv) = t.gibbs_step(v, temperature, generator);
             if (y is not null) nv.narrow(1, nf, c).copy_(y);
             v.copy_(nv);
             if (s == steps - 1)

@@ -228,25 +228,28 @@ public sealed class RBM : nn.Module<Tensor, Tensor>
     {
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be at least 1.");
         check_visible(v0, "Gibbs start");
-        return gibbs_unchecked(v0, k, temperature, generator, sample_last_visible);
-    }
-
-    internal Tensor gibbs_unchecked(Tensor v0, int k, double temperature, Generator? generator, bool sample_last_visible)
-    {
-        using var _ = torch.no_grad();
         var v = v0;
         for (int step = 0; step < k; step++)
         {
             using var scope = torch.NewDisposeScope();
-            using var ph = prob_h(v, temperature);
-            using var h = hidden_units.sample_from_mean(ph, generator);
-            var pv = prob_v(h, temperature);
-            var next = (step == k - 1 && !sample_last_visible) ? pv : visible_units.sample_from_mean(pv, generator);
+            var (pv, nv) = gibbs_step(v, temperature, generator);
+            var next = (step == k - 1 && !sample_last_visible) ? pv : nv;
             next.MoveToOuterDisposeScope();
             if (!ReferenceEquals(v, v0)) v.Dispose();
             v = next;
         }
         return v;
+    }
+
+    /// <summary>
+    /// One block Gibbs step at temperature T without autograd: h ~ p(h | v), then v' ~ p(v | h). Returns
+    /// (p(v | h), v'). Every sampler of the library (<see cref="gibbs"/>, <see cref="generate"/>, DBN top-level sampling)
+    /// takes its steps here.
+    /// </summary>
+    public (Tensor mean, Tensor sample) gibbs_step(Tensor v, double temperature = 1.0, Generator? generator = null)
+    {
+        var (ph, h) = sample_h(v, temperature, generator);
+        using (ph) using (h) return sample_v(h, temperature, generator);
     }
 
     /// <summary>Mean-field reconstruction p(v | p(h | v)): one deterministic down-pass of the up-pass probabilities.</summary>
@@ -305,10 +308,7 @@ public sealed class RBM : nn.Module<Tensor, Tensor>
                 for (int s = 0; s < steps; s++)
                 {
                     using var scope = torch.NewDisposeScope();
-                    var ph = prob_h(v, temperature);
-                    var h = hidden_units.sample_from_mean(ph, generator);
-                    var pv = prob_v(h, temperature);
-                    var nv = visible_units.sample_from_mean(pv, generator);
+                    var (pv, nv) = gibbs_step(v, temperature, generator);
                     if (s == steps - 1) collected.Add((return_means ? pv : nv.clone()).MoveToOuterDisposeScope());
                     nv.MoveToOuterDisposeScope();
                     v.Dispose();

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Spectre.Console;
+using TorchBoltzmann.Data;
 using TorchBoltzmann.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -22,6 +23,17 @@ internal static class CommonOptions
         if (d.type == DeviceType.CUDA && !torch.cuda.is_available())
             throw new ArgumentException($"--device {name}: CUDA is not available here (torch.cuda.is_available() is false); build with -p:TorchBackend=cuda on a machine with an NVIDIA GPU, or use --device cpu.");
         return d;
+    }
+
+    /// <summary>
+    /// Finds or fetches MNIST, printing the fetcher's progress lines as they come (a synchronous IProgress:
+    /// <c>Progress&lt;T&gt;</c> would post them to the thread pool, out of order with the rest of the output).
+    /// </summary>
+    public static string ResolveMnist(string? dataDir) => MnistFetcher.Resolve(dataDir, new LineProgress());
+
+    private sealed class LineProgress : IProgress<string>
+    {
+        public void Report(string value) => AnsiConsole.MarkupLine(Markup.Escape(value));
     }
 
     public static void ApplyThreads(int threads)

@@ -56,7 +56,7 @@ internal static class MnistCommand
             preset.FineTuning.Validate();
             output ??= Path.Combine("models", $"dbn-{preset.Name}.pt");
 
-            var dir = MnistFetcher.Resolve(dataDir, new Progress<string>(s => AnsiConsole.MarkupLine(Markup.Escape(s))));
+            var dir = CommonOptions.ResolveMnist(dataDir);
             using var trainSet = MnistDataset.Load(dir, MnistSplit.Train, limit);
             using var testSet = MnistDataset.Load(dir, MnistSplit.Test);
             using var trainX = trainSet.Images.to(device);

@@ -52,7 +52,7 @@ internal static class TrainRbmCommand
             if (hidden < 1) throw new ArgumentException($"--hidden: expected a positive number of units, got {hidden}.");
             options.Validate();
 
-            var dir = MnistFetcher.Resolve(dataDir, new Progress<string>(s => AnsiConsole.MarkupLine(Markup.Escape(s))));
+            var dir = CommonOptions.ResolveMnist(dataDir);
             using var trainSet = MnistDataset.Load(dir, MnistSplit.Train, limit);
             using var testSet = MnistDataset.Load(dir, MnistSplit.Test, Math.Min(10000, limit ?? 10000));
             using var train = Binarize.Threshold(trainSet.Images).to(device);

@@ -27,6 +27,7 @@ internal static class MnistCommand
         var pretrainEpochs = new Option<int?>("--pretrain-epochs") { Description = "Override the preset's CD epochs per layer" };
         var finetuneEpochs = new Option<int?>("--finetune-epochs") { Description = "Override the preset's maximum fine-tuning epochs" };
         var validation = new Option<int?>("--validation") { Description = "Validation digits held out from the end of the training set (default 10000)" };
+        var tuning = new FineTuneOverrides();
         var data = CommonOptions.Data();
         var device = CommonOptions.Device();
         var seed = CommonOptions.Seed();
@@ -36,19 +37,20 @@ internal static class MnistCommand
         {
             preset, output, pretrained, pretrainEpochs, finetuneEpochs, validation, data, device, seed, threads, limit,
         };
+        tuning.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(
-            r.GetValue(preset)!, r.GetValue(output), r.GetValue(pretrained), r.GetValue(pretrainEpochs), r.GetValue(finetuneEpochs),
+            r.GetValue(preset)!, p => tuning.Apply(r, p), r.GetValue(output), r.GetValue(pretrained), r.GetValue(pretrainEpochs), r.GetValue(finetuneEpochs),
             r.GetValue(validation), r.GetValue(data), r.GetValue(device)!, r.GetValue(seed), r.GetValue(threads), r.GetValue(limit), ct)));
         return cmd;
     }
 
-    private static int Run(string presetName, string? output, string? pretrainedPath, int? pretrainEpochs, int? finetuneEpochs,
+    private static int Run(string presetName, Func<DbnClassifierPreset, DbnClassifierPreset> overrides, string? output, string? pretrainedPath, int? pretrainEpochs, int? finetuneEpochs,
                            int? validation, string? dataDir, string deviceName, ulong seed, int threads, int? limit, CancellationToken ct)
         => CommonOptions.Guard(() =>
         {
             CommonOptions.ApplyThreads(threads);
             var device = CommonOptions.ParseDevice(deviceName);
-            var preset = DbnClassifierPreset.FromName(presetName);
+            var preset = overrides(DbnClassifierPreset.FromName(presetName));
             if (pretrainEpochs is { } pe) preset = preset with { Pretraining = preset.Pretraining with { Layer = preset.Pretraining.Layer with { Epochs = pe } } };
             if (finetuneEpochs is { } fe) preset = preset with { FineTuning = preset.FineTuning with { Epochs = fe } };
             if (validation is { } nv) preset = preset with { FineTuning = preset.FineTuning with { ValidationCount = nv } };
@@ -140,6 +142,47 @@ internal static class MnistCommand
             csv.AppendLine(string.Join(",", e.Epoch, F(e.TrainLoss), F(e.ValidationError), F(e.ValidationLoss), F(e.LearningRate), F(e.Seconds)));
         AtomicFile.WriteAllText(stem + "-finetune.csv", csv.ToString());
         AnsiConsole.MarkupLine(Markup.Escape($"Wrote {dbnPath} (+ .json), {stem}-classifier.pt, {stem}-{{filters,samples,confusion,finetune,pretrain}}.png, {stem}-metrics.json, {stem}-finetune.csv"));
+    }
+
+    /// <summary>Command-line overrides of a preset's fine-tuning hyperparameters (any not given keeps the preset's value).</summary>
+    private sealed class FineTuneOverrides
+    {
+        private readonly Option<double?> _lr = new("--lr") { Description = "Override the fine-tuning learning rate η₀" };
+        private readonly Option<double?> _momentum = new("--momentum") { Description = "Override the fine-tuning momentum" };
+        private readonly Option<double?> _lrDecay = new("--lr-decay") { Description = "Override the per-epoch learning-rate decay γ (η_e = η₀ γ^e)" };
+        private readonly Option<double?> _weightDecay = new("--weight-decay") { Description = "Override the fine-tuning L2 weight decay" };
+        private readonly Option<int?> _batch = new("--batch-size") { Description = "Override the fine-tuning mini-batch size" };
+        private readonly Option<int?> _patience = new("--patience") { Description = "Override the early-stopping patience (0: never stop early)" };
+        private readonly Option<int?> _headEpochs = new("--head-epochs") { Description = "Override the epochs that train only the output layer before the whole network" };
+        private readonly Option<double?> _inputDropout = new("--input-dropout") { Description = "Override the dropout probability on the inputs" };
+        private readonly Option<double?> _hiddenDropout = new("--hidden-dropout") { Description = "Override the dropout probability after each hidden layer" };
+
+        public void AddTo(Command cmd)
+        {
+            foreach (var o in new Option[] { _lr, _momentum, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _inputDropout, _hiddenDropout })
+                cmd.Options.Add(o);
+        }
+
+        public DbnClassifierPreset Apply(ParseResult r, DbnClassifierPreset p)
+        {
+            var f = p.FineTuning;
+            f = f with
+            {
+                LearningRate = r.GetValue(_lr) ?? f.LearningRate,
+                Momentum = r.GetValue(_momentum) ?? f.Momentum,
+                LearningRateDecay = r.GetValue(_lrDecay) ?? f.LearningRateDecay,
+                WeightDecay = r.GetValue(_weightDecay) ?? f.WeightDecay,
+                BatchSize = r.GetValue(_batch) ?? f.BatchSize,
+                Patience = r.GetValue(_patience) ?? f.Patience,
+                HeadOnlyEpochs = r.GetValue(_headEpochs) ?? f.HeadOnlyEpochs,
+            };
+            return p with
+            {
+                FineTuning = f,
+                InputDropout = r.GetValue(_inputDropout) ?? p.InputDropout,
+                HiddenDropout = r.GetValue(_hiddenDropout) ?? p.HiddenDropout,
+            };
+        }
     }
 
     private static string F(double? v) => v is { } d ? d.ToString("G6", CultureInfo.InvariantCulture) : "";

@@ -10,6 +10,13 @@ public sealed record ClassifierTrainingOptions
 {
     /// <summary>Maximum passes over the training data.</summary>
     public int Epochs { get; init; } = 10;
+    /// <summary>
+    /// Epochs at the start that train only the output layer (the last submodule holding parameters), with the pretrained
+    /// layers frozen, before the whole network trains (Hinton &amp; Salakhutdinov 2006 trained the new softmax layer alone
+    /// first, so its random weights do not send large, random gradients into the pretrained features). Counted in
+    /// <see cref="Epochs"/>.
+    /// </summary>
+    public int HeadOnlyEpochs { get; init; }
     /// <summary>Examples per mini-batch.</summary>
     public int BatchSize { get; init; } = 100;
     /// <summary>Initial learning rate η₀ of the default SGD optimizer.</summary>
@@ -45,6 +52,7 @@ public sealed record ClassifierTrainingOptions
         OptionRules.NonNegativeFinite(WeightDecay, nameof(WeightDecay));
         OptionRules.NonNegative(ValidationCount, nameof(ValidationCount));
         OptionRules.NonNegative(Patience, nameof(Patience));
+        OptionRules.NonNegative(HeadOnlyEpochs, nameof(HeadOnlyEpochs));
         OptionRules.AtLeastOne(EvaluationBatchSize, nameof(EvaluationBatchSize));
     }
 }

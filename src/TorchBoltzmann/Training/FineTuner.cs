@@ -114,10 +114,13 @@ public sealed class FineTuner : IDisposable
         int bestEpoch = 0, sinceBest = 0;
         bool stoppedEarly = false, restored = false;
         bool wasTraining = _model.training;
+        var frozen = Options.HeadOnlyEpochs > 0 ? BodyParameters() : new List<TorchSharp.Modules.Parameter>();
         try
         {
             for (int epoch = 0; epoch < Options.Epochs; epoch++)
             {
+                bool headOnly = epoch < Options.HeadOnlyEpochs;
+                foreach (var p in frozen) p.requires_grad = !headOnly;
                 double factor = Math.Pow(Options.LearningRateDecay, epoch);
                 int gi = 0;
                 foreach (var g in _optimizer.ParamGroups) g.LearningRate = baseRates[gi++] * factor;
@@ -187,10 +190,24 @@ public sealed class FineTuner : IDisposable
         }
         finally
         {
+            foreach (var p in frozen) p.requires_grad = true;
             if (best is not null) foreach (var t in best.Values) t.Dispose();
             _model.train(wasTraining);
         }
         return new ClassifierHistory(epochs, bestEpoch, bestError, stoppedEarly, restored);
+    }
+
+    /// <summary>
+    /// The parameters outside the output layer: every trainable parameter except those of the last submodule that holds
+    /// parameters directly (for a <see cref="Modules.DbnClassifier"/> Sequential, the final Linear).
+    /// </summary>
+    private List<TorchSharp.Modules.Parameter> BodyParameters()
+    {
+        var owners = _model.named_modules().Where(m => m.module.named_parameters(recurse: false).Any()).ToList();
+        if (owners.Count < 2)
+            throw new ArgumentException($"HeadOnlyEpochs = {Options.HeadOnlyEpochs} needs a model with an output layer below other layers; this model has {owners.Count} module(s) with parameters.");
+        var head = owners[^1].module.parameters(recurse: false).Select(p => p.Handle).ToHashSet();
+        return _model.parameters().Where(p => p.requires_grad && !head.Contains(p.Handle)).ToList();
     }
 
     /// <summary>Error rate, loss and confusion matrix of the model on (x, y), in eval mode, batched.</summary>

@@ -30,6 +30,8 @@ public sealed class RbmTrainer : IDisposable
     private readonly Generator _generator;
     private readonly bool _ownsGenerator;
     private Tensor? _chains;
+    private readonly bool _direct;
+    private double _momentum;
 
     /// <summary>Creates a trainer.</summary>
     /// <param name="rbm">The model (already on its device).</param>
@@ -42,7 +44,12 @@ public sealed class RbmTrainer : IDisposable
         Options = options ?? new RbmTrainingOptions();
         Options.Validate();
         _ownsOptimizer = optimizer is null;
-        _optimizer = optimizer ?? optim.SGD(rbm.parameters(), Options.LearningRate, momentum: Options.InitialMomentum);
+        _direct = Options.Gradient == GradientMode.Direct && rbm.visible_units.has_linear_bias && rbm.hidden_units.has_linear_bias;
+        // Default optimizer with direct gradients: plain SGD, with the momentum folded into the gradient the trainer
+        // writes (see FoldsMomentum), which saves two passes over W per step.
+        FoldsMomentum = optimizer is null && _direct;
+        _momentum = Options.InitialMomentum;
+        _optimizer = optimizer ?? optim.SGD(rbm.parameters(), Options.LearningRate, momentum: FoldsMomentum ? 0 : Options.InitialMomentum);
         _ownsGenerator = generator is null;
         _generator = generator ?? new Generator(Options.Seed, rbm.device);
     }
@@ -52,6 +59,18 @@ public sealed class RbmTrainer : IDisposable
 
     /// <summary>The optimizer taking the steps.</summary>
     public optim.Optimizer Optimizer => _optimizer;
+
+    /// <summary>
+    /// True when the trainer created its own optimizer and computes gradients directly: the optimizer is then plain SGD
+    /// and each parameter's <c>.grad</c> holds the heavy-ball momentum buffer u ← μu + ∂L/∂θ, accumulated by the same
+    /// matrix product that computes the statistics (<c>addmm_</c> with β = μ), so the step θ ← θ − ηu is PyTorch's SGD with
+    /// momentum exactly, with two fewer elementwise passes over W. With a caller's optimizer <c>.grad</c> holds ∂L/∂θ and
+    /// the momentum schedule is applied to the optimizer (when it implements <c>IMomentum</c>).
+    /// </summary>
+    public bool FoldsMomentum { get; }
+
+    /// <summary>The momentum in effect (the schedule sets it at the start of every epoch).</summary>
+    public double Momentum => FoldsMomentum ? _momentum : GroupMomentum(_optimizer) ?? 0;
 
     /// <summary>The persistent chains of PCD (visible states, B × n_visible), null before PCD training; not part of the state_dict.</summary>
     public Tensor? PersistentChains => _chains;
@@ -91,11 +110,9 @@ public sealed class RbmTrainer : IDisposable
             for (int epoch = 0; epoch < Options.Epochs; epoch++)
             {
                 double? momentum = null;
-                if (_optimizer is optim.IMomentum m)
-                {
-                    m.Momentum = epoch < Options.MomentumSwitchEpoch ? Options.InitialMomentum : Options.FinalMomentum;
-                    momentum = m.Momentum;
-                }
+                double scheduled = epoch < Options.MomentumSwitchEpoch ? Options.InitialMomentum : Options.FinalMomentum;
+                if (FoldsMomentum) momentum = _momentum = scheduled;
+                else if (SetMomentum(_optimizer, scheduled)) momentum = scheduled;
                 var clock = Stopwatch.StartNew();
                 using (var order = Options.Shuffle ? torch.randperm(n, generator: _generator, device: data.device) : null)
                 {
@@ -136,8 +153,7 @@ public sealed class RbmTrainer : IDisposable
     public bool Step(Tensor v0)
     {
         using var scope = torch.NewDisposeScope();
-        bool direct = Options.Gradient == GradientMode.Direct && _rbm.visible_units.has_linear_bias && _rbm.hidden_units.has_linear_bias;
-        if (!direct)
+        if (!_direct)
         {
             var vk = NegativeSample(v0, null).vk;
             _optimizer.zero_grad();
@@ -152,7 +168,7 @@ public sealed class RbmTrainer : IDisposable
             using var _ = torch.no_grad();
             var ph0 = _rbm.prob_h(v0);                       // shared by the positive statistics and the first Gibbs step
             var (vk, phk) = NegativeSample(v0, ph0);
-            WriteCdGradients(_rbm, v0, ph0, vk, phk!, Options.WeightDecay);
+            WriteCdGradients(_rbm, v0, ph0, vk, phk!, Options.WeightDecay, FoldsMomentum ? _momentum : 0);
         }
         using (torch.no_grad())
         {
@@ -179,10 +195,14 @@ public sealed class RbmTrainer : IDisposable
         using var scope = torch.NewDisposeScope();
         using var ph0 = rbm.prob_h(v0);
         using var phk = rbm.prob_h(vk);
-        WriteCdGradients(rbm, v0, ph0, vk, phk, weightDecay);
+        WriteCdGradients(rbm, v0, ph0, vk, phk, weightDecay, 0);
     }
 
-    private static void WriteCdGradients(RBM rbm, Tensor v0, Tensor ph0, Tensor vk, Tensor phk, double weightDecay)
+    /// <summary>
+    /// Writes g = ∂L/∂θ into each <c>.grad</c> (μ = 0), or accumulates the momentum buffer u ← μu + g there (μ &gt; 0):
+    /// the first matrix product scales the old buffer by β = μ, so momentum costs no extra pass over W.
+    /// </summary>
+    private static void WriteCdGradients(RBM rbm, Tensor v0, Tensor ph0, Tensor vk, Tensor phk, double weightDecay, double momentum)
     {
         if (!rbm.visible_units.has_linear_bias || !rbm.hidden_units.has_linear_bias)
             throw new NotSupportedException($"Direct CD gradients need unit types with a linear bias term; {rbm} needs GradientMode.Autograd.");
@@ -191,13 +211,28 @@ public sealed class RbmTrainer : IDisposable
         var gw = GradBuffer(rbm.weight);
         // gw ← −ph0ᵀv0/B₀ + phkᵀvk/Bₖ + λW, accumulated in place (addmm_ takes float scalars, so λ is added with add_,
         // which keeps it exact in float64).
-        gw.addmm_(ph0.t(), v0, beta: 0f, alpha: -1f / b0);
+        // addmm_'s β is single precision: exact for float32 weights; float64 weights scale the buffer separately.
+        float beta = (float)momentum;
+        if (momentum != 0 && (double)beta != momentum && rbm.weight.dtype == ScalarType.Float64)
+        {
+            gw.mul_(momentum);
+            beta = 1f;
+        }
+        gw.addmm_(ph0.t(), v0, beta: beta, alpha: -1f / b0);
         gw.addmm_(phk.t(), vk, beta: 1f, alpha: 1f / bk);
         if (weightDecay > 0) gw.add_(rbm.weight, alpha: weightDecay);
-        var gb = GradBuffer(rbm.visible_bias);
-        gb.copy_(vk.mean(new long[] { 0 })).sub_(v0.mean(new long[] { 0 }));
-        var gc = GradBuffer(rbm.hidden_bias);
-        gc.copy_(phk.mean(new long[] { 0 })).sub_(ph0.mean(new long[] { 0 }));
+        Accumulate(GradBuffer(rbm.visible_bias), vk, v0, momentum);
+        Accumulate(GradBuffer(rbm.hidden_bias), phk, ph0, momentum);
+    }
+
+    /// <summary>g ← μg + mean(neg) − mean(pos) over the batch (μ = 0 overwrites g).</summary>
+    private static void Accumulate(Tensor g, Tensor negative, Tensor positive, double momentum)
+    {
+        using var n = negative.mean(new long[] { 0 });
+        using var p = positive.mean(new long[] { 0 });
+        if (momentum == 0) g.copy_(n);
+        else g.mul_(momentum).add_(n);
+        g.sub_(p);
     }
 
     private static Tensor GradBuffer(Parameter p)
@@ -247,6 +282,24 @@ public sealed class RbmTrainer : IDisposable
         chains?.copy_(v);
         return (v, ph0 is null ? null : ph);
     }
+
+    /// <summary>
+    /// Sets the momentum of an optimizer that has one, in every parameter group: TorchSharp's <c>IMomentum.Momentum</c> on
+    /// the optimizer changes only its defaults for groups added later, while <c>step()</c> reads each group's own value.
+    /// Returns false when the optimizer has no momentum.
+    /// </summary>
+    private static bool SetMomentum(optim.Optimizer optimizer, double value)
+    {
+        if (optimizer is not optim.IMomentum m) return false;
+        m.Momentum = value;
+        foreach (var g in optimizer.ParamGroups)
+            if (g is optim.IMomentum gm) gm.Momentum = value;
+        return true;
+    }
+
+    /// <summary>The momentum the optimizer's first parameter group will use (null when it has none).</summary>
+    private static double? GroupMomentum(optim.Optimizer optimizer)
+        => optimizer.ParamGroups.FirstOrDefault() is optim.IMomentum gm ? gm.Momentum : (optimizer as optim.IMomentum)?.Momentum;
 
     private bool AllFinite()
     {

@@ -79,6 +79,7 @@ internal static class MnistCommand
             var h = result.FineTuning;
             AnsiConsole.MarkupLine(Markup.Escape(
                 $"Best validation error {100 * h.BestValidationError:F2} % (epoch {h.BestEpoch} of {h.Epochs.Count}{(h.StoppedEarly ? ", stopped early" : "")}); " +
+                (result.SelectedTest is { } sel ? $"that model's test error {100 * sel.ErrorRate:F2} % ({sel.Errors}/{sel.Count}); after the refit on all {trainSet.Count} training digits for {h.BestEpoch} epochs, " : "") +
                 $"test error {100 * result.Test.ErrorRate:F2} % ({result.Test.Errors}/{result.Test.Count}); " +
                 (result.FreeEnergyTestError is { } fe2 ? $"DBN free-energy classifier before fine-tuning {100 * fe2:F2} %; " : "") +
                 $"pretraining {result.PretrainSeconds:F0} s, fine-tuning {result.FineTuneSeconds:F0} s, total {clock.Elapsed.TotalSeconds:F0} s."));
@@ -105,11 +106,12 @@ internal static class MnistCommand
             pretrain_seconds = r.PretrainSeconds, finetune_seconds = r.FineTuneSeconds,
             best_validation_error = r.FineTuning.BestValidationError, best_epoch = r.FineTuning.BestEpoch,
             test_error = r.Test.ErrorRate, test_errors = r.Test.Errors, free_energy_test_error = r.FreeEnergyTestError,
+            refit = r.Refit is not null, selected_model_test_error = r.SelectedTest?.ErrorRate,
             threads = torch.get_num_threads(),
         };
         var dbnPath = Checkpoint.Save(r.Dbn, output, new { summary, preset, pretraining = r.Pretraining });
         var stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dbnPath))!, Path.GetFileNameWithoutExtension(dbnPath));
-        Checkpoint.Save(r.Classifier, stem + "-classifier.pt", new { summary, fine_tuning = r.FineTuning });
+        Checkpoint.Save(r.Classifier, stem + "-classifier.pt", new { summary, fine_tuning = r.FineTuning, refit = r.Refit });
 
         ImageGrid.SaveFilters(stem + "-filters.png", r.Dbn.layers[0].weight, 28, 28);
         ConfusionMatrixImage.Save(stem + "-confusion.png", r.Test.ConfusionMatrix);
@@ -135,7 +137,7 @@ internal static class MnistCommand
                     layer.Where(m => m.ReconstructionError is not null).Select(m => (double)m.Epoch).ToArray(),
                     layer.Where(m => m.ReconstructionError is not null).Select(m => m.ReconstructionError!.Value).ToArray())).ToArray()));
         }
-        AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(new { summary, fine_tuning = r.FineTuning, pretraining = r.Pretraining },
+        AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(new { summary, fine_tuning = r.FineTuning, refit = r.Refit, pretraining = r.Pretraining },
             new JsonSerializerOptions { WriteIndented = true }));
         var csv = new StringBuilder("epoch,train_loss,validation_error,validation_loss,learning_rate,seconds\n");
         foreach (var e in ft)
@@ -154,12 +156,14 @@ internal static class MnistCommand
         private readonly Option<int?> _batch = new("--batch-size") { Description = "Override the fine-tuning mini-batch size" };
         private readonly Option<int?> _patience = new("--patience") { Description = "Override the early-stopping patience (0: never stop early)" };
         private readonly Option<int?> _headEpochs = new("--head-epochs") { Description = "Override the epochs that train only the output layer before the whole network" };
+        private readonly Option<double?> _average = new("--average") { Description = "Iterate averaging: decay a of the moving average of the weights that validation measures and the model keeps (0: off; e.g. 0.999)" };
+        private readonly Option<bool?> _refit = new("--refit") { Description = "After choosing the epochs on the validation split, retrain on all training digits for that many epochs (true/false; default: the preset's)" };
         private readonly Option<double?> _inputDropout = new("--input-dropout") { Description = "Override the dropout probability on the inputs" };
         private readonly Option<double?> _hiddenDropout = new("--hidden-dropout") { Description = "Override the dropout probability after each hidden layer" };
 
         public void AddTo(Command cmd)
         {
-            foreach (var o in new Option[] { _lr, _momentum, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _inputDropout, _hiddenDropout })
+            foreach (var o in new Option[] { _lr, _momentum, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _refit, _inputDropout, _hiddenDropout })
                 cmd.Options.Add(o);
         }
 
@@ -175,12 +179,14 @@ internal static class MnistCommand
                 BatchSize = r.GetValue(_batch) ?? f.BatchSize,
                 Patience = r.GetValue(_patience) ?? f.Patience,
                 HeadOnlyEpochs = r.GetValue(_headEpochs) ?? f.HeadOnlyEpochs,
+                AverageDecay = r.GetValue(_average) ?? f.AverageDecay,
             };
             return p with
             {
                 FineTuning = f,
                 InputDropout = r.GetValue(_inputDropout) ?? p.InputDropout,
                 HiddenDropout = r.GetValue(_hiddenDropout) ?? p.HiddenDropout,
+                Refit = r.GetValue(_refit) ?? p.Refit,
             };
         }
     }

@@ -17,6 +17,13 @@ public sealed record ClassifierTrainingOptions
     /// <see cref="Epochs"/>.
     /// </summary>
     public int HeadOnlyEpochs { get; init; }
+    /// <summary>
+    /// Iterate averaging (Polyak &amp; Juditsky 1992): when &gt; 0, an exponential moving average of the parameters,
+    /// θ̄ ← a θ̄ + (1 − a) θ after every step, is what validation measures, what early stopping keeps and what the model
+    /// holds at the end; training itself follows the raw iterates θ. 0 (default) turns it off; 0.999 averages over the
+    /// last ~1,000 steps (two MNIST epochs of batch 100).
+    /// </summary>
+    public double AverageDecay { get; init; }
     /// <summary>Examples per mini-batch.</summary>
     public int BatchSize { get; init; } = 100;
     /// <summary>Initial learning rate η₀ of the default SGD optimizer.</summary>
@@ -53,6 +60,7 @@ public sealed record ClassifierTrainingOptions
         OptionRules.NonNegative(ValidationCount, nameof(ValidationCount));
         OptionRules.NonNegative(Patience, nameof(Patience));
         OptionRules.NonNegative(HeadOnlyEpochs, nameof(HeadOnlyEpochs));
+        OptionRules.Momentum(AverageDecay, nameof(AverageDecay));
         OptionRules.AtLeastOne(EvaluationBatchSize, nameof(EvaluationBatchSize));
     }
 }

@@ -18,8 +18,12 @@ public sealed class DbnClassifierResult : IDisposable
     public required IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> Pretraining { get; init; }
     /// <summary>Fine-tuning history.</summary>
     public required ClassifierHistory FineTuning { get; init; }
-    /// <summary>Test-set metrics of the classifier (error, confusion matrix).</summary>
+    /// <summary>Test-set metrics of the classifier (error, confusion matrix): the refitted model when the preset refits.</summary>
     public required ClassificationMetrics Test { get; init; }
+    /// <summary>With <see cref="DbnClassifierPreset.Refit"/>: the history of training on all digits for the chosen epochs (else null).</summary>
+    public ClassifierHistory? Refit { get; init; }
+    /// <summary>With <see cref="DbnClassifierPreset.Refit"/>: the test metrics of the validation-selected model before the refit (else null).</summary>
+    public ClassificationMetrics? SelectedTest { get; init; }
     /// <summary>Test error of the class-conditional DBN's own free-energy classifier, before fine-tuning (null if not class-conditional).</summary>
     public double? FreeEnergyTestError { get; init; }
     /// <summary>Wall time of pretraining, in seconds.</summary>
@@ -37,7 +41,8 @@ public sealed class DbnClassifierResult : IDisposable
 
 /// <summary>
 /// The main job end to end: greedy pretraining of a DBN on the training digits, a classifier built from it, fine-tuning
-/// with a validation split (the last <c>ValidationCount</c> training digits), and evaluation on the test digits.
+/// with a validation split (the last <c>ValidationCount</c> training digits), optionally a refit on all training digits
+/// for the chosen number of epochs (<see cref="DbnClassifierPreset.Refit"/>), and evaluation on the test digits.
 /// </summary>
 public static class DbnClassifierPipeline
 {
@@ -98,12 +103,34 @@ public static class DbnClassifierPipeline
             var classifier = DbnClassifier.Build(dbn, 10, preset.InputDropout, preset.HiddenDropout, gen);
             try
             {
-                using var tuner = new FineTuner(classifier, preset.FineTuning with { Seed = seed }, generator: gen);
-                var history = tuner.Fit(fitX, fitY, valX, valY, fineTuneProgress, cancellationToken);
-                var test = tuner.Evaluate(testX, testY);
+                ClassifierHistory history;
+                ClassificationMetrics test;
+                using (var tuner = new FineTuner(classifier, preset.FineTuning with { Seed = seed }, generator: gen))
+                {
+                    history = tuner.Fit(fitX, fitY, valX, valY, fineTuneProgress, cancellationToken);
+                    test = tuner.Evaluate(testX, testY);
+                }
+                ClassifierHistory? refit = null;
+                ClassificationMetrics? selected = null;
+                if (preset.Refit && history.BestEpoch > 0)
+                {
+                    // A fresh classifier from the same DBN, trained on every training digit for the chosen number of epochs.
+                    var all = DbnClassifier.Build(dbn, 10, preset.InputDropout, preset.HiddenDropout, gen);
+                    classifier.Dispose();
+                    classifier = all;
+                    var options = preset.FineTuning with
+                    {
+                        Seed = seed, Epochs = history.BestEpoch, ValidationCount = 0, Patience = 0, RestoreBest = false,
+                    };
+                    using var tuner = new FineTuner(classifier, options, generator: gen) { Stage = "refit on all digits" };
+                    refit = tuner.Fit(trainX, trainY, progress: fineTuneProgress, cancellationToken: cancellationToken);
+                    selected = test;
+                    test = tuner.Evaluate(testX, testY);
+                }
                 return new DbnClassifierResult
                 {
                     Dbn = dbn, Classifier = classifier, Pretraining = pretraining, FineTuning = history, Test = test,
+                    Refit = refit, SelectedTest = selected,
                     FreeEnergyTestError = feError, PretrainSeconds = pretrainSeconds, FineTuneSeconds = clock.Elapsed.TotalSeconds,
                 };
             }

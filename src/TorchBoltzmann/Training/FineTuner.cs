@@ -115,6 +115,7 @@ public sealed class FineTuner : IDisposable
         bool stoppedEarly = false, restored = false;
         bool wasTraining = _model.training;
         var frozen = Options.HeadOnlyEpochs > 0 ? BodyParameters() : new List<TorchSharp.Modules.Parameter>();
+        using var average = Options.AverageDecay > 0 ? new IterateAverage(_model, Options.AverageDecay) : null;
         try
         {
             for (int epoch = 0; epoch < Options.Epochs; epoch++)
@@ -148,6 +149,7 @@ public sealed class FineTuner : IDisposable
                             if (!double.IsFinite(l)) throw new TrainingDivergedException(epoch + 1, b + 1, "the loss");
                             loss.backward();
                             _optimizer.step();
+                            average?.Update();
                             lossSum += l * size;
                         }
                         progress?.Report(new ClassifierProgress(Stage, epoch + 1, Options.Epochs, b + 1, batches, null));
@@ -158,6 +160,8 @@ public sealed class FineTuner : IDisposable
                 bool isBest = false;
                 if (valX is not null)
                 {
+                    // With iterate averaging the averaged weights are measured (and kept as the best) in place of θ.
+                    using var swapped = average?.Swap();
                     var m = ClassificationMetricsFor(valX, valY!);
                     valError = m.error;
                     valLoss = m.loss;
@@ -187,6 +191,7 @@ public sealed class FineTuner : IDisposable
                 foreach (var (name, t) in _model.state_dict()) t.copy_(best[name]);
                 restored = true;
             }
+            else average?.CopyInto();   // the model ends with the averaged weights
         }
         finally
         {
@@ -247,6 +252,60 @@ public sealed class FineTuner : IDisposable
         else
         {
             foreach (var (name, t) in _model.state_dict()) best[name].copy_(t);
+        }
+    }
+
+    /// <summary>
+    /// Exponential moving average of a model's parameters, θ̄ ← a θ̄ + (1 − a) θ (Polyak averaging with exponential
+    /// weights), updated in place after every step; <see cref="Swap"/> puts θ̄ into the model until disposed.
+    /// </summary>
+    private sealed class IterateAverage : IDisposable
+    {
+        private readonly List<(TorchSharp.Modules.Parameter p, Tensor avg, Tensor spare)> _items;
+        private readonly double _decay;
+
+        public IterateAverage(nn.Module<Tensor, Tensor> model, double decay)
+        {
+            _decay = decay;
+            using var _ = torch.no_grad();
+            _items = model.parameters().Where(p => p.is_floating_point())
+                .Select(p => (p, p.detach().clone().DetachFromDisposeScope(), torch.empty_like(p).DetachFromDisposeScope())).ToList();
+        }
+
+        /// <summary>θ̄ ← a θ̄ + (1 − a) θ for every parameter.</summary>
+        public void Update()
+        {
+            using var _ = torch.no_grad();
+            foreach (var (p, avg, _) in _items) avg.mul_(_decay).add_(p, alpha: 1 - _decay);
+        }
+
+        /// <summary>Puts θ̄ into the model (keeping θ aside) until the returned handle is disposed.</summary>
+        public IDisposable Swap()
+        {
+            using (torch.no_grad())
+                foreach (var (p, avg, spare) in _items) { spare.copy_(p); p.copy_(avg); }
+            return new Restore(this);
+        }
+
+        /// <summary>Leaves θ̄ in the model for good.</summary>
+        public void CopyInto()
+        {
+            using var _ = torch.no_grad();
+            foreach (var (p, avg, _) in _items) p.copy_(avg);
+        }
+
+        private sealed class Restore(IterateAverage owner) : IDisposable
+        {
+            public void Dispose()
+            {
+                using var _ = torch.no_grad();
+                foreach (var (p, _, spare) in owner._items) p.copy_(spare);
+            }
+        }
+
+        public void Dispose()
+        {
+            foreach (var (_, avg, spare) in _items) { avg.Dispose(); spare.Dispose(); }
         }
     }
 

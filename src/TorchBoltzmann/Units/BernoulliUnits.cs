@@ -42,11 +42,12 @@ public sealed class BernoulliUnits : UnitType
     {
         if (x.numel() == 0) return;
         using var _ = torch.no_grad();
-        // One pass: min and max together; both propagate NaN, so a NaN anywhere shows up in them.
-        using var flat = x.reshape(-1);
-        var (min, max) = flat.aminmax(0);
+        // Full reductions min() and max() propagate NaN, so a NaN anywhere shows up in them. (Measured on the 60 000 × 784
+        // MNIST tensor, 2 threads: 8 ms for both, against 123 ms for one aminmax over the flattened tensor, whose
+        // dimension-wise kernel runs serially.)
         double lo, hi;
-        using (min) using (max) { lo = min.ToDouble(); hi = max.ToDouble(); }
+        using (var min = x.min()) lo = min.ToDouble();
+        using (var max = x.max()) hi = max.ToDouble();
         if (double.IsNaN(lo) || double.IsNaN(hi))
             throw new ArgumentException($"{what}: expected values in [0, 1] for Bernoulli units, got NaN.");
         if (lo < 0 || hi > 1)

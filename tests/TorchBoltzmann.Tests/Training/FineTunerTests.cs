@@ -123,4 +123,88 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
         }
         finally { dir.Delete(true); }
     }
+
+    [Fact]
+    public void Fit_HeadOnlyEpochs_FreezeTheBodyFirst_ThenTrainEverything()
+    {
+        using var x = mnist.Train.Images.narrow(0, 0, 400);
+        using var y = mnist.Train.Labels.narrow(0, 0, 400);
+        using var clf = DbnClassifier.Build([784, 16], 10);
+        using var w0 = Fc(clf, "fc1").weight!.detach().clone();
+        using var o0 = Fc(clf, "out").weight!.detach().clone();
+        Tensor? afterHead = null, outAfterHead = null;
+        using var tuner = new FineTuner(clf, new ClassifierTrainingOptions { Epochs = 3, HeadOnlyEpochs = 2, ValidationCount = 0, BatchSize = 50 });
+        tuner.Fit(x, y, progress: new CallbackProgress<ClassifierProgress>(p =>
+        {
+            if (p.EpochMetrics is { Epoch: 2 })
+            {
+                afterHead = Fc(clf, "fc1").weight!.detach().clone();
+                outAfterHead = Fc(clf, "out").weight!.detach().clone();
+            }
+        }));
+        using var h = afterHead!;
+        using var oh = outAfterHead!;
+        Assert.True(DbnTestUtil.Same(w0, h), "the hidden layer is frozen during the head-only epochs");
+        Assert.False(DbnTestUtil.Same(o0, oh), "the output layer trains during the head-only epochs");
+        Assert.False(DbnTestUtil.Same(h, Fc(clf, "fc1").weight!), "the hidden layer trains afterwards");
+        Assert.All(clf.parameters(), p => Assert.True(p.requires_grad, "requires_grad restored"));
+        Assert.Throws<ArgumentException>(() => new FineTuner(nn.Linear(784, 10), new ClassifierTrainingOptions { HeadOnlyEpochs = 1, ValidationCount = 0 }).Fit(x, y));
+    }
+
+    [Fact]
+    public void Pipeline_Refit_TrainsAFreshClassifierOnAllDigits_ForTheChosenEpochs()
+    {
+        using var x = mnist.Train.Images.narrow(0, 0, 1200);
+        using var y = mnist.Train.Labels.narrow(0, 0, 1200);
+        var preset = DbnClassifierPreset.Quick with
+        {
+            LayerSizes = [784, 32], ClassConditional = false,
+            Pretraining = new DbnPretrainingOptions { Layer = new RbmTrainingOptions { Epochs = 1, BatchSize = 50, MetricsEvery = 0 } },
+            FineTuning = new ClassifierTrainingOptions { Epochs = 4, BatchSize = 50, ValidationCount = 200, Patience = 0 },
+            Refit = true,
+        };
+        var stages = new List<(string stage, int batches)>();
+        using var r = DbnClassifierPipeline.Run(preset, x, y, mnist.Test.Images, mnist.Test.Labels, seed: 3,
+            fineTuneProgress: new CallbackProgress<ClassifierProgress>(p => { if (p.EpochMetrics is not null) stages.Add((p.Stage, p.Batches)); }));
+        Assert.NotNull(r.Refit);
+        Assert.NotNull(r.SelectedTest);
+        Assert.Equal(r.FineTuning.BestEpoch, r.Refit!.Epochs.Count);
+        Assert.All(r.Refit.Epochs, e => Assert.Null(e.ValidationError));
+        // 1000 training digits in batches of 50 first, then all 1200.
+        Assert.Equal(Enumerable.Repeat(20, 4), stages.Take(4).Select(s => s.batches));
+        Assert.Equal(Enumerable.Repeat(24, r.FineTuning.BestEpoch), stages.Skip(4).Select(s => s.batches));
+        Assert.True(r.Test.Accuracy > 0.6, $"refitted classifier accuracy {r.Test.Accuracy:P1} (chance: 10 %)");
+        using var again = r.Classifier.forward(mnist.Test.Images.narrow(0, 5, 1));
+        Assert.Equal(10, again.shape[1]);
+    }
+
+    [Fact]
+    public void Fit_WithIterateAveraging_EndsWithTheMovingAverageOfTheIterates()
+    {
+        using var x = mnist.Train.Images.narrow(0, 0, 100);
+        using var y = mnist.Train.Labels.narrow(0, 0, 100);
+        const double a = 0.75;
+        // One full batch per epoch, no shuffling, constant rate: epoch e's weights θ_e are reproducible run to run.
+        Tensor Weights(int epochs, double average)
+        {
+            using var g = new Generator(21);
+            using var clf = DbnClassifier.Build([784, 12], 10, generator: g);
+            using (torch.no_grad()) Fc(clf, "fc1").weight!.normal_(0, 0.1, g);
+            using var tuner = new FineTuner(clf, new ClassifierTrainingOptions
+            {
+                Epochs = epochs, BatchSize = 100, ValidationCount = 0, Shuffle = false, LearningRateDecay = 1, AverageDecay = average,
+            });
+            tuner.Fit(x, y);
+            return Fc(clf, "fc1").weight!.detach().clone();
+        }
+        using var w0 = Weights(0, 0);
+        using var w1 = Weights(1, 0);
+        using var w2 = Weights(2, 0);
+        using var averaged = Weights(2, a);
+        // θ̄₀ = θ₀, θ̄₁ = aθ₀ + (1−a)θ₁, θ̄₂ = aθ̄₁ + (1−a)θ₂.
+        using var expected = (a * a) * w0 + (a * (1 - a)) * w1 + (1 - a) * w2;
+        TestUtil.AllClose(expected, averaged, 1e-6, "averaged fc1.weight");
+        Assert.False(DbnTestUtil.Same(w2, averaged), "the averaged weights differ from the last iterate");
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ClassifierTrainingOptions { AverageDecay = 1 }.Validate());
+    }
 }

@@ -18,6 +18,10 @@ namespace TorchBoltzmann.Training;
 /// validation.</para>
 /// <para>The best weights are kept as an in-memory copy of the state_dict and copied back in place at the end, so the
 /// model's parameter objects (and optimizers over them) stay valid.</para>
+/// <para>Options beyond plain SGD: <see cref="ClassifierTrainingOptions.HeadOnlyEpochs"/> trains the output layer alone
+/// first (the other parameters get <c>requires_grad = false</c> and are restored at the end), and
+/// <see cref="ClassifierTrainingOptions.AverageDecay"/> keeps an exponential moving average of the weights, which
+/// validation measures and the model ends with.</para>
 /// <para>Memory: one dispose scope per batch; the shuffled data is materialised once per epoch; metrics leave scopes as
 /// .NET numbers.</para>
 /// </remarks>

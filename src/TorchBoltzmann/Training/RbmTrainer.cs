@@ -38,7 +38,7 @@ public sealed class RbmTrainer : IDisposable
     /// <summary>Creates a trainer.</summary>
     /// <param name="rbm">The model (already on its device).</param>
     /// <param name="options">Hyperparameters (validated here).</param>
-    /// <param name="optimizer">Any optimizer over <c>rbm.parameters()</c>; default SGD with the options' learning rate and momentum. The trainer does not dispose a caller's optimizer.</param>
+    /// <param name="optimizer">Any optimizer over <c>rbm.parameters()</c>; default SGD with the options' learning rate and momentum schedule (folded into the gradient buffer with direct gradients, see <see cref="FoldsMomentum"/>). The trainer does not dispose a caller's optimizer.</param>
     /// <param name="generator">Random generator on the model's device; default <c>new Generator(options.Seed, device)</c>.</param>
     public RbmTrainer(RBM rbm, RbmTrainingOptions? options = null, optim.Optimizer? optimizer = null, Generator? generator = null)
     {

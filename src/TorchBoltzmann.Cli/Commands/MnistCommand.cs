@@ -24,10 +24,7 @@ internal static class MnistCommand
         var preset = new Option<string>("--preset") { Description = $"Recipe: {string.Join(", ", DbnClassifierPreset.All.Keys)}", DefaultValueFactory = _ => "quick" };
         var output = new Option<string?>("--output", "-o") { Description = "Checkpoint path stem (default models/dbn-PRESET.pt; the classifier goes to …-classifier.pt)" };
         var pretrained = new Option<string?>("--pretrained") { Description = "Fine-tune this DBN checkpoint instead of pretraining (same architecture)" };
-        var pretrainEpochs = new Option<int?>("--pretrain-epochs") { Description = "Override the preset's CD epochs per layer" };
-        var finetuneEpochs = new Option<int?>("--finetune-epochs") { Description = "Override the preset's maximum fine-tuning epochs" };
-        var validation = new Option<int?>("--validation") { Description = "Validation digits held out from the end of the training set (default 10000)" };
-        var tuning = new FineTuneOverrides();
+        var overrides = new PresetOverrides();
         var data = CommonOptions.Data();
         var device = CommonOptions.Device();
         var seed = CommonOptions.Seed();
@@ -35,25 +32,22 @@ internal static class MnistCommand
         var limit = CommonOptions.Limit();
         var cmd = new Command("mnist", "Main job: pretrain a DBN on MNIST, fine-tune it as a classifier, report validation and test error.")
         {
-            preset, output, pretrained, pretrainEpochs, finetuneEpochs, validation, data, device, seed, threads, limit,
+            preset, output, pretrained, data, device, seed, threads, limit,
         };
-        tuning.AddTo(cmd);
+        overrides.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(
-            r.GetValue(preset)!, p => tuning.Apply(r, p), r.GetValue(output), r.GetValue(pretrained), r.GetValue(pretrainEpochs), r.GetValue(finetuneEpochs),
-            r.GetValue(validation), r.GetValue(data), r.GetValue(device)!, r.GetValue(seed), r.GetValue(threads), r.GetValue(limit), ct)));
+            r.GetValue(preset)!, p => overrides.Apply(r, p), r.GetValue(output), r.GetValue(pretrained),
+            r.GetValue(data), r.GetValue(device)!, r.GetValue(seed), r.GetValue(threads), r.GetValue(limit), ct)));
         return cmd;
     }
 
-    private static int Run(string presetName, Func<DbnClassifierPreset, DbnClassifierPreset> overrides, string? output, string? pretrainedPath, int? pretrainEpochs, int? finetuneEpochs,
-                           int? validation, string? dataDir, string deviceName, ulong seed, int threads, int? limit, CancellationToken ct)
+    private static int Run(string presetName, Func<DbnClassifierPreset, DbnClassifierPreset> overrides, string? output, string? pretrainedPath,
+                           string? dataDir, string deviceName, ulong seed, int threads, int? limit, CancellationToken ct)
         => CommonOptions.Guard(() =>
         {
             CommonOptions.ApplyThreads(threads);
             var device = CommonOptions.ParseDevice(deviceName);
             var preset = overrides(DbnClassifierPreset.FromName(presetName));
-            if (pretrainEpochs is { } pe) preset = preset with { Pretraining = preset.Pretraining with { Layer = preset.Pretraining.Layer with { Epochs = pe } } };
-            if (finetuneEpochs is { } fe) preset = preset with { FineTuning = preset.FineTuning with { Epochs = fe } };
-            if (validation is { } nv) preset = preset with { FineTuning = preset.FineTuning with { ValidationCount = nv } };
             preset.Pretraining.Validate(preset.LayerSizes.Length - 1);
             preset.FineTuning.Validate();
             output ??= Path.Combine("models", $"dbn-{preset.Name}.pt");
@@ -146,9 +140,12 @@ internal static class MnistCommand
         AnsiConsole.MarkupLine(Markup.Escape($"Wrote {dbnPath} (+ .json), {stem}-classifier.pt, {stem}-{{filters,samples,confusion,finetune,pretrain}}.png, {stem}-metrics.json, {stem}-finetune.csv"));
     }
 
-    /// <summary>Command-line overrides of a preset's fine-tuning hyperparameters (any not given keeps the preset's value).</summary>
-    private sealed class FineTuneOverrides
+    /// <summary>Command-line overrides of a preset's hyperparameters (any not given keeps the preset's value).</summary>
+    private sealed class PresetOverrides
     {
+        private readonly Option<int?> _pretrainEpochs = new("--pretrain-epochs") { Description = "Override the preset's CD epochs per layer" };
+        private readonly Option<int?> _finetuneEpochs = new("--finetune-epochs") { Description = "Override the preset's maximum fine-tuning epochs" };
+        private readonly Option<int?> _validation = new("--validation") { Description = "Validation digits held out from the end of the training set (default 10000)" };
         private readonly Option<double?> _lr = new("--lr") { Description = "Override the fine-tuning learning rate η₀" };
         private readonly Option<double?> _momentum = new("--momentum") { Description = "Override the fine-tuning momentum" };
         private readonly Option<double?> _lrDecay = new("--lr-decay") { Description = "Override the per-epoch learning-rate decay γ (η_e = η₀ γ^e)" };
@@ -163,7 +160,7 @@ internal static class MnistCommand
 
         public void AddTo(Command cmd)
         {
-            foreach (var o in new Option[] { _lr, _momentum, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _refit, _inputDropout, _hiddenDropout })
+            foreach (var o in new Option[] { _pretrainEpochs, _finetuneEpochs, _validation, _lr, _momentum, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _refit, _inputDropout, _hiddenDropout })
                 cmd.Options.Add(o);
         }
 
@@ -172,6 +169,8 @@ internal static class MnistCommand
             var f = p.FineTuning;
             f = f with
             {
+                Epochs = r.GetValue(_finetuneEpochs) ?? f.Epochs,
+                ValidationCount = r.GetValue(_validation) ?? f.ValidationCount,
                 LearningRate = r.GetValue(_lr) ?? f.LearningRate,
                 Momentum = r.GetValue(_momentum) ?? f.Momentum,
                 LearningRateDecay = r.GetValue(_lrDecay) ?? f.LearningRateDecay,
@@ -183,6 +182,7 @@ internal static class MnistCommand
             };
             return p with
             {
+                Pretraining = r.GetValue(_pretrainEpochs) is { } pe ? p.Pretraining with { Layer = p.Pretraining.Layer with { Epochs = pe } } : p.Pretraining,
                 FineTuning = f,
                 InputDropout = r.GetValue(_inputDropout) ?? p.InputDropout,
                 HiddenDropout = r.GetValue(_hiddenDropout) ?? p.HiddenDropout,

@@ -54,13 +54,13 @@ public sealed record ClassifierTrainingOptions
     public void Validate()
     {
         OptionRules.Sgd(Epochs, BatchSize, LearningRate);
-        OptionRules.Momentum(Momentum, nameof(Momentum));
+        OptionRules.FractionBelowOne(Momentum, nameof(Momentum));
         OptionRules.Decay(LearningRateDecay, nameof(LearningRateDecay));
         OptionRules.NonNegativeFinite(WeightDecay, nameof(WeightDecay));
         OptionRules.NonNegative(ValidationCount, nameof(ValidationCount));
         OptionRules.NonNegative(Patience, nameof(Patience));
         OptionRules.NonNegative(HeadOnlyEpochs, nameof(HeadOnlyEpochs));
-        OptionRules.Momentum(AverageDecay, nameof(AverageDecay));
+        OptionRules.FractionBelowOne(AverageDecay, nameof(AverageDecay));
         OptionRules.AtLeastOne(EvaluationBatchSize, nameof(EvaluationBatchSize));
     }
 }

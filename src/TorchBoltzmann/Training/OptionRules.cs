@@ -12,7 +12,7 @@ internal static class OptionRules
     public static void AtLeastOne(int value, string name) => Require(value >= 1, name, value, "at least 1");
     public static void PositiveFinite(double value, string name) => Require(value > 0 && double.IsFinite(value), name, value, "positive and finite");
     public static void NonNegativeFinite(double value, string name) => Require(value >= 0 && double.IsFinite(value), name, value, "non-negative and finite");
-    public static void Momentum(double value, string name) => Require(value is >= 0 and < 1, name, value, "in [0, 1)");
+    public static void FractionBelowOne(double value, string name) => Require(value is >= 0 and < 1, name, value, "in [0, 1)");
     public static void Decay(double value, string name) => Require(value is > 0 and <= 1, name, value, "in (0, 1]");
 
     /// <summary>The rules every mini-batch gradient method shares: epochs ≥ 0, batch size ≥ 1, learning rate &gt; 0.</summary>

@@ -55,8 +55,8 @@ public sealed record RbmTrainingOptions
     {
         OptionRules.Sgd(Epochs, BatchSize, LearningRate);
         OptionRules.AtLeastOne(K, nameof(K));
-        OptionRules.Momentum(InitialMomentum, nameof(InitialMomentum));
-        OptionRules.Momentum(FinalMomentum, nameof(FinalMomentum));
+        OptionRules.FractionBelowOne(InitialMomentum, nameof(InitialMomentum));
+        OptionRules.FractionBelowOne(FinalMomentum, nameof(FinalMomentum));
         OptionRules.NonNegative(MomentumSwitchEpoch, nameof(MomentumSwitchEpoch));
         OptionRules.NonNegativeFinite(WeightDecay, nameof(WeightDecay));
         OptionRules.NonNegative(MetricsEvery, nameof(MetricsEvery));

@@ -189,7 +189,12 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
         {
             using var g = new Generator(21);
             using var clf = DbnClassifier.Build([784, 12], 10, generator: g);
-            using (torch.no_grad()) Fc(clf, "fc1").weight!.normal_(0, 0.1, g);
+            // Both fc1 parameters from the seeded generator: nn.Linear's own initialisation draws from the global one.
+            using (torch.no_grad())
+            {
+                Fc(clf, "fc1").weight!.normal_(0, 0.1, g);
+                Fc(clf, "fc1").bias!.normal_(0, 0.1, g);
+            }
             using var tuner = new FineTuner(clf, new ClassifierTrainingOptions
             {
                 Epochs = epochs, BatchSize = 100, ValidationCount = 0, Shuffle = false, LearningRateDecay = 1, AverageDecay = average,

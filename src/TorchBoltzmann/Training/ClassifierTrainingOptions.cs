@@ -8,6 +8,14 @@ namespace TorchBoltzmann.Training;
 /// </summary>
 public sealed record ClassifierTrainingOptions
 {
+    /// <summary>
+    /// The optimizer <see cref="FineTuner"/> builds when none is passed: SGD (learning rate, momentum, weight decay below)
+    /// or <see cref="ConjugateGradient"/> (<see cref="LineSearches"/> line searches per mini-batch, the learning rate as its
+    /// expected first reduction; momentum and weight decay unused). Conjugate gradients need a deterministic loss: no dropout.
+    /// </summary>
+    public FineTuningOptimizer Optimizer { get; init; } = FineTuningOptimizer.Sgd;
+    /// <summary>Line searches per mini-batch with <see cref="FineTuningOptimizer.ConjugateGradient"/> (Hinton &amp; Salakhutdinov 2006: 3 per 1,000 digits).</summary>
+    public int LineSearches { get; init; } = 3;
     /// <summary>Maximum passes over the training data.</summary>
     public int Epochs { get; init; } = 10;
     /// <summary>
@@ -62,5 +70,16 @@ public sealed record ClassifierTrainingOptions
         OptionRules.NonNegative(HeadOnlyEpochs, nameof(HeadOnlyEpochs));
         OptionRules.FractionBelowOne(AverageDecay, nameof(AverageDecay));
         OptionRules.AtLeastOne(EvaluationBatchSize, nameof(EvaluationBatchSize));
+        OptionRules.AtLeastOne(LineSearches, nameof(LineSearches));
+        if (!Enum.IsDefined(Optimizer)) throw new ArgumentOutOfRangeException(nameof(Optimizer), Optimizer, $"expected one of: {string.Join(", ", Enum.GetNames<FineTuningOptimizer>())}.");
     }
+}
+
+/// <summary>The optimizer <see cref="FineTuner"/> builds from <see cref="ClassifierTrainingOptions"/>.</summary>
+public enum FineTuningOptimizer
+{
+    /// <summary>Stochastic gradient descent with momentum (<c>torch.optim.SGD</c>).</summary>
+    Sgd,
+    /// <summary>Polak–Ribière conjugate gradients with line searches on each mini-batch (<see cref="ConjugateGradient"/>).</summary>
+    ConjugateGradient,
 }

@@ -62,6 +62,9 @@ public static class DbnClassifierPipeline
         IProgress<ClassifierProgress>? fineTuneProgress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(preset);
+        preset.FineTuning.Validate();
+        if (preset.FineTuning.Optimizer == FineTuningOptimizer.ConjugateGradient && (preset.InputDropout > 0 || preset.HiddenDropout > 0))
+            throw new ArgumentException($"preset '{preset.Name}': conjugate-gradient fine-tuning needs a deterministic loss, but dropout is on (inputs {preset.InputDropout}, hidden {preset.HiddenDropout}); use SGD or no dropout.", nameof(preset));
         var device = trainX.device;
         int nVal = preset.FineTuning.ValidationCount;
         long n = trainX.shape[0];

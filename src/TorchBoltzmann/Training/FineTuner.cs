@@ -8,8 +8,9 @@ namespace TorchBoltzmann.Training;
 /// <summary>
 /// Supervised fine-tuning of any classifier module (logits (B, n_classes)), e.g. one built by
 /// <see cref="Modules.DbnClassifier.Build(Modules.DBN, int, double, double, Generator?, bool)"/>: mini-batch minimisation of the
-/// cross-entropy L = −(1/B) Σ_n log softmax(z_n)_{y_n} by backpropagation with any <c>torch.optim</c> optimizer (default
-/// SGD, momentum 0.9), an exponential learning-rate schedule η_e = η₀ γ^e, a validation split, early stopping on the
+/// cross-entropy L = −(1/B) Σ_n log softmax(z_n)_{y_n} by backpropagation with any <c>torch.optim</c> optimizer, closure-based
+/// ones (L-BFGS, <see cref="ConjugateGradient"/>) included (default SGD, momentum 0.9; or conjugate gradients with
+/// <see cref="ClassifierTrainingOptions.Optimizer"/>), an exponential learning-rate schedule η_e = η₀ γ^e, a validation split, early stopping on the
 /// validation error and restoration of the best weights.
 /// </summary>
 /// <remarks>
@@ -30,6 +31,7 @@ public sealed class FineTuner : IDisposable
     private readonly nn.Module<Tensor, Tensor> _model;
     private readonly optim.Optimizer _optimizer;
     private readonly bool _ownsOptimizer;
+    private readonly bool _managedOptimizer;
     private readonly Generator _generator;
     private readonly bool _ownsGenerator;
     private readonly Device _device;
@@ -49,7 +51,12 @@ public sealed class FineTuner : IDisposable
         _device = first.device;
         _dtype = first.dtype;
         _ownsOptimizer = optimizer is null;
-        _optimizer = optimizer ?? optim.SGD(model.parameters(), Options.LearningRate, momentum: Options.Momentum, weight_decay: Options.WeightDecay);
+        _optimizer = optimizer ?? Options.Optimizer switch
+        {
+            FineTuningOptimizer.ConjugateGradient => new ConjugateGradient(model.parameters(), Options.LineSearches, Options.LearningRate),
+            _ => optim.SGD(model.parameters(), Options.LearningRate, momentum: Options.Momentum, weight_decay: Options.WeightDecay),
+        };
+        _managedOptimizer = _optimizer is TorchSharp.Modules.OptimizerHelper;
         _ownsGenerator = generator is null;
         _generator = generator ?? new Generator(Options.Seed, _device);
     }
@@ -146,13 +153,26 @@ public sealed class FineTuner : IDisposable
                             long start = (long)b * Options.BatchSize, size = Math.Min(Options.BatchSize, nTrain - start);
                             var xb = sx.narrow(0, start, size);
                             var yb = sy.narrow(0, start, size);
-                            _optimizer.zero_grad();
-                            var z = _model.forward(xb);
-                            var loss = nn.functional.cross_entropy(z, yb);
-                            double l = loss.ToDouble();
+                            // One closure serves every optimizer: SGD-like ones call it once, line-search ones (L-BFGS,
+                            // ConjugateGradient) once per function evaluation. The loss reported is the first call's.
+                            double l = double.NaN;
+                            int calls = 0;
+                            Tensor Closure()
+                            {
+                                _optimizer.zero_grad();
+                                var loss = nn.functional.cross_entropy(_model.forward(xb), yb);
+                                if (calls++ == 0)
+                                {
+                                    l = loss.ToDouble();
+                                    // Managed optimizers evaluate the closure before touching the weights, so stopping
+                                    // here leaves them as they were; an exception must not cross a native optimizer.
+                                    if (!double.IsFinite(l) && _managedOptimizer) throw new TrainingDivergedException(epoch + 1, b + 1, "the loss");
+                                }
+                                loss.backward();
+                                return loss;
+                            }
+                            _optimizer.step(Closure)?.Dispose();
                             if (!double.IsFinite(l)) throw new TrainingDivergedException(epoch + 1, b + 1, "the loss");
-                            loss.backward();
-                            _optimizer.step();
                             average?.Update();
                             lossSum += l * size;
                         }

@@ -212,7 +212,7 @@ internal static class MnistCommand
             display.Report(new TrainingProgress(p.Stage, p.Epoch, p.Epochs, p.Batch, p.Batches, null));
             if (p.EpochMetrics is { } m)
                 AnsiConsole.MarkupLine(Markup.Escape($"{p.Stage} epoch {m.Epoch}/{m.Epochs}  {m.Seconds:F1} s  loss {m.TrainLoss:F4}  " +
-                    $"validation error {100 * m.ValidationError:F2} %{(m.IsBest ? " *" : "")}  lr {m.LearningRate:G3}"));
+                    (m.ValidationError is { } v ? $"validation error {100 * v:F2} %{(m.IsBest ? " *" : "")}" : "no validation") + $"  lr {m.LearningRate:G3}"));
         }
     }
 }

@@ -110,7 +110,8 @@ public static class DbnClassifierPipeline
                 ClassificationMetrics test;
                 using (var tuner = new FineTuner(classifier, preset.FineTuning with { Seed = seed }, generator: gen))
                 {
-                    history = tuner.Fit(fitX, fitY, valX, valY, fineTuneProgress, cancellationToken);
+                    history = nVal > 0 ? tuner.Fit(fitX, fitY, valX, valY, fineTuneProgress, cancellationToken)
+                                       : tuner.Fit(fitX, fitY, progress: fineTuneProgress, cancellationToken: cancellationToken);
                     test = tuner.Evaluate(testX, testY);
                 }
                 ClassifierHistory? refit = null;

@@ -78,7 +78,7 @@ public sealed class FineTuner : IDisposable
     /// <param name="validationY">Their labels.</param>
     /// <param name="progress">Receives per-batch and per-epoch progress.</param>
     /// <param name="cancellationToken">Checked before every batch.</param>
-    /// <exception cref="ArgumentException">Shapes do not match, or the validation split leaves no training data.</exception>
+    /// <exception cref="ArgumentException">Shapes do not match, a validation set given has no rows, or the validation split leaves no training data.</exception>
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
     public ClassifierHistory Fit(Tensor x, Tensor y, Tensor? validationX = null, Tensor? validationY = null,
                                  IProgress<ClassifierProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -89,6 +89,8 @@ public sealed class FineTuner : IDisposable
             throw new ArgumentException($"expected inputs (N, …) and labels (N), got ({string.Join(", ", x.shape)}) and ({string.Join(", ", y.shape)}).");
         if ((validationX is null) != (validationY is null))
             throw new ArgumentException("validationX and validationY must be given together.");
+        if (validationX is not null && (validationX.dim() < 1 || validationX.shape[0] == 0 || validationY!.dim() != 1 || validationY.shape[0] != validationX.shape[0]))
+            throw new ArgumentException($"validation set: expected inputs (M, …) and labels (M) with M ≥ 1, got ({string.Join(", ", validationX.shape)}) and ({string.Join(", ", validationY!.shape)}); pass none to skip validation.");
         long n = x.shape[0];
         long nVal = validationX is null ? Options.ValidationCount : 0;
         if (nVal >= n)

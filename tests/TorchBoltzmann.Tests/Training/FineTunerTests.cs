@@ -179,6 +179,33 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
     }
 
     [Fact]
+    public void Pipeline_WithoutValidation_TrainsOnEveryDigit_AndKeepsTheLastWeights()
+    {
+        using var x = mnist.Train.Images.narrow(0, 0, 600);
+        using var y = mnist.Train.Labels.narrow(0, 0, 600);
+        var preset = DbnClassifierPreset.Quick with
+        {
+            LayerSizes = [784, 32], ClassConditional = false,
+            Pretraining = new DbnPretrainingOptions { Layer = new RbmTrainingOptions { Epochs = 1, BatchSize = 50, MetricsEvery = 0 } },
+            FineTuning = new ClassifierTrainingOptions { Epochs = 3, BatchSize = 50, ValidationCount = 0, Patience = 0 },
+        };
+        var batches = new List<int>();
+        using var r = DbnClassifierPipeline.Run(preset, x, y, mnist.Test.Images, mnist.Test.Labels, seed: 4,
+            fineTuneProgress: new CallbackProgress<ClassifierProgress>(p => { if (p.EpochMetrics is not null) batches.Add(p.Batches); }));
+        Assert.Equal([12, 12, 12], batches);                    // all 600 digits, batches of 50
+        Assert.All(r.FineTuning.Epochs, e => Assert.Null(e.ValidationError));
+        Assert.Null(r.FineTuning.BestValidationError);
+        Assert.False(r.FineTuning.RestoredBest, "no validation: nothing to restore");
+
+        using var clf = DbnClassifier.Build([784, 8], 10);
+        using var tuner = new FineTuner(clf, new ClassifierTrainingOptions { Epochs = 1 });
+        using var none = x.narrow(0, 0, 0);
+        using var noLabels = y.narrow(0, 0, 0);
+        var e = Assert.Throws<ArgumentException>(() => tuner.Fit(x, y, none, noLabels));
+        Assert.Contains("M ≥ 1", e.Message);
+    }
+
+    [Fact]
     public void Fit_WithIterateAveraging_EndsWithTheMovingAverageOfTheIterates()
     {
         using var x = mnist.Train.Images.narrow(0, 0, 100);

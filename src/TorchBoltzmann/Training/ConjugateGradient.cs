@@ -22,6 +22,11 @@ namespace TorchBoltzmann.Training;
 /// z* = b − (b − a)(φ′_b + d₂ − d₁) / (φ′_b − φ′_a + 2d₂) with d₁ = φ′_a + φ′_b − 3(φ_a − φ_b)/(a − b) and
 /// d₂ = sign(b − a)·√(d₁² − φ′_a φ′_b), kept at least 10 % of the bracket away from its ends (bisection when the cubic
 /// has no real minimiser). A non-finite loss counts as "too far".</para>
+/// <para>Approximate Wolfe conditions (Hager &amp; Zhang 2005): a trial point whose loss is within the float resolution of
+/// φ(0), φ(z) ≤ φ(0) + ε|φ(0)|, is also accepted when its slope meets the curvature condition. Near a minimum the
+/// loss stops resolving the decreases that sufficient decrease asks for: a float32 cross-entropy of 10⁻⁶ per digit
+/// changes in steps of ~10⁻⁷ (log(1 + x) of a float32 sum), and without this rule the line searches of a classifier
+/// that fits its training batch use up their evaluations on rounding noise (fine-tuning epochs became 4× slower).</para>
 /// <para>First trial step z₀ = r / (1 − φ′(0)) where r = the group's learning rate (the "expected reduction" of
 /// <c>minimize.m</c>, default 1); later searches start from z_prev · min(100, φ′_prev(0) / φ′_new(0)). A failed line
 /// search returns to its starting point and restarts along −g; two failures in a row end the step.</para>
@@ -44,9 +49,12 @@ public sealed class ConjugateGradient : OptimizerHelper
     /// <param name="sufficientDecrease">ρ of the sufficient-decrease (Armijo) condition.</param>
     /// <param name="curvature">σ of the strong curvature condition, ρ &lt; σ &lt; 1 (0.5: a loose search, as <c>minimize.m</c>).</param>
     /// <param name="extrapolation">Largest growth factor of the step while extrapolating.</param>
+    /// <param name="valueTolerance">ε of the approximate Wolfe conditions, relative to |φ(0)|; default 10 × the machine
+    /// epsilon of the first parameter's dtype (float32: 1.2·10⁻⁶; float64: 2.2·10⁻¹⁵).</param>
     /// <exception cref="ArgumentOutOfRangeException">A value outside its range (named).</exception>
     public ConjugateGradient(IEnumerable<Parameter> parameters, int lineSearches = 3, double expectedReduction = 1.0,
-                             int maxEvaluations = 20, double sufficientDecrease = 0.01, double curvature = 0.5, double extrapolation = 3.0)
+                             int maxEvaluations = 20, double sufficientDecrease = 0.01, double curvature = 0.5, double extrapolation = 3.0,
+                             double? valueTolerance = null)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         if (lineSearches < 1) throw new ArgumentOutOfRangeException(nameof(lineSearches), lineSearches, "expected at least 1 line search per step.");
@@ -64,6 +72,10 @@ public sealed class ConjugateGradient : OptimizerHelper
         _defaults = options;
         var list = parameters.ToList();
         if (list.Count == 0) throw new ArgumentException("parameters: expected at least one parameter.", nameof(parameters));
+        if (valueTolerance is { } tol && (!(tol >= 0) || !double.IsFinite(tol)))
+            throw new ArgumentOutOfRangeException(nameof(valueTolerance), tol, "expected a finite number ≥ 0.");
+        ValueTolerance = valueTolerance ?? 10 * (list[0].dtype == ScalarType.Float64 ? Math.Pow(2, -52)
+                                                 : list[0].dtype == ScalarType.Float32 ? Math.Pow(2, -23) : Math.Pow(2, -10));
         _parameter_groups = new List<ParamGroup> { new ParamGroup { Parameters = list, Options = options } };
         foreach (var p in list) _state[p.Handle] = new EmptyState(p);
     }
@@ -78,6 +90,8 @@ public sealed class ConjugateGradient : OptimizerHelper
     public double Curvature { get; }
     /// <summary>Largest growth factor of the step while extrapolating.</summary>
     public double Extrapolation { get; }
+    /// <summary>ε of the approximate Wolfe conditions, relative to |φ(0)|.</summary>
+    public double ValueTolerance { get; }
     /// <summary>Function evaluations (closure calls) made by the last <see cref="step"/>.</summary>
     public int LastEvaluations { get; private set; }
 
@@ -161,6 +175,8 @@ public sealed class ConjugateGradient : OptimizerHelper
         }
         bool Armijo(double z, double f) => double.IsFinite(f) && f <= f0 + SufficientDecrease * z * d0;
         bool Flat(double d) => Math.Abs(d) <= -Curvature * d0;
+        double fTolerance = f0 + ValueTolerance * Math.Abs(f0);
+        bool ApproximatelyWolfe(double f, double d) => f <= fTolerance && Flat(d);
 
         double zPrev = 0, fPrev = f0, dPrev = d0, zTry = z1;
         double lo = 0, fLo = f0, dLo = d0, hi = double.NaN, fHi = double.NaN, dHi = double.NaN;
@@ -170,6 +186,7 @@ public sealed class ConjugateGradient : OptimizerHelper
         {
             var (f, d) = Probe(zTry);
             evals++;
+            if (ApproximatelyWolfe(f, d)) return (true, zTry, f);
             if (!Armijo(zTry, f) || (evals > 1 && f >= fPrev))
             {
                 (lo, fLo, dLo, hi, fHi, dHi) = (zPrev, fPrev, dPrev, zTry, f, d);
@@ -197,6 +214,7 @@ public sealed class ConjugateGradient : OptimizerHelper
             if (!double.IsFinite(z) || z < left + Interpolation * width || z > left + (1 - Interpolation) * width) z = 0.5 * (lo + hi);
             var (f, d) = Probe(z);
             evals++;
+            if (ApproximatelyWolfe(f, d)) return (true, z, f);
             if (!Armijo(z, f) || f >= fLo)
             {
                 (hi, fHi, dHi) = (z, f, d);

@@ -102,6 +102,43 @@ public sealed class ConjugateGradientTests
     }
 
     [Fact]
+    public void ApproximateWolfe_KeepsMakingProgress_WhenTheLossNoLongerResolvesTheDecrease()
+    {
+        // Near the minimiser x* the quadratic's excess f − f* is ~1e-6; the closure rounds it up to steps of 1e-4 (its
+        // gradient stays exact), as a float32 cross-entropy near zero rounds, plus 1e-9 per evaluation (rounding noise
+        // that happens to go up): no trial point shows the decrease the sufficient-decrease condition asks for.
+        (int evaluations, double gradientRatio) Run(double tolerance)
+        {
+            using var q = new Quadratic(6, 4);
+            using var solution = q.Solution;
+            double fStar;
+            using (var s = torch.NewDisposeScope()) fStar = q.Loss(solution).ToDouble();
+            using (torch.no_grad()) q.X.copy_(solution + 1e-3 * torch.linspace(-1, 1, 6, dtype: ScalarType.Float64));
+            int calls = 0;
+            Tensor Closure()
+            {
+                q.X.grad?.zero_();
+                var f = q.Loss(q.X);
+                var rounded = f + (((f - fStar) / 1e-4).ceil() * 1e-4 + fStar + 1e-9 * calls++ - f).detach();
+                rounded.backward();
+                return rounded;
+            }
+            double GradNorm() { using var s = torch.NewDisposeScope(); Closure(); return q.X.grad!.norm().ToDouble(); }
+            double before = GradNorm();
+            using var cg = new ConjugateGradient([q.X], lineSearches: 3, valueTolerance: tolerance);
+            cg.step(Closure).Dispose();
+            return (cg.LastEvaluations, GradNorm() / before);
+        }
+        var strict = Run(0);
+        var approximate = Run(1e-2);
+        Assert.True(approximate.gradientRatio < 0.5, $"|∇f| shrank only to {approximate.gradientRatio:P0} with the approximate conditions");
+        Assert.True(strict.gradientRatio > 0.99, $"without them the step cannot move (|∇f| at {strict.gradientRatio:P0})");
+        Assert.True(approximate.evaluations < strict.evaluations,
+            $"evaluations: {approximate.evaluations} with the approximate conditions, {strict.evaluations} without");
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ConjugateGradient([new Parameter(torch.zeros(1))], valueTolerance: -1));
+    }
+
+    [Fact]
     public void Step_LeavesFrozenParametersAlone_AndNeedsAClosure()
     {
         using var q = new Quadratic(4, 3);

@@ -72,7 +72,8 @@ internal static class MnistCommand
 
             var h = result.FineTuning;
             AnsiConsole.MarkupLine(Markup.Escape(
-                $"Best validation error {100 * h.BestValidationError:F2} % (epoch {h.BestEpoch} of {h.Epochs.Count}{(h.StoppedEarly ? ", stopped early" : "")}); " +
+                (h.BestValidationError is { } bv ? $"Best validation error {100 * bv:F2} % (epoch {h.BestEpoch} of {h.Epochs.Count}{(h.StoppedEarly ? ", stopped early" : "")}); "
+                                                 : $"No validation ({h.Epochs.Count} epochs on all {trainSet.Count - preset.FineTuning.ValidationCount} training digits); ") +
                 (result.SelectedTest is { } sel ? $"that model's test error {100 * sel.ErrorRate:F2} % ({sel.Errors}/{sel.Count}); after the refit on all {trainSet.Count} training digits for {h.BestEpoch} epochs, " : "") +
                 $"test error {100 * result.Test.ErrorRate:F2} % ({result.Test.Errors}/{result.Test.Count}); " +
                 (result.FreeEnergyTestError is { } fe2 ? $"DBN free-energy classifier before fine-tuning {100 * fe2:F2} %; " : "") +

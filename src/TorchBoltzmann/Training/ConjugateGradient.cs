@@ -147,7 +147,7 @@ public sealed class ConjugateGradient : OptimizerHelper
                     if (lastFailed || d0 == steepest) break;
                     using (torch.no_grad()) for (int i = 0; i < ps.Length; i++) s[i].copy_(g0[i]).neg_();
                     d0 = steepest;
-                    z1 = 1 / (1 - d0);
+                    z1 = r / (1 - d0);
                     lastFailed = true;
                 }
             }

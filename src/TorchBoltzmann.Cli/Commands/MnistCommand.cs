@@ -156,13 +156,14 @@ internal static class MnistCommand
         private readonly Option<int?> _headEpochs = new("--head-epochs") { Description = "Override the epochs that train only the output layer before the whole network" };
         private readonly Option<double?> _average = new("--average") { Description = "Iterate averaging: decay a of the moving average of the weights that validation measures and the model keeps (0: off; e.g. 0.999)" };
         private readonly Option<bool?> _refit = new("--refit") { Description = "After choosing the epochs on the validation split, retrain on all training digits for that many epochs (true/false; default: the preset's)" };
-        private readonly Option<string?> _optimizer = new("--optimizer") { Description = "Fine-tuning optimizer: sgd, or cg (conjugate gradients with line searches per mini-batch, as Hinton & Salakhutdinov 2006; use with --batch-size 1000)" };
+        private readonly Option<string?> _optimizer = new("--optimizer") { Description = "Fine-tuning optimizer: sgd, or cg (conjugate gradients with line searches per mini-batch, as Hinton & Salakhutdinov 2006; use with --batch-size 1000). Switching keeps the preset's other values: give --lr and --batch-size for the new optimizer too" };
         private readonly Option<int?> _lineSearches = new("--line-searches") { Description = "Line searches per mini-batch with --optimizer cg (default 3)" };
         private readonly Option<double?> _inputDropout = new("--input-dropout") { Description = "Override the dropout probability on the inputs" };
         private readonly Option<double?> _hiddenDropout = new("--hidden-dropout") { Description = "Override the dropout probability after each hidden layer" };
 
         public void AddTo(Command cmd)
         {
+            _optimizer.AcceptOnlyFromAmong("sgd", "cg");
             foreach (var o in new Option[] { _pretrainEpochs, _finetuneEpochs, _validation, _lr, _momentum, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout })
                 cmd.Options.Add(o);
         }

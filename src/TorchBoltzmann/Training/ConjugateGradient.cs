@@ -23,18 +23,23 @@ namespace TorchBoltzmann.Training;
 /// d₂ = sign(b − a)·√(d₁² − φ′_a φ′_b), kept at least 10 % of the bracket away from its ends (bisection when the cubic
 /// has no real minimiser). A non-finite loss counts as "too far".</para>
 /// <para>Approximate Wolfe conditions (Hager &amp; Zhang 2005): a trial point whose loss is within the float resolution of
-/// φ(0), φ(z) ≤ φ(0) + ε|φ(0)|, is also accepted when its slope meets the curvature condition. Near a minimum the
-/// loss stops resolving the decreases that sufficient decrease asks for: a float32 cross-entropy of 10⁻⁶ per digit
-/// changes in steps of ~10⁻⁷ (log(1 + x) of a float32 sum), and without this rule the line searches of a classifier
-/// that fits its training batch use up their evaluations on rounding noise (fine-tuning epochs became 4× slower).</para>
+/// φ(0), φ(z) ≤ φ(0) + ε·max(|φ(0)|, 1), is also accepted when its slope meets the curvature condition. Near a minimum
+/// the loss stops resolving the decreases that sufficient decrease asks for: a float32 cross-entropy carries absolute
+/// rounding of ~10⁻⁷ per example however small it is (log(1 + x) of a float32 sum; hence the floor of 1 on the scale),
+/// and without this rule the line searches of a classifier that fits its training batch use up their evaluations on
+/// rounding noise (fine-tuning epochs became 4× slower).</para>
 /// <para>First trial step z₀ = r / (1 − φ′(0)) where r = the group's learning rate (the "expected reduction" of
-/// <c>minimize.m</c>, default 1); later searches start from z_prev · min(100, φ′_prev(0) / φ′_new(0)). A failed line
-/// search returns to its starting point and restarts along −g; two failures in a row end the step.</para>
+/// <c>minimize.m</c>, default 1; r is in units of the closure's loss, and <see cref="FineTuner"/>'s is the mean over
+/// the batch where <c>backpropclassify.m</c> minimised the sum, so only the first trial differs); later searches start
+/// from z_prev · min(100, φ′_prev(0) / φ′_new(0)). A failed line search returns to its starting point (a saved copy)
+/// and restarts along −g; two failures in a row end the step. A non-finite loss or slope at a trial point counts as
+/// "too far"; a non-finite loss or gradient at the start ends the step without moving.</para>
 /// <para>The closure must zero the gradients, compute the loss, call <c>backward()</c> and return the loss; it is called
 /// once per function evaluation (typically 5–10 per step), so any randomness in it (dropout) makes the line search
 /// meaningless. Parameters with <c>requires_grad = false</c> are left alone.</para>
-/// <para>Memory: three buffers the size of the trainable parameters (g₀, g₁, s), allocated per step; each evaluation
-/// runs in its own dispose scope.</para>
+/// <para>Memory: four buffers the size of the trainable parameters (g₀, g₁, s and the search's start), allocated per
+/// step; each evaluation runs in its own dispose scope. A line search that runs out of evaluations at a point of
+/// sufficient decrease spends one more to get that point's gradient.</para>
 /// </remarks>
 public sealed class ConjugateGradient : OptimizerHelper
 {
@@ -49,8 +54,8 @@ public sealed class ConjugateGradient : OptimizerHelper
     /// <param name="sufficientDecrease">ρ of the sufficient-decrease (Armijo) condition.</param>
     /// <param name="curvature">σ of the strong curvature condition, ρ &lt; σ &lt; 1 (0.5: a loose search, as <c>minimize.m</c>).</param>
     /// <param name="extrapolation">Largest growth factor of the step while extrapolating.</param>
-    /// <param name="valueTolerance">ε of the approximate Wolfe conditions, relative to |φ(0)|; default 10 × the machine
-    /// epsilon of the first parameter's dtype (float32: 1.2·10⁻⁶; float64: 2.2·10⁻¹⁵).</param>
+    /// <param name="valueTolerance">ε of the approximate Wolfe conditions, relative to max(|φ(0)|, 1); default 10 × the
+    /// machine epsilon of the first parameter's dtype (float32: 1.2·10⁻⁶; float64: 2.2·10⁻¹⁵).</param>
     /// <exception cref="ArgumentOutOfRangeException">A value outside its range (named).</exception>
     public ConjugateGradient(IEnumerable<Parameter> parameters, int lineSearches = 3, double expectedReduction = 1.0,
                              int maxEvaluations = 20, double sufficientDecrease = 0.01, double curvature = 0.5, double extrapolation = 3.0,
@@ -74,8 +79,13 @@ public sealed class ConjugateGradient : OptimizerHelper
         if (list.Count == 0) throw new ArgumentException("parameters: expected at least one parameter.", nameof(parameters));
         if (valueTolerance is { } tol && (!(tol >= 0) || !double.IsFinite(tol)))
             throw new ArgumentOutOfRangeException(nameof(valueTolerance), tol, "expected a finite number ≥ 0.");
-        ValueTolerance = valueTolerance ?? 10 * (list[0].dtype == ScalarType.Float64 ? Math.Pow(2, -52)
-                                                 : list[0].dtype == ScalarType.Float32 ? Math.Pow(2, -23) : Math.Pow(2, -10));
+        ValueTolerance = valueTolerance ?? 10 * list[0].dtype switch
+        {
+            ScalarType.Float64 => Math.Pow(2, -52),
+            ScalarType.Float32 => Math.Pow(2, -23),
+            ScalarType.BFloat16 => Math.Pow(2, -7),
+            _ => Math.Pow(2, -10),
+        };
         _parameter_groups = new List<ParamGroup> { new ParamGroup { Parameters = list, Options = options } };
         foreach (var p in list) _state[p.Handle] = new EmptyState(p);
     }
@@ -90,7 +100,7 @@ public sealed class ConjugateGradient : OptimizerHelper
     public double Curvature { get; }
     /// <summary>Largest growth factor of the step while extrapolating.</summary>
     public double Extrapolation { get; }
-    /// <summary>ε of the approximate Wolfe conditions, relative to |φ(0)|.</summary>
+    /// <summary>ε of the approximate Wolfe conditions, relative to max(|φ(0)|, 1).</summary>
     public double ValueTolerance { get; }
     /// <summary>Function evaluations (closure calls) made by the last <see cref="step"/>.</summary>
     public int LastEvaluations { get; private set; }
@@ -108,20 +118,21 @@ public sealed class ConjugateGradient : OptimizerHelper
         LastEvaluations = 0;
         var ps = parameters().Where(p => p.requires_grad).ToArray();
         double r = _parameter_groups[0].Options.LearningRate ?? 1.0;
-        Tensor[] g0 = Buffers(ps), g1 = Buffers(ps), s = Buffers(ps);
+        var buffers = new List<Tensor>();
         try
         {
+            Tensor[] g0 = Buffers(ps, buffers), g1 = Buffers(ps, buffers), s = Buffers(ps, buffers), x0 = Buffers(ps, buffers);
             double f0 = Evaluate(closure, ps, g0);
             double fStart = f0;
             if (!double.IsFinite(f0) || ps.Length == 0) return torch.tensor(fStart);
             using (torch.no_grad()) for (int i = 0; i < ps.Length; i++) s[i].copy_(g0[i]).neg_();
             double d0 = -Dot(g0, g0);                       // φ′(0) along s = −g
-            if (d0 == 0) return torch.tensor(fStart);
+            if (!(d0 < 0)) return torch.tensor(fStart);     // stationary, or a non-finite gradient
             double z1 = r / (1 - d0);
             bool lastFailed = false;
             for (int search = 0; search < LineSearches; search++)
             {
-                var (ok, z, f1) = LineSearch(closure, ps, s, g1, f0, d0, z1);
+                var (ok, z, f1) = LineSearch(closure, ps, s, g1, x0, f0, d0, z1);
                 if (ok)
                 {
                     double g1g1 = Dot(g1, g1), g1g0 = Dot(g1, g0), g0g0 = Dot(g0, g0);
@@ -133,7 +144,7 @@ public sealed class ConjugateGradient : OptimizerHelper
                         using (torch.no_grad()) for (int i = 0; i < ps.Length; i++) s[i].copy_(g1[i]).neg_();
                         d1 = -g1g1;
                     }
-                    if (d1 == 0) break;                      // stationary point
+                    if (!(d1 < 0)) break;                    // stationary point
                     z1 = z * Math.Min(MaxSlopeRatio, d0 / d1);
                     (g0, g1) = (g1, g0);
                     f0 = f1;
@@ -150,12 +161,13 @@ public sealed class ConjugateGradient : OptimizerHelper
                     z1 = r / (1 - d0);
                     lastFailed = true;
                 }
+                if (!(z1 > 0) || !double.IsFinite(z1)) break;
             }
             return torch.tensor(fStart);
         }
         finally
         {
-            foreach (var t in g0.Concat(g1).Concat(s)) t.Dispose();
+            foreach (var t in buffers) t.Dispose();
         }
     }
 
@@ -163,19 +175,22 @@ public sealed class ConjugateGradient : OptimizerHelper
     /// Strong-Wolfe line search along s from the current point (φ(0) = f0, φ′(0) = d0 &lt; 0), first trial z1. On success
     /// the parameters are at x + z s and <paramref name="g"/> holds the gradient there; on failure they are back at x.
     /// </summary>
-    private (bool ok, double z, double f) LineSearch(Func<Tensor> closure, Parameter[] ps, Tensor[] s, Tensor[] g, double f0, double d0, double z1)
+    private (bool ok, double z, double f) LineSearch(Func<Tensor> closure, Parameter[] ps, Tensor[] s, Tensor[] g, Tensor[] x0, double f0, double d0, double z1)
     {
-        double at = 0;   // the parameters' current offset along s
+        using (torch.no_grad()) for (int i = 0; i < ps.Length; i++) x0[i].copy_(ps[i]);
+        double lastProbe = double.NaN;
         (double f, double d) Probe(double z)
         {
-            Move(ps, s, z - at);
-            at = z;
+            lastProbe = z;
+            // x0 + z s, computed afresh from the saved start (no drift from accumulated moves).
+            using (torch.no_grad()) for (int i = 0; i < ps.Length; i++) ps[i].copy_(x0[i]).add_(s[i], alpha: z);
             double f = Evaluate(closure, ps, g);
-            return (f, double.IsFinite(f) ? Dot(g, s) : double.NaN);
+            double d = double.IsFinite(f) ? Dot(g, s) : double.NaN;
+            return double.IsFinite(d) ? (f, d) : (double.NaN, double.NaN);   // a non-finite slope counts as "too far"
         }
         bool Armijo(double z, double f) => double.IsFinite(f) && f <= f0 + SufficientDecrease * z * d0;
         bool Flat(double d) => Math.Abs(d) <= -Curvature * d0;
-        double fTolerance = f0 + ValueTolerance * Math.Abs(f0);
+        double fTolerance = f0 + ValueTolerance * Math.Max(Math.Abs(f0), 1);
         bool ApproximatelyWolfe(double f, double d) => f <= fTolerance && Flat(d);
 
         double zPrev = 0, fPrev = f0, dPrev = d0, zTry = z1;
@@ -200,7 +215,7 @@ public sealed class ConjugateGradient : OptimizerHelper
                 bracketed = true;
                 break;
             }
-            // Still descending steeply: extrapolate with the cubic, between 1.1× and Extrapolation× the step.
+            // Still descending steeply: extrapolate with the cubic, to at least z + 0.1(z − z_prev) and at most Extrapolation × z.
             double next = Cubic(zPrev, fPrev, dPrev, zTry, f, d);
             double max = zTry * Extrapolation, min = zTry + Interpolation * (zTry - zPrev);
             next = !double.IsFinite(next) || next <= zTry || next > max ? max : Math.Max(next, min);
@@ -228,11 +243,16 @@ public sealed class ConjugateGradient : OptimizerHelper
         }
         if (lo > 0 && fLo < f0)
         {
-            // Out of evaluations with a point of sufficient decrease: take it (one more evaluation for its gradient).
-            if (at != lo) { var (f, _) = Probe(lo); return (true, lo, f); }
-            return (true, lo, fLo);
+            // Out of evaluations with a point of sufficient decrease: take it (one more evaluation for its gradient,
+            // unless the last trial was that point).
+            if (lastProbe != lo)
+            {
+                var (f, _) = Probe(lo);
+                if (double.IsFinite(f)) return (true, lo, f);
+            }
+            else return (true, lo, fLo);
         }
-        Move(ps, s, -at);
+        using (torch.no_grad()) for (int i = 0; i < ps.Length; i++) ps[i].copy_(x0[i]);
         return (false, 0, f0);
     }
 
@@ -263,29 +283,29 @@ public sealed class ConjugateGradient : OptimizerHelper
         return f;
     }
 
-    private static Tensor[] Buffers(Parameter[] ps)
+    private static Tensor[] Buffers(Parameter[] ps, List<Tensor> owner)
     {
         using var _ = torch.no_grad();
-        return ps.Select(p => torch.zeros_like(p).DetachFromDisposeScope()).ToArray();
+        var made = new Tensor[ps.Length];
+        for (int i = 0; i < ps.Length; i++)
+        {
+            made[i] = torch.zeros_like(ps[i]).DetachFromDisposeScope();
+            owner.Add(made[i]);
+        }
+        return made;
     }
 
+    /// <summary>Σᵢ aᵢ·bᵢ over the parameter tensors, accumulated in double.</summary>
     private static double Dot(Tensor[] a, Tensor[] b)
     {
         double sum = 0;
         using var _ = torch.no_grad();
         for (int i = 0; i < a.Length; i++)
         {
-            using var ab = a[i].reshape(-1).dot(b[i].reshape(-1));
-            sum += ab.ToDouble();
+            using var scope = torch.NewDisposeScope();
+            sum += a[i].reshape(-1).dot(b[i].reshape(-1)).ToDouble();
         }
         return sum;
-    }
-
-    private static void Move(Parameter[] ps, Tensor[] s, double delta)
-    {
-        if (delta == 0) return;
-        using var _ = torch.no_grad();
-        for (int i = 0; i < ps.Length; i++) ps[i].add_(s[i], alpha: delta);
     }
 
     /// <summary>The optimizer keeps no state between steps.</summary>

@@ -90,8 +90,8 @@ public static class DbnClassifierPipeline
             else
             {
                 var options = preset.Pretraining with { Layer = preset.Pretraining.Layer with { Seed = seed } };
-                pretraining = new GreedyPretrainer(dbn, options).Fit(fitX, preset.ClassConditional ? fitY : null, valX,
-                    preset.ClassConditional ? valY : null, pretrainProgress, cancellationToken);
+                pretraining = new GreedyPretrainer(dbn, options).Fit(fitX, preset.ClassConditional ? fitY : null, nVal > 0 ? valX : null,
+                    preset.ClassConditional && nVal > 0 ? valY : null, pretrainProgress, cancellationToken);
             }
             double pretrainSeconds = clock.Elapsed.TotalSeconds;
 

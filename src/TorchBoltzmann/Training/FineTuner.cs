@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using TorchBoltzmann.Evaluation;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -138,6 +139,9 @@ public sealed class FineTuner : IDisposable
                 double factor = Math.Pow(Options.LearningRateDecay, epoch);
                 int gi = 0;
                 foreach (var g in _optimizer.ParamGroups) g.LearningRate = baseRates[gi++] * factor;
+                // TorchSharp's native L-BFGS takes its rate from the optimizer itself, not from its (managed) group.
+                if (!_managedOptimizer && _optimizer is optim.ILearningRateController self && baseRates.Length == 1)
+                    self.LearningRate = baseRates[0] * factor;
                 double lr = baseRates.Length > 0 ? baseRates[0] * factor : double.NaN;
 
                 var clock = Stopwatch.StartNew();
@@ -159,21 +163,46 @@ public sealed class FineTuner : IDisposable
                             // ConjugateGradient) once per function evaluation. The loss reported is the first call's.
                             double l = double.NaN;
                             int calls = 0;
+                            ExceptionDispatchInfo? failure = null;
                             Tensor Closure()
                             {
-                                _optimizer.zero_grad();
-                                var loss = nn.functional.cross_entropy(_model.forward(xb), yb);
-                                if (calls++ == 0)
+                                if (_managedOptimizer)
                                 {
-                                    l = loss.ToDouble();
-                                    // Managed optimizers evaluate the closure before touching the weights, so stopping
-                                    // here leaves them as they were; an exception must not cross a native optimizer.
-                                    if (!double.IsFinite(l) && _managedOptimizer) throw new TrainingDivergedException(epoch + 1, b + 1, "the loss");
+                                    // Managed optimizers evaluate the closure before touching the weights, so an
+                                    // exception here leaves them as they were.
+                                    _optimizer.zero_grad();
+                                    var loss = nn.functional.cross_entropy(_model.forward(xb), yb);
+                                    if (calls++ == 0)
+                                    {
+                                        l = loss.ToDouble();
+                                        if (!double.IsFinite(l)) throw new TrainingDivergedException(epoch + 1, b + 1, "the loss");
+                                    }
+                                    loss.backward();
+                                    return loss;
                                 }
-                                loss.backward();
-                                return loss;
+                                // Native optimizers (L-BFGS) call this from native code, which an exception must not
+                                // cross: keep it for after the step, and leave the gradients zero so that the optimizer
+                                // stops (L-BFGS returns without a step when the first gradient is zero).
+                                using var evaluation = torch.NewDisposeScope();
+                                try
+                                {
+                                    _optimizer.zero_grad();
+                                    var loss = nn.functional.cross_entropy(_model.forward(xb), yb);
+                                    double v = loss.ToDouble();
+                                    if (calls++ == 0) l = v;
+                                    if (failure is null && double.IsFinite(l)) loss.backward();
+                                    return loss.detach().MoveToOuterDisposeScope();
+                                }
+                                catch (Exception e)
+                                {
+                                    failure ??= ExceptionDispatchInfo.Capture(e);
+                                    calls++;
+                                    _optimizer.zero_grad();
+                                    return torch.tensor(double.NaN).MoveToOuterDisposeScope();
+                                }
                             }
                             _optimizer.step(Closure)?.Dispose();
+                            failure?.Throw();
                             if (!double.IsFinite(l)) throw new TrainingDivergedException(epoch + 1, b + 1, "the loss");
                             average?.Update();
                             lossSum += l * size;

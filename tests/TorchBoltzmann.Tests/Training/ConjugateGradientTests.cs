@@ -142,7 +142,11 @@ public sealed class ConjugateGradientTests
     public void Step_LeavesFrozenParametersAlone_AndNeedsAClosure()
     {
         using var q = new Quadratic(4, 3);
-        using var frozen = new Parameter(torch.ones(3, dtype: ScalarType.Float64), requires_grad: false);
+        // A parameter frozen after it got a gradient: its stale .grad must not move it.
+        using var frozen = new Parameter(torch.ones(3, dtype: ScalarType.Float64));
+        using (var s = torch.NewDisposeScope()) frozen.sum().backward();
+        frozen.requires_grad = false;
+        using (var stale = frozen.grad) Assert.True(stale is not null, "the frozen parameter keeps a stale gradient");
         using var cg = new ConjugateGradient([q.X, frozen], lineSearches: 5);
         cg.step(q.Closure).Dispose();
         using var ones = torch.ones(3, dtype: ScalarType.Float64);
@@ -156,6 +160,63 @@ public sealed class ConjugateGradientTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new ConjugateGradient([q.X], expectedReduction: double.NaN));
         Assert.Throws<ArgumentException>(() => new ConjugateGradient(Array.Empty<Parameter>()));
     }
+
+    [Fact]
+    public void NonFiniteValues_AreTooFar_DuringASearch_AndStopTheStepAtTheStart()
+    {
+        // f(x) = ½|x − c|² inside |x| < 3, NaN outside: the first trial step (from far below the minimiser) lands outside.
+        using var x = new Parameter(torch.zeros(2, dtype: ScalarType.Float64));
+        using var c = torch.tensor(new[] { 2.0, 1.0 }, dtype: ScalarType.Float64);
+        Tensor Closure()
+        {
+            x.grad?.zero_();
+            var f = 0.5 * (x - c).pow(2).sum();
+            f.backward();
+            return x.norm().ToDouble() < 3 ? f : f + double.NaN;
+        }
+        using var cg = new ConjugateGradient([x], lineSearches: 10, expectedReduction: 1000);
+        cg.step(Closure).Dispose();
+        TestUtil.AllClose(c, x.detach(), 1e-6, "minimiser reached despite NaN beyond the radius");
+
+        // A NaN gradient at the start: the step returns without moving.
+        using var y = new Parameter(torch.ones(2, dtype: ScalarType.Float64));
+        Tensor NanGradient()
+        {
+            y.grad?.zero_();
+            var f = (y * y).sum();
+            f.backward();
+            using (torch.no_grad()) y.grad!.fill_(double.NaN);
+            return f;
+        }
+        using var cg2 = new ConjugateGradient([y], lineSearches: 3);
+        cg2.step(NanGradient).Dispose();
+        using var ones = torch.ones(2, dtype: ScalarType.Float64);
+        TestUtil.AllClose(ones, y.detach(), 0, "parameters after a NaN gradient");
+        Assert.Equal(1, cg2.LastEvaluations);
+    }
+
+    [Fact]
+    public void FineTuner_DivergedLoss_StopsBeforeTheStep_WithConjugateGradientsAndLbfgs()
+    {
+        using var x = torch.randn(40, 5);
+        using var y = torch.zeros(40, dtype: ScalarType.Int64);
+        using (torch.no_grad()) x[3, 2] = torch.tensor(float.NaN);
+        foreach (var useLbfgs in new[] { false, true })
+        {
+            using var clf = DbnClassifier.Build([5, 4], 2);
+            using var before = Fc(clf).weight!.detach().clone();
+            using var opt = useLbfgs ? optim.LBFGS(clf.parameters(), lr: 1, max_iter: 5) : null;
+            using var tuner = new FineTuner(clf, new ClassifierTrainingOptions
+            {
+                Epochs = 1, BatchSize = 40, ValidationCount = 0, Optimizer = FineTuningOptimizer.ConjugateGradient,
+            }, opt);
+            var e = Assert.Throws<TrainingDivergedException>(() => tuner.Fit(x, y));
+            Assert.Equal(1, e.Epoch);
+            TestUtil.AllClose(before, Fc(clf).weight!.detach(), 0, useLbfgs ? "weights after L-BFGS met a NaN loss" : "weights after CG met a NaN loss");
+        }
+    }
+
+    private static Linear Fc(Sequential s) => (Linear)s.named_children().Single(c => c.name == "fc1").module;
 
     [Fact]
     public void FineTuner_TrainsWithConjugateGradients_AndWithLbfgs()

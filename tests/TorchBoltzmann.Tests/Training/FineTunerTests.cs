@@ -186,7 +186,7 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
         var preset = DbnClassifierPreset.Quick with
         {
             LayerSizes = [784, 32], ClassConditional = false,
-            Pretraining = new DbnPretrainingOptions { Layer = new RbmTrainingOptions { Epochs = 1, BatchSize = 50, MetricsEvery = 0 } },
+            Pretraining = new DbnPretrainingOptions { Layer = new RbmTrainingOptions { Epochs = 1, BatchSize = 50, MetricsEvery = 1, MetricsSamples = 100 } },
             FineTuning = new ClassifierTrainingOptions { Epochs = 3, BatchSize = 50, ValidationCount = 0, Patience = 0 },
         };
         var batches = new List<int>();
@@ -196,6 +196,9 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
         Assert.All(r.FineTuning.Epochs, e => Assert.Null(e.ValidationError));
         Assert.Null(r.FineTuning.BestValidationError);
         Assert.False(r.FineTuning.RestoredBest, "no validation: nothing to restore");
+        var pre = r.Pretraining[0][0];
+        Assert.True(pre.ReconstructionError is { } re && double.IsFinite(re), "pretraining metrics on the training digits");
+        Assert.Null(pre.ValidationReconstructionError);        // no validation digits: none measured (not NaN)
 
         using var clf = DbnClassifier.Build([784, 8], 10);
         using var tuner = new FineTuner(clf, new ClassifierTrainingOptions { Epochs = 1 });

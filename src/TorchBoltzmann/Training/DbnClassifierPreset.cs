@@ -65,14 +65,14 @@ public sealed record DbnClassifierPreset(
         0, 0, 0.012) { Refit = true };
 
     /// <summary>
-    /// The <see cref="Hinton2006"/> network fine-tuned with dropout (Srivastava et al. 2014: p = 0.2 on inputs, 0.5 on
-    /// hidden units; they report 0.92 % for a DBN-pretrained net). Same pretraining, so a <c>hinton2006</c> DBN
-    /// checkpoint can be reused.
+    /// The <see cref="Hinton2006"/> network fine-tuned by SGD with dropout (Srivastava et al. 2014: p = 0.2 on inputs, 0.5
+    /// on hidden units; they report 0.92 % for a DBN-pretrained net). Same pretraining, so a <c>hinton2006</c> DBN
+    /// checkpoint can be reused. (Conjugate gradients need a deterministic loss, so dropout fine-tuning stays SGD.)
     /// </summary>
     public static DbnClassifierPreset Dropout { get; } = Hinton2006 with
     {
         Name = "dropout",
-        Description = "784-500-500-2000 as hinton2006, fine-tuned with dropout (0.2 inputs, 0.5 hidden) ≤ 200 epochs, refit on all 60,000 digits",
+        Description = "784-500-500-2000 as hinton2006, fine-tuned by SGD with dropout (0.2 inputs, 0.5 hidden) ≤ 200 epochs, refit on all 60,000 digits",
         FineTuning = new ClassifierTrainingOptions { Epochs = 200, LearningRate = 0.1, Momentum = 0.9, LearningRateDecay = 0.99, Patience = 40 },
         InputDropout = 0.2, HiddenDropout = 0.5, TargetTestError = 0.010,
     };

@@ -125,7 +125,7 @@ public sealed class ConjugateGradient : OptimizerHelper
             double f0 = Evaluate(closure, ps, g0);
             double fStart = f0;
             if (!double.IsFinite(f0) || ps.Length == 0) return torch.tensor(fStart);
-            using (torch.no_grad()) for (int i = 0; i < ps.Length; i++) s[i].copy_(g0[i]).neg_();
+            Steepest(s, g0);
             double d0 = -Dot(g0, g0);                       // φ′(0) along s = −g
             if (!(d0 < 0)) return torch.tensor(fStart);     // stationary, or a non-finite gradient
             double z1 = r / (1 - d0);
@@ -141,7 +141,7 @@ public sealed class ConjugateGradient : OptimizerHelper
                     double d1 = Dot(g1, s);
                     if (!(d1 < 0))
                     {
-                        using (torch.no_grad()) for (int i = 0; i < ps.Length; i++) s[i].copy_(g1[i]).neg_();
+                        Steepest(s, g1);
                         d1 = -g1g1;
                     }
                     if (!(d1 < 0)) break;                    // stationary point
@@ -156,7 +156,7 @@ public sealed class ConjugateGradient : OptimizerHelper
                     // Back at the search's start; a second failure in a row (or one along −g already) ends the step.
                     double steepest = -Dot(g0, g0);
                     if (lastFailed || d0 == steepest) break;
-                    using (torch.no_grad()) for (int i = 0; i < ps.Length; i++) s[i].copy_(g0[i]).neg_();
+                    Steepest(s, g0);
                     d0 = steepest;
                     z1 = r / (1 - d0);
                     lastFailed = true;
@@ -293,6 +293,13 @@ public sealed class ConjugateGradient : OptimizerHelper
             owner.Add(made[i]);
         }
         return made;
+    }
+
+    /// <summary>s ← −g (steepest descent).</summary>
+    private static void Steepest(Tensor[] s, Tensor[] g)
+    {
+        using var _ = torch.no_grad();
+        for (int i = 0; i < s.Length; i++) s[i].copy_(g[i]).neg_();
     }
 
     /// <summary>Σᵢ aᵢ·bᵢ over the parameter tensors, accumulated in double.</summary>

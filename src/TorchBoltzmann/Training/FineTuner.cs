@@ -164,14 +164,18 @@ public sealed class FineTuner : IDisposable
                             double l = double.NaN;
                             int calls = 0;
                             ExceptionDispatchInfo? failure = null;
+                            Tensor BatchLoss()
+                            {
+                                _optimizer.zero_grad();
+                                return nn.functional.cross_entropy(_model.forward(xb), yb);
+                            }
                             Tensor Closure()
                             {
                                 if (_managedOptimizer)
                                 {
                                     // Managed optimizers evaluate the closure before touching the weights, so an
                                     // exception here leaves them as they were.
-                                    _optimizer.zero_grad();
-                                    var loss = nn.functional.cross_entropy(_model.forward(xb), yb);
+                                    var loss = BatchLoss();
                                     if (calls++ == 0)
                                     {
                                         l = loss.ToDouble();
@@ -186,8 +190,7 @@ public sealed class FineTuner : IDisposable
                                 using var evaluation = torch.NewDisposeScope();
                                 try
                                 {
-                                    _optimizer.zero_grad();
-                                    var loss = nn.functional.cross_entropy(_model.forward(xb), yb);
+                                    var loss = BatchLoss();
                                     double v = loss.ToDouble();
                                     if (calls++ == 0) l = v;
                                     if (failure is null && double.IsFinite(l)) loss.backward();

@@ -149,6 +149,10 @@ internal static class MnistCommand
         private readonly Option<int?> _validation = new("--validation") { Description = "Validation digits held out from the end of the training set (default 10000)" };
         private readonly Option<double?> _lr = new("--lr") { Description = "Override the fine-tuning learning rate η₀" };
         private readonly Option<double?> _momentum = new("--momentum") { Description = "Override the fine-tuning momentum" };
+        private readonly Option<double?> _initialMomentum = new("--initial-momentum") { Description = "Momentum at the first epoch, rising linearly to --momentum over --momentum-ramp epochs" };
+        private readonly Option<int?> _momentumRamp = new("--momentum-ramp") { Description = "Epochs over which the momentum rises from --initial-momentum to --momentum (0: constant)" };
+        private readonly Option<bool?> _dampen = new("--dampen-momentum") { Description = "Velocity as an average of gradients, v ← m v + (1 − m) g, so the step size is set by --lr alone (Hinton et al. 2012) (true/false)" };
+        private readonly Option<double?> _maxNorm = new("--max-norm") { Description = "Max-norm constraint c on each unit's incoming weights, ‖w_j‖ ≤ c after every step (0: off)" };
         private readonly Option<double?> _lrDecay = new("--lr-decay") { Description = "Override the per-epoch learning-rate decay γ (η_e = η₀ γ^e)" };
         private readonly Option<double?> _weightDecay = new("--weight-decay") { Description = "Override the fine-tuning L2 weight decay" };
         private readonly Option<int?> _batch = new("--batch-size") { Description = "Override the fine-tuning mini-batch size" };
@@ -164,7 +168,7 @@ internal static class MnistCommand
         public void AddTo(Command cmd)
         {
             _optimizer.AcceptOnlyFromAmong("sgd", "cg");
-            foreach (var o in new Option[] { _pretrainEpochs, _finetuneEpochs, _validation, _lr, _momentum, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout })
+            foreach (var o in new Option[] { _pretrainEpochs, _finetuneEpochs, _validation, _lr, _momentum, _initialMomentum, _momentumRamp, _dampen, _maxNorm, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout })
                 cmd.Options.Add(o);
         }
 
@@ -177,6 +181,10 @@ internal static class MnistCommand
                 ValidationCount = r.GetValue(_validation) ?? f.ValidationCount,
                 LearningRate = r.GetValue(_lr) ?? f.LearningRate,
                 Momentum = r.GetValue(_momentum) ?? f.Momentum,
+                InitialMomentum = r.GetValue(_initialMomentum) ?? f.InitialMomentum,
+                MomentumRampEpochs = r.GetValue(_momentumRamp) ?? f.MomentumRampEpochs,
+                DampenMomentum = r.GetValue(_dampen) ?? f.DampenMomentum,
+                MaxNorm = r.GetValue(_maxNorm) ?? f.MaxNorm,
                 LearningRateDecay = r.GetValue(_lrDecay) ?? f.LearningRateDecay,
                 WeightDecay = r.GetValue(_weightDecay) ?? f.WeightDecay,
                 BatchSize = r.GetValue(_batch) ?? f.BatchSize,

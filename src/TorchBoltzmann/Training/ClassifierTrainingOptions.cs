@@ -38,6 +38,29 @@ public sealed record ClassifierTrainingOptions
     public double LearningRate { get; init; } = 0.1;
     /// <summary>Momentum of the default SGD optimizer.</summary>
     public double Momentum { get; init; } = 0.9;
+    /// <summary>
+    /// Momentum of the default SGD optimizer at the first epoch when <see cref="MomentumRampEpochs"/> &gt; 0; null: the same
+    /// as <see cref="Momentum"/> (constant momentum).
+    /// </summary>
+    public double? InitialMomentum { get; init; }
+    /// <summary>
+    /// Momentum schedule of Hinton et al. (2012): over the first R epochs the momentum rises linearly from
+    /// <see cref="InitialMomentum"/> to <see cref="Momentum"/>, m_e = m₀ + (m − m₀)·min(e / R, 1) (e = 0, 1, …), and stays
+    /// there. 0 (default): constant <see cref="Momentum"/>. Needs an SGD optimizer.
+    /// </summary>
+    public int MomentumRampEpochs { get; init; }
+    /// <summary>
+    /// Dampened momentum: the velocity is an exponential average of the gradients, v ← m v + (1 − m) g, and the step is
+    /// θ ← θ − η v (<c>torch.optim.SGD</c> with dampening = m). This is Hinton et al.'s (2012) "learning rate multiplied by
+    /// (1 − momentum)": a step's size is set by η alone, whatever m is, so a momentum ramp towards 0.99 does not
+    /// multiply the effective rate η/(1 − m) by 100. false (default): v ← m v + g (PyTorch's default). Needs an SGD optimizer.
+    /// </summary>
+    public bool DampenMomentum { get; init; }
+    /// <summary>
+    /// Max-norm constraint (Srivastava et al. 2014): after every step, each unit's incoming weight vector (each row w_j of
+    /// every 2-D weight matrix) is rescaled to ‖w_j‖₂ ≤ c when it is longer: w_j ← w_j · min(1, c / ‖w_j‖₂). 0 (default): off.
+    /// </summary>
+    public double MaxNorm { get; init; }
     /// <summary>Exponential decay γ of the learning rate per epoch: η_e = η₀ γ^e (1 = constant). Applies to any optimizer.</summary>
     public double LearningRateDecay { get; init; } = 0.95;
     /// <summary>L2 weight decay of the default SGD optimizer (applied to all parameters).</summary>
@@ -63,6 +86,9 @@ public sealed record ClassifierTrainingOptions
     {
         OptionRules.Sgd(Epochs, BatchSize, LearningRate);
         OptionRules.FractionBelowOne(Momentum, nameof(Momentum));
+        if (InitialMomentum is double m0) OptionRules.FractionBelowOne(m0, nameof(InitialMomentum));
+        OptionRules.NonNegative(MomentumRampEpochs, nameof(MomentumRampEpochs));
+        OptionRules.NonNegativeFinite(MaxNorm, nameof(MaxNorm));
         OptionRules.Decay(LearningRateDecay, nameof(LearningRateDecay));
         OptionRules.NonNegativeFinite(WeightDecay, nameof(WeightDecay));
         OptionRules.NonNegative(ValidationCount, nameof(ValidationCount));

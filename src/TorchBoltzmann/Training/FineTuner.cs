@@ -55,15 +55,66 @@ public sealed class FineTuner : IDisposable
         _optimizer = optimizer ?? Options.Optimizer switch
         {
             FineTuningOptimizer.ConjugateGradient => new ConjugateGradient(model.parameters(), Options.LineSearches, Options.LearningRate),
-            _ => optim.SGD(model.parameters(), Options.LearningRate, momentum: Options.Momentum, weight_decay: Options.WeightDecay),
+            _ => optim.SGD(model.parameters(), Options.LearningRate, momentum: MomentumAt(0),
+                           dampening: Options.DampenMomentum ? MomentumAt(0) : 0, weight_decay: Options.WeightDecay),
         };
         _managedOptimizer = _optimizer is TorchSharp.Modules.OptimizerHelper;
+        if ((Options.MomentumRampEpochs > 0 || Options.DampenMomentum) && _optimizer is not TorchSharp.Modules.SGD)
+        {
+            if (_ownsOptimizer) _optimizer.Dispose();
+            throw new ArgumentException($"MomentumRampEpochs and DampenMomentum need an SGD optimizer; got {_optimizer.GetType().Name}.", nameof(options));
+        }
         _ownsGenerator = generator is null;
         _generator = generator ?? new Generator(Options.Seed, _device);
     }
 
     /// <summary>The hyperparameters.</summary>
     public ClassifierTrainingOptions Options { get; }
+
+    /// <summary>
+    /// The momentum of epoch e (0-based): m_e = m₀ + (m − m₀)·min(e / R, 1) with R = <see cref="ClassifierTrainingOptions.MomentumRampEpochs"/>,
+    /// m₀ = <see cref="ClassifierTrainingOptions.InitialMomentum"/> and m = <see cref="ClassifierTrainingOptions.Momentum"/>; m when R = 0.
+    /// </summary>
+    public double MomentumAt(int epoch)
+    {
+        int ramp = Options.MomentumRampEpochs;
+        if (ramp == 0) return Options.Momentum;
+        double m0 = Options.InitialMomentum ?? Options.Momentum;
+        return m0 + (Options.Momentum - m0) * Math.Min((double)epoch / ramp, 1.0);
+    }
+
+    /// <summary>
+    /// Sets epoch <paramref name="epoch"/>'s momentum m_e on every SGD parameter group (and dampening τ = m_e with
+    /// <see cref="ClassifierTrainingOptions.DampenMomentum"/>, so v ← m_e v + (1 − m_e) g). Only when a ramp or dampening is asked
+    /// for: otherwise a caller's SGD keeps its own momentum.
+    /// </summary>
+    private void SetMomentum(int epoch)
+    {
+        if (Options.MomentumRampEpochs == 0 && !Options.DampenMomentum) return;
+        double m = MomentumAt(epoch);
+        foreach (var g in _optimizer.ParamGroups.OfType<TorchSharp.Modules.SGD.ParamGroup>())
+        {
+            g.Options.momentum = m;
+            g.Options.dampening = Options.DampenMomentum ? m : 0;
+        }
+    }
+
+    /// <summary>
+    /// Max-norm constraint: each row w_j of every trainable 2-D weight (unit j's incoming weights) is scaled by
+    /// min(1, c / ‖w_j‖₂), so that ‖w_j‖₂ ≤ c (Srivastava et al. 2014, c = <see cref="ClassifierTrainingOptions.MaxNorm"/>).
+    /// </summary>
+    private void ApplyMaxNorm()
+    {
+        if (Options.MaxNorm <= 0) return;
+        using var _ = torch.no_grad();
+        foreach (var p in _model.parameters())
+        {
+            if (p.dim() != 2 || !p.requires_grad) continue;
+            using var norms = p.norm(1, keepdim: true);
+            using var scale = norms.reciprocal_().mul_(Options.MaxNorm).clamp_max_(1.0);
+            p.mul_(scale);
+        }
+    }
     /// <summary>The optimizer taking the steps.</summary>
     public optim.Optimizer Optimizer => _optimizer;
     /// <summary>Label used in <see cref="ClassifierProgress.Stage"/>.</summary>
@@ -143,6 +194,7 @@ public sealed class FineTuner : IDisposable
                 if (!_managedOptimizer && _optimizer is optim.ILearningRateController self && baseRates.Length == 1)
                     self.LearningRate = baseRates[0] * factor;
                 double lr = baseRates.Length > 0 ? baseRates[0] * factor : double.NaN;
+                SetMomentum(epoch);
 
                 var clock = Stopwatch.StartNew();
                 _model.train();
@@ -207,6 +259,7 @@ public sealed class FineTuner : IDisposable
                             _optimizer.step(Closure)?.Dispose();
                             failure?.Throw();
                             if (!double.IsFinite(l)) throw new TrainingDivergedException(epoch + 1, b + 1, "the loss");
+                            ApplyMaxNorm();
                             average?.Update();
                             lossSum += l * size;
                         }

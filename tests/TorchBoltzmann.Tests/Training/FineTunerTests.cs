@@ -239,4 +239,102 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
         Assert.False(DbnTestUtil.Same(w2, averaged), "the averaged weights differ from the last iterate");
         Assert.Throws<ArgumentOutOfRangeException>(() => new ClassifierTrainingOptions { AverageDecay = 1 }.Validate());
     }
+
+    /// <summary>A 784-12-10 classifier whose every parameter comes from a seeded generator (so two builds are equal).</summary>
+    private static Sequential SeededClassifier(int seed)
+    {
+        using var g = new Generator((ulong)seed);
+        var clf = DbnClassifier.Build([784, 12], 10, generator: g);
+        using (torch.no_grad())
+            foreach (var p in clf.parameters()) p.normal_(0, 0.1, g);
+        return clf;
+    }
+
+    [Fact]
+    public void Fit_MomentumRamp_WithDampening_TakesTheStepsOfTheSchedule()
+    {
+        using var x = mnist.Train.Images.narrow(0, 0, 100);
+        using var y = mnist.Train.Labels.narrow(0, 0, 100);
+        const double lr = 0.5, m0 = 0.5, m1 = 0.9;
+        // Two epochs of one full batch each: momentum m0 in epoch 1, m1 in epoch 2 (ramp over 1 epoch).
+        List<Tensor> Trained(bool dampen)
+        {
+            using var clf = SeededClassifier(5);
+            using var tuner = new FineTuner(clf, new ClassifierTrainingOptions
+            {
+                Epochs = 2, BatchSize = 100, ValidationCount = 0, Shuffle = false, LearningRate = lr, LearningRateDecay = 1,
+                InitialMomentum = m0, Momentum = m1, MomentumRampEpochs = 1, DampenMomentum = dampen,
+            });
+            Assert.Equal(m0, tuner.MomentumAt(0));
+            Assert.Equal(m1, tuner.MomentumAt(1));
+            tuner.Fit(x, y);
+            return clf.parameters().Select(p => p.detach().clone()).ToList();
+        }
+        // By hand: v₁ = g₁ (PyTorch's first step), θ₁ = θ₀ − η g₁; v₂ = m₁ v₁ + (1 − τ) g₂ with τ = m₁ when dampened, 0 when not.
+        List<Tensor> ByHand(bool dampen)
+        {
+            using var clf = SeededClassifier(5);
+            clf.train();
+            var ps = clf.parameters().ToList();
+            List<Tensor> Grad()
+            {
+                foreach (var p in ps) p.grad?.zero_();
+                using var loss = nn.functional.cross_entropy(clf.forward(x), y);
+                loss.backward();
+                return ps.Select(p => p.grad!.clone()).ToList();
+            }
+            var g1 = Grad();
+            using (torch.no_grad()) for (int i = 0; i < ps.Count; i++) ps[i].add_(g1[i], alpha: -lr);
+            var g2 = Grad();
+            using (torch.no_grad())
+                for (int i = 0; i < ps.Count; i++)
+                {
+                    using var v2 = g1[i] * m1 + g2[i] * (dampen ? 1 - m1 : 1);
+                    ps[i].add_(v2, alpha: -lr);
+                }
+            foreach (var t in g1.Concat(g2)) t.Dispose();
+            return ps.Select(p => p.detach().clone()).ToList();
+        }
+        foreach (bool dampen in new[] { true, false })
+        {
+            var got = Trained(dampen);
+            var want = ByHand(dampen);
+            for (int i = 0; i < got.Count; i++) TestUtil.AllClose(want[i], got[i], 1e-5, $"parameter {i} (dampened: {dampen})");
+            foreach (var t in got.Concat(want)) t.Dispose();
+        }
+    }
+
+    [Fact]
+    public void Fit_MaxNorm_KeepsEveryUnitsIncomingWeightsWithinTheBound()
+    {
+        using var x = mnist.Train.Images.narrow(0, 0, 200);
+        using var y = mnist.Train.Labels.narrow(0, 0, 200);
+        const double c = 0.8;
+        using var clf = SeededClassifier(6);
+        // fc1's rows start at norm ≈ 0.1·√784 = 2.8 > c, so the constraint has work to do.
+        using (var norms = Fc(clf, "fc1").weight!.detach().norm(1)) Assert.True(norms.min().ToDouble() > c);
+        using var tuner = new FineTuner(clf, new ClassifierTrainingOptions { Epochs = 1, BatchSize = 50, ValidationCount = 0, MaxNorm = c });
+        tuner.Fit(x, y);
+        foreach (var name in new[] { "fc1", "out" })
+        {
+            using var norms = Fc(clf, name).weight!.detach().norm(1);
+            Assert.True(norms.max().ToDouble() <= c * (1 + 1e-5), $"{name}: largest row norm {norms.max().ToDouble()} > {c}");
+        }
+        using (var norms = Fc(clf, "fc1").weight!.detach().norm(1)) Assert.True(norms.min().ToDouble() > c * 0.99, "fc1's rows were scaled to the bound, not below");
+    }
+
+    [Fact]
+    public void MomentumSchedule_BadValues_AndANonSgdOptimizer_AreRejected()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ClassifierTrainingOptions { InitialMomentum = 1 }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ClassifierTrainingOptions { MomentumRampEpochs = -1 }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ClassifierTrainingOptions { MaxNorm = -0.5 }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ClassifierTrainingOptions { MaxNorm = double.NaN }.Validate());
+        using var clf = SeededClassifier(7);
+        var e = Assert.Throws<ArgumentException>(() => new FineTuner(clf, new ClassifierTrainingOptions
+        {
+            Optimizer = FineTuningOptimizer.ConjugateGradient, MomentumRampEpochs = 10, InitialMomentum = 0.5,
+        }));
+        Assert.Contains("SGD", e.Message);
+    }
 }

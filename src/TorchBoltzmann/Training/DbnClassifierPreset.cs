@@ -65,16 +65,27 @@ public sealed record DbnClassifierPreset(
         0, 0, 0.012) { Refit = true };
 
     /// <summary>
-    /// The <see cref="Hinton2006"/> network fine-tuned by SGD with dropout (Srivastava et al. 2014: p = 0.2 on inputs, 0.5
-    /// on hidden units; they report 0.92 % for a DBN-pretrained net). Same pretraining, so a <c>hinton2006</c> DBN
-    /// checkpoint can be reused. (Conjugate gradients need a deterministic loss, so dropout fine-tuning stays SGD.)
+    /// The <see cref="Hinton2006"/> network fine-tuned by SGD with dropout, after Hinton et al. (2012, "Improving neural
+    /// networks by preventing co-adaptation of feature detectors", whose pretrained 784-500-500-2000 net fine-tuned with
+    /// dropout made 92 test errors; Srivastava et al. 2014 report the same 0.92 %): dropout p = 0.2 on the inputs and 0.5
+    /// after every hidden layer, mini-batches of 100, dampened momentum (a step is η times an exponential average of the
+    /// gradients: their "learning rate multiplied by (1 − momentum)") rising linearly from 0.5 to 0.99, η = 1 decaying
+    /// exponentially, a fixed number of epochs on all 60,000 training digits (no validation split, no early stopping), and
+    /// the last epoch's weights are the model. Their schedule ran 1,000 epochs with η decaying by 0.998 per epoch; this
+    /// one fits a 2-core session: 500 epochs, the same total decay (0.996^500 ≈ 0.998^1000 ≈ 0.135), the momentum ramp
+    /// over the first 200. Same pretraining as <see cref="Hinton2006"/>, so a <c>hinton2006</c> DBN checkpoint can be reused
+    /// (pretraining here would use all 60,000 digits). Conjugate gradients need a deterministic loss, so this stays SGD.
     /// </summary>
     public static DbnClassifierPreset Dropout { get; } = Hinton2006 with
     {
         Name = "dropout",
-        Description = "784-500-500-2000 as hinton2006, fine-tuned by SGD with dropout (0.2 inputs, 0.5 hidden) ≤ 200 epochs, refit on all 60,000 digits",
-        FineTuning = new ClassifierTrainingOptions { Epochs = 200, LearningRate = 0.1, Momentum = 0.9, LearningRateDecay = 0.99, Patience = 40 },
-        InputDropout = 0.2, HiddenDropout = 0.5, TargetTestError = 0.010,
+        Description = "784-500-500-2000 as hinton2006, fine-tuned by SGD with dropout (0.2 inputs, 0.5 hidden) for 500 epochs on all 60,000 digits (momentum 0.5 → 0.99 dampened, η = 1 × 0.996^epoch)",
+        FineTuning = new ClassifierTrainingOptions
+        {
+            Epochs = 500, BatchSize = 100, LearningRate = 1, LearningRateDecay = 0.996, DampenMomentum = true,
+            InitialMomentum = 0.5, Momentum = 0.99, MomentumRampEpochs = 200, ValidationCount = 0, Patience = 0,
+        },
+        InputDropout = 0.2, HiddenDropout = 0.5, TargetTestError = 0.010, Refit = false,
     };
 
     /// <summary>All presets by name.</summary>

@@ -121,6 +121,21 @@ public sealed class FineTuner : IDisposable
     public string Stage { get; init; } = "fine-tune";
 
     /// <summary>
+    /// When set, <see cref="Fit"/> writes a checkpoint of the whole run here (atomically) every
+    /// <see cref="CheckpointEvery"/> epochs and at the end, and a <see cref="Fit"/> that finds this file continues from it:
+    /// the weights, the optimizer's state (momentum buffers), the metrics, early stopping's record and best weights, the
+    /// iterate average and the generators' states are restored, so a run stopped after epoch k and continued ends exactly as
+    /// one that never stopped (on the same device and thread count). The file must come from a run with the same model and
+    /// hyperparameters (<see cref="ClassifierTrainingOptions.Epochs"/> and <see cref="ClassifierTrainingOptions.Patience"/>
+    /// may differ); a finished run's file makes <see cref="Fit"/> load its final weights and return its history. Needs an
+    /// optimizer whose state TorchSharp saves (SGD, <see cref="ConjugateGradient"/>, …; not the native L-BFGS).
+    /// </summary>
+    public string? CheckpointPath { get; init; }
+
+    /// <summary>Epochs between checkpoints when <see cref="CheckpointPath"/> is set (default 1: after every epoch).</summary>
+    public int CheckpointEvery { get; init; } = 1;
+
+    /// <summary>
     /// Trains on (x, y). Validation: (<paramref name="validationX"/>, <paramref name="validationY"/>) when given, otherwise
     /// the last <see cref="ClassifierTrainingOptions.ValidationCount"/> rows of x are held out (and not trained on).
     /// </summary>
@@ -181,9 +196,43 @@ public sealed class FineTuner : IDisposable
         bool wasTraining = _model.training;
         var frozen = Options.HeadOnlyEpochs > 0 ? BodyParameters() : new List<TorchSharp.Modules.Parameter>();
         using var average = Options.AverageDecay > 0 ? new IterateAverage(_model, Options.AverageDecay) : null;
+        if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
+        void Checkpoint(int epochsDone, bool finished)
+        {
+            if (CheckpointPath is null) return;
+            var extra = new List<(string, Tensor)>();
+            if (best is not null) extra.AddRange(best.Select(kv => ("best:" + kv.Key, kv.Value)));
+            if (average is not null) extra.AddRange(average.Averages.Select((t, i) => ($"average:{i}", t)));
+            FineTuningCheckpoint.Save(CheckpointPath, _model, _optimizer, Options,
+                new FineTuningCheckpoint.State(epochsDone, finished, epochs, bestEpoch, bestError, sinceBest, stoppedEarly, restored), _generator, extra);
+        }
         try
         {
-            for (int epoch = 0; epoch < Options.Epochs; epoch++)
+            int startEpoch = 0;
+            if (CheckpointPath is not null && File.Exists(CheckpointPath))
+            {
+                var state = FineTuningCheckpoint.Load(CheckpointPath, _model, _optimizer, Options, _generator, names =>
+                {
+                    var tensors = new List<Tensor>();
+                    foreach (var name in names)
+                    {
+                        if (name.StartsWith("best:", StringComparison.Ordinal))
+                        {
+                            if (best is null) SaveBest(ref best);   // allocates tensors of the right shapes; overwritten next
+                            tensors.Add(best![name["best:".Length..]]);
+                        }
+                        else if (name.StartsWith("average:", StringComparison.Ordinal) && average is not null)
+                            tensors.Add(average.Averages[int.Parse(name["average:".Length..], System.Globalization.CultureInfo.InvariantCulture)]);
+                        else throw new IO.CheckpointException($"'{CheckpointPath}': unexpected tensor '{name}' for these options.");
+                    }
+                    return tensors;
+                });
+                epochs.AddRange(state.Epochs);
+                (bestEpoch, bestError, sinceBest, stoppedEarly, restored) = (state.BestEpoch, state.BestError, state.SinceBest, state.StoppedEarly, state.Restored);
+                if (state.Finished) return new ClassifierHistory(epochs, bestEpoch, bestError, stoppedEarly, restored);
+                startEpoch = stoppedEarly ? Options.Epochs : state.EpochsDone;
+            }
+            for (int epoch = startEpoch; epoch < Options.Epochs; epoch++)
             {
                 bool headOnly = epoch < Options.HeadOnlyEpochs;
                 foreach (var p in frozen) p.requires_grad = !headOnly;
@@ -289,12 +338,10 @@ public sealed class FineTuner : IDisposable
                 clock.Stop();
                 var metrics = new ClassifierEpochMetrics(epoch + 1, Options.Epochs, lossSum / nTrain, valError, valLoss, lr, clock.Elapsed.TotalSeconds, isBest);
                 epochs.Add(metrics);
+                stoppedEarly = Options.Patience > 0 && sinceBest >= Options.Patience && epoch < Options.Epochs - 1;
+                if ((epoch + 1) % CheckpointEvery == 0 || stoppedEarly) Checkpoint(epoch + 1, finished: false);
                 progress?.Report(new ClassifierProgress(Stage, epoch + 1, Options.Epochs, batches, batches, metrics));
-                if (Options.Patience > 0 && sinceBest >= Options.Patience && epoch < Options.Epochs - 1)
-                {
-                    stoppedEarly = true;
-                    break;
-                }
+                if (stoppedEarly) break;
             }
             if (best is not null && bestEpoch != epochs.Count)
             {
@@ -303,6 +350,7 @@ public sealed class FineTuner : IDisposable
                 restored = true;
             }
             else average?.CopyInto();   // the model ends with the averaged weights
+            Checkpoint(epochs.Count, finished: true);
         }
         finally
         {
@@ -413,6 +461,9 @@ public sealed class FineTuner : IDisposable
                 foreach (var (p, _, spare) in owner._items) p.copy_(spare);
             }
         }
+
+        /// <summary>θ̄, one tensor per parameter (checkpoints save and restore them in place).</summary>
+        public IReadOnlyList<Tensor> Averages => _items.Select(i => i.avg).ToList();
 
         public void Dispose()
         {

@@ -241,10 +241,10 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
     }
 
     /// <summary>A 784-12-10 classifier whose every parameter comes from a seeded generator (so two builds are equal).</summary>
-    private static Sequential SeededClassifier(int seed)
+    private static Sequential SeededClassifier(int seed, double inputDropout = 0, double hiddenDropout = 0)
     {
         using var g = new Generator((ulong)seed);
-        var clf = DbnClassifier.Build([784, 12], 10, generator: g);
+        var clf = DbnClassifier.Build([784, 12], 10, input_dropout: inputDropout, hidden_dropout: hiddenDropout, generator: g);
         using (torch.no_grad())
             foreach (var p in clf.parameters()) p.normal_(0, 0.1, g);
         return clf;
@@ -336,5 +336,88 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
             Optimizer = FineTuningOptimizer.ConjugateGradient, MomentumRampEpochs = 10, InitialMomentum = 0.5,
         }));
         Assert.Contains("SGD", e.Message);
+    }
+
+    [Fact]
+    public void Fit_StoppedAndContinuedFromItsCheckpoint_EndsExactlyAsAnUnbrokenRun()
+    {
+        using var x = mnist.Train.Images.narrow(0, 0, 300);
+        using var y = mnist.Train.Labels.narrow(0, 0, 300);
+        // Everything a checkpoint must carry: shuffling, dropout (global generator), a momentum ramp with dampening (the
+        // momentum buffers), validation with best weights, and iterate averaging.
+        var options = new ClassifierTrainingOptions
+        {
+            Epochs = 4, BatchSize = 50, ValidationCount = 100, Patience = 0, LearningRate = 0.5, LearningRateDecay = 0.9,
+            InitialMomentum = 0.5, Momentum = 0.9, MomentumRampEpochs = 3, DampenMomentum = true, AverageDecay = 0.9,
+        };
+        (ClassifierHistory h, List<Tensor> w) Run(string? path, int cancelAfter = 0)
+        {
+            using var clf = SeededClassifier(8, inputDropout: 0.2, hiddenDropout: 0.5);
+            using var cancel = new CancellationTokenSource();
+            var progress = new CallbackProgress<ClassifierProgress>(p => { if (p.EpochMetrics?.Epoch == cancelAfter) cancel.Cancel(); });
+            using var tuner = new FineTuner(clf, options) { CheckpointPath = path };
+            var h = tuner.Fit(x, y, progress: progress, cancellationToken: cancel.Token);
+            return (h, clf.parameters().Select(p => p.detach().clone()).ToList());
+        }
+        torch.manual_seed(99);
+        var (whole, wWhole) = Run(null);
+
+        using var dir = new TorchBoltzmann.Tests.Data.TempDirectory();
+        var path = dir.File("run.ckpt");
+        torch.manual_seed(99);
+        Assert.Throws<OperationCanceledException>(() => Run(path, cancelAfter: 2));
+        Assert.True(File.Exists(path), "a checkpoint after epoch 2");
+        torch.manual_seed(12345);   // a different global generator state: the checkpoint must bring back its own
+        var (resumed, wResumed) = Run(path);
+
+        Assert.Equal(whole.Epochs.Count, resumed.Epochs.Count);
+        for (int e = 0; e < whole.Epochs.Count; e++)
+        {
+            Assert.Equal(whole.Epochs[e].TrainLoss, resumed.Epochs[e].TrainLoss, 12);
+            Assert.Equal(whole.Epochs[e].ValidationError, resumed.Epochs[e].ValidationError);
+        }
+        Assert.Equal((whole.BestEpoch, whole.RestoredBest), (resumed.BestEpoch, resumed.RestoredBest));
+        for (int i = 0; i < wWhole.Count; i++) TestUtil.AllClose(wWhole[i], wResumed[i], 0, $"parameter {i} after the continued run");
+
+        // The finished run's checkpoint: Fit loads its final weights and returns its history without training.
+        var (again, wAgain) = Run(path);
+        Assert.Equal(resumed.Epochs.Select(m => m.TrainLoss), again.Epochs.Select(m => m.TrainLoss));
+        for (int i = 0; i < wWhole.Count; i++) TestUtil.AllClose(wWhole[i], wAgain[i], 0, $"parameter {i} loaded from the finished checkpoint");
+        foreach (var t in wWhole.Concat(wResumed).Concat(wAgain)) t.Dispose();
+    }
+
+    [Fact]
+    public void Fit_Checkpoint_FromAnotherRun_OrTruncated_IsRefusedWithTheReason()
+    {
+        using var x = mnist.Train.Images.narrow(0, 0, 100);
+        using var y = mnist.Train.Labels.narrow(0, 0, 100);
+        using var dir = new TorchBoltzmann.Tests.Data.TempDirectory();
+        var path = dir.File("run.ckpt");
+        var options = new ClassifierTrainingOptions { Epochs = 1, BatchSize = 50, ValidationCount = 0 };
+        using (var clf = SeededClassifier(9))
+        using (var tuner = new FineTuner(clf, options) { CheckpointPath = path })
+            tuner.Fit(x, y);
+
+        using (var clf = SeededClassifier(9))
+        using (var tuner = new FineTuner(clf, options with { LearningRate = 0.3 }) { CheckpointPath = path })
+        {
+            var e = Assert.Throws<CheckpointException>(() => tuner.Fit(x, y));
+            Assert.Contains("LearningRate = 0.1 in the checkpoint, 0.3 now", e.Message);
+        }
+        using (var g = new Generator(1))
+        using (var other = DbnClassifier.Build([784, 13], 10, generator: g))
+        using (var tuner = new FineTuner(other, options) { CheckpointPath = path })
+        {
+            var e = Assert.Throws<CheckpointException>(() => tuner.Fit(x, y));
+            Assert.Contains("(12, 784) in the checkpoint, (13, 784) in the model", e.Message);
+        }
+        var bytes = File.ReadAllBytes(path);
+        File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
+        using (var clf = SeededClassifier(9))
+        using (var tuner = new FineTuner(clf, options) { CheckpointPath = path })
+        {
+            var e = Assert.Throws<CheckpointException>(() => tuner.Fit(x, y));
+            Assert.Contains("truncated or corrupt", e.Message);
+        }
     }
 }

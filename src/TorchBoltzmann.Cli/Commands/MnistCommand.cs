@@ -24,6 +24,11 @@ internal static class MnistCommand
         var preset = new Option<string>("--preset") { Description = $"Recipe: {string.Join(", ", DbnClassifierPreset.All.Keys)}", DefaultValueFactory = _ => "quick" };
         var output = new Option<string?>("--output", "-o") { Description = "Checkpoint path stem (default models/dbn-PRESET.pt; the classifier goes to …-classifier.pt)" };
         var pretrained = new Option<string?>("--pretrained") { Description = "Fine-tune this DBN checkpoint instead of pretraining (same architecture)" };
+        var checkpointEvery = new Option<int>("--checkpoint-every")
+        {
+            Description = "Write a fine-tuning checkpoint (OUTPUT-STEM-finetune.ckpt, -refit.ckpt) every N epochs; a run that finds one continues from it, and it is deleted when the run's results are written (0: no checkpoints)",
+            DefaultValueFactory = _ => 1,
+        };
         var overrides = new PresetOverrides();
         var data = CommonOptions.Data();
         var device = CommonOptions.Device();
@@ -32,17 +37,17 @@ internal static class MnistCommand
         var limit = CommonOptions.Limit();
         var cmd = new Command("mnist", "Main job: pretrain a DBN on MNIST, fine-tune it as a classifier, report validation and test error.")
         {
-            preset, output, pretrained, data, device, seed, threads, limit,
+            preset, output, pretrained, data, device, seed, threads, limit, checkpointEvery,
         };
         overrides.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(
             r.GetValue(preset)!, p => overrides.Apply(r, p), r.GetValue(output), r.GetValue(pretrained),
-            r.GetValue(data), r.GetValue(device)!, r.GetValue(seed), r.GetValue(threads), r.GetValue(limit), ct)));
+            r.GetValue(data), r.GetValue(device)!, r.GetValue(seed), r.GetValue(threads), r.GetValue(limit), r.GetValue(checkpointEvery), ct)));
         return cmd;
     }
 
     private static int Run(string presetName, Func<DbnClassifierPreset, DbnClassifierPreset> overrides, string? output, string? pretrainedPath,
-                           string? dataDir, string deviceName, ulong seed, int threads, int? limit, CancellationToken ct)
+                           string? dataDir, string deviceName, ulong seed, int threads, int? limit, int checkpointEvery, CancellationToken ct)
         => CommonOptions.Guard(() =>
         {
             CommonOptions.ApplyThreads(threads);
@@ -63,10 +68,17 @@ internal static class MnistCommand
                 $"Preset {preset.Name}: {preset.Description}. {trainSet.Count - preset.FineTuning.ValidationCount} training + " +
                 $"{preset.FineTuning.ValidationCount} validation digits, {testSet.Count} test digits, device {device}, seed {seed}, {torch.get_num_threads()} threads."));
 
+            if (checkpointEvery < 0) throw new ArgumentException($"--checkpoint-every: expected N ≥ 0, got {checkpointEvery}.");
+            string? checkpointStem = checkpointEvery > 0 ? Path.ChangeExtension(output, null) : null;
+            var checkpoints = checkpointStem is null ? Array.Empty<string>()
+                : new[] { DbnClassifierPipeline.FineTuningCheckpointPath(checkpointStem), DbnClassifierPipeline.RefitCheckpointPath(checkpointStem) };
+            foreach (var c in checkpoints.Where(File.Exists))
+                AnsiConsole.MarkupLine(Markup.Escape($"Continuing from the checkpoint {c} (an earlier run of this command stopped; delete it to start over)."));
+
             DBN? pretrained = pretrainedPath is null ? null : Checkpoint.Load<DBN>(pretrainedPath, device);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             using var result = ConsoleProgress.Run(p => DbnClassifierPipeline.Run(preset, trainX, trainY, testX, testY, seed, pretrained,
-                p, new FineTuneProgress(p), ct));
+                p, new FineTuneProgress(p), ct, checkpointStem, Math.Max(checkpointEvery, 1)));
             clock.Stop();
             pretrained?.Dispose();
 
@@ -80,6 +92,7 @@ internal static class MnistCommand
                 $"pretraining {result.PretrainSeconds:F0} s, fine-tuning {result.FineTuneSeconds:F0} s, total {clock.Elapsed.TotalSeconds:F0} s."));
             PrintConfusion(result.Test.ConfusionMatrix);
             WriteOutputs(output, preset, seed, result, clock.Elapsed.TotalSeconds, limit);
+            foreach (var c in checkpoints) File.Delete(c);   // the results are written: nothing left to continue
             return 0;
         });
 

@@ -66,6 +66,10 @@ public static class DbnCheckpoints
                 case Dropout d:
                     o["p"] = d.p;
                     break;
+                case Modules.FastDropout fd:   // the same distribution as nn.Dropout: described, and rebuilt, as "Dropout"
+                    o["type"] = "Dropout";
+                    o["p"] = fd.p;
+                    break;
                 case Sigmoid or ReLU or Tanh:
                     break;
                 default:
@@ -88,7 +92,7 @@ public static class DbnCheckpoints
             nn.Module<Tensor, Tensor> m = type switch
             {
                 "Linear" => nn.Linear(o["in_features"]!.GetValue<long>(), o["out_features"]!.GetValue<long>(), hasBias: o["bias"]!.GetValue<bool>(), dtype: dtype),
-                "Dropout" => nn.Dropout(o["p"]!.GetValue<double>()),
+                "Dropout" => new Modules.FastDropout(o["p"]!.GetValue<double>()),
                 "Sigmoid" => nn.Sigmoid(),
                 "ReLU" => nn.ReLU(),
                 "Tanh" => nn.Tanh(),

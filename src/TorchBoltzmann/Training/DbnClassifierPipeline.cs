@@ -46,6 +46,12 @@ public sealed class DbnClassifierResult : IDisposable
 /// </summary>
 public static class DbnClassifierPipeline
 {
+    /// <summary>The fine-tuning checkpoint of a run with checkpoint stem <paramref name="stem"/>: <c>{stem}-finetune.ckpt</c>.</summary>
+    public static string FineTuningCheckpointPath(string stem) => stem + "-finetune.ckpt";
+
+    /// <summary>The refit's checkpoint of a run with checkpoint stem <paramref name="stem"/>: <c>{stem}-refit.ckpt</c>.</summary>
+    public static string RefitCheckpointPath(string stem) => stem + "-refit.ckpt";
+
     /// <summary>Runs a preset.</summary>
     /// <param name="preset">The recipe.</param>
     /// <param name="trainX">Training inputs (N, 784) in [0, 1] on the target device.</param>
@@ -57,9 +63,17 @@ public static class DbnClassifierPipeline
     /// <param name="pretrainProgress">Pretraining progress (stage "layer l/L").</param>
     /// <param name="fineTuneProgress">Fine-tuning progress.</param>
     /// <param name="cancellationToken">Cancellation.</param>
+    /// <param name="checkpointStem">
+    /// When given, fine-tuning and the refit write checkpoints (<see cref="FineTuner.CheckpointPath"/>) to
+    /// <see cref="FineTuningCheckpointPath"/> and <see cref="RefitCheckpointPath"/> of this stem, and a run that finds them
+    /// continues from them (pretraining, when not skipped with <paramref name="pretrained"/>, runs again: it is seeded, so
+    /// it gives the same DBN). The caller deletes them once the results are safe.
+    /// </param>
+    /// <param name="checkpointEvery">Epochs between checkpoints.</param>
     public static DbnClassifierResult Run(DbnClassifierPreset preset, Tensor trainX, Tensor trainY, Tensor testX, Tensor testY,
         ulong seed = 42, DBN? pretrained = null, IProgress<TrainingProgress>? pretrainProgress = null,
-        IProgress<ClassifierProgress>? fineTuneProgress = null, CancellationToken cancellationToken = default)
+        IProgress<ClassifierProgress>? fineTuneProgress = null, CancellationToken cancellationToken = default,
+        string? checkpointStem = null, int checkpointEvery = 1)
     {
         ArgumentNullException.ThrowIfNull(preset);
         preset.FineTuning.Validate();
@@ -108,7 +122,8 @@ public static class DbnClassifierPipeline
             {
                 ClassifierHistory history;
                 ClassificationMetrics test;
-                using (var tuner = new FineTuner(classifier, preset.FineTuning with { Seed = seed }, generator: gen))
+                using (var tuner = new FineTuner(classifier, preset.FineTuning with { Seed = seed }, generator: gen)
+                       { CheckpointPath = checkpointStem is null ? null : FineTuningCheckpointPath(checkpointStem), CheckpointEvery = checkpointEvery })
                 {
                     history = nVal > 0 ? tuner.Fit(fitX, fitY, valX, valY, fineTuneProgress, cancellationToken)
                                        : tuner.Fit(fitX, fitY, progress: fineTuneProgress, cancellationToken: cancellationToken);
@@ -126,7 +141,11 @@ public static class DbnClassifierPipeline
                     {
                         Seed = seed, Epochs = history.BestEpoch, ValidationCount = 0, Patience = 0, RestoreBest = false,
                     };
-                    using var tuner = new FineTuner(classifier, options, generator: gen) { Stage = "refit on all digits" };
+                    using var tuner = new FineTuner(classifier, options, generator: gen)
+                    {
+                        Stage = "refit on all digits", CheckpointEvery = checkpointEvery,
+                        CheckpointPath = checkpointStem is null ? null : RefitCheckpointPath(checkpointStem),
+                    };
                     refit = tuner.Fit(trainX, trainY, progress: fineTuneProgress, cancellationToken: cancellationToken);
                     selected = test;
                     test = tuner.Evaluate(testX, testY);

@@ -15,7 +15,7 @@ namespace TorchBoltzmann.Training;
 /// validation error and restoration of the best weights.
 /// </summary>
 /// <remarks>
-/// <para>The model is put in training mode for the updates (so <c>nn.Dropout</c> is active; it uses inverted dropout,
+/// <para>The model is put in training mode for the updates (so dropout is active; <c>nn.Dropout</c> and <see cref="Modules.FastDropout"/> are inverted,
 /// scaling kept units by 1/(1 − p) at training time, so no weight rescaling is needed at test time) and in eval mode for
 /// validation.</para>
 /// <para>The best weights are kept as an in-memory copy of the state_dict and copied back in place at the end, so the
@@ -203,7 +203,7 @@ public sealed class FineTuner : IDisposable
             var extra = new List<(string, Tensor)>();
             if (best is not null) extra.AddRange(best.Select(kv => ("best:" + kv.Key, kv.Value)));
             if (average is not null) extra.AddRange(average.Averages.Select((t, i) => ($"average:{i}", t)));
-            FineTuningCheckpoint.Save(CheckpointPath, _model, _optimizer, Options,
+            FineTuningCheckpoint.Save(CheckpointPath, _model, _optimizer, Options, nTrain,
                 new FineTuningCheckpoint.State(epochsDone, finished, epochs, bestEpoch, bestError, sinceBest, stoppedEarly, restored), _generator, extra);
         }
         try
@@ -211,7 +211,7 @@ public sealed class FineTuner : IDisposable
             int startEpoch = 0;
             if (CheckpointPath is not null && File.Exists(CheckpointPath))
             {
-                var state = FineTuningCheckpoint.Load(CheckpointPath, _model, _optimizer, Options, _generator, names =>
+                var state = FineTuningCheckpoint.Load(CheckpointPath, _model, _optimizer, Options, nTrain, _generator, names =>
                 {
                     var tensors = new List<Tensor>();
                     foreach (var name in names)

@@ -27,7 +27,7 @@ internal static class FineTuningCheckpoint
         bool StoppedEarly, bool Restored);
 
     private sealed record Header(
-        int EpochsDone, bool Finished, Dictionary<string, string> Options, Dictionary<string, long[]> Parameters,
+        long TrainCount, int EpochsDone, bool Finished, Dictionary<string, string> Options, Dictionary<string, long[]> Parameters,
         List<ClassifierEpochMetrics> Epochs, int BestEpoch, double? BestError, int SinceBest, bool StoppedEarly, bool Restored,
         string GlobalRng, string Generator, List<string> Extra);
 
@@ -45,11 +45,11 @@ internal static class FineTuningCheckpoint
 
     /// <summary>Writes the checkpoint atomically.</summary>
     internal static void Save(string path, nn.Module model, optim.Optimizer optimizer, ClassifierTrainingOptions options,
-                              State state, Generator generator, IReadOnlyList<(string name, Tensor tensor)> extra)
+                              long trainCount, State state, Generator generator, IReadOnlyList<(string name, Tensor tensor)> extra)
     {
         if (optimizer is not TorchSharp.Modules.OptimizerHelper managed)
             throw new NotSupportedException($"fine-tuning checkpoints need an optimizer whose state TorchSharp can save (SGD, Adam, ConjugateGradient, …); {optimizer.GetType().Name} cannot.");
-        var header = new Header(state.EpochsDone, state.Finished, Fingerprint(options), Shapes(model), state.Epochs, state.BestEpoch,
+        var header = new Header(trainCount, state.EpochsDone, state.Finished, Fingerprint(options), Shapes(model), state.Epochs, state.BestEpoch,
             state.BestError, state.SinceBest, state.StoppedEarly, state.Restored,
             Convert.ToBase64String(RngBytes(torch.get_rng_state())), Convert.ToBase64String(RngBytes(generator.get_state())),
             extra.Select(e => e.name).ToList());
@@ -77,7 +77,7 @@ internal static class FineTuningCheckpoint
     /// </summary>
     /// <exception cref="CheckpointException">Not a fine-tuning checkpoint, truncated, or written by a run with other hyperparameters or another model.</exception>
     internal static State Load(string path, nn.Module model, optim.Optimizer optimizer, ClassifierTrainingOptions options,
-                               Generator generator, Func<IReadOnlyList<string>, IReadOnlyList<Tensor>> extra)
+                               long trainCount, Generator generator, Func<IReadOnlyList<string>, IReadOnlyList<Tensor>> extra)
     {
         if (optimizer is not TorchSharp.Modules.OptimizerHelper managed)
             throw new NotSupportedException($"fine-tuning checkpoints need an optimizer whose state TorchSharp can load; {optimizer.GetType().Name} cannot.");
@@ -90,6 +90,8 @@ internal static class FineTuningCheckpoint
             if (magic != Magic || version != Version)
                 throw new CheckpointException($"'{path}': not a fine-tuning checkpoint of format {Magic} {Version} (found '{magic}' {version}).");
             var h = JsonSerializer.Deserialize<Header>(r.ReadString()) ?? throw new CheckpointException($"'{path}': empty header.");
+            if (h.TrainCount != trainCount)
+                throw new CheckpointException($"'{path}' was written by a run on {h.TrainCount} training examples; this one has {trainCount}. Delete it to start over.");
             var want = Fingerprint(options);
             var differ = want.Keys.Where(k => !h.Options.TryGetValue(k, out var v) || v != want[k])
                 .Select(k => $"{k} = {(h.Options.TryGetValue(k, out var v) ? v : "(absent)")} in the checkpoint, {want[k]} now").ToList();

@@ -54,6 +54,7 @@ public sealed record ClassifierTrainingOptions
     /// θ ← θ − η v (<c>torch.optim.SGD</c> with dampening = m). This is Hinton et al.'s (2012) "learning rate multiplied by
     /// (1 − momentum)": a step's size is set by η alone, whatever m is, so a momentum ramp towards 0.99 does not
     /// multiply the effective rate η/(1 − m) by 100. false (default): v ← m v + g (PyTorch's default). Needs an SGD optimizer.
+    /// (PyTorch's SGD starts the velocity at v₁ = g₁ without dampening, so the very first step is η g₁ either way.)
     /// </summary>
     public bool DampenMomentum { get; init; }
     /// <summary>
@@ -97,6 +98,8 @@ public sealed record ClassifierTrainingOptions
         OptionRules.FractionBelowOne(AverageDecay, nameof(AverageDecay));
         OptionRules.AtLeastOne(EvaluationBatchSize, nameof(EvaluationBatchSize));
         OptionRules.AtLeastOne(LineSearches, nameof(LineSearches));
+        if (Optimizer != FineTuningOptimizer.Sgd && (MomentumRampEpochs > 0 || DampenMomentum))
+            throw new ArgumentException($"MomentumRampEpochs and DampenMomentum need the SGD optimizer; Optimizer is {Optimizer}.");
         if (!Enum.IsDefined(Optimizer)) throw new ArgumentOutOfRangeException(nameof(Optimizer), Optimizer, $"expected one of: {string.Join(", ", Enum.GetNames<FineTuningOptimizer>())}.");
     }
 }

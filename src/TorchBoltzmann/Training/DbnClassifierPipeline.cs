@@ -52,6 +52,32 @@ public static class DbnClassifierPipeline
     /// <summary>The refit's checkpoint of a run with checkpoint stem <paramref name="stem"/>: <c>{stem}-refit.ckpt</c>.</summary>
     public static string RefitCheckpointPath(string stem) => stem + "-refit.ckpt";
 
+    /// <summary>
+    /// The run's identity for fine-tuning checkpoints: preset, architecture, dropout, pretraining (its options when
+    /// pretrained here — it is seeded, so a rerun gives the same DBN — or a checksum of the given DBN's weights) and a
+    /// checksum of the training data.
+    /// </summary>
+    private static Dictionary<string, string> CheckpointTag(DbnClassifierPreset preset, Tensor trainX, Tensor trainY, DBN? given)
+    {
+        static string Sum(Tensor t) { using var s = t.to(ScalarType.Float64).sum(); return s.ToDouble().ToString("R", System.Globalization.CultureInfo.InvariantCulture); }
+        var tag = new Dictionary<string, string>
+        {
+            ["preset"] = preset.Name,
+            ["layers"] = string.Join("-", preset.LayerSizes),
+            ["class_conditional"] = preset.ClassConditional.ToString(),
+            ["input_dropout"] = preset.InputDropout.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+            ["hidden_dropout"] = preset.HiddenDropout.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+            ["data"] = $"{trainX.shape[0]} rows, Σx = {Sum(trainX)}, Σy = {Sum(trainY)}",
+        };
+        if (given is null) tag["pretraining"] = $"here: {preset.Pretraining.Layer}";
+        else
+        {
+            using var _ = torch.no_grad();
+            tag["pretraining"] = "given DBN, Σ|θ| = " + string.Join(" + ", given.parameters().Select(p => { using var a = p.abs(); return Sum(a); }));
+        }
+        return tag;
+    }
+
     /// <summary>Runs a preset.</summary>
     /// <param name="preset">The recipe.</param>
     /// <param name="trainX">Training inputs (N, 784) in [0, 1] on the target device.</param>
@@ -116,6 +142,8 @@ public static class DbnClassifierPipeline
                 feError = ClassificationMetrics.FromPredictions(predicted, testY).ErrorRate;
             }
 
+            // What a fine-tuning checkpoint must share with this run, beyond its own options (see FineTuner.CheckpointTag).
+            var tag = checkpointStem is null ? null : CheckpointTag(preset, trainX, trainY, pretrained is null ? null : dbn);
             clock.Restart();
             var classifier = DbnClassifier.Build(dbn, 10, preset.InputDropout, preset.HiddenDropout, gen);
             try
@@ -123,7 +151,7 @@ public static class DbnClassifierPipeline
                 ClassifierHistory history;
                 ClassificationMetrics test;
                 using (var tuner = new FineTuner(classifier, preset.FineTuning with { Seed = seed }, generator: gen)
-                       { CheckpointPath = checkpointStem is null ? null : FineTuningCheckpointPath(checkpointStem), CheckpointEvery = checkpointEvery })
+                       { CheckpointPath = checkpointStem is null ? null : FineTuningCheckpointPath(checkpointStem), CheckpointEvery = checkpointEvery, CheckpointTag = tag })
                 {
                     history = nVal > 0 ? tuner.Fit(fitX, fitY, valX, valY, fineTuneProgress, cancellationToken)
                                        : tuner.Fit(fitX, fitY, progress: fineTuneProgress, cancellationToken: cancellationToken);
@@ -143,7 +171,7 @@ public static class DbnClassifierPipeline
                     };
                     using var tuner = new FineTuner(classifier, options, generator: gen)
                     {
-                        Stage = "refit on all digits", CheckpointEvery = checkpointEvery,
+                        Stage = "refit on all digits", CheckpointEvery = checkpointEvery, CheckpointTag = tag,
                         CheckpointPath = checkpointStem is null ? null : RefitCheckpointPath(checkpointStem),
                     };
                     refit = tuner.Fit(trainX, trainY, progress: fineTuneProgress, cancellationToken: cancellationToken);

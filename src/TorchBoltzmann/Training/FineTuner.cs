@@ -124,16 +124,26 @@ public sealed class FineTuner : IDisposable
     /// When set, <see cref="Fit"/> writes a checkpoint of the whole run here (atomically) every
     /// <see cref="CheckpointEvery"/> epochs and at the end, and a <see cref="Fit"/> that finds this file continues from it:
     /// the weights, the optimizer's state (momentum buffers), the metrics, early stopping's record and best weights, the
-    /// iterate average and the generators' states are restored, so a run stopped after epoch k and continued ends exactly as
-    /// one that never stopped (on the same device and thread count). The file must come from a run with the same model and
-    /// hyperparameters (<see cref="ClassifierTrainingOptions.Epochs"/> and <see cref="ClassifierTrainingOptions.Patience"/>
-    /// may differ); a finished run's file makes <see cref="Fit"/> load its final weights and return its history. Needs an
-    /// optimizer whose state TorchSharp saves (SGD, <see cref="ConjugateGradient"/>, …; not the native L-BFGS).
+    /// iterate average and the states of the shuffling generator and the global CPU generator are restored, so on the CPU a
+    /// run stopped after epoch k and continued ends exactly as one that never stopped (same thread count). On CUDA, dropout
+    /// draws from the CUDA default generator, whose state is not saved: a continued run is then statistically, not bitwise,
+    /// the same. The file must come from a run with the same model, hyperparameters (<see cref="ClassifierTrainingOptions.Epochs"/>
+    /// and <see cref="ClassifierTrainingOptions.Patience"/> aside), <see cref="CheckpointTag"/>, number of training
+    /// examples and device; a finished run's file makes <see cref="Fit"/> load its final weights and return its history (delete
+    /// it to train again). Needs an optimizer whose state TorchSharp saves (SGD, <see cref="ConjugateGradient"/>, …; not the
+    /// native L-BFGS), checked when <see cref="Fit"/> starts.
     /// </summary>
     public string? CheckpointPath { get; init; }
 
     /// <summary>Epochs between checkpoints when <see cref="CheckpointPath"/> is set (default 1: after every epoch).</summary>
     public int CheckpointEvery { get; init; } = 1;
+
+    /// <summary>
+    /// What else a continued run must share with the one that wrote the checkpoint (beyond the hyperparameters, the model's
+    /// tensors, the number of training examples and the device): e.g. the dropout probabilities, the data, how the model
+    /// was pretrained. A checkpoint with another tag is refused, naming the entries that differ.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? CheckpointTag { get; init; }
 
     /// <summary>
     /// Trains on (x, y). Validation: (<paramref name="validationX"/>, <paramref name="validationY"/>) when given, otherwise
@@ -197,13 +207,15 @@ public sealed class FineTuner : IDisposable
         var frozen = Options.HeadOnlyEpochs > 0 ? BodyParameters() : new List<TorchSharp.Modules.Parameter>();
         using var average = Options.AverageDecay > 0 ? new IterateAverage(_model, Options.AverageDecay) : null;
         if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
+        if (CheckpointPath is not null) FineTuningCheckpoint.Supported(_optimizer);   // before an epoch is spent
+        var identity = new FineTuningCheckpoint.Identity(Options, CheckpointTag, nTrain, _device);
         void Checkpoint(int epochsDone, bool finished)
         {
             if (CheckpointPath is null) return;
             var extra = new List<(string, Tensor)>();
             if (best is not null) extra.AddRange(best.Select(kv => ("best:" + kv.Key, kv.Value)));
             if (average is not null) extra.AddRange(average.Averages.Select((t, i) => ($"average:{i}", t)));
-            FineTuningCheckpoint.Save(CheckpointPath, _model, _optimizer, Options, nTrain,
+            FineTuningCheckpoint.Save(CheckpointPath, _model, _optimizer, identity,
                 new FineTuningCheckpoint.State(epochsDone, finished, epochs, bestEpoch, bestError, sinceBest, stoppedEarly, restored), _generator, extra);
         }
         try
@@ -211,7 +223,7 @@ public sealed class FineTuner : IDisposable
             int startEpoch = 0;
             if (CheckpointPath is not null && File.Exists(CheckpointPath))
             {
-                var state = FineTuningCheckpoint.Load(CheckpointPath, _model, _optimizer, Options, nTrain, _generator, names =>
+                var state = FineTuningCheckpoint.Load(CheckpointPath, _model, _optimizer, identity, _generator, names =>
                 {
                     var tensors = new List<Tensor>();
                     foreach (var name in names)

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using TorchBoltzmann.IO;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -8,79 +9,94 @@ namespace TorchBoltzmann.Training;
 /// <summary>
 /// Everything a <see cref="FineTuner"/> run needs to continue after the last completed epoch as if it had never stopped:
 /// the model's weights, the optimizer's state (SGD's momentum buffers), the epochs' metrics, early stopping's record and
-/// best weights, the iterate average, and the states of the shuffling generator and of the global generator (dropout).
+/// best weights, the iterate average, and the states of the shuffling generator and of the global CPU generator (dropout).
 /// </summary>
 /// <remarks>
 /// One file, written atomically (<see cref="AtomicFile"/>): a crash while saving leaves the previous checkpoint whole.
-/// Layout: magic "TBMFT", format version, a JSON header (epochs done, hyperparameters, parameter names and shapes,
-/// metrics, generator states), then the model's state_dict (TorchSharp's format), the optimizer's state, and the named
-/// extra tensors (best weights, averages) as raw bytes.
+/// Layout: magic "TBMFT", format version, a JSON header (what the run was: hyperparameters, caller's tag, device, number
+/// of training examples, tensor names, shapes and dtypes; where it is: epochs done, metrics, early stopping, generator
+/// states), the tensors as raw bytes (the model's state_dict entries "model:…", best weights "best:…", averages
+/// "average:i"), then the optimizer's state (TorchSharp's format). Loading checks the header against the run and reads
+/// every tensor into a temporary before anything in the model changes.
 /// </remarks>
 internal static class FineTuningCheckpoint
 {
     private const string Magic = "TBMFT";
-    private const int Version = 1;
+    private const int Version = 2;
+    private static readonly JsonSerializerOptions Json = new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     /// <summary>The part of a checkpoint the training loop reads back.</summary>
     internal sealed record State(
         int EpochsDone, bool Finished, List<ClassifierEpochMetrics> Epochs, int BestEpoch, double? BestError, int SinceBest,
         bool StoppedEarly, bool Restored);
 
+    /// <summary>What must match for a run to continue from a checkpoint.</summary>
+    internal sealed record Identity(ClassifierTrainingOptions Options, IReadOnlyDictionary<string, string>? Tag, long TrainCount, Device Device);
+
+    private sealed record TensorInfo(string Name, long[] Shape, string DType);
+
     private sealed record Header(
-        long TrainCount, int EpochsDone, bool Finished, Dictionary<string, string> Options, Dictionary<string, long[]> Parameters,
-        List<ClassifierEpochMetrics> Epochs, int BestEpoch, double? BestError, int SinceBest, bool StoppedEarly, bool Restored,
-        string GlobalRng, string Generator, List<string> Extra);
+        Dictionary<string, string> Options, Dictionary<string, string> Tag, long TrainCount, string Device,
+        int EpochsDone, bool Finished, List<ClassifierEpochMetrics> Epochs, int BestEpoch, double? BestError, int SinceBest,
+        bool StoppedEarly, bool Restored, string GlobalRng, string Generator, List<TensorInfo> Tensors);
 
     /// <summary>
     /// The hyperparameters a continued run must share with the one that wrote the checkpoint: all but
-    /// <see cref="ClassifierTrainingOptions.Epochs"/> and <see cref="ClassifierTrainingOptions.Patience"/> (a run may be extended).
+    /// <see cref="ClassifierTrainingOptions.Epochs"/> and <see cref="ClassifierTrainingOptions.Patience"/>.
     /// </summary>
-    internal static Dictionary<string, string> Fingerprint(ClassifierTrainingOptions o)
+    private static Dictionary<string, string> Fingerprint(ClassifierTrainingOptions o)
         => typeof(ClassifierTrainingOptions).GetProperties()
             .Where(p => p.Name is not (nameof(ClassifierTrainingOptions.Epochs) or nameof(ClassifierTrainingOptions.Patience)))
             .ToDictionary(p => p.Name, p => Convert.ToString(p.GetValue(o), System.Globalization.CultureInfo.InvariantCulture) ?? "null");
 
-    private static Dictionary<string, long[]> Shapes(nn.Module model)
-        => model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+    /// <summary>Throws <see cref="NotSupportedException"/> when TorchSharp cannot save this optimizer's state.</summary>
+    internal static TorchSharp.Modules.OptimizerHelper Supported(optim.Optimizer optimizer)
+        => optimizer as TorchSharp.Modules.OptimizerHelper
+           ?? throw new NotSupportedException($"fine-tuning checkpoints need an optimizer whose state TorchSharp can save (SGD, Adam, ConjugateGradient, …); {optimizer.GetType().Name} cannot.");
 
-    /// <summary>Writes the checkpoint atomically.</summary>
-    internal static void Save(string path, nn.Module model, optim.Optimizer optimizer, ClassifierTrainingOptions options,
-                              long trainCount, State state, Generator generator, IReadOnlyList<(string name, Tensor tensor)> extra)
+    /// <summary>
+    /// Writes the checkpoint atomically; <paramref name="extra"/> are the named tensors beside the model's (best weights,
+    /// averages), restored by name.
+    /// </summary>
+    internal static void Save(string path, nn.Module model, optim.Optimizer optimizer, Identity id, State state, Generator generator,
+                              IReadOnlyList<(string name, Tensor tensor)> extra)
     {
-        if (optimizer is not TorchSharp.Modules.OptimizerHelper managed)
-            throw new NotSupportedException($"fine-tuning checkpoints need an optimizer whose state TorchSharp can save (SGD, Adam, ConjugateGradient, …); {optimizer.GetType().Name} cannot.");
-        var header = new Header(trainCount, state.EpochsDone, state.Finished, Fingerprint(options), Shapes(model), state.Epochs, state.BestEpoch,
-            state.BestError, state.SinceBest, state.StoppedEarly, state.Restored,
+        var managed = Supported(optimizer);
+        var tensors = model.state_dict().Select(kv => ("model:" + kv.Key, kv.Value)).Concat(extra).ToList();
+        var header = new Header(Fingerprint(id.Options), new Dictionary<string, string>(id.Tag ?? new Dictionary<string, string>()),
+            id.TrainCount, id.Device.ToString(), state.EpochsDone, state.Finished, state.Epochs, state.BestEpoch, state.BestError,
+            state.SinceBest, state.StoppedEarly, state.Restored,
             Convert.ToBase64String(RngBytes(torch.get_rng_state())), Convert.ToBase64String(RngBytes(generator.get_state())),
-            extra.Select(e => e.name).ToList());
+            tensors.Select(t => new TensorInfo(t.Item1, t.Item2.shape, t.Item2.dtype.ToString())).ToList());
         AtomicFile.Write(path, stream =>
         {
             using var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
             w.Write(Magic);
             w.Write(Version);
-            w.Write(JsonSerializer.Serialize(header));
-            model.save(w);
-            managed.save_state_dict(w);
-            foreach (var (_, t) in extra)
+            w.Write(JsonSerializer.Serialize(header, Json));
+            foreach (var (_, t) in tensors)
             {
-                using var cpu = t.detach().cpu().contiguous();
-                var bytes = cpu.bytes.ToArray();
+                using var scope = torch.NewDisposeScope();
+                var bytes = t.detach().cpu().contiguous().bytes;
                 w.Write(bytes.Length);
                 w.Write(bytes);
             }
+            managed.save_state_dict(w);
         });
     }
 
     /// <summary>
-    /// Reads a checkpoint into the model, optimizer, generators and <paramref name="extra"/> tensors (which must have the
-    /// names, shapes and dtypes the checkpoint was written with), after checking that it belongs to this run.
+    /// Reads a checkpoint into the model, optimizer, generators and the extra tensors <paramref name="extra"/> names
+    /// (which must have the shapes and dtypes the checkpoint holds), after checking that it belongs to this run. The
+    /// tensors are read into temporaries first, so a checkpoint refused for its header or a truncated tensor section
+    /// leaves the model as it was.
     /// </summary>
-    /// <exception cref="CheckpointException">Not a fine-tuning checkpoint, truncated, or written by a run with other hyperparameters or another model.</exception>
-    internal static State Load(string path, nn.Module model, optim.Optimizer optimizer, ClassifierTrainingOptions options,
-                               long trainCount, Generator generator, Func<IReadOnlyList<string>, IReadOnlyList<Tensor>> extra)
+    /// <exception cref="CheckpointException">Not a fine-tuning checkpoint, truncated or corrupt, or written by another run (the differences are named).</exception>
+    internal static State Load(string path, nn.Module model, optim.Optimizer optimizer, Identity id, Generator generator,
+                               Func<IReadOnlyList<string>, IReadOnlyList<Tensor>> extra)
     {
-        if (optimizer is not TorchSharp.Modules.OptimizerHelper managed)
-            throw new NotSupportedException($"fine-tuning checkpoints need an optimizer whose state TorchSharp can load; {optimizer.GetType().Name} cannot.");
+        var managed = Supported(optimizer);
+        var temporaries = new List<Tensor>();
         try
         {
             using var stream = File.OpenRead(path);
@@ -89,44 +105,74 @@ internal static class FineTuningCheckpoint
             int version = r.ReadInt32();
             if (magic != Magic || version != Version)
                 throw new CheckpointException($"'{path}': not a fine-tuning checkpoint of format {Magic} {Version} (found '{magic}' {version}).");
-            var h = JsonSerializer.Deserialize<Header>(r.ReadString()) ?? throw new CheckpointException($"'{path}': empty header.");
-            if (h.TrainCount != trainCount)
-                throw new CheckpointException($"'{path}' was written by a run on {h.TrainCount} training examples; this one has {trainCount}. Delete it to start over.");
-            var want = Fingerprint(options);
-            var differ = want.Keys.Where(k => !h.Options.TryGetValue(k, out var v) || v != want[k])
-                .Select(k => $"{k} = {(h.Options.TryGetValue(k, out var v) ? v : "(absent)")} in the checkpoint, {want[k]} now").ToList();
-            if (differ.Count > 0)
-                throw new CheckpointException($"'{path}' was written by a run with other hyperparameters: {string.Join("; ", differ)}. Delete it to start over, or run with the same options.");
-            var shapes = Shapes(model);
-            var mismatch = shapes.Keys.Union(h.Parameters.Keys)
-                .Where(k => !shapes.TryGetValue(k, out var s) || !h.Parameters.TryGetValue(k, out var c) || !s.SequenceEqual(c))
-                .Select(k => $"{k}: ({Join(h.Parameters.GetValueOrDefault(k))}) in the checkpoint, ({Join(shapes.GetValueOrDefault(k))}) in the model").ToList();
+            var h = JsonSerializer.Deserialize<Header>(r.ReadString(), Json) ?? throw new CheckpointException($"'{path}': empty header.");
+            CheckIdentity(path, h, id);
+
+            var state = model.state_dict();
+            var modelNames = h.Tensors.Where(t => t.Name.StartsWith("model:", StringComparison.Ordinal)).Select(t => t.Name["model:".Length..]).ToList();
+            var mismatch = state.Keys.Union(modelNames)
+                .Select(k => (k, mine: state.TryGetValue(k, out var s) ? Describe(s.shape, s.dtype.ToString()) : "absent",
+                                 theirs: h.Tensors.FirstOrDefault(t => t.Name == "model:" + k) is { } t ? Describe(t.Shape, t.DType) : "absent"))
+                .Where(x => x.mine != x.theirs)
+                .Select(x => $"{x.k}: {x.theirs} in the checkpoint, {x.mine} in the model").ToList();
             if (mismatch.Count > 0)
                 throw new CheckpointException($"'{path}' holds another model: {string.Join("; ", mismatch)}.");
-            model.load(r);
-            managed.load_state_dict(r);
-            var tensors = extra(h.Extra);
-            foreach (var t in tensors)
+            var extraNames = h.Tensors.Select(t => t.Name).Where(n => !n.StartsWith("model:", StringComparison.Ordinal)).ToList();
+            var targets = modelNames.Select(n => state[n]).Concat(extra(extraNames)).ToList();
+
+            // Every tensor into a temporary first: nothing in the model changes unless all of them read whole.
+            for (int i = 0; i < h.Tensors.Count; i++)
             {
+                var info = h.Tensors[i];
+                var target = targets[i];
+                if (!target.shape.SequenceEqual(info.Shape) || target.dtype.ToString() != info.DType)
+                    throw new CheckpointException($"'{path}': tensor '{info.Name}' is {Describe(info.Shape, info.DType)} in the checkpoint, {Describe(target.shape, target.dtype.ToString())} here.");
+                long expected = target.NumberOfElements * target.ElementSize;
                 int n = r.ReadInt32();
-                var bytes = r.ReadBytes(n);
-                if (bytes.Length != n || n != t.NumberOfElements * t.ElementSize)
-                    throw new CheckpointException($"'{path}': an extra tensor holds {n} bytes, expected {t.NumberOfElements * t.ElementSize}.");
-                using var cpu = torch.empty(t.shape, t.dtype);
-                bytes.CopyTo(cpu.bytes);
-                using (torch.no_grad()) t.copy_(cpu);
+                var bytes = r.ReadBytes(Math.Max(n, 0));
+                if (n != expected || bytes.Length != n)
+                    throw new CheckpointException($"'{path}': tensor '{info.Name}' should hold {expected} bytes; the file gives {(bytes.Length != n ? $"only {bytes.Length} (truncated)" : n.ToString(System.Globalization.CultureInfo.InvariantCulture))}. Delete it to start over.");
+                var tmp = torch.empty(target.shape, target.dtype).DetachFromDisposeScope();
+                temporaries.Add(tmp);
+                bytes.CopyTo(tmp.bytes);
             }
+            managed.load_state_dict(r);
+            using (torch.no_grad())
+                for (int i = 0; i < targets.Count; i++) targets[i].copy_(temporaries[i]);
             using (var global = RngTensor(h.GlobalRng)) torch.set_rng_state(global);
             using (var own = RngTensor(h.Generator)) generator.set_state(own);
             return new State(h.EpochsDone, h.Finished, h.Epochs, h.BestEpoch, h.BestError, h.SinceBest, h.StoppedEarly, h.Restored);
         }
-        catch (Exception e) when (e is EndOfStreamException or JsonException or FormatException)
+        catch (Exception e) when (e is not (CheckpointException or NotSupportedException or OutOfMemoryException))
         {
-            throw new CheckpointException($"'{path}': truncated or corrupt fine-tuning checkpoint ({e.Message}). Delete it to start over.", e);
+            throw new CheckpointException($"'{path}': truncated or corrupt fine-tuning checkpoint ({e.GetType().Name}: {e.Message}). Delete it to start over.", e);
+        }
+        finally
+        {
+            foreach (var t in temporaries) t.Dispose();
         }
     }
 
-    private static string Join(long[]? shape) => shape is null ? "absent" : string.Join(", ", shape);
+    private static void CheckIdentity(string path, Header h, Identity id)
+    {
+        var differ = new List<string>();
+        void Compare(string what, IReadOnlyDictionary<string, string> theirs, IReadOnlyDictionary<string, string> mine)
+        {
+            foreach (var k in mine.Keys.Union(theirs.Keys))
+            {
+                string t = theirs.TryGetValue(k, out var a) ? a : "(absent)", m = mine.TryGetValue(k, out var b) ? b : "(absent)";
+                if (t != m) differ.Add($"{what}{k} = {t} in the checkpoint, {m} now");
+            }
+        }
+        Compare("", h.Options, Fingerprint(id.Options));
+        Compare("", h.Tag, id.Tag ?? new Dictionary<string, string>());
+        if (h.TrainCount != id.TrainCount) differ.Add($"training examples = {h.TrainCount} in the checkpoint, {id.TrainCount} now");
+        if (h.Device != id.Device.ToString()) differ.Add($"device = {h.Device} in the checkpoint, {id.Device} now");
+        if (differ.Count > 0)
+            throw new CheckpointException($"'{path}' was written by another run: {string.Join("; ", differ)}. Delete it to start over, or run as before.");
+    }
+
+    private static string Describe(long[] shape, string dtype) => $"({string.Join(", ", shape)}) {dtype}";
 
     private static byte[] RngBytes(Tensor state)
     {

@@ -250,7 +250,7 @@ public sealed class ConjugateGradientTests
     [Fact]
     public void Pipeline_RejectsConjugateGradientsWithDropout()
     {
-        var preset = DbnClassifierPreset.Dropout with { FineTuning = DbnClassifierPreset.Dropout.FineTuning with { Optimizer = FineTuningOptimizer.ConjugateGradient } };
+        var preset = DbnClassifierPreset.Dropout with { FineTuning = DbnClassifierPreset.Dropout.FineTuning with { Optimizer = FineTuningOptimizer.ConjugateGradient, MomentumRampEpochs = 0, DampenMomentum = false } };
         using var x = torch.rand(20, 784);
         using var y = torch.zeros(20, dtype: ScalarType.Int64);
         var e = Assert.Throws<ArgumentException>(() => DbnClassifierPipeline.Run(preset, x, y, x, y));

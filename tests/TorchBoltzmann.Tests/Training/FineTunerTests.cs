@@ -255,44 +255,42 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
     {
         using var x = mnist.Train.Images.narrow(0, 0, 100);
         using var y = mnist.Train.Labels.narrow(0, 0, 100);
-        const double lr = 0.5, m0 = 0.5, m1 = 0.9;
-        // Two epochs of one full batch each: momentum m0 in epoch 1, m1 in epoch 2 (ramp over 1 epoch).
+        const double lr = 0.5, m0 = 0.5, mEnd = 0.9;
+        // Three epochs of one full batch each, the momentum ramped over 2 epochs: m = 0.5, 0.7, 0.9.
+        double[] m = [m0, (m0 + mEnd) / 2, mEnd];
         List<Tensor> Trained(bool dampen)
         {
             using var clf = SeededClassifier(5);
             using var tuner = new FineTuner(clf, new ClassifierTrainingOptions
             {
-                Epochs = 2, BatchSize = 100, ValidationCount = 0, Shuffle = false, LearningRate = lr, LearningRateDecay = 1,
-                InitialMomentum = m0, Momentum = m1, MomentumRampEpochs = 1, DampenMomentum = dampen,
+                Epochs = 3, BatchSize = 100, ValidationCount = 0, Shuffle = false, LearningRate = lr, LearningRateDecay = 1,
+                InitialMomentum = m0, Momentum = mEnd, MomentumRampEpochs = 2, DampenMomentum = dampen,
             });
-            Assert.Equal(m0, tuner.MomentumAt(0));
-            Assert.Equal(m1, tuner.MomentumAt(1));
+            for (int e = 0; e < 3; e++) Assert.Equal(m[e], tuner.MomentumAt(e), 12);
+            Assert.Equal(mEnd, tuner.MomentumAt(10));
             tuner.Fit(x, y);
             return clf.parameters().Select(p => p.detach().clone()).ToList();
         }
-        // By hand: v₁ = g₁ (PyTorch's first step), θ₁ = θ₀ − η g₁; v₂ = m₁ v₁ + (1 − τ) g₂ with τ = m₁ when dampened, 0 when not.
+        // By hand: v₁ = g₁ (PyTorch's first step), v_t = m_t v_{t−1} + (1 − τ_t) g_t with τ_t = m_t when dampened, 0 when
+        // not; θ_t = θ_{t−1} − η v_t.
         List<Tensor> ByHand(bool dampen)
         {
             using var clf = SeededClassifier(5);
             clf.train();
             var ps = clf.parameters().ToList();
-            List<Tensor> Grad()
+            List<Tensor>? v = null;
+            for (int t = 0; t < 3; t++)
             {
                 foreach (var p in ps) p.grad?.zero_();
-                using var loss = nn.functional.cross_entropy(clf.forward(x), y);
-                loss.backward();
-                return ps.Select(p => p.grad!.clone()).ToList();
+                using (var loss = nn.functional.cross_entropy(clf.forward(x), y)) loss.backward();
+                using var _ = torch.no_grad();
+                var g = ps.Select(p => p.grad!.clone()).ToList();
+                var next = v is null ? g : v.Zip(g, (vi, gi) => vi * m[t] + gi * (dampen ? 1 - m[t] : 1)).ToList();
+                if (v is not null) foreach (var o in v.Concat(g)) o.Dispose();
+                v = next;
+                for (int i = 0; i < ps.Count; i++) ps[i].add_(v[i], alpha: -lr);
             }
-            var g1 = Grad();
-            using (torch.no_grad()) for (int i = 0; i < ps.Count; i++) ps[i].add_(g1[i], alpha: -lr);
-            var g2 = Grad();
-            using (torch.no_grad())
-                for (int i = 0; i < ps.Count; i++)
-                {
-                    using var v2 = g1[i] * m1 + g2[i] * (dampen ? 1 - m1 : 1);
-                    ps[i].add_(v2, alpha: -lr);
-                }
-            foreach (var t in g1.Concat(g2)) t.Dispose();
+            foreach (var o in v!) o.Dispose();
             return ps.Select(p => p.detach().clone()).ToList();
         }
         foreach (bool dampen in new[] { true, false })
@@ -321,6 +319,8 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
             Assert.True(norms.max().ToDouble() <= c * (1 + 1e-5), $"{name}: largest row norm {norms.max().ToDouble()} > {c}");
         }
         using (var norms = Fc(clf, "fc1").weight!.detach().norm(1)) Assert.True(norms.min().ToDouble() > c * 0.99, "fc1's rows were scaled to the bound, not below");
+        // The output layer's rows start near 0.1·√12 ≈ 0.35 < c: shorter rows are left alone, not scaled up to c.
+        using (var norms = Fc(clf, "out").weight!.detach().norm(1)) Assert.True(norms.min().ToDouble() < 0.8 * c, $"out's shortest row {norms.min().ToDouble()} was not scaled up");
     }
 
     [Fact]
@@ -345,17 +345,18 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
         using var y = mnist.Train.Labels.narrow(0, 0, 300);
         // Everything a checkpoint must carry: shuffling, dropout (global generator), a momentum ramp with dampening (the
         // momentum buffers), validation with best weights, and iterate averaging.
+        // The output layer alone in epoch 1 (frozen parameters without momentum buffers), checkpoints every 2 epochs.
         var options = new ClassifierTrainingOptions
         {
-            Epochs = 4, BatchSize = 50, ValidationCount = 100, Patience = 0, LearningRate = 0.5, LearningRateDecay = 0.9,
-            InitialMomentum = 0.5, Momentum = 0.9, MomentumRampEpochs = 3, DampenMomentum = true, AverageDecay = 0.9,
+            Epochs = 5, BatchSize = 50, ValidationCount = 100, Patience = 0, LearningRate = 0.5, LearningRateDecay = 0.9,
+            InitialMomentum = 0.5, Momentum = 0.9, MomentumRampEpochs = 3, DampenMomentum = true, AverageDecay = 0.9, HeadOnlyEpochs = 1,
         };
         (ClassifierHistory h, List<Tensor> w) Run(string? path, int cancelAfter = 0)
         {
             using var clf = SeededClassifier(8, inputDropout: 0.2, hiddenDropout: 0.5);
             using var cancel = new CancellationTokenSource();
             var progress = new CallbackProgress<ClassifierProgress>(p => { if (p.EpochMetrics?.Epoch == cancelAfter) cancel.Cancel(); });
-            using var tuner = new FineTuner(clf, options) { CheckpointPath = path };
+            using var tuner = new FineTuner(clf, options) { CheckpointPath = path, CheckpointEvery = 2 };
             var h = tuner.Fit(x, y, progress: progress, cancellationToken: cancel.Token);
             return (h, clf.parameters().Select(p => p.detach().clone()).ToList());
         }
@@ -365,7 +366,8 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
         using var dir = new TorchBoltzmann.Tests.Data.TempDirectory();
         var path = dir.File("run.ckpt");
         torch.manual_seed(99);
-        Assert.Throws<OperationCanceledException>(() => Run(path, cancelAfter: 2));
+        // Stopped after epoch 3: the checkpoint holds epoch 2, so the continued run redoes epoch 3.
+        Assert.Throws<OperationCanceledException>(() => Run(path, cancelAfter: 3));
         Assert.True(File.Exists(path), "a checkpoint after epoch 2");
         torch.manual_seed(12345);   // a different global generator state: the checkpoint must bring back its own
         var (resumed, wResumed) = Run(path);
@@ -404,20 +406,30 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
             var e = Assert.Throws<CheckpointException>(() => tuner.Fit(x, y));
             Assert.Contains("LearningRate = 0.1 in the checkpoint, 0.3 now", e.Message);
         }
+        using (var clf = SeededClassifier(9))
+        using (var tuner = new FineTuner(clf, options) { CheckpointPath = path, CheckpointTag = new Dictionary<string, string> { ["input_dropout"] = "0.2" } })
+        {
+            var e = Assert.Throws<CheckpointException>(() => tuner.Fit(x, y));
+            Assert.Contains("input_dropout = (absent) in the checkpoint, 0.2 now", e.Message);
+        }
         using (var g = new Generator(1))
         using (var other = DbnClassifier.Build([784, 13], 10, generator: g))
         using (var tuner = new FineTuner(other, options) { CheckpointPath = path })
         {
             var e = Assert.Throws<CheckpointException>(() => tuner.Fit(x, y));
-            Assert.Contains("(12, 784) in the checkpoint, (13, 784) in the model", e.Message);
+            Assert.Contains("(12, 784) Float32 in the checkpoint, (13, 784) Float32 in the model", e.Message);
         }
         var bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
         using (var clf = SeededClassifier(9))
         using (var tuner = new FineTuner(clf, options) { CheckpointPath = path })
         {
+            var before = clf.parameters().Select(p => p.detach().clone()).ToList();
             var e = Assert.Throws<CheckpointException>(() => tuner.Fit(x, y));
-            Assert.Contains("truncated or corrupt", e.Message);
+            Assert.Contains("truncated", e.Message);
+            var after = clf.parameters().ToList();
+            for (int i = 0; i < before.Count; i++) TestUtil.AllClose(before[i], after[i], 0, $"parameter {i} untouched by the refused checkpoint");
+            foreach (var t in before) t.Dispose();
         }
     }
 }

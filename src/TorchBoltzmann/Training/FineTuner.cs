@@ -226,6 +226,7 @@ public sealed class FineTuner : IDisposable
                 var state = FineTuningCheckpoint.Load(CheckpointPath, _model, _optimizer, identity, _generator, names =>
                 {
                     var tensors = new List<Tensor>();
+                    var averages = average?.Averages;
                     foreach (var name in names)
                     {
                         if (name.StartsWith("best:", StringComparison.Ordinal))
@@ -233,8 +234,8 @@ public sealed class FineTuner : IDisposable
                             if (best is null) SaveBest(ref best);   // allocates tensors of the right shapes; overwritten next
                             tensors.Add(best![name["best:".Length..]]);
                         }
-                        else if (name.StartsWith("average:", StringComparison.Ordinal) && average is not null)
-                            tensors.Add(average.Averages[int.Parse(name["average:".Length..], System.Globalization.CultureInfo.InvariantCulture)]);
+                        else if (name.StartsWith("average:", StringComparison.Ordinal) && averages is not null)
+                            tensors.Add(averages[int.Parse(name["average:".Length..], System.Globalization.CultureInfo.InvariantCulture)]);
                         else throw new IO.CheckpointException($"'{CheckpointPath}': unexpected tensor '{name}' for these options.");
                     }
                     return tensors;

@@ -132,9 +132,7 @@ internal static class FineTuningCheckpoint
                 var bytes = r.ReadBytes(Math.Max(n, 0));
                 if (n != expected || bytes.Length != n)
                     throw new CheckpointException($"'{path}': tensor '{info.Name}' should hold {expected} bytes; the file gives {(bytes.Length != n ? $"only {bytes.Length} (truncated)" : n.ToString(System.Globalization.CultureInfo.InvariantCulture))}. Delete it to start over.");
-                var tmp = torch.empty(target.shape, target.dtype).DetachFromDisposeScope();
-                temporaries.Add(tmp);
-                bytes.CopyTo(tmp.bytes);
+                temporaries.Add(FromBytes(bytes, target.shape, target.dtype));
             }
             managed.load_state_dict(r);
             using (torch.no_grad())
@@ -182,7 +180,13 @@ internal static class FineTuningCheckpoint
     private static Tensor RngTensor(string base64)
     {
         var bytes = Convert.FromBase64String(base64);
-        var t = torch.empty(bytes.Length, ScalarType.Byte);
+        return FromBytes(bytes, [bytes.Length], ScalarType.Byte);
+    }
+
+    /// <summary>A new CPU tensor of this shape and dtype holding <paramref name="bytes"/> (its raw contents).</summary>
+    private static Tensor FromBytes(byte[] bytes, long[] shape, ScalarType dtype)
+    {
+        var t = torch.empty(shape, dtype).DetachFromDisposeScope();
         bytes.CopyTo(t.bytes);
         return t;
     }

@@ -178,11 +178,20 @@ internal static class MnistCommand
         private readonly Option<double?> _inputDropout = new("--input-dropout") { Description = "Override the dropout probability on the inputs" };
         private readonly Option<double?> _hiddenDropout = new("--hidden-dropout") { Description = "Override the dropout probability after each hidden layer" };
 
+        private Option[] All => [_pretrainEpochs, _finetuneEpochs, _validation, _lr, _momentum, _initialMomentum, _momentumRamp, _dampen, _maxNorm, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout];
+
         public void AddTo(Command cmd)
         {
             _optimizer.AcceptOnlyFromAmong("sgd", "cg");
-            foreach (var o in new Option[] { _pretrainEpochs, _finetuneEpochs, _validation, _lr, _momentum, _initialMomentum, _momentumRamp, _dampen, _maxNorm, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout })
-                cmd.Options.Add(o);
+            foreach (var o in All) cmd.Options.Add(o);
+        }
+
+        /// <summary>The overrides given on the command line, as typed ("--lr 0.5, --refit"), or null when none.</summary>
+        private string? Given(ParseResult r)
+        {
+            var given = All.Select(o => r.GetResult(o)).OfType<System.CommandLine.Parsing.OptionResult>().Where(o => !o.Implicit)
+                .Select(o => string.Join(" ", new[] { o.Option.Name }.Concat(o.Tokens.Select(t => t.Value)))).ToList();
+            return given.Count == 0 ? null : string.Join(", ", given);
         }
 
         public DbnClassifierPreset Apply(ParseResult r, DbnClassifierPreset p)
@@ -209,6 +218,9 @@ internal static class MnistCommand
             };
             return p with
             {
+                // The description is what the log and the metrics file show: it must not claim the preset's schedule
+                // when the command line changed it.
+                Description = Given(r) is { } given ? $"{p.Description}; command-line overrides: {given}" : p.Description,
                 Pretraining = r.GetValue(_pretrainEpochs) is { } pe ? p.Pretraining with { Layer = p.Pretraining.Layer with { Epochs = pe } } : p.Pretraining,
                 FineTuning = f,
                 InputDropout = r.GetValue(_inputDropout) ?? p.InputDropout,

@@ -26,7 +26,7 @@ internal static class MnistCommand
         var pretrained = new Option<string?>("--pretrained") { Description = "Fine-tune this DBN checkpoint instead of pretraining (same architecture)" };
         var checkpointEvery = new Option<int>("--checkpoint-every")
         {
-            Description = "Write a fine-tuning checkpoint (OUTPUT-STEM-finetune.ckpt, -refit.ckpt) every N epochs; a run that finds one continues from it, and it is deleted when the run's results are written (0: no checkpoints)",
+            Description = "Write a fine-tuning checkpoint (OUTPUT-STEM-finetune.ckpt, -refit.ckpt) every N epochs, and the DBN as soon as pretraining ends (OUTPUT-STEM-pretrained.pt); a run that finds them continues from them, and they are deleted when the run's results are written (0: no checkpoints)",
             DefaultValueFactory = _ => 1,
         };
         var overrides = new PresetOverrides();
@@ -70,9 +70,8 @@ internal static class MnistCommand
 
             if (checkpointEvery < 0) throw new ArgumentException($"--checkpoint-every: expected N ≥ 0, got {checkpointEvery}.");
             string? checkpointStem = checkpointEvery > 0 ? Path.ChangeExtension(output, null) : null;
-            var checkpoints = checkpointStem is null ? Array.Empty<string>()
-                : new[] { DbnClassifierPipeline.FineTuningCheckpointPath(checkpointStem), DbnClassifierPipeline.RefitCheckpointPath(checkpointStem) };
-            foreach (var c in checkpoints.Where(File.Exists))
+            var checkpoints = checkpointStem is null ? Array.Empty<string>() : DbnClassifierPipeline.CheckpointFiles(checkpointStem);
+            foreach (var c in checkpoints.Where(c => File.Exists(c) && Path.GetExtension(c) != ".json"))
                 AnsiConsole.MarkupLine(Markup.Escape($"Continuing from the checkpoint {c} (an earlier run of this command stopped; delete it to start over)."));
 
             DBN? pretrained = pretrainedPath is null ? null : Checkpoint.Load<DBN>(pretrainedPath, device);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json;
 using TorchBoltzmann.Evaluation;
 using TorchBoltzmann.Modules;
 using TorchSharp;
@@ -53,13 +54,49 @@ public static class DbnClassifierPipeline
     public static string RefitCheckpointPath(string stem) => stem + "-refit.ckpt";
 
     /// <summary>
+    /// The DBN pretrained by a run with checkpoint stem <paramref name="stem"/>: <c>{stem}-pretrained.pt</c> and its
+    /// sidecar <c>{stem}-pretrained.json</c> (<see cref="IO.Checkpoint"/>), written as soon as pretraining ends, so a run
+    /// that stops during fine-tuning does not pretrain again.
+    /// </summary>
+    public static string PretrainedCheckpointPath(string stem) => stem + "-pretrained.pt";
+
+    /// <summary>Every file a run with checkpoint stem <paramref name="stem"/> may leave to continue from (the caller deletes them once its results are safe).</summary>
+    public static IReadOnlyList<string> CheckpointFiles(string stem) =>
+    [
+        PretrainedCheckpointPath(stem), IO.Checkpoint.SidecarPath(PretrainedCheckpointPath(stem)),
+        FineTuningCheckpointPath(stem), RefitCheckpointPath(stem),
+    ];
+
+    /// <summary>
+    /// What decides the DBN that pretraining produces: architecture, pretraining options, seed, device and the digits it
+    /// trains (and measures) on. A pretrained-DBN checkpoint is reused only when all of them match.
+    /// </summary>
+    private static Dictionary<string, string> PretrainingTag(DbnClassifierPreset preset, ulong seed, Tensor fitX, Tensor fitY, Tensor valX)
+    {
+        return new Dictionary<string, string>
+        {
+            ["layers"] = string.Join("-", preset.LayerSizes),
+            ["class_conditional"] = preset.ClassConditional.ToString(),
+            ["pretraining"] = System.Text.Json.JsonSerializer.Serialize(preset.Pretraining),
+            ["seed"] = seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["device"] = fitX.device.ToString(),
+            ["data"] = $"{fitX.shape[0]} rows, Σx = {Sum(fitX)}, Σy = {Sum(fitY)}; validation {valX.shape[0]} rows, Σx = {Sum(valX)}",
+        };
+    }
+
+    private static string Sum(Tensor t)
+    {
+        using var s = t.to(ScalarType.Float64).sum();
+        return s.ToDouble().ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
     /// The run's identity for fine-tuning checkpoints: preset, architecture, dropout, pretraining (its options when
     /// pretrained here — it is seeded, so a rerun gives the same DBN — or a checksum of the given DBN's weights) and a
     /// checksum of the training data.
     /// </summary>
     private static Dictionary<string, string> CheckpointTag(DbnClassifierPreset preset, Tensor trainX, Tensor trainY, DBN? given)
     {
-        static string Sum(Tensor t) { using var s = t.to(ScalarType.Float64).sum(); return s.ToDouble().ToString("R", System.Globalization.CultureInfo.InvariantCulture); }
         var tag = new Dictionary<string, string>
         {
             ["preset"] = preset.Name,
@@ -84,7 +121,8 @@ public static class DbnClassifierPipeline
     /// <param name="trainY">Training labels (N), int64.</param>
     /// <param name="testX">Test inputs.</param>
     /// <param name="testY">Test labels.</param>
-    /// <param name="seed">Seed of every generator in the run.</param>
+    /// <param name="seed">Seed of every generator in the run. The global generator, which dropout draws from, is seeded
+    /// with it (<c>torch.manual_seed</c>) when fine-tuning starts.</param>
     /// <param name="pretrained">A pretrained DBN of the preset's architecture to fine-tune instead of pretraining (it is cloned, not consumed).</param>
     /// <param name="pretrainProgress">Pretraining progress (stage "layer l/L").</param>
     /// <param name="fineTuneProgress">Fine-tuning progress.</param>
@@ -92,10 +130,13 @@ public static class DbnClassifierPipeline
     /// <param name="checkpointStem">
     /// When given, fine-tuning and the refit write checkpoints (<see cref="FineTuner.CheckpointPath"/>) to
     /// <see cref="FineTuningCheckpointPath"/> and <see cref="RefitCheckpointPath"/> of this stem, and a run that finds them
-    /// continues from them (pretraining, when not skipped with <paramref name="pretrained"/>, runs again: it is seeded, so
-    /// it gives the same DBN). The caller deletes them once the results are safe.
+    /// continues from them; pretraining here (without <paramref name="pretrained"/>) saves its DBN to
+    /// <see cref="PretrainedCheckpointPath"/>, which a later run with the same pretraining, seed, device and data loads
+    /// instead of pretraining again (<see cref="CheckpointFiles"/> lists them all). The caller deletes them once the
+    /// results are safe.
     /// </param>
     /// <param name="checkpointEvery">Epochs between checkpoints.</param>
+    /// <exception cref="IO.CheckpointException">A checkpoint under <paramref name="checkpointStem"/> was written by another run (the differences are named) or is corrupt.</exception>
     public static DbnClassifierResult Run(DbnClassifierPreset preset, Tensor trainX, Tensor trainY, Tensor testX, Tensor testY,
         ulong seed = 42, DBN? pretrained = null, IProgress<TrainingProgress>? pretrainProgress = null,
         IProgress<ClassifierProgress>? fineTuneProgress = null, CancellationToken cancellationToken = default,
@@ -119,6 +160,7 @@ public static class DbnClassifierPipeline
         try
         {
             IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> pretraining = Array.Empty<IReadOnlyList<RbmEpochMetrics>>();
+            double pretrainSeconds = 0;
             var clock = Stopwatch.StartNew();
             if (pretrained is not null)
             {
@@ -129,11 +171,20 @@ public static class DbnClassifierPipeline
             }
             else
             {
-                var options = preset.Pretraining with { Layer = preset.Pretraining.Layer with { Seed = seed } };
-                pretraining = new GreedyPretrainer(dbn, options).Fit(fitX, preset.ClassConditional ? fitY : null, nVal > 0 ? valX : null,
-                    preset.ClassConditional && nVal > 0 ? valY : null, pretrainProgress, cancellationToken);
+                string? saved = checkpointStem is null ? null : PretrainedCheckpointPath(checkpointStem);
+                var pretrainTag = saved is null ? null : PretrainingTag(preset, seed, fitX, fitY, valX);
+                if (saved is not null && File.Exists(saved))
+                    (pretraining, pretrainSeconds) = LoadPretrained(saved, pretrainTag!, dbn);
+                else
+                {
+                    var options = preset.Pretraining with { Layer = preset.Pretraining.Layer with { Seed = seed } };
+                    pretraining = new GreedyPretrainer(dbn, options).Fit(fitX, preset.ClassConditional ? fitY : null, nVal > 0 ? valX : null,
+                        preset.ClassConditional && nVal > 0 ? valY : null, pretrainProgress, cancellationToken);
+                    pretrainSeconds = clock.Elapsed.TotalSeconds;
+                    if (saved is not null)
+                        IO.Checkpoint.Save(dbn, saved, new PretrainedRecord(pretrainTag!, pretraining, pretrainSeconds));
+                }
             }
-            double pretrainSeconds = clock.Elapsed.TotalSeconds;
 
             double? feError = null;
             if (dbn.is_class_conditional)
@@ -145,6 +196,9 @@ public static class DbnClassifierPipeline
             // What a fine-tuning checkpoint must share with this run, beyond its own options (see FineTuner.CheckpointTag).
             var tag = checkpointStem is null ? null : CheckpointTag(preset, trainX, trainY, pretrained is null ? null : dbn);
             clock.Restart();
+            // Dropout draws its masks from the global generator (as nn.Dropout does): seed it here, or the masks would
+            // depend on whatever drew from it earlier in the process. (A continued run restores its saved state.)
+            torch.manual_seed(unchecked((long)seed));
             var classifier = DbnClassifier.Build(dbn, 10, preset.InputDropout, preset.HiddenDropout, gen);
             try
             {
@@ -196,5 +250,21 @@ public static class DbnClassifierPipeline
             dbn.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The training record of a pretrained-DBN checkpoint: its identity, pretraining metrics and wall time.</summary>
+    private sealed record PretrainedRecord(Dictionary<string, string> Tag, IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> Metrics, double Seconds);
+
+    /// <summary>Loads a pretrained-DBN checkpoint into <paramref name="dbn"/> after checking it was pretrained as this run would.</summary>
+    private static (IReadOnlyList<IReadOnlyList<RbmEpochMetrics>>, double) LoadPretrained(string path, Dictionary<string, string> tag, DBN dbn)
+    {
+        var record = IO.Checkpoint.ReadSidecar(path)["training"].Deserialize<PretrainedRecord>(IO.Checkpoint.JsonOptions)
+            ?? throw new IO.CheckpointException($"'{path}': expected the record of a pipeline's pretraining in its sidecar, found none. Delete it to start over.");
+        var differ = FineTuningCheckpoint.Differences(record.Tag ?? new Dictionary<string, string>(), tag);
+        if (differ.Count > 0)
+            throw new IO.CheckpointException($"'{path}' holds a DBN pretrained for another run: {string.Join("; ", differ)}. Delete it to start over, or run as before.");
+        using var loaded = IO.Checkpoint.Load<DBN>(path, dbn.device);
+        using (torch.no_grad()) dbn.load_state_dict(loaded.state_dict());
+        return (record.Metrics ?? Array.Empty<IReadOnlyList<RbmEpochMetrics>>(), record.Seconds);
     }
 }

@@ -151,19 +151,22 @@ internal static class FineTuningCheckpoint
         }
     }
 
-    private static void CheckIdentity(string path, Header h, Identity id)
+    /// <summary>"key = value in the checkpoint, value now" for every key whose values differ (or that only one side has).</summary>
+    internal static List<string> Differences(IReadOnlyDictionary<string, string> theirs, IReadOnlyDictionary<string, string> mine)
     {
         var differ = new List<string>();
-        void Compare(string what, IReadOnlyDictionary<string, string> theirs, IReadOnlyDictionary<string, string> mine)
+        foreach (var k in mine.Keys.Union(theirs.Keys))
         {
-            foreach (var k in mine.Keys.Union(theirs.Keys))
-            {
-                string t = theirs.TryGetValue(k, out var a) ? a : "(absent)", m = mine.TryGetValue(k, out var b) ? b : "(absent)";
-                if (t != m) differ.Add($"{what}{k} = {t} in the checkpoint, {m} now");
-            }
+            string t = theirs.TryGetValue(k, out var a) ? a : "(absent)", m = mine.TryGetValue(k, out var b) ? b : "(absent)";
+            if (t != m) differ.Add($"{k} = {t} in the checkpoint, {m} now");
         }
-        Compare("", h.Options, Fingerprint(id.Options));
-        Compare("", h.Tag, id.Tag ?? new Dictionary<string, string>());
+        return differ;
+    }
+
+    private static void CheckIdentity(string path, Header h, Identity id)
+    {
+        var differ = Differences(h.Options, Fingerprint(id.Options));
+        differ.AddRange(Differences(h.Tag, id.Tag ?? new Dictionary<string, string>()));
         if (h.TrainCount != id.TrainCount) differ.Add($"training examples = {h.TrainCount} in the checkpoint, {id.TrainCount} now");
         if (h.Device != id.Device.ToString()) differ.Add($"device = {h.Device} in the checkpoint, {id.Device} now");
         if (differ.Count > 0)

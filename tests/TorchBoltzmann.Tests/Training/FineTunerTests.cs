@@ -181,6 +181,70 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
     }
 
     [Fact]
+    public void Pipeline_StoppedDuringFineTuning_ContinuesWithoutPretrainingAgain_AndEndsAsAnUnbrokenRun()
+    {
+        using var x = mnist.Train.Images.narrow(0, 0, 600);
+        using var y = mnist.Train.Labels.narrow(0, 0, 600);
+        var preset = TinyPreset(new ClassifierTrainingOptions { Epochs = 4, BatchSize = 50, ValidationCount = 100, Patience = 0 }, metricsEvery: 1)
+            with { InputDropout = 0.2, HiddenDropout = 0.5 };
+        var dir = Directory.CreateTempSubdirectory("tbm-pipeline-");
+        string stem = Path.Combine(dir.FullName, "run");
+        DbnClassifierResult Run(DbnClassifierPreset p, string? checkpointStem, IProgress<TrainingProgress>? pretrain = null,
+                                IProgress<ClassifierProgress>? fineTune = null, CancellationToken ct = default) =>
+            DbnClassifierPipeline.Run(p, x, y, mnist.Test.Images, mnist.Test.Labels, seed: 5, null, pretrain, fineTune, ct, checkpointStem, checkpointEvery: 1);
+        void AssertSame(DbnClassifierResult a, DbnClassifierResult b, string what)
+        {
+            foreach (var (pa, pb) in a.Dbn.parameters().Zip(b.Dbn.parameters())) Assert.True(DbnTestUtil.Same(pa, pb), $"{what}: the same DBN");
+            Assert.True(a.FineTuning.Epochs.Select(e => e.TrainLoss).SequenceEqual(b.FineTuning.Epochs.Select(e => e.TrainLoss)),
+                $"{what}: losses {string.Join(" ", a.FineTuning.Epochs.Select(e => e.TrainLoss.ToString("R")))} vs {string.Join(" ", b.FineTuning.Epochs.Select(e => e.TrainLoss.ToString("R")))}");
+            foreach (var (pa, pb) in a.Classifier.parameters().Zip(b.Classifier.parameters())) Assert.True(DbnTestUtil.Same(pa, pb), $"{what}: the same classifier");
+            Assert.Equal(a.Pretraining.SelectMany(l => l.Select(m => m.ReconstructionError)), b.Pretraining.SelectMany(l => l.Select(m => m.ReconstructionError)));
+            Assert.Equal(a.FineTuning.Epochs.Select(e => e.TrainLoss), b.FineTuning.Epochs.Select(e => e.TrainLoss));
+            Assert.Equal(a.Test.Errors, b.Test.Errors);
+        }
+        try
+        {
+            using var unbroken = Run(preset, null);
+            Assert.False(File.Exists(DbnClassifierPipeline.PretrainedCheckpointPath(stem)));
+
+            // Stopped after fine-tuning epoch 2: the pretrained DBN and the fine-tuning state are on disk.
+            using var cts = new CancellationTokenSource();
+            Assert.ThrowsAny<OperationCanceledException>(() => Run(preset, stem, fineTune: new CallbackProgress<ClassifierProgress>(p =>
+            {
+                if (p.EpochMetrics?.Epoch == 2) cts.Cancel();
+            }), ct: cts.Token));
+            Assert.All(DbnClassifierPipeline.CheckpointFiles(stem).Take(3), f => Assert.True(File.Exists(f), $"{f} written"));
+
+            // Continued: no pretraining (no progress reported), and it ends exactly where the unbroken run ended.
+            int pretrainReports = 0;
+            using (var continued = Run(preset, stem, new CallbackProgress<TrainingProgress>(_ => pretrainReports++)))
+                AssertSame(unbroken, continued, "continued");
+            Assert.Equal(0, pretrainReports);
+
+            // Only the pretrained DBN left: fine-tuning starts over from it, again as the unbroken run.
+            File.Delete(DbnClassifierPipeline.FineTuningCheckpointPath(stem));
+            using (var refined = Run(preset, stem, new CallbackProgress<TrainingProgress>(_ => pretrainReports++)))
+                AssertSame(unbroken, refined, "from the pretrained DBN");
+            Assert.Equal(0, pretrainReports);
+
+            // A DBN pretrained another way is refused, naming what differs, and stays on disk.
+            var other = preset with { Pretraining = preset.Pretraining with { Layer = preset.Pretraining.Layer with { Epochs = 2 } } };
+            var e = Assert.Throws<CheckpointException>(() => Run(other, stem));
+            Assert.Contains("pretrained for another run: pretraining = ", e.Message);
+            Assert.Contains("\"Epochs\":1", e.Message);
+            using var fewer = x.narrow(0, 0, 500);
+            using var fewerY = y.narrow(0, 0, 500);
+            e = Assert.Throws<CheckpointException>(() => DbnClassifierPipeline.Run(preset, fewer, fewerY, mnist.Test.Images, mnist.Test.Labels, seed: 5, checkpointStem: stem));
+            Assert.Contains("data = 500 rows", e.Message);
+            Assert.True(File.Exists(DbnClassifierPipeline.PretrainedCheckpointPath(stem)));
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public void Pipeline_WithoutValidation_TrainsOnEveryDigit_AndRestoresNothing()
     {
         using var x = mnist.Train.Images.narrow(0, 0, 600);

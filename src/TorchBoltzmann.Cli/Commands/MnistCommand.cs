@@ -70,8 +70,12 @@ internal static class MnistCommand
 
             if (checkpointEvery < 0) throw new ArgumentException($"--checkpoint-every: expected N ≥ 0, got {checkpointEvery}.");
             string? checkpointStem = checkpointEvery > 0 ? Path.ChangeExtension(output, null) : null;
-            var checkpoints = checkpointStem is null ? Array.Empty<string>() : DbnClassifierPipeline.CheckpointFiles(checkpointStem);
-            foreach (var c in checkpoints.Where(c => File.Exists(c) && Path.GetExtension(c) != ".json"))
+            // With --pretrained the pipeline neither reads nor writes a pretrained-DBN checkpoint: leave any such file alone.
+            var checkpoints = checkpointStem is null ? Array.Empty<string>() : DbnClassifierPipeline.CheckpointFiles(checkpointStem)
+                .Where(c => pretrainedPath is null || Path.GetFileNameWithoutExtension(c) != Path.GetFileNameWithoutExtension(DbnClassifierPipeline.PretrainedCheckpointPath(checkpointStem)))
+                .ToArray();
+            foreach (var c in checkpoints.Where(c => File.Exists(c) && Path.GetExtension(c) != ".json"
+                         && (c != DbnClassifierPipeline.PretrainedCheckpointPath(checkpointStem!) || File.Exists(Checkpoint.SidecarPath(c)))))
                 AnsiConsole.MarkupLine(Markup.Escape($"Continuing from the checkpoint {c} (an earlier run of this command stopped; delete it to start over)."));
 
             DBN? pretrained = pretrainedPath is null ? null : Checkpoint.Load<DBN>(pretrainedPath, device);
@@ -185,7 +189,7 @@ internal static class MnistCommand
             foreach (var o in All) cmd.Options.Add(o);
         }
 
-        /// <summary>The overrides given on the command line, as typed ("--lr 0.5, --refit"), or null when none.</summary>
+        /// <summary>The overrides given on the command line with their values ("--lr 0.5, --refit"), in the order of the option list, or null when none.</summary>
         private string? Given(ParseResult r)
         {
             var given = All.Select(o => r.GetResult(o)).OfType<System.CommandLine.Parsing.OptionResult>().Where(o => !o.Implicit)

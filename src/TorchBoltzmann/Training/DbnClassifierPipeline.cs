@@ -68,25 +68,44 @@ public static class DbnClassifierPipeline
     ];
 
     /// <summary>
-    /// What decides the DBN that pretraining produces: architecture, pretraining options, seed, device and the digits it
-    /// trains (and measures) on. A pretrained-DBN checkpoint is reused only when all of them match.
+    /// What decides the DBN that pretraining produces: architecture, pretraining options (with the run's seed, as
+    /// pretraining gets them), device and the digits it trains and measures on, by SHA-256 (order included). A
+    /// pretrained-DBN checkpoint is reused only when all of them match.
     /// </summary>
-    private static Dictionary<string, string> PretrainingTag(DbnClassifierPreset preset, ulong seed, Tensor fitX, Tensor fitY, Tensor valX)
+    private static Dictionary<string, string> PretrainingTag(DbnClassifierPreset preset, DbnPretrainingOptions options, Tensor fitX, Tensor fitY, Tensor valX, Tensor valY)
     {
-        return new Dictionary<string, string>
-        {
-            ["layers"] = string.Join("-", preset.LayerSizes),
-            ["class_conditional"] = preset.ClassConditional.ToString(),
-            ["pretraining"] = System.Text.Json.JsonSerializer.Serialize(preset.Pretraining),
-            ["seed"] = seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["device"] = fitX.device.ToString(),
-            ["data"] = $"{fitX.shape[0]} rows, Σx = {Sum(fitX)}, Σy = {Sum(fitY)}; validation {valX.shape[0]} rows, Σx = {Sum(valX)}",
-        };
+        var tag = ArchitectureTag(preset);
+        tag["pretraining"] = JsonSerializer.Serialize(options);
+        tag["device"] = fitX.device.ToString();
+        tag["data"] = $"{fitX.shape[0]} training rows + {valX.shape[0]} validation rows, SHA-256 {Digest(fitX, fitY, valX, valY)}";
+        return tag;
     }
 
+    /// <summary>The entries both checkpoint tags share: layer sizes and whether the top RBM carries the labels.</summary>
+    private static Dictionary<string, string> ArchitectureTag(DbnClassifierPreset preset) => new()
+    {
+        ["layers"] = string.Join("-", preset.LayerSizes),
+        ["class_conditional"] = preset.ClassConditional.ToString(),
+    };
+
+    /// <summary>SHA-256 of the tensors' shapes, dtypes and raw contents, in order.</summary>
+    private static string Digest(params Tensor[] tensors)
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var t in tensors)
+        {
+            using var scope = torch.NewDisposeScope();
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"{string.Join("x", t.shape)} {t.dtype};"));
+            sha.AppendData(t.detach().cpu().contiguous().bytes);
+        }
+        return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
+    }
+
+    /// <summary>Σ t in float64 (order-insensitive; the fine-tuning tag keeps it so that existing checkpoints stay valid).</summary>
     private static string Sum(Tensor t)
     {
-        using var s = t.to(ScalarType.Float64).sum();
+        using var wide = t.to(ScalarType.Float64);
+        using var s = wide.sum();
         return s.ToDouble().ToString("R", System.Globalization.CultureInfo.InvariantCulture);
     }
 
@@ -97,15 +116,14 @@ public static class DbnClassifierPipeline
     /// </summary>
     private static Dictionary<string, string> CheckpointTag(DbnClassifierPreset preset, Tensor trainX, Tensor trainY, DBN? given)
     {
-        var tag = new Dictionary<string, string>
+        var tag = ArchitectureTag(preset);
+        tag["preset"] = preset.Name;
+        foreach (var (k, v) in new Dictionary<string, string>
         {
-            ["preset"] = preset.Name,
-            ["layers"] = string.Join("-", preset.LayerSizes),
-            ["class_conditional"] = preset.ClassConditional.ToString(),
             ["input_dropout"] = preset.InputDropout.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
             ["hidden_dropout"] = preset.HiddenDropout.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
             ["data"] = $"{trainX.shape[0]} rows, Σx = {Sum(trainX)}, Σy = {Sum(trainY)}",
-        };
+        }) tag[k] = v;
         if (given is null) tag["pretraining"] = $"here: {preset.Pretraining.Layer}";
         else
         {
@@ -171,18 +189,24 @@ public static class DbnClassifierPipeline
             }
             else
             {
+                var options = preset.Pretraining with { Layer = preset.Pretraining.Layer with { Seed = seed } };
                 string? saved = checkpointStem is null ? null : PretrainedCheckpointPath(checkpointStem);
-                var pretrainTag = saved is null ? null : PretrainingTag(preset, seed, fitX, fitY, valX);
-                if (saved is not null && File.Exists(saved))
+                var pretrainTag = saved is null ? null : PretrainingTag(preset, options, fitX, fitY, valX, valY);
+                // Checkpoint.Save writes the weights, then the sidecar: the sidecar is the commit marker, and weights
+                // without one are the remains of an interrupted save, pretrained again below.
+                if (saved is not null && File.Exists(IO.Checkpoint.SidecarPath(saved)))
                     (pretraining, pretrainSeconds) = LoadPretrained(saved, pretrainTag!, dbn);
                 else
                 {
-                    var options = preset.Pretraining with { Layer = preset.Pretraining.Layer with { Seed = seed } };
                     pretraining = new GreedyPretrainer(dbn, options).Fit(fitX, preset.ClassConditional ? fitY : null, nVal > 0 ? valX : null,
                         preset.ClassConditional && nVal > 0 ? valY : null, pretrainProgress, cancellationToken);
                     pretrainSeconds = clock.Elapsed.TotalSeconds;
                     if (saved is not null)
-                        IO.Checkpoint.Save(dbn, saved, new PretrainedRecord(pretrainTag!, pretraining, pretrainSeconds));
+                    {
+                        // NaN metrics (a diverged layer's) must not stop the save: numbers as named literals.
+                        var record = System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(new PretrainedRecord(pretrainTag!, pretraining, pretrainSeconds), RecordJson));
+                        IO.Checkpoint.Save(dbn, saved, record);
+                    }
                 }
             }
 
@@ -252,17 +276,23 @@ public static class DbnClassifierPipeline
         }
     }
 
+    private static readonly JsonSerializerOptions RecordJson = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
     /// <summary>The training record of a pretrained-DBN checkpoint: its identity, pretraining metrics and wall time.</summary>
     private sealed record PretrainedRecord(Dictionary<string, string> Tag, IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> Metrics, double Seconds);
 
     /// <summary>Loads a pretrained-DBN checkpoint into <paramref name="dbn"/> after checking it was pretrained as this run would.</summary>
     private static (IReadOnlyList<IReadOnlyList<RbmEpochMetrics>>, double) LoadPretrained(string path, Dictionary<string, string> tag, DBN dbn)
     {
-        var record = IO.Checkpoint.ReadSidecar(path)["training"].Deserialize<PretrainedRecord>(IO.Checkpoint.JsonOptions)
-            ?? throw new IO.CheckpointException($"'{path}': expected the record of a pipeline's pretraining in its sidecar, found none. Delete it to start over.");
-        var differ = FineTuningCheckpoint.Differences(record.Tag ?? new Dictionary<string, string>(), tag);
+        string files = $"'{path}' and its sidecar '{IO.Checkpoint.SidecarPath(path)}'";
+        PretrainedRecord? record;
+        try { record = IO.Checkpoint.ReadSidecar(path)["training"].Deserialize<PretrainedRecord>(RecordJson); }
+        catch (JsonException e) { throw new IO.CheckpointException($"{files}: expected the record of a pipeline's pretraining (tag, metrics, seconds) in the sidecar, got unreadable JSON ({e.Message}). Delete them to start over.", e); }
+        if (record?.Tag is null)
+            throw new IO.CheckpointException($"{files}: expected the record of a pipeline's pretraining (tag, metrics, seconds) in the sidecar, found none. Delete them to start over.");
+        var differ = FineTuningCheckpoint.Differences(record.Tag, tag);
         if (differ.Count > 0)
-            throw new IO.CheckpointException($"'{path}' holds a DBN pretrained for another run: {string.Join("; ", differ)}. Delete it to start over, or run as before.");
+            throw new IO.CheckpointException($"{files} hold a DBN pretrained for another run: {string.Join("; ", differ)}. Delete them to start over, or run as before.");
         using var loaded = IO.Checkpoint.Load<DBN>(path, dbn.device);
         using (torch.no_grad()) dbn.load_state_dict(loaded.state_dict());
         return (record.Metrics ?? Array.Empty<IReadOnlyList<RbmEpochMetrics>>(), record.Seconds);

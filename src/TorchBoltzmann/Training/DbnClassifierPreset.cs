@@ -74,7 +74,8 @@ public sealed record DbnClassifierPreset(
     /// digits (no validation split, no early stopping), and the last epoch's weights are the model. That is about 3 hours
     /// on 2 CPU cores: run it with checkpoints (the CLI's default), and an interrupted run continues where it stopped.
     /// (An earlier version of this preset compressed it to 700 epochs at 0.9971 per epoch, ramp 280, to fit one session: 1.06 % test
-    /// error; pass <c>--finetune-epochs 700 --lr-decay 0.9971 --momentum-ramp 280</c> for that schedule.)
+    /// error; pass <c>--finetune-epochs 700 --lr-decay 0.9971 --momentum-ramp 280</c> for that schedule; its dropout masks
+    /// now come from a seeded generator, so a rerun is statistically, not bit for bit, that run.)
     /// Same pretraining as <see cref="Hinton2006"/>, so a <c>hinton2006</c> DBN checkpoint can be reused
     /// (pretraining here would use all 60,000 digits). Conjugate gradients need a deterministic loss, so this stays SGD.
     /// </summary>

@@ -199,13 +199,11 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
                 $"{what}: losses {string.Join(" ", a.FineTuning.Epochs.Select(e => e.TrainLoss.ToString("R")))} vs {string.Join(" ", b.FineTuning.Epochs.Select(e => e.TrainLoss.ToString("R")))}");
             foreach (var (pa, pb) in a.Classifier.parameters().Zip(b.Classifier.parameters())) Assert.True(DbnTestUtil.Same(pa, pb), $"{what}: the same classifier");
             Assert.Equal(a.Pretraining.SelectMany(l => l.Select(m => m.ReconstructionError)), b.Pretraining.SelectMany(l => l.Select(m => m.ReconstructionError)));
-            Assert.Equal(a.FineTuning.Epochs.Select(e => e.TrainLoss), b.FineTuning.Epochs.Select(e => e.TrainLoss));
             Assert.Equal(a.Test.Errors, b.Test.Errors);
         }
         try
         {
             using var unbroken = Run(preset, null);
-            Assert.False(File.Exists(DbnClassifierPipeline.PretrainedCheckpointPath(stem)));
 
             // Stopped after fine-tuning epoch 2: the pretrained DBN and the fine-tuning state are on disk.
             using var cts = new CancellationTokenSource();
@@ -213,7 +211,11 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
             {
                 if (p.EpochMetrics?.Epoch == 2) cts.Cancel();
             }), ct: cts.Token));
-            Assert.All(DbnClassifierPipeline.CheckpointFiles(stem).Take(3), f => Assert.True(File.Exists(f), $"{f} written"));
+            string pretrainedFile = DbnClassifierPipeline.PretrainedCheckpointPath(stem), sidecar = Checkpoint.SidecarPath(pretrainedFile);
+            foreach (var f in new[] { pretrainedFile, sidecar, DbnClassifierPipeline.FineTuningCheckpointPath(stem) })
+                Assert.True(File.Exists(f), $"{f} written");
+            Assert.Equal([pretrainedFile, sidecar, DbnClassifierPipeline.FineTuningCheckpointPath(stem), DbnClassifierPipeline.RefitCheckpointPath(stem)],
+                DbnClassifierPipeline.CheckpointFiles(stem));
 
             // Continued: no pretraining (no progress reported), and it ends exactly where the unbroken run ended.
             int pretrainReports = 0;
@@ -235,8 +237,25 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
             using var fewer = x.narrow(0, 0, 500);
             using var fewerY = y.narrow(0, 0, 500);
             e = Assert.Throws<CheckpointException>(() => DbnClassifierPipeline.Run(preset, fewer, fewerY, mnist.Test.Images, mnist.Test.Labels, seed: 5, checkpointStem: stem));
-            Assert.Contains("data = 500 rows", e.Message);
-            Assert.True(File.Exists(DbnClassifierPipeline.PretrainedCheckpointPath(stem)));
+            Assert.Contains("data = 500 training rows + 100 validation rows, SHA-256 ", e.Message);
+            Assert.Contains(" in the checkpoint, 400 training rows + 100 validation rows, SHA-256 ", e.Message);
+            Assert.True(File.Exists(pretrainedFile));
+
+            // A sidecar whose record is not a pipeline's: refused as a checkpoint error naming both files.
+            var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(sidecar))!.AsObject();
+            json["training"] = "not a record";
+            File.WriteAllText(sidecar, json.ToJsonString());
+            e = Assert.Throws<CheckpointException>(() => Run(preset, stem));
+            Assert.Contains($"'{pretrainedFile}' and its sidecar '{sidecar}': expected the record of a pipeline's pretraining", e.Message);
+
+            // Weights without a sidecar (a save interrupted between the two files): pretrained again, not refused.
+            File.Delete(sidecar);
+            File.Delete(DbnClassifierPipeline.FineTuningCheckpointPath(stem));
+            using (var again = Run(preset, stem, new CallbackProgress<TrainingProgress>(_ => pretrainReports++)))
+                AssertSame(unbroken, again, "pretrained again");
+            Assert.True(pretrainReports > 0, "pretraining ran");
+            Assert.True(File.Exists(sidecar), "and saved again");
+
         }
         finally
         {

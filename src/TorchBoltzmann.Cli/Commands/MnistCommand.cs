@@ -242,15 +242,34 @@ internal static class MnistCommand
 
     private static string F(double? v) => v is { } d ? d.ToString("G6", CultureInfo.InvariantCulture) : "";
 
-    /// <summary>Forwards fine-tuning progress to the shared progress display, printing one line per epoch.</summary>
+    /// <summary>
+    /// Forwards fine-tuning progress to the shared progress display, printing one line per epoch with the time the
+    /// stage's remaining epochs should take: the mean epoch time of the last (up to) 20 epochs times the epochs left
+    /// (an upper bound when early stopping ends the stage sooner).
+    /// </summary>
     private sealed class FineTuneProgress(IProgress<TrainingProgress> display) : IProgress<ClassifierProgress>
     {
+        private readonly Queue<double> _recent = new();
+        private string? _stage;
+
         public void Report(ClassifierProgress p)
         {
             display.Report(new TrainingProgress(p.Stage, p.Epoch, p.Epochs, p.Batch, p.Batches, null));
-            if (p.EpochMetrics is { } m)
-                AnsiConsole.MarkupLine(Markup.Escape($"{p.Stage} epoch {m.Epoch}/{m.Epochs}  {m.Seconds:F1} s  loss {m.TrainLoss:F4}  " +
-                    (m.ValidationError is { } v ? $"validation error {100 * v:F2} %{(m.IsBest ? " *" : "")}" : "no validation") + $"  lr {m.LearningRate:G3}"));
+            if (p.EpochMetrics is not { } m) return;
+            if (_stage != p.Stage) { _recent.Clear(); _stage = p.Stage; }
+            _recent.Enqueue(m.Seconds);
+            if (_recent.Count > 20) _recent.Dequeue();
+            int left = m.Epochs - m.Epoch;
+            string eta = left > 0 ? $"  {left} epochs left, ~{Duration(_recent.Average() * left)}" : "";
+            AnsiConsole.MarkupLine(Markup.Escape($"{p.Stage} epoch {m.Epoch}/{m.Epochs}  {m.Seconds:F1} s  loss {m.TrainLoss:F4}  " +
+                (m.ValidationError is { } v ? $"validation error {100 * v:F2} %{(m.IsBest ? " *" : "")}" : "no validation") + $"  lr {m.LearningRate:G3}{eta}"));
         }
+
+        private static string Duration(double seconds) => seconds switch
+        {
+            < 90 => $"{seconds:F0} s",
+            < 5400 => $"{seconds / 60:F0} min",
+            _ => $"{Math.Floor(seconds / 3600):F0} h {seconds % 3600 / 60:F0} min",
+        };
     }
 }

@@ -79,7 +79,11 @@ public sealed record ClassifierTrainingOptions
     public int EvaluationBatchSize { get; init; } = 1000;
     /// <summary>Shuffle the training examples every epoch.</summary>
     public bool Shuffle { get; init; } = true;
-    /// <summary>Seed of the fine-tuner's generator (shuffling) when none is passed.</summary>
+    /// <summary>
+    /// Seed of the fine-tuner's generator (shuffling) when none is passed. Dropout masks come from the global generator,
+    /// as <c>nn.Dropout</c>'s do: call <c>torch.manual_seed</c> before <c>Fit</c> for reproducible masks
+    /// (<see cref="DbnClassifierPipeline"/> does, with its seed).
+    /// </summary>
     public ulong Seed { get; init; } = 42;
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for a value outside its range, naming it.</summary>

@@ -55,8 +55,8 @@ public static class DbnClassifierPipeline
 
     /// <summary>
     /// The DBN pretrained by a run with checkpoint stem <paramref name="stem"/>: <c>{stem}-pretrained.pt</c> and its
-    /// sidecar <c>{stem}-pretrained.json</c> (<see cref="IO.Checkpoint"/>), written as soon as pretraining ends, so a run
-    /// that stops during fine-tuning does not pretrain again.
+    /// sidecar <c>{stem}-pretrained.json</c> (<see cref="IO.Checkpoint"/>), written after every pretrained layer
+    /// (<see cref="GreedyPretrainer.CheckpointPath"/>), so a run that stops does not pretrain the finished layers again.
     /// </summary>
     public static string PretrainedCheckpointPath(string stem) => stem + "-pretrained.pt";
 
@@ -66,40 +66,6 @@ public static class DbnClassifierPipeline
         PretrainedCheckpointPath(stem), IO.Checkpoint.SidecarPath(PretrainedCheckpointPath(stem)),
         FineTuningCheckpointPath(stem), RefitCheckpointPath(stem),
     ];
-
-    /// <summary>
-    /// What decides the DBN that pretraining produces: architecture, pretraining options (with the run's seed, as
-    /// pretraining gets them), device and the digits it trains and measures on, by SHA-256 (order included). A
-    /// pretrained-DBN checkpoint is reused only when all of them match.
-    /// </summary>
-    private static Dictionary<string, string> PretrainingTag(DbnClassifierPreset preset, DbnPretrainingOptions options, Tensor fitX, Tensor fitY, Tensor valX, Tensor valY)
-    {
-        var tag = ArchitectureTag(preset);
-        tag["pretraining"] = JsonSerializer.Serialize(options);
-        tag["device"] = fitX.device.ToString();
-        tag["data"] = $"{fitX.shape[0]} training rows + {valX.shape[0]} validation rows, SHA-256 {Digest(fitX, fitY, valX, valY)}";
-        return tag;
-    }
-
-    /// <summary>The entries both checkpoint tags share: layer sizes and whether the top RBM carries the labels.</summary>
-    private static Dictionary<string, string> ArchitectureTag(DbnClassifierPreset preset) => new()
-    {
-        ["layers"] = string.Join("-", preset.LayerSizes),
-        ["class_conditional"] = preset.ClassConditional.ToString(),
-    };
-
-    /// <summary>SHA-256 of the tensors' shapes, dtypes and raw contents, in order.</summary>
-    private static string Digest(params Tensor[] tensors)
-    {
-        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        foreach (var t in tensors)
-        {
-            using var scope = torch.NewDisposeScope();
-            sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"{string.Join("x", t.shape)} {t.dtype};"));
-            sha.AppendData(t.detach().cpu().contiguous().bytes);
-        }
-        return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
-    }
 
     /// <summary>Σ t in float64 (order-insensitive; the fine-tuning tag keeps it so that existing checkpoints stay valid).</summary>
     private static string Sum(Tensor t)
@@ -116,14 +82,15 @@ public static class DbnClassifierPipeline
     /// </summary>
     private static Dictionary<string, string> CheckpointTag(DbnClassifierPreset preset, Tensor trainX, Tensor trainY, DBN? given)
     {
-        var tag = ArchitectureTag(preset);
-        tag["preset"] = preset.Name;
-        foreach (var (k, v) in new Dictionary<string, string>
+        var tag = new Dictionary<string, string>
         {
+            ["preset"] = preset.Name,
+            ["layers"] = string.Join("-", preset.LayerSizes),
+            ["class_conditional"] = preset.ClassConditional.ToString(),
             ["input_dropout"] = preset.InputDropout.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
             ["hidden_dropout"] = preset.HiddenDropout.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
             ["data"] = $"{trainX.shape[0]} rows, Σx = {Sum(trainX)}, Σy = {Sum(trainY)}",
-        }) tag[k] = v;
+        };
         if (given is null) tag["pretraining"] = $"here: {preset.Pretraining.Layer}";
         else
         {
@@ -148,9 +115,9 @@ public static class DbnClassifierPipeline
     /// <param name="checkpointStem">
     /// When given, fine-tuning and the refit write checkpoints (<see cref="FineTuner.CheckpointPath"/>) to
     /// <see cref="FineTuningCheckpointPath"/> and <see cref="RefitCheckpointPath"/> of this stem, and a run that finds them
-    /// continues from them; pretraining here (without <paramref name="pretrained"/>) saves its DBN to
-    /// <see cref="PretrainedCheckpointPath"/>, which a later run with the same pretraining, seed, device and data loads
-    /// instead of pretraining again (<see cref="CheckpointFiles"/> lists them all). The caller deletes them once the
+    /// continues from them; pretraining here (without <paramref name="pretrained"/>) saves the DBN after every layer to
+    /// <see cref="PretrainedCheckpointPath"/>, from which a later run with the same pretraining, seed, device and data
+    /// trains only the layers left (<see cref="CheckpointFiles"/> lists them all). The caller deletes them once the
     /// results are safe.
     /// </param>
     /// <param name="checkpointEvery">Epochs between checkpoints.</param>
@@ -190,24 +157,11 @@ public static class DbnClassifierPipeline
             else
             {
                 var options = preset.Pretraining with { Layer = preset.Pretraining.Layer with { Seed = seed } };
-                string? saved = checkpointStem is null ? null : PretrainedCheckpointPath(checkpointStem);
-                var pretrainTag = saved is null ? null : PretrainingTag(preset, options, fitX, fitY, valX, valY);
-                // Checkpoint.Save writes the weights, then the sidecar: the sidecar is the commit marker, and weights
-                // without one are the remains of an interrupted save, pretrained again below.
-                if (saved is not null && File.Exists(IO.Checkpoint.SidecarPath(saved)))
-                    (pretraining, pretrainSeconds) = LoadPretrained(saved, pretrainTag!, dbn);
-                else
-                {
-                    pretraining = new GreedyPretrainer(dbn, options).Fit(fitX, preset.ClassConditional ? fitY : null, nVal > 0 ? valX : null,
-                        preset.ClassConditional && nVal > 0 ? valY : null, pretrainProgress, cancellationToken);
-                    pretrainSeconds = clock.Elapsed.TotalSeconds;
-                    if (saved is not null)
-                    {
-                        // NaN metrics (a diverged layer's) must not stop the save: numbers as named literals.
-                        var record = System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(new PretrainedRecord(pretrainTag!, pretraining, pretrainSeconds), RecordJson));
-                        IO.Checkpoint.Save(dbn, saved, record);
-                    }
-                }
+                // Saved after every layer; a continued run trains only the layers left (none once pretraining ended).
+                var pretrainer = new GreedyPretrainer(dbn, options) { CheckpointPath = checkpointStem is null ? null : PretrainedCheckpointPath(checkpointStem) };
+                pretraining = pretrainer.Fit(fitX, preset.ClassConditional ? fitY : null, nVal > 0 ? valX : null,
+                    preset.ClassConditional && nVal > 0 ? valY : null, pretrainProgress, cancellationToken);
+                pretrainSeconds = clock.Elapsed.TotalSeconds;
             }
 
             double? feError = null;
@@ -274,27 +228,5 @@ public static class DbnClassifierPipeline
             dbn.Dispose();
             throw;
         }
-    }
-
-    private static readonly JsonSerializerOptions RecordJson = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
-
-    /// <summary>The training record of a pretrained-DBN checkpoint: its identity, pretraining metrics and wall time.</summary>
-    private sealed record PretrainedRecord(Dictionary<string, string> Tag, IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> Metrics, double Seconds);
-
-    /// <summary>Loads a pretrained-DBN checkpoint into <paramref name="dbn"/> after checking it was pretrained as this run would.</summary>
-    private static (IReadOnlyList<IReadOnlyList<RbmEpochMetrics>>, double) LoadPretrained(string path, Dictionary<string, string> tag, DBN dbn)
-    {
-        string files = $"'{path}' and its sidecar '{IO.Checkpoint.SidecarPath(path)}'";
-        PretrainedRecord? record;
-        try { record = IO.Checkpoint.ReadSidecar(path)["training"].Deserialize<PretrainedRecord>(RecordJson); }
-        catch (JsonException e) { throw new IO.CheckpointException($"{files}: expected the record of a pipeline's pretraining (tag, metrics, seconds) in the sidecar, got unreadable JSON ({e.Message}). Delete them to start over.", e); }
-        if (record?.Tag is null)
-            throw new IO.CheckpointException($"{files}: expected the record of a pipeline's pretraining (tag, metrics, seconds) in the sidecar, found none. Delete them to start over.");
-        var differ = FineTuningCheckpoint.Differences(record.Tag, tag);
-        if (differ.Count > 0)
-            throw new IO.CheckpointException($"{files} hold a DBN pretrained for another run: {string.Join("; ", differ)}. Delete them to start over, or run as before.");
-        using var loaded = IO.Checkpoint.Load<DBN>(path, dbn.device);
-        using (torch.no_grad()) dbn.load_state_dict(loaded.state_dict());
-        return (record.Metrics ?? Array.Empty<IReadOnlyList<RbmEpochMetrics>>(), record.Seconds);
     }
 }

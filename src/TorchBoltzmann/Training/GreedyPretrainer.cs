@@ -1,3 +1,7 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TorchBoltzmann.IO;
 using TorchBoltzmann.Modules;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -12,8 +16,12 @@ namespace TorchBoltzmann.Training;
 /// trains on [x^{L−1} ; one_hot(y)], its label group sampled as a softmax in the negative phase.
 /// </summary>
 /// <remarks>
-/// Memory: only the current layer's input (N × width) and the next one while it is computed are alive; every
-/// RbmTrainer is disposed after its layer. Progress is reported with <see cref="TrainingProgress.Stage"/> = "layer l/L".
+/// <para>Memory: only the current layer's input (N × width) and the next one while it is computed are alive; every
+/// RbmTrainer is disposed after its layer. Progress is reported with <see cref="TrainingProgress.Stage"/> = "layer l/L".</para>
+/// <para>With <see cref="CheckpointPath"/>, the DBN is saved (<see cref="Checkpoint"/>, atomically) after every layer
+/// with the metrics so far, and a later <c>Fit</c> with the same options, architecture, device and data loads it and
+/// trains only the layers left: the inputs of the next layer are recomputed from the saved ones (replaying the same
+/// generator draws when hidden inputs are sampled), so the result is the unbroken run's.</para>
 /// </remarks>
 public sealed class GreedyPretrainer
 {
@@ -29,6 +37,14 @@ public sealed class GreedyPretrainer
 
     /// <summary>The hyperparameters.</summary>
     public DbnPretrainingOptions Options { get; }
+
+    /// <summary>
+    /// When set, the DBN and the metrics so far are saved here after every layer (<c>.pt</c> + <c>.json</c> sidecar; the
+    /// sidecar, written last, marks a complete save), and <c>Fit</c> continues from such a file: the layers it holds are
+    /// not trained again. A file from other options, architecture, device or data is refused with the differences named.
+    /// The caller deletes it (with <see cref="Checkpoint.SidecarPath"/>) when it is no longer needed.
+    /// </summary>
+    public string? CheckpointPath { get; init; }
 
     /// <summary>Test hook: called with (layer, input) for each layer's training input before its RBM trains. The tensor is borrowed.</summary>
     internal Action<int, Tensor>? OnLayerInput { get; set; }
@@ -58,6 +74,11 @@ public sealed class GreedyPretrainer
 
         int L = _dbn.n_layers;
         var history = new List<IReadOnlyList<RbmEpochMetrics>>();
+        var tag = CheckpointPath is null ? null : Tag(train, labels, validation, validationLabels);
+        if (CheckpointPath is not null && File.Exists(Checkpoint.SidecarPath(CheckpointPath)))
+            history.AddRange(Restore(CheckpointPath, tag!));
+        int done = history.Count;
+        if (done == L) return history;
         using var generator = new Generator(Options.Layer.Seed + 7919, _dbn.device);
         Tensor x = OwnedCopy(train);
         Tensor? vx = validation is null ? null : OwnedCopy(validation);
@@ -71,11 +92,15 @@ public sealed class GreedyPretrainer
                     Replace(ref x, _dbn.JoinLabels(x, labels!));
                     if (vx is not null) Replace(ref vx, _dbn.JoinLabels(vx, validationLabels!));
                 }
-                OnLayerInput?.Invoke(l, x);
-                var options = Options.ForLayer(l);
-                if (Options.InitVisibleBiasFromData) rbm.init_visible_bias_from_data(x);
-                using (var trainer = new RbmTrainer(rbm, options) { Stage = $"layer {l + 1}/{L}" })
-                    history.Add(trainer.Fit(x, vx, progress, cancellationToken));
+                if (l >= done)
+                {
+                    OnLayerInput?.Invoke(l, x);
+                    var options = Options.ForLayer(l);
+                    if (Options.InitVisibleBiasFromData) rbm.init_visible_bias_from_data(x);
+                    using (var trainer = new RbmTrainer(rbm, options) { Stage = $"layer {l + 1}/{L}" })
+                        history.Add(trainer.Fit(x, vx, progress, cancellationToken));
+                    if (CheckpointPath is not null) Save(CheckpointPath, tag!, history);
+                }
                 if (l < L - 1)
                 {
                     Replace(ref x, DBN.PropagateUp(rbm, x, Options.SampleHiddenInputs, generator, Options.PropagationBatchSize));
@@ -89,6 +114,59 @@ public sealed class GreedyPretrainer
             vx?.Dispose();
         }
         return history;
+    }
+
+    private static readonly JsonSerializerOptions RecordJson = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+    /// <summary>The training record of a pretraining checkpoint: its identity and the metrics of the layers done.</summary>
+    private sealed record Record(Dictionary<string, string> Tag, List<List<RbmEpochMetrics>> Layers);
+
+    /// <summary>
+    /// What decides the pretrained DBN: layer sizes, label units, options (the seed included), device, and the data by
+    /// SHA-256 of shapes, dtypes and contents in order.
+    /// </summary>
+    private Dictionary<string, string> Tag(Tensor train, Tensor? labels, Tensor? validation, Tensor? validationLabels)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var t in new[] { train, labels, validation, validationLabels })
+        {
+            if (t is null) { sha.AppendData("none;"u8); continue; }
+            using var scope = torch.NewDisposeScope();
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"{string.Join("x", t.shape)} {t.dtype};"));
+            sha.AppendData(t.detach().cpu().contiguous().bytes);
+        }
+        return new Dictionary<string, string>
+        {
+            ["layers"] = string.Join("-", _dbn.layer_sizes),
+            ["label_units"] = _dbn.n_classes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["pretraining"] = JsonSerializer.Serialize(Options),
+            ["device"] = _dbn.device.ToString(),
+            ["data"] = $"{train.shape[0]} training rows + {validation?.shape[0] ?? 0} validation rows, SHA-256 {Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant()}",
+        };
+    }
+
+    private void Save(string path, Dictionary<string, string> tag, List<IReadOnlyList<RbmEpochMetrics>> history)
+    {
+        // NaN metrics (a diverged layer's) must not stop the save: numbers as named literals, parsed back as strings.
+        var record = JsonNode.Parse(JsonSerializer.Serialize(new Record(tag, history.Select(h => h.ToList()).ToList()), RecordJson));
+        Checkpoint.Save(_dbn, path, record);
+    }
+
+    /// <summary>Loads the layers a checkpoint holds into the DBN after checking it comes from this run; returns their metrics.</summary>
+    private List<List<RbmEpochMetrics>> Restore(string path, Dictionary<string, string> tag)
+    {
+        string files = $"'{path}' and its sidecar '{Checkpoint.SidecarPath(path)}'";
+        Record? record;
+        try { record = Checkpoint.ReadSidecar(path)["training"].Deserialize<Record>(RecordJson); }
+        catch (JsonException e) { throw new CheckpointException($"{files}: expected a pretraining record (tag, per-layer metrics) in the sidecar, got unreadable JSON ({e.Message}). Delete them to start over.", e); }
+        if (record?.Tag is null || record.Layers is null || record.Layers.Count > _dbn.n_layers)
+            throw new CheckpointException($"{files}: expected a pretraining record (tag, metrics of at most {_dbn.n_layers} layers) in the sidecar, found {(record?.Layers is { } ls ? $"{ls.Count} layers" : "none")}. Delete them to start over.");
+        var differ = FineTuningCheckpoint.Differences(record.Tag, tag);
+        if (differ.Count > 0)
+            throw new CheckpointException($"{files} hold a DBN pretrained for another run: {string.Join("; ", differ)}. Delete them to start over, or run as before.");
+        using var loaded = Checkpoint.Load<DBN>(path, _dbn.device);
+        using (torch.no_grad()) _dbn.load_state_dict(loaded.state_dict());
+        return record.Layers;
     }
 
     private Tensor OwnedCopy(Tensor t)

@@ -246,7 +246,7 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
             json["training"] = "not a record";
             File.WriteAllText(sidecar, json.ToJsonString());
             e = Assert.Throws<CheckpointException>(() => Run(preset, stem));
-            Assert.Contains($"'{pretrainedFile}' and its sidecar '{sidecar}': expected the record of a pipeline's pretraining", e.Message);
+            Assert.Contains($"'{pretrainedFile}' and its sidecar '{sidecar}': expected a pretraining record", e.Message);
 
             // Weights without a sidecar (a save interrupted between the two files): pretrained again, not refused.
             File.Delete(sidecar);

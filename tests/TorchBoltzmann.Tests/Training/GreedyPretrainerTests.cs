@@ -1,4 +1,5 @@
 using TorchBoltzmann.Data;
+using TorchBoltzmann.IO;
 using TorchBoltzmann.Modules;
 using TorchBoltzmann.Training;
 using TorchSharp;
@@ -76,6 +77,66 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
             Assert.False(nonBinary.any().item<bool>(), "sampled inputs are binary");
         }
         Assert.Throws<ArgumentOutOfRangeException>(() => new GreedyPretrainer(dbn, opts with { PerLayer = [null, null, null] }));
+    }
+
+    [Fact]
+    public void Fit_StoppedInALayer_ContinuesFromTheLayerCheckpoint_AsAnUnbrokenRun()
+    {
+        using var data = mnist.BinaryTrain(300);
+        using var heldOut = mnist.Train.Images.narrow(0, 300, 100);
+        using var validation = Binarize.Threshold(heldOut);
+        // Sampled inputs: the continued run must replay the generator's draws for the layers it does not train.
+        var opts = new DbnPretrainingOptions { Layer = Quick(2), SampleHiddenInputs = true };
+        DBN Fresh() { using var g = new Generator(5); return boltzmann.DBN([784, 20, 12, 8], generator: g); }
+        var dir = Directory.CreateTempSubdirectory("tbm-pretrain-");
+        string path = Path.Combine(dir.FullName, "dbn.pt");
+        try
+        {
+            using var unbroken = Fresh();
+            var expected = new GreedyPretrainer(unbroken, opts).Fit(data, validation: validation);
+
+            // Stopped in layer 2: layer 1 is on disk.
+            using (var stopped = Fresh())
+            using (var cts = new CancellationTokenSource())
+            {
+                var progress = new CallbackProgress<TrainingProgress>(p => { if (p.Stage == "layer 2/3") cts.Cancel(); });
+                Assert.ThrowsAny<OperationCanceledException>(() =>
+                    new GreedyPretrainer(stopped, opts) { CheckpointPath = path }.Fit(data, validation: validation, progress: progress, cancellationToken: cts.Token));
+            }
+            Assert.True(File.Exists(Checkpoint.SidecarPath(path)));
+
+            // Continued in a fresh DBN: layers 2 and 3 train, layer 1 comes from the file; all ends as the unbroken run.
+            var stages = new HashSet<string>();
+            using var continued = Fresh();
+            var history = new GreedyPretrainer(continued, opts) { CheckpointPath = path }
+                .Fit(data, validation: validation, progress: new CallbackProgress<TrainingProgress>(p => stages.Add(p.Stage)));
+            Assert.Equal(["layer 2/3", "layer 3/3"], stages.Order());
+            foreach (var (a, b) in unbroken.parameters().Zip(continued.parameters())) Assert.True(DbnTestUtil.Same(a, b), "the same DBN");
+            Assert.Equal(expected.Select(l => l.Select(m => m.ReconstructionError).ToList()), history.Select(l => l.Select(m => m.ReconstructionError).ToList()));
+            Assert.Equal(expected.Select(l => l.Select(m => m.ValidationReconstructionError).ToList()), history.Select(l => l.Select(m => m.ValidationReconstructionError).ToList()));
+
+            // All layers on disk: nothing trains. Other options or data: refused, naming the difference.
+            stages.Clear();
+            using (var again = Fresh())
+            {
+                new GreedyPretrainer(again, opts) { CheckpointPath = path }.Fit(data, validation: validation, progress: new CallbackProgress<TrainingProgress>(p => stages.Add(p.Stage)));
+                Assert.Empty(stages);
+                foreach (var (a, b) in unbroken.parameters().Zip(again.parameters())) Assert.True(DbnTestUtil.Same(a, b), "loaded, not retrained");
+            }
+            using (var other = Fresh())
+            {
+                var e = Assert.Throws<CheckpointException>(() => new GreedyPretrainer(other, opts with { SampleHiddenInputs = false }) { CheckpointPath = path }.Fit(data, validation: validation));
+                Assert.Contains("\"SampleHiddenInputs\":true", e.Message);
+                Assert.Contains("hold a DBN pretrained for another run: pretraining = ", e.Message);
+                e = Assert.Throws<CheckpointException>(() => new GreedyPretrainer(other, opts) { CheckpointPath = path }.Fit(data));
+                Assert.Contains("data = 300 training rows + 100 validation rows, SHA-256 ", e.Message);
+                Assert.Contains("in the checkpoint, 300 training rows + 0 validation rows, SHA-256 ", e.Message);
+            }
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
     }
 
     [Fact]

@@ -64,6 +64,9 @@ internal static class MnistCommand
             using var trainY = trainSet.Labels.to(device);
             using var testX = testSet.Images.to(device);
             using var testY = testSet.Labels.to(device);
+            if (trainSet.Count <= preset.FineTuning.ValidationCount)
+                throw new ArgumentException($"--limit/--validation: expected more training digits than the {preset.FineTuning.ValidationCount} held out for validation, got {trainSet.Count}; " +
+                                            "lower --validation or raise --limit.");
             AnsiConsole.MarkupLine(Markup.Escape(
                 $"Preset {preset.Name}: {preset.Description}. {trainSet.Count - preset.FineTuning.ValidationCount} training + " +
                 $"{preset.FineTuning.ValidationCount} validation digits, {testSet.Count} test digits, device {device}, seed {seed}, {torch.get_num_threads()} threads."));
@@ -265,11 +268,11 @@ internal static class MnistCommand
                 (m.ValidationError is { } v ? $"validation error {100 * v:F2} %{(m.IsBest ? " *" : "")}" : "no validation") + $"  lr {m.LearningRate:G3}{eta}"));
         }
 
-        private static string Duration(double seconds) => seconds switch
+        private static string Duration(double seconds)
         {
-            < 90 => $"{seconds:F0} s",
-            < 5400 => $"{seconds / 60:F0} min",
-            _ => $"{Math.Floor(seconds / 3600):F0} h {seconds % 3600 / 60:F0} min",
-        };
+            if (seconds < 90) return $"{seconds:F0} s";
+            long minutes = (long)Math.Round(seconds / 60);
+            return minutes < 90 ? $"{minutes} min" : $"{minutes / 60} h {minutes % 60} min";
+        }
     }
 }

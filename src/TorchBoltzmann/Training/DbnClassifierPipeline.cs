@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using TorchBoltzmann.Evaluation;
 using TorchBoltzmann.Modules;
 using TorchSharp;
@@ -161,7 +160,7 @@ public static class DbnClassifierPipeline
                 var pretrainer = new GreedyPretrainer(dbn, options) { CheckpointPath = checkpointStem is null ? null : PretrainedCheckpointPath(checkpointStem) };
                 pretraining = pretrainer.Fit(fitX, preset.ClassConditional ? fitY : null, nVal > 0 ? valX : null,
                     preset.ClassConditional && nVal > 0 ? valY : null, pretrainProgress, cancellationToken);
-                pretrainSeconds = clock.Elapsed.TotalSeconds;
+                pretrainSeconds = pretrainer.Seconds;   // with the time of the layers a checkpoint held
             }
 
             double? feError = null;

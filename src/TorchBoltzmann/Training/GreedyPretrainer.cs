@@ -39,14 +39,22 @@ public sealed class GreedyPretrainer
     public DbnPretrainingOptions Options { get; }
 
     /// <summary>
-    /// When set, the DBN and the metrics so far are saved here after every layer (<c>.pt</c> + <c>.json</c> sidecar; the
-    /// sidecar, written last, marks a complete save), and <c>Fit</c> continues from such a file: the layers it holds are
-    /// not trained again. A file from other options, architecture, device or data is refused with the differences named.
-    /// The caller deletes it (with <see cref="Checkpoint.SidecarPath"/>) when it is no longer needed.
+    /// When set, the DBN and the metrics so far are saved here after every layer (<c>.pt</c> + <c>.json</c> sidecar: the
+    /// old sidecar is deleted first and the new one written last, so a sidecar marks a complete save; weights without
+    /// one are ignored), and <c>Fit</c> continues from such a file: it replaces ALL the DBN's weights with the file's
+    /// (the layers not yet trained hold the initial weights they were saved with) and trains only the layers left. A
+    /// file from other options, architecture, dtype, device or data is refused with the differences named, leaving the
+    /// DBN untouched. The caller deletes it (with <see cref="Checkpoint.SidecarPath"/>) when it is no longer needed.
     /// </summary>
     public string? CheckpointPath { get; init; }
 
-    /// <summary>Test hook: called with (layer, input) for each layer's training input before its RBM trains. The tensor is borrowed.</summary>
+    /// <summary>
+    /// Wall time of the last <c>Fit</c> in seconds, including the time recorded for the layers restored from
+    /// <see cref="CheckpointPath"/>.
+    /// </summary>
+    public double Seconds { get; private set; }
+
+    /// <summary>Test hook: called with (layer, input) for each layer's training input before its RBM trains (not for layers restored from a checkpoint). The tensor is borrowed.</summary>
     internal Action<int, Tensor>? OnLayerInput { get; set; }
 
     /// <summary>
@@ -60,6 +68,8 @@ public sealed class GreedyPretrainer
     /// <param name="cancellationToken">Checked before every batch.</param>
     /// <returns>Per layer, the metrics of every epoch.</returns>
     /// <exception cref="ArgumentException">Bad data shape or values, or missing labels.</exception>
+    /// <exception cref="CheckpointException">The file at <see cref="CheckpointPath"/> is corrupt or was written by another run.</exception>
+    /// <exception cref="IOException">The checkpoint could not be written.</exception>
     public IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> Fit(Tensor train, Tensor? labels = null, Tensor? validation = null,
         Tensor? validationLabels = null, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -74,10 +84,18 @@ public sealed class GreedyPretrainer
 
         int L = _dbn.n_layers;
         var history = new List<IReadOnlyList<RbmEpochMetrics>>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        double restoredSeconds = 0;
+        Seconds = 0;
         var tag = CheckpointPath is null ? null : Tag(train, labels, validation, validationLabels);
         if (CheckpointPath is not null && File.Exists(Checkpoint.SidecarPath(CheckpointPath)))
-            history.AddRange(Restore(CheckpointPath, tag!));
+        {
+            var record = Restore(CheckpointPath, tag!);
+            history.AddRange(record.Layers);
+            restoredSeconds = record.Seconds;
+        }
         int done = history.Count;
+        Seconds = restoredSeconds + clock.Elapsed.TotalSeconds;
         if (done == L) return history;
         using var generator = new Generator(Options.Layer.Seed + 7919, _dbn.device);
         Tensor x = OwnedCopy(train);
@@ -99,7 +117,7 @@ public sealed class GreedyPretrainer
                     if (Options.InitVisibleBiasFromData) rbm.init_visible_bias_from_data(x);
                     using (var trainer = new RbmTrainer(rbm, options) { Stage = $"layer {l + 1}/{L}" })
                         history.Add(trainer.Fit(x, vx, progress, cancellationToken));
-                    if (CheckpointPath is not null) Save(CheckpointPath, tag!, history);
+                    if (CheckpointPath is not null) Save(CheckpointPath, tag!, history, restoredSeconds + clock.Elapsed.TotalSeconds);
                 }
                 if (l < L - 1)
                 {
@@ -113,13 +131,14 @@ public sealed class GreedyPretrainer
             x.Dispose();
             vx?.Dispose();
         }
+        Seconds = restoredSeconds + clock.Elapsed.TotalSeconds;
         return history;
     }
 
     private static readonly JsonSerializerOptions RecordJson = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
-    /// <summary>The training record of a pretraining checkpoint: its identity and the metrics of the layers done.</summary>
-    private sealed record Record(Dictionary<string, string> Tag, List<List<RbmEpochMetrics>> Layers);
+    /// <summary>The training record of a pretraining checkpoint: its identity, the metrics of the layers done and their wall time.</summary>
+    private sealed record Record(Dictionary<string, string> Tag, List<List<RbmEpochMetrics>> Layers, double Seconds);
 
     /// <summary>
     /// What decides the pretrained DBN: layer sizes, label units, options (the seed included), device, and the data by
@@ -131,9 +150,16 @@ public sealed class GreedyPretrainer
         foreach (var t in new[] { train, labels, validation, validationLabels })
         {
             if (t is null) { sha.AppendData("none;"u8); continue; }
-            using var scope = torch.NewDisposeScope();
             sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"{string.Join("x", t.shape)} {t.dtype};"));
-            sha.AppendData(t.detach().cpu().contiguous().bytes);
+            // In blocks of rows: a block's bytes are one span (≤ 2 GiB) and one CPU copy at a time.
+            long rows = t.dim() == 0 ? 1 : t.shape[0], rowBytes = Math.Max(1, t.numel() / Math.Max(rows, 1)) * t.element_size();
+            long block = Math.Max(1, (64L << 20) / rowBytes);
+            for (long start = 0; start < rows; start += block)
+            {
+                using var scope = torch.NewDisposeScope();
+                var part = t.dim() == 0 ? t : t.narrow(0, start, Math.Min(block, rows - start));
+                sha.AppendData(part.detach().cpu().contiguous().bytes);
+            }
         }
         return new Dictionary<string, string>
         {
@@ -141,32 +167,41 @@ public sealed class GreedyPretrainer
             ["label_units"] = _dbn.n_classes.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["pretraining"] = JsonSerializer.Serialize(Options),
             ["device"] = _dbn.device.ToString(),
+            ["dtype"] = _dbn.dtype.ToString(),
             ["data"] = $"{train.shape[0]} training rows + {validation?.shape[0] ?? 0} validation rows, SHA-256 {Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant()}",
         };
     }
 
-    private void Save(string path, Dictionary<string, string> tag, List<IReadOnlyList<RbmEpochMetrics>> history)
+    private void Save(string path, Dictionary<string, string> tag, List<IReadOnlyList<RbmEpochMetrics>> history, double seconds)
     {
         // NaN metrics (a diverged layer's) must not stop the save: numbers as named literals, parsed back as strings.
-        var record = JsonNode.Parse(JsonSerializer.Serialize(new Record(tag, history.Select(h => h.ToList()).ToList()), RecordJson));
+        var record = JsonNode.Parse(JsonSerializer.Serialize(new Record(tag, history.Select(h => h.ToList()).ToList(), seconds), RecordJson));
+        // The sidecar is the commit marker: gone while the weights are replaced, so that a crash in between leaves
+        // weights without a sidecar (ignored: pretraining starts over) rather than an old sidecar beside new weights.
+        File.Delete(Checkpoint.SidecarPath(path));
         Checkpoint.Save(_dbn, path, record);
     }
 
-    /// <summary>Loads the layers a checkpoint holds into the DBN after checking it comes from this run; returns their metrics.</summary>
-    private List<List<RbmEpochMetrics>> Restore(string path, Dictionary<string, string> tag)
+    /// <summary>Loads the layers a checkpoint holds into the DBN after checking it comes from this run; returns its record.</summary>
+    private Record Restore(string path, Dictionary<string, string> tag)
     {
-        string files = $"'{path}' and its sidecar '{Checkpoint.SidecarPath(path)}'";
+        string files = $"'{Checkpoint.WeightsPath(path)}' and its sidecar '{Checkpoint.SidecarPath(path)}'";
         Record? record;
         try { record = Checkpoint.ReadSidecar(path)["training"].Deserialize<Record>(RecordJson); }
-        catch (JsonException e) { throw new CheckpointException($"{files}: expected a pretraining record (tag, per-layer metrics) in the sidecar, got unreadable JSON ({e.Message}). Delete them to start over.", e); }
-        if (record?.Tag is null || record.Layers is null || record.Layers.Count > _dbn.n_layers)
-            throw new CheckpointException($"{files}: expected a pretraining record (tag, metrics of at most {_dbn.n_layers} layers) in the sidecar, found {(record?.Layers is { } ls ? $"{ls.Count} layers" : "none")}. Delete them to start over.");
+        catch (JsonException e) { throw new CheckpointException($"{files}: expected a pretraining record (tag, per-layer metrics, seconds) in the sidecar, got unreadable JSON ({e.Message}). Delete them to start over.", e); }
+        if (record?.Tag is null)
+            throw new CheckpointException($"{files}: expected a pretraining record (tag, per-layer metrics, seconds) in the sidecar, found none. Delete them to start over.");
         var differ = FineTuningCheckpoint.Differences(record.Tag, tag);
         if (differ.Count > 0)
             throw new CheckpointException($"{files} hold a DBN pretrained for another run: {string.Join("; ", differ)}. Delete them to start over, or run as before.");
-        using var loaded = Checkpoint.Load<DBN>(path, _dbn.device);
+        if (record.Layers is null || record.Layers.Count > _dbn.n_layers || record.Layers.Any(l => l is null))
+            throw new CheckpointException($"{files}: expected the metrics of at most {_dbn.n_layers} layers in the record, found {(record.Layers is { } ls ? $"{ls.Count} entries{(ls.Any(l => l is null) ? " (some empty)" : "")}" : "none")}. Delete them to start over.");
+        DBN loaded;
+        try { loaded = Checkpoint.Load<DBN>(path, _dbn.device); }
+        catch (CheckpointException e) { throw new CheckpointException($"{files}: {e.Message} Delete them to start over.", e); }
+        using (loaded)
         using (torch.no_grad()) _dbn.load_state_dict(loaded.state_dict());
-        return record.Layers;
+        return record;
     }
 
     private Tensor OwnedCopy(Tensor t)

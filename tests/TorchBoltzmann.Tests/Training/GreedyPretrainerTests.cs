@@ -79,58 +79,86 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
         Assert.Throws<ArgumentOutOfRangeException>(() => new GreedyPretrainer(dbn, opts with { PerLayer = [null, null, null] }));
     }
 
-    [Fact]
-    public void Fit_StoppedInALayer_ContinuesFromTheLayerCheckpoint_AsAnUnbrokenRun()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Fit_StoppedInALayer_ContinuesFromTheLayerCheckpoint_AsAnUnbrokenRun(bool classConditional)
     {
         using var data = mnist.BinaryTrain(300);
+        using var labels = mnist.Train.Labels.narrow(0, 0, 300);
         using var heldOut = mnist.Train.Images.narrow(0, 300, 100);
         using var validation = Binarize.Threshold(heldOut);
-        // Sampled inputs: the continued run must replay the generator's draws for the layers it does not train.
-        var opts = new DbnPretrainingOptions { Layer = Quick(2), SampleHiddenInputs = true };
-        DBN Fresh() { using var g = new Generator(5); return boltzmann.DBN([784, 20, 12, 8], generator: g); }
+        using var validationLabels = mnist.Train.Labels.narrow(0, 300, 100);
+        // Sampled inputs: the continued run must replay the generator's draws for the layers it does not train. The
+        // class-conditional case also joins labels at the top, overrides a layer's options and keeps the visible biases.
+        var opts = classConditional
+            ? new DbnPretrainingOptions { Layer = Quick(2), PerLayer = [null, Quick(1) with { LearningRate = 0.05 }, null], SampleHiddenInputs = true, InitVisibleBiasFromData = false }
+            : new DbnPretrainingOptions { Layer = Quick(2), SampleHiddenInputs = true };
+        DBN Fresh() { using var g = new Generator(5); return boltzmann.DBN([784, 20, 12, 8], classConditional ? 10 : 0, generator: g); }
+        IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> Fit(DBN dbn, DbnPretrainingOptions o, string? path, IProgress<TrainingProgress>? progress = null, CancellationToken ct = default) =>
+            new GreedyPretrainer(dbn, o) { CheckpointPath = path }.Fit(data, classConditional ? labels : null, validation, classConditional ? validationLabels : null, progress, ct);
+        void AssertSameWeights(DBN a, DBN b, string what)
+        {
+            foreach (var (pa, pb) in a.parameters().Zip(b.parameters())) Assert.True(DbnTestUtil.Same(pa, pb), what);
+        }
         var dir = Directory.CreateTempSubdirectory("tbm-pretrain-");
         string path = Path.Combine(dir.FullName, "dbn.pt");
         try
         {
             using var unbroken = Fresh();
-            var expected = new GreedyPretrainer(unbroken, opts).Fit(data, validation: validation);
+            var expected = Fit(unbroken, opts, null);
 
             // Stopped in layer 2: layer 1 is on disk.
             using (var stopped = Fresh())
             using (var cts = new CancellationTokenSource())
             {
                 var progress = new CallbackProgress<TrainingProgress>(p => { if (p.Stage == "layer 2/3") cts.Cancel(); });
-                Assert.ThrowsAny<OperationCanceledException>(() =>
-                    new GreedyPretrainer(stopped, opts) { CheckpointPath = path }.Fit(data, validation: validation, progress: progress, cancellationToken: cts.Token));
+                Assert.ThrowsAny<OperationCanceledException>(() => Fit(stopped, opts, path, progress, cts.Token));
             }
             Assert.True(File.Exists(Checkpoint.SidecarPath(path)));
 
             // Continued in a fresh DBN: layers 2 and 3 train, layer 1 comes from the file; all ends as the unbroken run.
             var stages = new HashSet<string>();
             using var continued = Fresh();
-            var history = new GreedyPretrainer(continued, opts) { CheckpointPath = path }
-                .Fit(data, validation: validation, progress: new CallbackProgress<TrainingProgress>(p => stages.Add(p.Stage)));
+            var pretrainer = new GreedyPretrainer(continued, opts) { CheckpointPath = path };
+            var history = pretrainer.Fit(data, classConditional ? labels : null, validation, classConditional ? validationLabels : null,
+                new CallbackProgress<TrainingProgress>(p => stages.Add(p.Stage)));
             Assert.Equal(["layer 2/3", "layer 3/3"], stages.Order());
-            foreach (var (a, b) in unbroken.parameters().Zip(continued.parameters())) Assert.True(DbnTestUtil.Same(a, b), "the same DBN");
+            AssertSameWeights(unbroken, continued, "the same DBN");
             Assert.Equal(expected.Select(l => l.Select(m => m.ReconstructionError).ToList()), history.Select(l => l.Select(m => m.ReconstructionError).ToList()));
             Assert.Equal(expected.Select(l => l.Select(m => m.ValidationReconstructionError).ToList()), history.Select(l => l.Select(m => m.ValidationReconstructionError).ToList()));
+            Assert.True(pretrainer.Seconds > history[0].Sum(m => m.TrainSeconds), "Seconds counts the restored layer's time too");
 
-            // All layers on disk: nothing trains. Other options or data: refused, naming the difference.
+            // All layers on disk: nothing trains.
             stages.Clear();
             using (var again = Fresh())
             {
-                new GreedyPretrainer(again, opts) { CheckpointPath = path }.Fit(data, validation: validation, progress: new CallbackProgress<TrainingProgress>(p => stages.Add(p.Stage)));
+                Fit(again, opts, path, new CallbackProgress<TrainingProgress>(p => stages.Add(p.Stage)));
                 Assert.Empty(stages);
-                foreach (var (a, b) in unbroken.parameters().Zip(again.parameters())) Assert.True(DbnTestUtil.Same(a, b), "loaded, not retrained");
+                AssertSameWeights(unbroken, again, "loaded, not retrained");
             }
+            // Other options or data: refused, naming the difference, the DBN untouched.
             using (var other = Fresh())
+            using (var initial = Fresh())
             {
-                var e = Assert.Throws<CheckpointException>(() => new GreedyPretrainer(other, opts with { SampleHiddenInputs = false }) { CheckpointPath = path }.Fit(data, validation: validation));
+                var e = Assert.Throws<CheckpointException>(() => Fit(other, opts with { SampleHiddenInputs = false }, path));
                 Assert.Contains("\"SampleHiddenInputs\":true", e.Message);
                 Assert.Contains("hold a DBN pretrained for another run: pretraining = ", e.Message);
-                e = Assert.Throws<CheckpointException>(() => new GreedyPretrainer(other, opts) { CheckpointPath = path }.Fit(data));
+                using var fewer = data.narrow(0, 0, 250);
+                e = Assert.Throws<CheckpointException>(() => new GreedyPretrainer(other, opts) { CheckpointPath = path }
+                    .Fit(fewer, classConditional ? labels.narrow(0, 0, 250) : null, validation, classConditional ? validationLabels : null));
                 Assert.Contains("data = 300 training rows + 100 validation rows, SHA-256 ", e.Message);
-                Assert.Contains("in the checkpoint, 300 training rows + 0 validation rows, SHA-256 ", e.Message);
+                Assert.Contains("in the checkpoint, 250 training rows + 100 validation rows, SHA-256 ", e.Message);
+                AssertSameWeights(initial, other, "a refused checkpoint leaves the DBN as it was");
+            }
+            // Weights without a sidecar (a save interrupted after its old sidecar was removed): pretraining starts over.
+            File.Delete(Checkpoint.SidecarPath(path));
+            stages.Clear();
+            using (var restarted = Fresh())
+            {
+                Fit(restarted, opts, path, new CallbackProgress<TrainingProgress>(p => stages.Add(p.Stage)));
+                Assert.Equal(3, stages.Count);
+                AssertSameWeights(unbroken, restarted, "pretrained again from the start");
             }
         }
         finally

@@ -165,7 +165,7 @@ internal static class MnistCommand
     {
         private readonly Option<int?> _pretrainEpochs = new("--pretrain-epochs") { Description = "Override the preset's CD epochs per layer" };
         private readonly Option<int?> _finetuneEpochs = new("--finetune-epochs") { Description = "Override the preset's maximum fine-tuning epochs" };
-        private readonly Option<int?> _validation = new("--validation") { Description = "Validation digits held out from the end of the training set (default 10000)" };
+        private readonly Option<int?> _validation = new("--validation") { Description = "Validation digits held out from the end of the training set (default: the preset's, 10000; dropout: 0)" };
         private readonly Option<double?> _lr = new("--lr") { Description = "Override the fine-tuning learning rate η₀" };
         private readonly Option<double?> _momentum = new("--momentum") { Description = "Override the fine-tuning momentum" };
         private readonly Option<double?> _initialMomentum = new("--initial-momentum") { Description = "Momentum at the first epoch, rising linearly to --momentum over --momentum-ramp epochs" };

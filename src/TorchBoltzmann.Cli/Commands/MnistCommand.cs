@@ -73,12 +73,10 @@ internal static class MnistCommand
 
             if (checkpointEvery < 0) throw new ArgumentException($"--checkpoint-every: expected N ≥ 0, got {checkpointEvery}.");
             string? checkpointStem = checkpointEvery > 0 ? Path.ChangeExtension(output, null) : null;
-            // With --pretrained the pipeline neither reads nor writes a pretrained-DBN checkpoint: leave any such file alone.
-            var checkpoints = checkpointStem is null ? Array.Empty<string>() : DbnClassifierPipeline.CheckpointFiles(checkpointStem)
-                .Where(c => pretrainedPath is null || Path.GetFileNameWithoutExtension(c) != Path.GetFileNameWithoutExtension(DbnClassifierPipeline.PretrainedCheckpointPath(checkpointStem)))
-                .ToArray();
-            foreach (var c in checkpoints.Where(c => File.Exists(c) && Path.GetExtension(c) != ".json"
-                         && (c != DbnClassifierPipeline.PretrainedCheckpointPath(checkpointStem!) || File.Exists(Checkpoint.SidecarPath(c)))))
+            // With --pretrained the pipeline neither reads nor writes a pretrained-DBN checkpoint: any such file is left alone.
+            IReadOnlyList<string> checkpoints = checkpointStem is null ? [] : DbnClassifierPipeline.CheckpointFiles(checkpointStem, pretrainsHere: pretrainedPath is null);
+            // A pretrained DBN (.pt) counts once its sidecar (.json, written last) exists; the sidecar is not named twice.
+            foreach (var c in checkpoints.Where(c => Path.GetExtension(c) != ".json" && File.Exists(Path.GetExtension(c) == ".pt" ? Checkpoint.SidecarPath(c) : c)))
                 AnsiConsole.MarkupLine(Markup.Escape($"Continuing from the checkpoint {c} (an earlier run of this command stopped; delete it to start over)."));
 
             DBN? pretrained = pretrainedPath is null ? null : Checkpoint.Load<DBN>(pretrainedPath, device);

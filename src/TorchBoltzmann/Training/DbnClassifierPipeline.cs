@@ -59,12 +59,14 @@ public static class DbnClassifierPipeline
     /// </summary>
     public static string PretrainedCheckpointPath(string stem) => stem + "-pretrained.pt";
 
-    /// <summary>Every file a run with checkpoint stem <paramref name="stem"/> may leave to continue from (the caller deletes them once its results are safe).</summary>
-    public static IReadOnlyList<string> CheckpointFiles(string stem) =>
-    [
-        PretrainedCheckpointPath(stem), IO.Checkpoint.SidecarPath(PretrainedCheckpointPath(stem)),
-        FineTuningCheckpointPath(stem), RefitCheckpointPath(stem),
-    ];
+    /// <summary>
+    /// Every file a run with checkpoint stem <paramref name="stem"/> may leave to continue from (the caller deletes them
+    /// once its results are safe): the pretrained DBN and its sidecar (only when the run pretrains, i.e. no
+    /// <c>pretrained</c> DBN is given to <see cref="Run"/>), then the fine-tuning and refit checkpoints.
+    /// </summary>
+    public static IReadOnlyList<string> CheckpointFiles(string stem, bool pretrainsHere = true) => pretrainsHere
+        ? [PretrainedCheckpointPath(stem), IO.Checkpoint.SidecarPath(PretrainedCheckpointPath(stem)), FineTuningCheckpointPath(stem), RefitCheckpointPath(stem)]
+        : [FineTuningCheckpointPath(stem), RefitCheckpointPath(stem)];
 
     /// <summary>Σ t in float64 (order-insensitive; the fine-tuning tag keeps it so that existing checkpoints stay valid).</summary>
     private static string Sum(Tensor t)

@@ -15,4 +15,13 @@ internal static class DbnTestUtil
         using var all = eq.all();
         return all.item<bool>();
     }
+
+    /// <summary>Asserts that two modules hold the same number of parameters and each pair is <see cref="Same"/>.</summary>
+    public static void AssertSameParameters(nn.Module a, nn.Module b, string what)
+    {
+        var pa = a.parameters().ToList();
+        var pb = b.parameters().ToList();
+        Xunit.Assert.Equal(pa.Count, pb.Count);
+        for (int i = 0; i < pa.Count; i++) Xunit.Assert.True(Same(pa[i], pb[i]), $"{what} (parameter {i})");
+    }
 }

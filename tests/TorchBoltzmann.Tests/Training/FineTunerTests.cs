@@ -194,10 +194,10 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
             DbnClassifierPipeline.Run(p, x, y, mnist.Test.Images, mnist.Test.Labels, seed: 5, null, pretrain, fineTune, ct, checkpointStem, checkpointEvery: 1);
         void AssertSame(DbnClassifierResult a, DbnClassifierResult b, string what)
         {
-            foreach (var (pa, pb) in a.Dbn.parameters().Zip(b.Dbn.parameters())) Assert.True(DbnTestUtil.Same(pa, pb), $"{what}: the same DBN");
+            DbnTestUtil.AssertSameParameters(a.Dbn, b.Dbn, $"{what}: the same DBN");
             Assert.True(a.FineTuning.Epochs.Select(e => e.TrainLoss).SequenceEqual(b.FineTuning.Epochs.Select(e => e.TrainLoss)),
                 $"{what}: losses {string.Join(" ", a.FineTuning.Epochs.Select(e => e.TrainLoss.ToString("R")))} vs {string.Join(" ", b.FineTuning.Epochs.Select(e => e.TrainLoss.ToString("R")))}");
-            foreach (var (pa, pb) in a.Classifier.parameters().Zip(b.Classifier.parameters())) Assert.True(DbnTestUtil.Same(pa, pb), $"{what}: the same classifier");
+            DbnTestUtil.AssertSameParameters(a.Classifier, b.Classifier, $"{what}: the same classifier");
             Assert.Equal(a.Pretraining.SelectMany(l => l.Select(m => m.ReconstructionError)), b.Pretraining.SelectMany(l => l.Select(m => m.ReconstructionError)));
             Assert.Equal(a.Test.Errors, b.Test.Errors);
         }
@@ -216,6 +216,8 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
                 Assert.True(File.Exists(f), $"{f} written");
             Assert.Equal([pretrainedFile, sidecar, DbnClassifierPipeline.FineTuningCheckpointPath(stem), DbnClassifierPipeline.RefitCheckpointPath(stem)],
                 DbnClassifierPipeline.CheckpointFiles(stem));
+            Assert.Equal([DbnClassifierPipeline.FineTuningCheckpointPath(stem), DbnClassifierPipeline.RefitCheckpointPath(stem)],
+                DbnClassifierPipeline.CheckpointFiles(stem, pretrainsHere: false));
 
             // Continued: no pretraining (no progress reported), and it ends exactly where the unbroken run ended.
             int pretrainReports = 0;

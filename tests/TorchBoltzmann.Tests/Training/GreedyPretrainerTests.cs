@@ -97,10 +97,6 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
         DBN Fresh() { using var g = new Generator(5); return boltzmann.DBN([784, 20, 12, 8], classConditional ? 10 : 0, generator: g); }
         IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> Fit(DBN dbn, DbnPretrainingOptions o, string? path, IProgress<TrainingProgress>? progress = null, CancellationToken ct = default) =>
             new GreedyPretrainer(dbn, o) { CheckpointPath = path }.Fit(data, classConditional ? labels : null, validation, classConditional ? validationLabels : null, progress, ct);
-        void AssertSameWeights(DBN a, DBN b, string what)
-        {
-            foreach (var (pa, pb) in a.parameters().Zip(b.parameters())) Assert.True(DbnTestUtil.Same(pa, pb), what);
-        }
         var dir = Directory.CreateTempSubdirectory("tbm-pretrain-");
         string path = Path.Combine(dir.FullName, "dbn.pt");
         try
@@ -124,7 +120,7 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
             var history = pretrainer.Fit(data, classConditional ? labels : null, validation, classConditional ? validationLabels : null,
                 new CallbackProgress<TrainingProgress>(p => stages.Add(p.Stage)));
             Assert.Equal(["layer 2/3", "layer 3/3"], stages.Order());
-            AssertSameWeights(unbroken, continued, "the same DBN");
+            DbnTestUtil.AssertSameParameters(unbroken, continued, "the same DBN");
             Assert.Equal(expected.Select(l => l.Select(m => m.ReconstructionError).ToList()), history.Select(l => l.Select(m => m.ReconstructionError).ToList()));
             Assert.Equal(expected.Select(l => l.Select(m => m.ValidationReconstructionError).ToList()), history.Select(l => l.Select(m => m.ValidationReconstructionError).ToList()));
             Assert.True(pretrainer.Seconds > history[0].Sum(m => m.TrainSeconds), "Seconds counts the restored layer's time too");
@@ -135,7 +131,7 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
             {
                 Fit(again, opts, path, new CallbackProgress<TrainingProgress>(p => stages.Add(p.Stage)));
                 Assert.Empty(stages);
-                AssertSameWeights(unbroken, again, "loaded, not retrained");
+                DbnTestUtil.AssertSameParameters(unbroken, again, "loaded, not retrained");
             }
             // Other options or data: refused, naming the difference, the DBN untouched.
             using (var other = Fresh())
@@ -149,7 +145,7 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
                     .Fit(fewer, classConditional ? labels.narrow(0, 0, 250) : null, validation, classConditional ? validationLabels : null));
                 Assert.Contains("data = 300 training rows + 100 validation rows, SHA-256 ", e.Message);
                 Assert.Contains("in the checkpoint, 250 training rows + 100 validation rows, SHA-256 ", e.Message);
-                AssertSameWeights(initial, other, "a refused checkpoint leaves the DBN as it was");
+                DbnTestUtil.AssertSameParameters(initial, other, "a refused checkpoint leaves the DBN as it was");
             }
             // Weights without a sidecar (a save interrupted after its old sidecar was removed): pretraining starts over.
             File.Delete(Checkpoint.SidecarPath(path));
@@ -158,7 +154,7 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
             {
                 Fit(restarted, opts, path, new CallbackProgress<TrainingProgress>(p => stages.Add(p.Stage)));
                 Assert.Equal(3, stages.Count);
-                AssertSameWeights(unbroken, restarted, "pretrained again from the start");
+                DbnTestUtil.AssertSameParameters(unbroken, restarted, "pretrained again from the start");
             }
         }
         finally

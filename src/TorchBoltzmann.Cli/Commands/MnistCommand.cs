@@ -80,6 +80,13 @@ internal static class MnistCommand
                 AnsiConsole.MarkupLine(Markup.Escape($"Continuing from the checkpoint {c} (an earlier run of this command stopped; delete it to start over)."));
 
             DBN? pretrained = pretrainedPath is null ? null : Checkpoint.Load<DBN>(pretrainedPath, device);
+            if (pretrained is not null && pretrained.is_class_conditional != preset.ClassConditional)
+            {
+                var has = pretrained.is_class_conditional;
+                pretrained.Dispose();
+                throw new ArgumentException($"--pretrained {pretrainedPath}: the DBN {(has ? "has" : "has no")} label units in its top RBM, but preset {preset.Name} " +
+                                            $"{(preset.ClassConditional ? "joins" : "pretrains without")} them; add --class-conditional {(has ? "true" : "false")} to fine-tune it.");
+            }
             var clock = System.Diagnostics.Stopwatch.StartNew();
             using var result = ConsoleProgress.Run(p => DbnClassifierPipeline.Run(preset, trainX, trainY, testX, testY, seed, pretrained,
                 p, new FineTuneProgress(p), ct, checkpointStem, Math.Max(checkpointEvery, 1)));
@@ -127,12 +134,12 @@ internal static class MnistCommand
 
         ImageGrid.SaveFilters(stem + "-filters.png", r.Dbn.layers[0].weight, 28, 28);
         ConfusionMatrixImage.Save(stem + "-confusion.png", r.Test.ConfusionMatrix);
-        if (r.Dbn.is_class_conditional)
+        using (var gen = new Generator(seed, r.Dbn.device))
         {
-            using var gen = new Generator(seed, r.Dbn.device);
-            using var labels = torch.arange(10, device: r.Dbn.device).repeat_interleave(10);
+            // Class-conditional DBN: row d holds ten samples of digit d; otherwise 100 free samples of the top RBM.
+            using var labels = r.Dbn.is_class_conditional ? torch.arange(10, device: r.Dbn.device).repeat_interleave(10) : null;
             using var samples = r.Dbn.generate(100, burn_in: 1000, labels: labels, generator: gen);
-            ImageGrid.SaveTiles(stem + "-samples.png", samples, 28, 28, columns: 10);   // row d: ten samples of digit d
+            ImageGrid.SaveTiles(stem + "-samples.png", samples, 28, 28, columns: 10);
         }
         var ft = r.FineTuning.Epochs;
         var x = ft.Select(e => (double)e.Epoch).ToArray();
@@ -155,7 +162,7 @@ internal static class MnistCommand
         foreach (var e in ft)
             csv.AppendLine(string.Join(",", e.Epoch, F(e.TrainLoss), F(e.ValidationError), F(e.ValidationLoss), F(e.LearningRate), F(e.Seconds)));
         AtomicFile.WriteAllText(stem + "-finetune.csv", csv.ToString());
-        AnsiConsole.MarkupLine(Markup.Escape($"Wrote {dbnPath} (+ .json), {stem}-classifier.pt, {stem}-{{filters,samples,confusion,finetune,pretrain}}.png, {stem}-metrics.json, {stem}-finetune.csv"));
+        AnsiConsole.MarkupLine(Markup.Escape($"Wrote {dbnPath} (+ .json), {stem}-classifier.pt, {stem}-{{filters,samples,confusion,finetune{(r.Pretraining.Count > 0 ? ",pretrain" : "")}}}.png, {stem}-metrics.json, {stem}-finetune.csv"));
     }
 
     /// <summary>Command-line overrides of a preset's hyperparameters (any not given keeps the preset's value).</summary>
@@ -176,13 +183,14 @@ internal static class MnistCommand
         private readonly Option<int?> _patience = new("--patience") { Description = "Override the early-stopping patience (0: never stop early)" };
         private readonly Option<int?> _headEpochs = new("--head-epochs") { Description = "Override the epochs that train only the output layer before the whole network" };
         private readonly Option<double?> _average = new("--average") { Description = "Iterate averaging: decay a of the moving average of the weights that validation measures and the model keeps (0: off; e.g. 0.999)" };
+        private readonly Option<bool?> _classConditional = new("--class-conditional") { Description = "Join ten label units to the top RBM while pretraining (Hinton, Osindero & Teh 2006; true/false; default: the preset's: quick and hinton2006 true, dropout false). Must match a --pretrained DBN" };
         private readonly Option<bool?> _refit = new("--refit") { Description = "After choosing the epochs on the validation split, retrain on all training digits for that many epochs (true/false; default: the preset's)" };
         private readonly Option<string?> _optimizer = new("--optimizer") { Description = "Fine-tuning optimizer: sgd, or cg (conjugate gradients with line searches per mini-batch, as Hinton & Salakhutdinov 2006; use with --batch-size 1000). Switching keeps the preset's other values: give --lr and --batch-size for the new optimizer too" };
         private readonly Option<int?> _lineSearches = new("--line-searches") { Description = "Line searches per mini-batch with --optimizer cg (default 3)" };
         private readonly Option<double?> _inputDropout = new("--input-dropout") { Description = "Override the dropout probability on the inputs" };
         private readonly Option<double?> _hiddenDropout = new("--hidden-dropout") { Description = "Override the dropout probability after each hidden layer" };
 
-        private Option[] All => [_pretrainEpochs, _finetuneEpochs, _validation, _lr, _momentum, _initialMomentum, _momentumRamp, _dampen, _maxNorm, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout];
+        private Option[] All => [_pretrainEpochs, _finetuneEpochs, _validation, _lr, _momentum, _initialMomentum, _momentumRamp, _dampen, _maxNorm, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _classConditional, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout];
 
         public void AddTo(Command cmd)
         {
@@ -230,6 +238,7 @@ internal static class MnistCommand
                 InputDropout = r.GetValue(_inputDropout) ?? p.InputDropout,
                 HiddenDropout = r.GetValue(_hiddenDropout) ?? p.HiddenDropout,
                 Refit = r.GetValue(_refit) ?? p.Refit,
+                ClassConditional = r.GetValue(_classConditional) ?? p.ClassConditional,
             };
         }
     }

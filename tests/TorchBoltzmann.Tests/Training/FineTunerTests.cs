@@ -160,6 +160,37 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
     };
 
     [Fact]
+    public void DropoutPreset_PretrainsWithoutLabels_OnEveryTrainingDigit_AndTrainsOnThemAll()
+    {
+        // The preset as it is, shrunk in size and length only: its label setting and (absent) validation split are the
+        // preset's own, as Hinton et al. (2012) pretrained (mnistclassify.m: no labels, all 60,000 digits).
+        var d = DbnClassifierPreset.Dropout;
+        Assert.False(d.ClassConditional);
+        Assert.Equal(0, d.FineTuning.ValidationCount);
+        var preset = d with
+        {
+            LayerSizes = [784, 24, 16],
+            Pretraining = d.Pretraining with { Layer = d.Pretraining.Layer with { Epochs = 1, MetricsEvery = 0 } },
+            FineTuning = d.FineTuning with { Epochs = 2 },
+        };
+        using var x = mnist.Train.Images.narrow(0, 0, 1000);
+        using var y = mnist.Train.Labels.narrow(0, 0, 1000);
+        var pretrainBatches = new Dictionary<string, int>();
+        var fineTuneBatches = new List<int>();
+        using var r = DbnClassifierPipeline.Run(preset, x, y, mnist.Test.Images, mnist.Test.Labels, seed: 5,
+            pretrainProgress: new CallbackProgress<TrainingProgress>(p => pretrainBatches[p.Stage] = p.Batches),
+            fineTuneProgress: new CallbackProgress<ClassifierProgress>(p => { if (p.EpochMetrics is not null) fineTuneBatches.Add(p.Batches); }));
+        Assert.Equal(0, r.Dbn.n_classes);
+        Assert.False(r.Dbn.is_class_conditional);
+        Assert.Null(r.FreeEnergyTestError);
+        // Both layers pretrained on all 1,000 digits in batches of 100, and fine-tuning saw them all too.
+        Assert.Equal(2, pretrainBatches.Count);
+        Assert.All(pretrainBatches.Values, b => Assert.Equal(10, b));
+        Assert.Equal([10, 10], fineTuneBatches);
+        Assert.All(r.FineTuning.Epochs, e => Assert.Null(e.ValidationError));
+    }
+
+    [Fact]
     public void Pipeline_Refit_TrainsAFreshClassifierOnAllDigits_ForTheChosenEpochs()
     {
         using var x = mnist.Train.Images.narrow(0, 0, 1200);

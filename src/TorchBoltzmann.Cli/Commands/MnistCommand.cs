@@ -100,7 +100,11 @@ internal static class MnistCommand
                 (result.SelectedTest is { } sel ? $"that model's test error {100 * sel.ErrorRate:F2} % ({sel.Errors}/{sel.Count}); after the refit on all {trainSet.Count} training digits for {h.BestEpoch} epochs, " : "") +
                 $"test error {100 * result.Test.ErrorRate:F2} % ({result.Test.Errors}/{result.Test.Count}); " +
                 (result.FreeEnergyTestError is { } fe2 ? $"DBN free-energy classifier before fine-tuning {100 * fe2:F2} %; " : "") +
-                $"pretraining {result.PretrainSeconds:F0} s, fine-tuning {result.FineTuneSeconds:F0} s, total {clock.Elapsed.TotalSeconds:F0} s."));
+                $"pretraining {result.PretrainSeconds:F0} s, fine-tuning {result.FineTuneSeconds:F0} s, " +
+                // A run continued from checkpoints: its times include the earlier processes', the clock only this one's.
+                (result.PretrainSeconds + result.FineTuneSeconds > clock.Elapsed.TotalSeconds + 1
+                    ? $"this process {clock.Elapsed.TotalSeconds:F0} s (the rest before its checkpoints)."
+                    : $"total {clock.Elapsed.TotalSeconds:F0} s.")));
             PrintConfusion(result.Test.ConfusionMatrix);
             WriteOutputs(output, preset, seed, result, clock.Elapsed.TotalSeconds, limit);
             foreach (var c in checkpoints) File.Delete(c);   // the results are written: nothing left to continue

@@ -26,9 +26,12 @@ public sealed class DbnClassifierResult : IDisposable
     public ClassificationMetrics? SelectedTest { get; init; }
     /// <summary>Test error of the class-conditional DBN's own free-energy classifier, before fine-tuning (null if not class-conditional).</summary>
     public double? FreeEnergyTestError { get; init; }
-    /// <summary>Wall time of pretraining, in seconds.</summary>
+    /// <summary>Wall time of pretraining, in seconds, including the time recorded for the layers restored from a checkpoint.</summary>
     public double PretrainSeconds { get; init; }
-    /// <summary>Wall time of fine-tuning, in seconds.</summary>
+    /// <summary>
+    /// Wall time of fine-tuning (and refitting, and testing), in seconds, including the time recorded for the epochs restored
+    /// from checkpoints (as <see cref="PretrainSeconds"/> includes the layers a checkpoint held).
+    /// </summary>
     public double FineTuneSeconds { get; init; }
 
     /// <summary>Disposes both models.</summary>
@@ -183,12 +186,14 @@ public static class DbnClassifierPipeline
             {
                 ClassifierHistory history;
                 ClassificationMetrics test;
+                double restoredSeconds;   // fine-tuning time of the epochs the checkpoints held (earlier processes)
                 using (var tuner = new FineTuner(classifier, preset.FineTuning with { Seed = seed }, generator: gen)
                        { CheckpointPath = checkpointStem is null ? null : FineTuningCheckpointPath(checkpointStem), CheckpointEvery = checkpointEvery, CheckpointTag = tag })
                 {
                     history = nVal > 0 ? tuner.Fit(fitX, fitY, valX, valY, fineTuneProgress, cancellationToken)
                                        : tuner.Fit(fitX, fitY, progress: fineTuneProgress, cancellationToken: cancellationToken);
                     test = tuner.Evaluate(testX, testY);
+                    restoredSeconds = tuner.RestoredSeconds;
                 }
                 ClassifierHistory? refit = null;
                 ClassificationMetrics? selected = null;
@@ -208,6 +213,7 @@ public static class DbnClassifierPipeline
                         CheckpointPath = checkpointStem is null ? null : RefitCheckpointPath(checkpointStem),
                     };
                     refit = tuner.Fit(trainX, trainY, progress: fineTuneProgress, cancellationToken: cancellationToken);
+                    restoredSeconds += tuner.RestoredSeconds;
                     selected = test;
                     test = tuner.Evaluate(testX, testY);
                 }
@@ -215,7 +221,7 @@ public static class DbnClassifierPipeline
                 {
                     Dbn = dbn, Classifier = classifier, Pretraining = pretraining, FineTuning = history, Test = test,
                     Refit = refit, SelectedTest = selected,
-                    FreeEnergyTestError = feError, PretrainSeconds = pretrainSeconds, FineTuneSeconds = clock.Elapsed.TotalSeconds,
+                    FreeEnergyTestError = feError, PretrainSeconds = pretrainSeconds, FineTuneSeconds = restoredSeconds + clock.Elapsed.TotalSeconds,
                 };
             }
             catch

@@ -146,6 +146,12 @@ public sealed class FineTuner : IDisposable
     public IReadOnlyDictionary<string, string>? CheckpointTag { get; init; }
 
     /// <summary>
+    /// Wall time, in seconds, recorded for the epochs the last <c>Fit</c> restored from <see cref="CheckpointPath"/> (0 when it
+    /// started afresh): add it to the time <c>Fit</c> itself took for the whole run's fine-tuning time.
+    /// </summary>
+    public double RestoredSeconds { get; private set; }
+
+    /// <summary>
     /// Trains on (x, y). Validation: (<paramref name="validationX"/>, <paramref name="validationY"/>) when given, otherwise
     /// the last <see cref="ClassifierTrainingOptions.ValidationCount"/> rows of x are held out (and not trained on).
     /// </summary>
@@ -221,6 +227,7 @@ public sealed class FineTuner : IDisposable
         try
         {
             int startEpoch = 0;
+            RestoredSeconds = 0;
             if (CheckpointPath is not null && File.Exists(CheckpointPath))
             {
                 var state = FineTuningCheckpoint.Load(CheckpointPath, _model, _optimizer, identity, _generator, names =>
@@ -241,6 +248,7 @@ public sealed class FineTuner : IDisposable
                     return tensors;
                 });
                 epochs.AddRange(state.Epochs);
+                RestoredSeconds = state.Epochs.Sum(m => m.Seconds);
                 (bestEpoch, bestError, sinceBest, stoppedEarly, restored) = (state.BestEpoch, state.BestError, state.SinceBest, state.StoppedEarly, state.Restored);
                 if (state.Finished) return new ClassifierHistory(epochs, bestEpoch, bestError, stoppedEarly, restored);
                 startEpoch = stoppedEarly ? Options.Epochs : state.EpochsDone;

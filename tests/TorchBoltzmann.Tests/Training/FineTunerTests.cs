@@ -467,6 +467,7 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
             Epochs = 5, BatchSize = 50, ValidationCount = 100, Patience = 0, LearningRate = 0.5, LearningRateDecay = 0.9,
             InitialMomentum = 0.5, Momentum = 0.9, MomentumRampEpochs = 3, DampenMomentum = true, AverageDecay = 0.9, HeadOnlyEpochs = 1,
         };
+        double restoredSeconds = double.NaN;
         (ClassifierHistory h, List<Tensor> w) Run(string? path, int cancelAfter = 0)
         {
             using var clf = SeededClassifier(8, inputDropout: 0.2, hiddenDropout: 0.5);
@@ -474,10 +475,12 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
             var progress = new CallbackProgress<ClassifierProgress>(p => { if (p.EpochMetrics?.Epoch == cancelAfter) cancel.Cancel(); });
             using var tuner = new FineTuner(clf, options) { CheckpointPath = path, CheckpointEvery = 2 };
             var h = tuner.Fit(x, y, progress: progress, cancellationToken: cancel.Token);
+            restoredSeconds = tuner.RestoredSeconds;
             return (h, clf.parameters().Select(p => p.detach().clone()).ToList());
         }
         torch.manual_seed(99);
         var (whole, wWhole) = Run(null);
+        Assert.Equal(0, restoredSeconds);
 
         using var dir = new TorchBoltzmann.Tests.Data.TempDirectory();
         var path = dir.File("run.ckpt");
@@ -487,6 +490,9 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
         Assert.True(File.Exists(path), "a checkpoint after epoch 2");
         torch.manual_seed(12345);   // a different global generator state: the checkpoint must bring back its own
         var (resumed, wResumed) = Run(path);
+        // The time of the two restored epochs is the time their process recorded for them, counted in the run's total.
+        Assert.Equal(resumed.Epochs.Take(2).Sum(m => m.Seconds), restoredSeconds, 12);
+        Assert.True(restoredSeconds > 0, "restored epochs took time");
 
         Assert.Equal(whole.Epochs.Count, resumed.Epochs.Count);
         for (int e = 0; e < whole.Epochs.Count; e++)
@@ -499,6 +505,7 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
 
         // The finished run's checkpoint: Fit loads its final weights and returns its history without training.
         var (again, wAgain) = Run(path);
+        Assert.Equal(again.Epochs.Sum(m => m.Seconds), restoredSeconds, 12);
         Assert.Equal(resumed.Epochs.Select(m => m.TrainLoss), again.Epochs.Select(m => m.TrainLoss));
         for (int i = 0; i < wWhole.Count; i++) TestUtil.AllClose(wWhole[i], wAgain[i], 0, $"parameter {i} loaded from the finished checkpoint");
         foreach (var t in wWhole.Concat(wResumed).Concat(wAgain)) t.Dispose();

@@ -147,12 +147,11 @@ internal static class MnistCommand
         }
         var ft = r.FineTuning.Epochs;
         var x = ft.Select(e => (double)e.Epoch).ToArray();
-        LineChart.Save(stem + "-finetune.png", new ChartSpec($"Fine-tuning ({preset.Name})", "epoch", "error / loss",
-            new[]
-            {
-                new Series("validation error (%)", x, ft.Select(e => 100 * (e.ValidationError ?? double.NaN)).ToArray()),
-                new Series("train cross-entropy", x, ft.Select(e => e.TrainLoss).ToArray()),
-            }));
+        var curves = new List<Series>();
+        if (ft.Any(e => e.ValidationError is not null))   // no empty legend entry for a run without a validation split
+            curves.Add(new Series("validation error (%)", x, ft.Select(e => 100 * (e.ValidationError ?? double.NaN)).ToArray()));
+        curves.Add(new Series("train cross-entropy", x, ft.Select(e => e.TrainLoss).ToArray()));
+        LineChart.Save(stem + "-finetune.png", new ChartSpec($"Fine-tuning ({preset.Name})", "epoch", "error / loss", curves.ToArray()));
         if (r.Pretraining.Count > 0)
         {
             LineChart.Save(stem + "-pretrain.png", new ChartSpec($"Pretraining ({preset.Name})", "epoch", "reconstruction error per example",

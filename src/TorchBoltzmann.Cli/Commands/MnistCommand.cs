@@ -76,7 +76,8 @@ internal static class MnistCommand
             // With --pretrained the pipeline neither reads nor writes a pretrained-DBN checkpoint: any such file is left alone.
             IReadOnlyList<string> checkpoints = checkpointStem is null ? [] : DbnClassifierPipeline.CheckpointFiles(checkpointStem, pretrainsHere: pretrainedPath is null);
             // A pretrained DBN (.pt) counts once its sidecar (.json, written last) exists; the sidecar is not named twice.
-            foreach (var c in checkpoints.Where(c => Path.GetExtension(c) != ".json" && File.Exists(Path.GetExtension(c) == ".pt" ? Checkpoint.SidecarPath(c) : c)))
+            var continuing = checkpoints.Where(c => Path.GetExtension(c) != ".json" && File.Exists(Path.GetExtension(c) == ".pt" ? Checkpoint.SidecarPath(c) : c)).ToList();
+            foreach (var c in continuing)
                 AnsiConsole.MarkupLine(Markup.Escape($"Continuing from the checkpoint {c} (an earlier run of this command stopped; delete it to start over)."));
 
             DBN? pretrained = pretrainedPath is null ? null : Checkpoint.Load<DBN>(pretrainedPath, device);
@@ -102,7 +103,7 @@ internal static class MnistCommand
                 (result.FreeEnergyTestError is { } fe2 ? $"DBN free-energy classifier before fine-tuning {100 * fe2:F2} %; " : "") +
                 $"pretraining {result.PretrainSeconds:F0} s, fine-tuning {result.FineTuneSeconds:F0} s, " +
                 // A run continued from checkpoints: its times include the earlier processes', the clock only this one's.
-                (result.PretrainSeconds + result.FineTuneSeconds > clock.Elapsed.TotalSeconds + 1
+                (continuing.Count > 0
                     ? $"this process {clock.Elapsed.TotalSeconds:F0} s (the rest before its checkpoints)."
                     : $"total {clock.Elapsed.TotalSeconds:F0} s.")));
             PrintConfusion(result.Test.ConfusionMatrix);

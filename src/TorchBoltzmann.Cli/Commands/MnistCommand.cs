@@ -181,6 +181,7 @@ internal static class MnistCommand
         private readonly Option<int?> _momentumRamp = new("--momentum-ramp") { Description = "Epochs over which the momentum rises from --initial-momentum to --momentum (0: constant)" };
         private readonly Option<bool?> _dampen = new("--dampen-momentum") { Description = "Velocity as an average of gradients, v ← m v + (1 − m) g, so the step size is set by --lr alone (Hinton et al. 2012) (true/false)" };
         private readonly Option<double?> _maxNorm = new("--max-norm") { Description = "Max-norm constraint c on each unit's incoming weights, ‖w_j‖ ≤ c after every step (0: off)" };
+        private readonly Option<string?> _dropoutConvention = new("--dropout-convention") { Description = "What --lr, --weight-decay and --max-norm mean with dropout: inverted (as torch.optim: every parameter gets them as given) or non-inverted (as Hinton et al. 2012 and Srivastava et al. 2014: a weight behind dropout with keep probability q steps with η q²). Default: the preset's (dropout: non-inverted)" };
         private readonly Option<double?> _lrDecay = new("--lr-decay") { Description = "Override the per-epoch learning-rate decay γ (η_e = η₀ γ^e)" };
         private readonly Option<double?> _weightDecay = new("--weight-decay") { Description = "Override the fine-tuning L2 weight decay" };
         private readonly Option<int?> _batch = new("--batch-size") { Description = "Override the fine-tuning mini-batch size" };
@@ -194,11 +195,12 @@ internal static class MnistCommand
         private readonly Option<double?> _inputDropout = new("--input-dropout") { Description = "Override the dropout probability on the inputs" };
         private readonly Option<double?> _hiddenDropout = new("--hidden-dropout") { Description = "Override the dropout probability after each hidden layer" };
 
-        private Option[] All => [_pretrainEpochs, _finetuneEpochs, _validation, _lr, _momentum, _initialMomentum, _momentumRamp, _dampen, _maxNorm, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _classConditional, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout];
+        private Option[] All => [_pretrainEpochs, _finetuneEpochs, _validation, _lr, _momentum, _initialMomentum, _momentumRamp, _dampen, _maxNorm, _dropoutConvention, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _classConditional, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout];
 
         public void AddTo(Command cmd)
         {
             _optimizer.AcceptOnlyFromAmong("sgd", "cg");
+            _dropoutConvention.AcceptOnlyFromAmong("inverted", "non-inverted");
             foreach (var o in All) cmd.Options.Add(o);
         }
 
@@ -223,6 +225,7 @@ internal static class MnistCommand
                 MomentumRampEpochs = r.GetValue(_momentumRamp) ?? f.MomentumRampEpochs,
                 DampenMomentum = r.GetValue(_dampen) ?? f.DampenMomentum,
                 MaxNorm = r.GetValue(_maxNorm) ?? f.MaxNorm,
+                DropoutConvention = r.GetValue(_dropoutConvention) is { } dc ? (dc == "inverted" ? DropoutConvention.Inverted : DropoutConvention.NonInverted) : f.DropoutConvention,
                 LearningRateDecay = r.GetValue(_lrDecay) ?? f.LearningRateDecay,
                 WeightDecay = r.GetValue(_weightDecay) ?? f.WeightDecay,
                 BatchSize = r.GetValue(_batch) ?? f.BatchSize,

@@ -62,6 +62,16 @@ public sealed record ClassifierTrainingOptions
     /// every 2-D weight matrix) is rescaled to ‖w_j‖₂ ≤ c when it is longer: w_j ← w_j · min(1, c / ‖w_j‖₂). 0 (default): off.
     /// </summary>
     public double MaxNorm { get; init; }
+    /// <summary>
+    /// What <see cref="LearningRate"/>, <see cref="WeightDecay"/> and <see cref="MaxNorm"/> mean for a network with dropout.
+    /// <see cref="Training.DropoutConvention.Inverted"/> (default): they apply to the parameters as they are, as with
+    /// <c>torch.optim</c>. <see cref="Training.DropoutConvention.NonInverted"/>: they mean what they mean in Hinton et al.
+    /// (2012) and Srivastava et al. (2014), whose dropout is not inverted, so that a recipe from those papers can be
+    /// taken over unchanged: the weights of a <c>Linear</c> whose inputs pass through dropout with keep probability q
+    /// step with η q², decay with λ / q², and are held to ‖w_j‖₂ ≤ q c (see <see cref="Training.DropoutConvention"/>).
+    /// Needs the SGD optimizer the <see cref="FineTuner"/> builds, and a <c>Sequential</c> model.
+    /// </summary>
+    public DropoutConvention DropoutConvention { get; init; }
     /// <summary>Exponential decay γ of the learning rate per epoch: η_e = η₀ γ^e (1 = constant). Applies to any optimizer.</summary>
     public double LearningRateDecay { get; init; } = 0.95;
     /// <summary>L2 weight decay of the default SGD optimizer (applied to all parameters).</summary>
@@ -104,6 +114,7 @@ public sealed record ClassifierTrainingOptions
         OptionRules.AtLeastOne(LineSearches, nameof(LineSearches));
         if (Optimizer != FineTuningOptimizer.Sgd && (MomentumRampEpochs > 0 || DampenMomentum))
             throw new ArgumentException($"MomentumRampEpochs and DampenMomentum need the SGD optimizer; Optimizer is {Optimizer}.");
+        if (!Enum.IsDefined(DropoutConvention)) throw new ArgumentOutOfRangeException(nameof(DropoutConvention), DropoutConvention, $"expected one of: {string.Join(", ", Enum.GetNames<DropoutConvention>())}.");
         if (!Enum.IsDefined(Optimizer)) throw new ArgumentOutOfRangeException(nameof(Optimizer), Optimizer, $"expected one of: {string.Join(", ", Enum.GetNames<FineTuningOptimizer>())}.");
     }
 }
@@ -115,4 +126,31 @@ public enum FineTuningOptimizer
     Sgd,
     /// <summary>Polak–Ribière conjugate gradients with line searches on each mini-batch (<see cref="ConjugateGradient"/>).</summary>
     ConjugateGradient,
+}
+
+
+/// <summary>
+/// The parametrisation in which <see cref="ClassifierTrainingOptions"/>' learning rate, weight decay and max-norm are
+/// given for a network with dropout (<see cref="ClassifierTrainingOptions.DropoutConvention"/>).
+/// </summary>
+/// <remarks>
+/// <para>Inverted dropout (<c>nn.Dropout</c>, <see cref="Modules.FastDropout"/>) trains a layer as z = W (r ⊙ x) / q + b
+/// (r_i ~ Bernoulli(q), q the keep probability) and tests it as z = W x + b. The papers' dropout trains
+/// z = W′ (r ⊙ x) + b and tests z = q W′ x + b; the two compute the same functions when W = q W′ (Srivastava et al.
+/// 2014, §5.2: pretrained weights are "scaled up by a factor of 1/p" to start dropout fine-tuning, which W = q W′ does by
+/// itself). The gradients differ: ∂L/∂W′ = δ (r ⊙ x)ᵀ = q ∂L/∂W. So a step ΔW′ = −η ∂L/∂W′ is, in W,
+/// ΔW = q ΔW′ = −η q² ∂L/∂W: the same η moves an inverted network's weights 1/q² times as far (4× behind a dropout of
+/// 0.5, 1.5625× behind 0.2). Momentum buffers scale with the gradient, so the step stays η q² under any momentum;
+/// an L2 penalty λ‖W′‖²/2 becomes λ‖W‖²/(2q²); a max-norm ‖w′_j‖ ≤ c becomes ‖w_j‖ ≤ q c. Biases are not
+/// multiplied by the dropped inputs and keep η and λ.</para>
+/// </remarks>
+public enum DropoutConvention
+{
+    /// <summary>Learning rate, weight decay and max-norm apply to the parameters as they are (<c>torch.optim</c>'s convention).</summary>
+    Inverted,
+    /// <summary>
+    /// As in Hinton et al. (2012) and Srivastava et al. (2014): each <c>Linear</c> weight whose inputs pass through dropout
+    /// with keep probability q gets learning rate η q², weight decay λ / q² and max-norm q c; other parameters η, λ.
+    /// </summary>
+    NonInverted,
 }

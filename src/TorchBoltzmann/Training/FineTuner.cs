@@ -51,12 +51,17 @@ public sealed class FineTuner : IDisposable
         var first = model.parameters().FirstOrDefault() ?? throw new ArgumentException("model: expected a module with parameters.", nameof(model));
         _device = first.device;
         _dtype = first.dtype;
+        _keep = Options.DropoutConvention == DropoutConvention.NonInverted
+            ? DropoutKeepProbabilities(model).Where(k => k.Keep < 1).ToList()
+            : new List<(TorchSharp.Modules.Parameter, double)>();
+        if (_keep.Count > 0 && (optimizer is not null || Options.Optimizer != FineTuningOptimizer.Sgd))
+            throw new ArgumentException("DropoutConvention.NonInverted sets each layer's learning rate (η q²) in the SGD optimizer the fine-tuner builds; "
+                + (optimizer is not null ? $"a {optimizer.GetType().Name} was passed instead." : $"Optimizer is {Options.Optimizer}."), nameof(options));
         _ownsOptimizer = optimizer is null;
         _optimizer = optimizer ?? Options.Optimizer switch
         {
             FineTuningOptimizer.ConjugateGradient => new ConjugateGradient(model.parameters(), Options.LineSearches, Options.LearningRate),
-            _ => optim.SGD(model.parameters(), Options.LearningRate, momentum: MomentumAt(0),
-                           dampening: Options.DampenMomentum ? MomentumAt(0) : 0, weight_decay: Options.WeightDecay),
+            _ => BuildSgd(model),
         };
         _managedOptimizer = _optimizer is TorchSharp.Modules.OptimizerHelper;
         if ((Options.MomentumRampEpochs > 0 || Options.DampenMomentum) && _optimizer is not TorchSharp.Modules.SGD)
@@ -70,6 +75,74 @@ public sealed class FineTuner : IDisposable
 
     /// <summary>The hyperparameters.</summary>
     public ClassifierTrainingOptions Options { get; }
+
+    /// <summary>The weights behind dropout (keep probability q &lt; 1) under <see cref="DropoutConvention.NonInverted"/>; empty otherwise.</summary>
+    private readonly List<(TorchSharp.Modules.Parameter Weight, double Keep)> _keep;
+
+    /// <summary>
+    /// The default SGD: one parameter group (η₀, λ) under <see cref="DropoutConvention.Inverted"/>; under
+    /// <see cref="DropoutConvention.NonInverted"/> one group per keep probability q of the weights behind dropout, with
+    /// η₀ q² and λ / q² (the papers' parametrisation W′ = W / q, see <see cref="DropoutConvention"/>), and one group (η₀, λ)
+    /// for the rest. The learning-rate schedule multiplies every group's own rate.
+    /// </summary>
+    private TorchSharp.Modules.SGD BuildSgd(nn.Module<Tensor, Tensor> model)
+    {
+        double m = MomentumAt(0), tau = Options.DampenMomentum ? m : 0;
+        var behind = _keep.Select(k => k.Weight.Handle).ToHashSet();
+        var groups = new List<TorchSharp.Modules.SGD.ParamGroup>();
+        var rest = model.parameters().Where(p => !behind.Contains(p.Handle)).ToList();
+        if (rest.Count > 0)
+            groups.Add(new TorchSharp.Modules.SGD.ParamGroup(rest, Options.LearningRate, m, tau, Options.WeightDecay));
+        foreach (var byKeep in _keep.GroupBy(k => k.Keep))
+        {
+            double q = byKeep.Key;
+            groups.Add(new TorchSharp.Modules.SGD.ParamGroup(byKeep.Select(k => k.Weight).ToList(), Options.LearningRate * q * q, m, tau, Options.WeightDecay / (q * q)));
+        }
+        return optim.SGD(groups, Options.LearningRate, momentum: m, dampening: tau, weight_decay: Options.WeightDecay);
+    }
+
+    /// <summary>
+    /// For each <c>Linear</c> of a <c>Sequential</c> (nested ones flattened, children in forward order) its weight and the
+    /// keep probability q = Π (1 − p) of the dropout modules (<c>nn.Dropout</c>, <see cref="Modules.FastDropout"/>) right
+    /// before it (q = 1 when none).
+    /// </summary>
+    /// <exception cref="ArgumentException">The model is not a <c>Sequential</c>, or a dropout is followed by something
+    /// other than a <c>Linear</c> (where the papers' learning-rate convention has no meaning).</exception>
+    internal static List<(TorchSharp.Modules.Parameter Weight, double Keep)> DropoutKeepProbabilities(nn.Module<Tensor, Tensor> model)
+    {
+        if (model is not TorchSharp.Modules.Sequential sequential)
+            throw new ArgumentException($"DropoutConvention.NonInverted needs a Sequential model (its children in forward order tell which Linear follows which dropout); got {model.GetType().Name}.", nameof(model));
+        var result = new List<(TorchSharp.Modules.Parameter, double)>();
+        double keep = 1;
+        string? dropout = null;
+        foreach (var (name, child) in Flatten(sequential, ""))
+        {
+            switch (child)
+            {
+                case Modules.FastDropout f: keep *= 1 - f.p; dropout = name; break;
+                case TorchSharp.Modules.Dropout d: keep *= 1 - d.p; dropout = name; break;
+                case TorchSharp.Modules.Linear linear:
+                    result.Add((linear.weight!, keep));
+                    (keep, dropout) = (1, null);
+                    break;
+                default:
+                    if (dropout is not null)
+                        throw new ArgumentException($"DropoutConvention.NonInverted: dropout '{dropout}' is followed by {child.GetType().Name} '{name}'; expected a Linear (the convention rescales the steps of the weights the dropped units feed).", nameof(model));
+                    break;
+            }
+        }
+        return result;
+
+        static IEnumerable<(string, nn.Module)> Flatten(TorchSharp.Modules.Sequential s, string prefix)
+        {
+            foreach (var (name, child) in s.named_children())
+            {
+                if (child is TorchSharp.Modules.Sequential inner)
+                    foreach (var item in Flatten(inner, prefix + name + ".")) yield return item;
+                else yield return (prefix + name, child);
+            }
+        }
+    }
 
     /// <summary>
     /// The momentum of epoch e (0-based): m_e = m₀ + (m − m₀)·min(e / R, 1) with R = <see cref="ClassifierTrainingOptions.MomentumRampEpochs"/>,
@@ -101,7 +174,8 @@ public sealed class FineTuner : IDisposable
 
     /// <summary>
     /// Max-norm constraint: each row w_j of every trainable 2-D weight (unit j's incoming weights) is scaled by
-    /// min(1, c / ‖w_j‖₂), so that ‖w_j‖₂ ≤ c (Srivastava et al. 2014, c = <see cref="ClassifierTrainingOptions.MaxNorm"/>).
+    /// min(1, c / ‖w_j‖₂), so that ‖w_j‖₂ ≤ c (Srivastava et al. 2014, c = <see cref="ClassifierTrainingOptions.MaxNorm"/>;
+    /// q c for a weight behind dropout with keep probability q under <see cref="DropoutConvention.NonInverted"/>).
     /// </summary>
     private void ApplyMaxNorm()
     {
@@ -110,9 +184,16 @@ public sealed class FineTuner : IDisposable
         foreach (var p in _model.parameters())
         {
             if (p.dim() != 2 || !p.requires_grad) continue;
+            double c = Options.MaxNorm * KeepOf(p);
             using var norms = p.norm(1, keepdim: true);
-            using var scale = norms.reciprocal_().mul_(Options.MaxNorm).clamp_max_(1.0);
+            using var scale = norms.reciprocal_().mul_(c).clamp_max_(1.0);
             p.mul_(scale);
+        }
+
+        double KeepOf(TorchSharp.Modules.Parameter p)
+        {
+            foreach (var (w, q) in _keep) if (w.Handle == p.Handle) return q;
+            return 1;
         }
     }
     /// <summary>The optimizer taking the steps.</summary>

@@ -167,6 +167,8 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
         var d = DbnClassifierPreset.Dropout;
         Assert.False(d.ClassConditional);
         Assert.Equal(0, d.FineTuning.ValidationCount);
+        // η, as the paper gives it, is for its non-inverted dropout; the pipeline's classifier must take that convention.
+        Assert.Equal(DropoutConvention.NonInverted, d.FineTuning.DropoutConvention);
         var preset = d with
         {
             LayerSizes = [784, 24, 16],
@@ -454,8 +456,10 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
         Assert.Contains("SGD", e.Message);
     }
 
-    [Fact]
-    public void Fit_StoppedAndContinuedFromItsCheckpoint_EndsExactlyAsAnUnbrokenRun()
+    [Theory]
+    [InlineData(DropoutConvention.Inverted)]
+    [InlineData(DropoutConvention.NonInverted)]   // one SGD parameter group per keep probability: all must come back
+    public void Fit_StoppedAndContinuedFromItsCheckpoint_EndsExactlyAsAnUnbrokenRun(DropoutConvention convention)
     {
         using var x = mnist.Train.Images.narrow(0, 0, 300);
         using var y = mnist.Train.Labels.narrow(0, 0, 300);
@@ -466,6 +470,7 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
         {
             Epochs = 5, BatchSize = 50, ValidationCount = 100, Patience = 0, LearningRate = 0.5, LearningRateDecay = 0.9,
             InitialMomentum = 0.5, Momentum = 0.9, MomentumRampEpochs = 3, DampenMomentum = true, AverageDecay = 0.9, HeadOnlyEpochs = 1,
+            DropoutConvention = convention,
         };
         double restoredSeconds = double.NaN;
         (ClassifierHistory h, List<Tensor> w) Run(string? path, int cancelAfter = 0)

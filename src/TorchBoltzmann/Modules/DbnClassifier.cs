@@ -18,7 +18,9 @@ namespace TorchBoltzmann.Modules;
 /// the layers below it are used (K = L − 1).</para>
 /// <para>Dropout (Srivastava et al. 2014): <see cref="FastDropout"/> (<c>nn.Dropout</c>'s distribution with cheaper masks)
 /// on the inputs (p = 0.2 recommended) and after every hidden layer (p = 0.5); it is inverted (kept units scaled by
-/// 1/(1 − p) during training), so nothing changes at test time — call <c>eval()</c>. A dropout of 0 omits the module.</para>
+/// 1/(1 − p) during training), so nothing changes at test time — call <c>eval()</c>. A dropout of 0 omits the module.
+/// Learning rates from papers whose dropout is not inverted (Hinton et al. 2012, Srivastava et al. 2014) mean η q² on
+/// the weights behind dropout here: fine-tune with <see cref="Training.DropoutConvention.NonInverted"/> to use them as given.</para>
 /// <para>The state_dict keys are <c>fc1.weight</c>, <c>fc1.bias</c>, …, <c>out.weight</c>, <c>out.bias</c>: a model
 /// saved with <c>module.save</c> loads into one built by <see cref="Build(IReadOnlyList{int}, int, double, double, Device?, ScalarType?, Generator?)"/>
 /// from the same sizes, or use <see cref="IO.Checkpoint"/> (Sequential is registered).</para>

@@ -73,8 +73,8 @@ public sealed class DropoutConventionTests
         tuner.Fit(x, y);
     }
 
-    [Fact]
-    public void NonInverted_TrainsTheInvertedNet_StepForStep_AsThePapersNetWithTheSameHyperparameters()
+    /// <summary>Trains the papers' net with the hyperparameters as given, ours (from W = q W′) with them in <paramref name="ours"/>, then checks.</summary>
+    private static void TrainBoth(DropoutConvention ours, Action<Sequential, Sequential, Tensor> check)
     {
         var (x, y) = Data();
         using var xs = x;
@@ -84,40 +84,38 @@ public sealed class DropoutConventionTests
         using var i = inverted;
         // The max-norm bound binds on the papers' first layer (rows of 12 N(0, 1) weights, norm ≈ 3.5 > 3).
         using (var norms = Layer(paper, "fc1").weight!.detach().norm(1)) Assert.True(norms.max().ToDouble() > 3.0, "the max-norm has rows to clip");
-
-        Fit(paper, Options(DropoutConvention.Inverted), x, y);          // the papers' parametrisation, hyperparameters as given
-        Fit(inverted, Options(DropoutConvention.NonInverted), x, y);    // ours, hyperparameters in the papers' convention
-
-        foreach (var (name, q) in new[] { ("fc1", 1 - PIn), ("out", 1 - PHidden) })
-        {
-            using var want = Layer(paper, name).weight!.detach().mul(q);
-            TestUtil.AllClose(want, Layer(inverted, name).weight!, 1e-9, $"{name}.weight = q W′");
-            TestUtil.AllClose(Layer(paper, name).bias!, Layer(inverted, name).bias!, 1e-9, $"{name}.bias");
-        }
-        // And both nets compute the same test-time function.
-        paper.eval();
-        inverted.eval();
-        using var a = paper.forward(x);
-        using var b = inverted.forward(x);
-        TestUtil.AllClose(a, b, 1e-9, "test-time logits");
+        Fit(paper, Options(DropoutConvention.Inverted), x, y);   // the papers' parametrisation, hyperparameters as given
+        Fit(inverted, Options(ours), x, y);
+        check(paper, inverted, x);
     }
 
     [Fact]
+    public void NonInverted_TrainsTheInvertedNet_StepForStep_AsThePapersNetWithTheSameHyperparameters()
+        => TrainBoth(DropoutConvention.NonInverted, (paper, inverted, x) =>
+        {
+            foreach (var (name, q) in new[] { ("fc1", 1 - PIn), ("out", 1 - PHidden) })
+            {
+                using var want = Layer(paper, name).weight!.detach().mul(q);
+                TestUtil.AllClose(want, Layer(inverted, name).weight!, 1e-9, $"{name}.weight = q W′");
+                TestUtil.AllClose(Layer(paper, name).bias!, Layer(inverted, name).bias!, 1e-9, $"{name}.bias");
+            }
+            // And both nets compute the same test-time function.
+            paper.eval();
+            inverted.eval();
+            using var a = paper.forward(x);
+            using var b = inverted.forward(x);
+            TestUtil.AllClose(a, b, 1e-9, "test-time logits");
+        });
+
+    [Fact]
     public void Inverted_WithThePapersHyperparameters_TrainsAnotherNet()
-    {
         // The control: the convention matters. The same η, λ, c taken over unchanged move the inverted net elsewhere.
-        var (x, y) = Data();
-        using var xs = x;
-        using var ys = y;
-        var (paper, inverted) = Nets();
-        using var p = paper;
-        using var i = inverted;
-        Fit(paper, Options(DropoutConvention.Inverted), x, y);
-        Fit(inverted, Options(DropoutConvention.Inverted), x, y);
-        using var want = Layer(paper, "out").weight!.detach().mul(1 - PHidden);
-        using var diff = Layer(inverted, "out").weight!.detach().sub(want).abs().max();
-        Assert.True(diff.ToDouble() > 1e-3, $"out.weight differs from q W′ by at most {diff.ToDouble()}");
-    }
+        => TrainBoth(DropoutConvention.Inverted, (paper, inverted, _) =>
+        {
+            using var want = Layer(paper, "out").weight!.detach().mul(1 - PHidden);
+            using var diff = Layer(inverted, "out").weight!.detach().sub(want).abs().max();
+            Assert.True(diff.ToDouble() > 1e-3, $"out.weight differs from q W′ by at most {diff.ToDouble()}");
+        });
 
     [Fact]
     public void NonInverted_FindsEachLinearsKeepProbability_AndRejectsWhatItCannotInterpret()

@@ -128,7 +128,6 @@ public enum FineTuningOptimizer
     ConjugateGradient,
 }
 
-
 /// <summary>
 /// The parametrisation in which <see cref="ClassifierTrainingOptions"/>' learning rate, weight decay and max-norm are
 /// given for a network with dropout (<see cref="ClassifierTrainingOptions.DropoutConvention"/>).

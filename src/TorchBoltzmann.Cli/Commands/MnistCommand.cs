@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Spectre.Console;
 using TorchBoltzmann.Data;
 using TorchBoltzmann.IO;
@@ -81,6 +82,9 @@ internal static class MnistCommand
                 AnsiConsole.MarkupLine(Markup.Escape($"Continuing from the checkpoint {c} (an earlier run of this command stopped; delete it to start over)."));
 
             DBN? pretrained = pretrainedPath is null ? null : Checkpoint.Load<DBN>(pretrainedPath, device);
+            // The given DBN's record (weights hash, how it was pretrained) goes into this run's files: pretraining
+            // happened elsewhere, and its DBN sidecar and metrics would otherwise not say how.
+            var pretrainedFrom = pretrainedPath is null ? null : Checkpoint.Provenance(pretrainedPath);
             if (pretrained is not null && pretrained.is_class_conditional != preset.ClassConditional)
             {
                 var has = pretrained.is_class_conditional;
@@ -107,7 +111,7 @@ internal static class MnistCommand
                     ? $"this process {clock.Elapsed.TotalSeconds:F0} s (the rest before its checkpoints)."
                     : $"total {clock.Elapsed.TotalSeconds:F0} s.")));
             PrintConfusion(result.Test.ConfusionMatrix);
-            WriteOutputs(output, preset, seed, result, clock.Elapsed.TotalSeconds, limit);
+            WriteOutputs(output, preset, seed, result, clock.Elapsed.TotalSeconds, limit, pretrainedFrom);
             foreach (var c in checkpoints) File.Delete(c);   // the results are written: nothing left to continue
             return 0;
         });
@@ -122,7 +126,8 @@ internal static class MnistCommand
         AnsiConsole.Write(table);
     }
 
-    private static void WriteOutputs(string output, DbnClassifierPreset preset, ulong seed, DbnClassifierResult r, double seconds, int? limit)
+    private static void WriteOutputs(string output, DbnClassifierPreset preset, ulong seed, DbnClassifierResult r, double seconds, int? limit,
+        JsonObject? pretrainedFrom)
     {
         var summary = new
         {
@@ -133,7 +138,7 @@ internal static class MnistCommand
             refit = r.Refit is not null, selected_model_test_error = r.SelectedTest?.ErrorRate,
             threads = torch.get_num_threads(),
         };
-        var dbnPath = Checkpoint.Save(r.Dbn, output, new { summary, preset, pretraining = r.Pretraining });
+        var dbnPath = Checkpoint.Save(r.Dbn, output, new { summary, preset, pretraining = r.Pretraining, pretrained_from = pretrainedFrom });
         var stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dbnPath))!, Path.GetFileNameWithoutExtension(dbnPath));
         Checkpoint.Save(r.Classifier, stem + "-classifier.pt", new { summary, fine_tuning = r.FineTuning, refit = r.Refit });
 
@@ -160,7 +165,7 @@ internal static class MnistCommand
                     layer.Where(m => m.ReconstructionError is not null).Select(m => (double)m.Epoch).ToArray(),
                     layer.Where(m => m.ReconstructionError is not null).Select(m => m.ReconstructionError!.Value).ToArray())).ToArray()));
         }
-        AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(new { summary, fine_tuning = r.FineTuning, refit = r.Refit, pretraining = r.Pretraining },
+        AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(new { summary, fine_tuning = r.FineTuning, refit = r.Refit, pretraining = r.Pretraining, pretrained_from = pretrainedFrom },
             new JsonSerializerOptions { WriteIndented = true }));
         var csv = new StringBuilder("epoch,train_loss,validation_error,validation_loss,learning_rate,seconds\n");
         foreach (var e in ft)

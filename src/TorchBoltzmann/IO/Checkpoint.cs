@@ -116,6 +116,27 @@ public static class Checkpoint
         return json;
     }
 
+    /// <summary>
+    /// Where a model came from, for the record of a run that starts from it (e.g. fine-tuning a DBN pretrained by an
+    /// earlier run): the path as given, model type, SHA-256 of the weights, library version, creation time and the
+    /// training record of its sidecar, which itself may name the checkpoint it started from.
+    /// </summary>
+    /// <param name="path">Checkpoint path (<c>.pt</c> or <c>.json</c> or no extension).</param>
+    /// <exception cref="CheckpointException">Missing, corrupt or newer-format sidecar.</exception>
+    public static JsonObject Provenance(string path)
+    {
+        var json = ReadSidecar(path);
+        return new JsonObject
+        {
+            ["file"] = WeightsPath(path),
+            ["model_type"] = json["model_type"]?.DeepClone(),
+            ["weights_sha256"] = json["weights_sha256"]?.DeepClone(),
+            ["library_version"] = json["library_version"]?.DeepClone(),
+            ["created_utc"] = json["created_utc"]?.DeepClone(),
+            ["training"] = json["training"]?.DeepClone(),
+        };
+    }
+
     /// <summary>Loads a checkpoint of any registered model type, building the module from the sidecar's architecture.</summary>
     /// <param name="path">Checkpoint path (<c>.pt</c> or <c>.json</c> or no extension).</param>
     /// <param name="device">Device to move the model to (default CPU).</param>

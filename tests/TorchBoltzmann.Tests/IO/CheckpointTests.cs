@@ -44,6 +44,31 @@ public sealed class CheckpointTests : IDisposable
     }
 
     [Fact]
+    public void Provenance_NamesTheWeightsByHash_AndChainsThroughTheRunsStartedFromThem()
+    {
+        var first = Saved(out var rbm);
+        rbm.Dispose();
+        var from = Checkpoint.Provenance(first);
+        Assert.Equal(first, from["file"]!.GetValue<string>());
+        Assert.Equal("RBM", from["model_type"]!.GetValue<string>());
+        var sha = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(first))).ToLowerInvariant();
+        Assert.Equal(sha, from["weights_sha256"]!.GetValue<string>());
+        Assert.Equal(3, from["training"]!["epochs"]!.GetValue<int>());
+
+        // A run started from the first checkpoint records it; the record of that run's checkpoint carries it on.
+        using var next = TestUtil.RandomRbm(12, 5, seed: 4);
+        var second = Path.Combine(_dir, "next.pt");
+        Checkpoint.Save(next, second, new { epochs = 1, pretrained_from = from });
+        var chain = Checkpoint.Provenance(second);
+        Assert.NotEqual(sha, chain["weights_sha256"]!.GetValue<string>());
+        Assert.Equal(sha, chain["training"]!["pretrained_from"]!["weights_sha256"]!.GetValue<string>());
+        Assert.Equal(3, chain["training"]!["pretrained_from"]!["training"]!["epochs"]!.GetValue<int>());
+
+        var e = Assert.Throws<CheckpointException>(() => Checkpoint.Provenance(Path.Combine(_dir, "absent.pt")));
+        Assert.Contains("absent.json", e.Message);
+    }
+
+    [Fact]
     public void Load_TruncatedWeights_SaysTruncated()
     {
         var path = Saved(out var rbm);

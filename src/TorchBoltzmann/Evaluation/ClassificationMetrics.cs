@@ -61,8 +61,10 @@ public sealed class ClassificationMetrics
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(labels);
         if (batch_size < 1) throw new ArgumentOutOfRangeException(nameof(batch_size), batch_size, "batch_size must be positive.");
+        if (n_classes < 1) throw new ArgumentOutOfRangeException(nameof(n_classes), n_classes, "n_classes must be positive.");
         if (labels.dim() != 1 || x.dim() < 1 || x.shape[0] != labels.shape[0])
             throw new ArgumentException($"expected inputs (N, …) and labels (N), got ({string.Join(", ", x.shape)}) and ({string.Join(", ", labels.shape)}).");
+        CheckRange(labels, n_classes, "labels");   // before cross_entropy, whose own error names no range
         var p = model.parameters().FirstOrDefault();
         var device = p?.device ?? x.device;
         var dtype = p?.dtype ?? x.dtype;
@@ -101,16 +103,23 @@ public sealed class ClassificationMetrics
                 into[i, j] += from[i, j];
     }
 
+    /// <summary>Requires every class index in [0, c) (none when empty), naming <paramref name="what"/> and the range found.</summary>
+    private static void CheckRange(Tensor classes, int c, string what)
+    {
+        if (classes.numel() == 0) return;
+        using var lo = classes.min();
+        using var hi = classes.max();
+        long min = lo.ToInt64(), max = hi.ToInt64();
+        if (min < 0 || max >= c) throw new ArgumentException($"{what}: expected class indices in [0, {c - 1}], got values in [{min}, {max}].");
+    }
+
     private static int[,] Confusion(Tensor predicted, Tensor labels, int c)
     {
         using var scope = torch.NewDisposeScope();
         var y = labels.to(ScalarType.Int64).cpu();
         var p = predicted.to(ScalarType.Int64).cpu();
-        if (y.numel() > 0)
-        {
-            long lo = Math.Min(y.min().ToInt64(), p.min().ToInt64()), hi = Math.Max(y.max().ToInt64(), p.max().ToInt64());
-            if (lo < 0 || hi >= c) throw new ArgumentException($"labels: expected values in [0, {c - 1}], got values in [{lo}, {hi}].");
-        }
+        CheckRange(y, c, "labels");
+        CheckRange(p, c, "predictions");
         var flat = torch.bincount(y * c + p, minlength: c * c);
         var data = flat.data<long>().ToArray();
         var m = new int[c, c];

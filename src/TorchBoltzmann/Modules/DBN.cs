@@ -124,7 +124,8 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
 
     private Tensor up_pass_unchecked(Tensor v, int n)
     {
-        var x = v.to(dtype, device);
+        // n = 0 returns a copy: .to() alone hands back v's own storage when dtype and device already match.
+        var x = v.to(dtype, device, copy: n == 0);
         for (int l = 0; l < n; l++)
         {
             var next = _layers[l].prob_h(x);
@@ -250,6 +251,7 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
     {
         if (n < 1) throw new ArgumentOutOfRangeException(nameof(n), n, "n must be at least 1.");
         if (burn_in < 0) throw new ArgumentOutOfRangeException(nameof(burn_in), burn_in, "burn_in must be non-negative.");
+        RBM.CheckTemperature(temperature);
         if (labels is not null && !is_class_conditional)
             throw new ArgumentException("labels: this DBN has no label units (n_classes = 0).", nameof(labels));
         using var _ = torch.no_grad();

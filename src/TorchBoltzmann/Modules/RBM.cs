@@ -102,9 +102,14 @@ public sealed class RBM : nn.Module<Tensor, Tensor>
     /// Sets the visible biases from the data as Hinton's guide recommends: b_i = log(p_i / (1 − p_i)), p_i the
     /// fraction of training vectors with unit i on (clamped to [eps, 1 − eps]).
     /// </summary>
+    /// <param name="data">Training vectors, (N ≥ 1, n_visible), values valid for the visible units.</param>
+    /// <param name="eps">Clamp for p_i, so that a unit never (or always) on gets a finite bias.</param>
+    /// <exception cref="ArgumentException">Not a non-empty (N, n_visible) batch, or values invalid for the visible units.</exception>
     public void init_visible_bias_from_data(Tensor data, double eps = 1e-3)
     {
         check_visible(data, "data");
+        if (data.dim() != 2 || data.shape[0] == 0)
+            throw new ArgumentException($"data: expected a batch of shape (N ≥ 1, {n_visible}), got ({string.Join(", ", data.shape)}).", nameof(data));
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var p = data.to(dtype, device).mean(new long[] { 0 }).clamp(eps, 1 - eps);
@@ -133,10 +138,20 @@ public sealed class RBM : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>p(h = 1 | v) at temperature T: σ((c + W v) / T) for Bernoulli hidden units.</summary>
-    public Tensor prob_h(Tensor v, double temperature = 1.0) => hidden_units.mean_(hidden_net(v), temperature);
+    /// <exception cref="ArgumentOutOfRangeException">T is not a finite positive number.</exception>
+    public Tensor prob_h(Tensor v, double temperature = 1.0)
+    {
+        CheckTemperature(temperature);
+        return hidden_units.mean_(hidden_net(v), temperature);
+    }
 
     /// <summary>p(v = 1 | h) at temperature T: σ((b + Wᵀ h) / T) for Bernoulli visible units.</summary>
-    public Tensor prob_v(Tensor h, double temperature = 1.0) => visible_units.mean_(visible_net(h), temperature);
+    /// <exception cref="ArgumentOutOfRangeException">T is not a finite positive number.</exception>
+    public Tensor prob_v(Tensor h, double temperature = 1.0)
+    {
+        CheckTemperature(temperature);
+        return visible_units.mean_(visible_net(h), temperature);
+    }
 
     /// <summary>Samples h ~ p(h | v) at temperature T. Returns (probabilities, sample).</summary>
     public (Tensor prob, Tensor sample) sample_h(Tensor v, double temperature = 1.0, Generator? generator = null)
@@ -268,7 +283,7 @@ public sealed class RBM : nn.Module<Tensor, Tensor>
     /// collected.
     /// </summary>
     /// <param name="n">Number of samples.</param>
-    /// <param name="burn_in">Gibbs steps discarded before the first sample.</param>
+    /// <param name="burn_in">Gibbs steps before the first sample, which is the state after step <paramref name="burn_in"/> (≥ 1 used: 0 runs one step).</param>
     /// <param name="thin">Steps between successive samples of one chain (≥ 1).</param>
     /// <param name="temperature">Temperature T.</param>
     /// <param name="chains">Number of parallel chains (default: n, one sample each).</param>
@@ -284,6 +299,7 @@ public sealed class RBM : nn.Module<Tensor, Tensor>
         if (thin < 1) throw new ArgumentOutOfRangeException(nameof(thin), thin, "thin must be at least 1.");
         int c = chains ?? n;
         if (c < 1 || c > n) throw new ArgumentOutOfRangeException(nameof(chains), c, $"chains must be in [1, n = {n}].");
+        CheckTemperature(temperature);
         using var _ = torch.no_grad();
         Tensor v;
         if (start is null)
@@ -295,7 +311,8 @@ public sealed class RBM : nn.Module<Tensor, Tensor>
         {
             check_visible(start, "generate start");
             using var s = start.to(dtype, device).reshape(-1, n_visible);
-            using var idx = torch.arange(c, device: device).remainder(s.shape[0]);
+            using var rows = torch.arange(c, device: device);
+            using var idx = rows.remainder(s.shape[0]);
             v = s.index_select(0, idx);
         }
         var collected = new List<Tensor>();
@@ -335,6 +352,13 @@ public sealed class RBM : nn.Module<Tensor, Tensor>
     {
         CheckWidth(v, n_visible, what);
         if (validate_values) visible_units.check_values(v, what);
+    }
+
+    /// <summary>T must be finite and positive: T ≤ 0 would invert or zero the net inputs η / T (0/0 = NaN at T = 0).</summary>
+    internal static void CheckTemperature(double temperature)
+    {
+        if (!(temperature > 0) || double.IsPositiveInfinity(temperature))
+            throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "temperature: expected a finite T > 0.");
     }
 
     internal static void CheckWidth(Tensor x, int width, string what)

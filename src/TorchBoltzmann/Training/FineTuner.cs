@@ -42,7 +42,7 @@ public sealed class FineTuner : IDisposable
     /// <param name="model">The classifier (already on its device), returning logits.</param>
     /// <param name="options">Hyperparameters (validated here).</param>
     /// <param name="optimizer">Any optimizer over <c>model.parameters()</c>; default SGD(η₀, momentum, weight decay) from the options. A caller's optimizer is not disposed.</param>
-    /// <param name="generator">Generator for shuffling (CPU); default <c>new Generator(options.Seed)</c>.</param>
+    /// <param name="generator">Generator for shuffling, on the model's device; default <c>new Generator(options.Seed, device)</c>.</param>
     public FineTuner(nn.Module<Tensor, Tensor> model, ClassifierTrainingOptions? options = null, optim.Optimizer? optimizer = null, Generator? generator = null)
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
@@ -71,10 +71,37 @@ public sealed class FineTuner : IDisposable
         }
         _ownsGenerator = generator is null;
         _generator = generator ?? new Generator(Options.Seed, _device);
+        _baseRates = _optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();
     }
+
+    /// <summary>Each parameter group's η₀ as the optimizer came, which the schedule multiplies by γ^epoch (read once, so a
+    /// second <c>Fit</c> starts from η₀ again rather than from the rate the first one ended at).</summary>
+    private readonly double[] _baseRates;
 
     /// <summary>The hyperparameters.</summary>
     public ClassifierTrainingOptions Options { get; }
+
+    /// <summary>
+    /// Checks a data set once before training: finite inputs, and labels that index the model's logits, 0 ≤ y &lt; K, K read
+    /// from one forward pass of the first row in eval mode under no_grad (no randomness drawn). Without this, NaN inputs
+    /// surface as a diverged loss in epoch 1 and a bad label as libtorch's "Target out of bounds".
+    /// </summary>
+    private void CheckInputs(Tensor x, Tensor y, string what)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        if (!x.isfinite().all().item<bool>())
+            throw new ArgumentException($"{what} inputs: expected finite values, got NaN or infinity (at row {x.isfinite().logical_not().reshape(x.shape[0], -1).any(1).nonzero()[0, 0].ToInt64()}).");
+        if (y.numel() == 0) return;
+        bool wasTraining = _model.training;
+        _model.eval();
+        long k;
+        try { k = _model.forward(x.narrow(0, 0, 1)).shape[^1]; }
+        finally { _model.train(wasTraining); }
+        long lo = y.min().ToInt64(), hi = y.max().ToInt64();
+        if (lo < 0 || hi >= k)
+            throw new ArgumentException($"{what} labels: expected class indices in [0, {k - 1}] (the model returns {k} logits), got values in [{lo}, {hi}].");
+    }
 
     /// <summary>The weights behind dropout (keep probability q &lt; 1) under <see cref="DropoutConvention.NonInverted"/>; empty otherwise.</summary>
     private readonly List<(TorchSharp.Modules.Parameter Weight, double Keep)> _keep;
@@ -242,7 +269,8 @@ public sealed class FineTuner : IDisposable
     /// <param name="validationY">Their labels.</param>
     /// <param name="progress">Receives per-batch and per-epoch progress.</param>
     /// <param name="cancellationToken">Checked before every batch.</param>
-    /// <exception cref="ArgumentException">Shapes do not match, a validation set given has no rows, or the validation split leaves no training data.</exception>
+    /// <exception cref="ArgumentException">Shapes do not match, a validation set given has no rows, the validation split
+    /// leaves no training data, an input is NaN or infinite, or a label is not a class index of the model's output.</exception>
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
     public ClassifierHistory Fit(Tensor x, Tensor y, Tensor? validationX = null, Tensor? validationY = null,
                                  IProgress<ClassifierProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -283,7 +311,9 @@ public sealed class FineTuner : IDisposable
         using var valXOwned = valX;
         using var valYOwned = valY;
 
-        var baseRates = _optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();
+        CheckInputs(trainX, trainY, "training");
+        if (valX is not null) CheckInputs(valX, valY!, "validation");
+        var baseRates = _baseRates;
         int batches = (int)((nTrain + Options.BatchSize - 1) / Options.BatchSize);
         var epochs = new List<ClassifierEpochMetrics>();
         Dictionary<string, Tensor>? best = null;

@@ -52,6 +52,9 @@ public sealed class RbmTrainer : IDisposable
         FoldsMomentum = optimizer is null && _direct;
         _momentum = Options.InitialMomentum;
         _optimizer = optimizer ?? optim.SGD(rbm.parameters(), Options.LearningRate, momentum: FoldsMomentum ? 0 : Options.InitialMomentum);
+        // The folded momentum buffer starts at zero, as a new SGD's does: whatever .grad holds (an earlier trainer's buffer,
+        // a cd_loss().backward()) is not carried into the first step.
+        if (FoldsMomentum) ClearGradients();
         _ownsGenerator = generator is null;
         _generator = generator ?? new Generator(Options.Seed, rbm.device);
     }
@@ -98,7 +101,12 @@ public sealed class RbmTrainer : IDisposable
         _rbm.check_visible(train, "training data");
         if (train.dim() != 2 || train.shape[0] == 0)
             throw new ArgumentException($"training data: expected shape (N ≥ 1, {_rbm.n_visible}), got ({string.Join(", ", train.shape)}).");
-        if (validation is not null) _rbm.check_visible(validation, "validation data");
+        if (validation is not null)
+        {
+            _rbm.check_visible(validation, "validation data");
+            if (validation.dim() != 2 || validation.shape[0] == 0)
+                throw new ArgumentException($"validation data: expected shape (M ≥ 1, {_rbm.n_visible}), got ({string.Join(", ", validation.shape)}); pass null to skip validation.");
+        }
 
         using var data = train.to(_rbm.dtype, _rbm.device);
         using var held = validation?.to(_rbm.dtype, _rbm.device);
@@ -150,10 +158,16 @@ public sealed class RbmTrainer : IDisposable
 
     /// <summary>
     /// One parameter update on a batch v⁰ (B × n_visible, already on the model's device): negative sample, gradient,
-    /// optimizer step. Returns false when the gradient is not finite (the step is then not taken).
+    /// optimizer step. Returns false when the gradient is not finite (the step is then not taken, and a folded momentum
+    /// buffer, which the non-finite gradient has entered, is reset to zero).
     /// </summary>
+    /// <exception cref="ArgumentException">v⁰ is not (B, n_visible), or (when the model validates values) holds values
+    /// invalid for the visible units.</exception>
     public bool Step(Tensor v0)
     {
+        _rbm.check_visible(v0, "batch");
+        if (v0.dim() != 2 || v0.shape[0] == 0)
+            throw new ArgumentException($"batch: expected shape (B ≥ 1, {_rbm.n_visible}), got ({string.Join(", ", v0.shape)}).", nameof(v0));
         using var scope = torch.NewDisposeScope();
         if (!_direct)
         {
@@ -178,7 +192,11 @@ public sealed class RbmTrainer : IDisposable
             // (mean p(h|v) with p = σ(c + Wv) for both phases); W itself is checked in full at the end of every epoch.
             using var gc = _rbm.hidden_bias.grad!;
             using var sum = gc.sum();
-            if (!double.IsFinite(sum.ToDouble())) return false;
+            if (!double.IsFinite(sum.ToDouble()))
+            {
+                if (FoldsMomentum) ClearGradients();
+                return false;
+            }
         }
         _optimizer.step();
         return true;
@@ -314,6 +332,17 @@ public sealed class RbmTrainer : IDisposable
     /// <summary>The momentum the optimizer's first parameter group will use (null when it has none).</summary>
     private static double? GroupMomentum(optim.Optimizer optimizer)
         => optimizer.ParamGroups.FirstOrDefault() is optim.IMomentum gm ? gm.Momentum : (optimizer as optim.IMomentum)?.Momentum;
+
+    /// <summary>Zeroes the parameters' <c>.grad</c> where they exist (the folded momentum buffers).</summary>
+    private void ClearGradients()
+    {
+        using var _ = torch.no_grad();
+        foreach (var p in _rbm.parameters())
+        {
+            using var g = p.grad;
+            g?.zero_();
+        }
+    }
 
     private bool AllFinite()
     {

@@ -18,7 +18,9 @@ public class ClassificationMetricsTests
         Assert.Equal(new int[,] { { 1, 0, 0 }, { 0, 2, 1 }, { 1, 0, 1 } }, m.ConfusionMatrix);
         using var bad = torch.tensor(new long[] { 0, 1, 3, 2, 1, 0 });
         var ex = Assert.Throws<ArgumentException>(() => ClassificationMetrics.FromPredictions(bad, truth, 3));
-        Assert.Contains("[0, 2]", ex.Message);
+        Assert.Contains("predictions: expected class indices in [0, 2], got values in [0, 3]", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => ClassificationMetrics.FromPredictions(truth, bad, 3));
+        Assert.Contains("labels: expected class indices in [0, 2], got values in [0, 3]", ex.Message);
     }
 
     [Fact]
@@ -33,5 +35,9 @@ public class ClassificationMetricsTests
         Assert.Equal(1, m.ConfusionMatrix[1, 0]);
         Assert.True(model.training, "training flag restored");
         Assert.True(m.MeanLoss > 0);
+        using var tooBig = torch.tensor(new long[] { 0, 1, 2, 3 });
+        var e = Assert.Throws<ArgumentException>(() => ClassificationMetrics.Evaluate(model, logits, tooBig, 3));
+        Assert.Contains("labels: expected class indices in [0, 2], got values in [0, 3]", e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => ClassificationMetrics.Evaluate(model, logits, y, 0));
     }
 }

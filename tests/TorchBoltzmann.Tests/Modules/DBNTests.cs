@@ -56,6 +56,14 @@ public class DBNTests
         TestUtil.AllClose(y, e, 1e-12, "encoder");
         using var mid = dbn.up_pass(x, 1);
         Assert.True(DbnTestUtil.Same(h1, mid));
+        // n = 0 is a copy of the input, not a view of it: writing into it leaves x alone.
+        using (var copy = dbn.up_pass(x, 0))
+        using (var x0 = x.clone())
+        {
+            Assert.True(DbnTestUtil.Same(x, copy));
+            copy.fill_(0.25);
+            Assert.True(DbnTestUtil.Same(x0, x), "up_pass(x, 0) shares no storage with x");
+        }
         using var one = dbn.forward(x[0]);
         Assert.Equal(new long[] { 4 }, one.shape);
     }
@@ -134,6 +142,8 @@ public class DBNTests
         using var p = plain.generate(4, burn_in: 3, generator: g);
         Assert.Equal(new long[] { 4, 10 }, p.shape);
         Assert.Throws<ArgumentException>(() => plain.generate(4, burn_in: 3, labels: labels));
+        foreach (double t in new[] { 0.0, -1.0, double.NaN, double.PositiveInfinity })
+            Assert.Contains("expected a finite T > 0", Assert.Throws<ArgumentOutOfRangeException>(() => dbn.generate(2, burn_in: 2, temperature: t)).Message);
     }
 
     [Fact]

@@ -269,4 +269,40 @@ public class RBMTests
         Assert.Contains("expected values in [0, 1]", e.Message);
         Assert.Contains("[0, 3]", e.Message);
     }
+
+    [Fact]
+    public void InitVisibleBiasFromData_SetsTheLogitOfEachUnitsMean_AndNeedsABatch()
+    {
+        using var rbm = boltzmann.RBM(4, 3, dtype: ScalarType.Float64);
+        using var data = torch.tensor(new double[,] { { 1, 0, 1, 1 }, { 1, 0, 0, 1 }, { 1, 0, 0, 0 }, { 0, 0, 1, 1 } });
+        const double eps = 1e-3;
+        rbm.init_visible_bias_from_data(data, eps);
+        // p = (0.75, 0 → eps, 0.5, 0.75): b_i = log(p_i / (1 − p_i)).
+        double[] p = [0.75, eps, 0.5, 0.75];
+        using var expected = torch.tensor(p.Select(x => Math.Log(x / (1 - x))).ToArray());
+        TestUtil.AllClose(expected, rbm.visible_bias, 1e-12, "b");
+        using var set = rbm.visible_bias.detach().clone();
+        using var one = torch.zeros(4, dtype: ScalarType.Float64);
+        Assert.Contains("(N ≥ 1, 4), got (4)", Assert.Throws<ArgumentException>(() => rbm.init_visible_bias_from_data(one)).Message);
+        using var none = torch.zeros(0, 4, dtype: ScalarType.Float64);
+        Assert.Contains("got (0, 4)", Assert.Throws<ArgumentException>(() => rbm.init_visible_bias_from_data(none)).Message);
+        TestUtil.AllClose(set, rbm.visible_bias, 0, "b unchanged by the refused calls");
+    }
+
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(-1.0)]
+    [InlineData(double.NaN)]
+    [InlineData(double.PositiveInfinity)]
+    public void Temperature_MustBeFiniteAndPositive(double t)
+    {
+        using var rbm = boltzmann.RBM(6, 4);
+        using var v = torch.zeros(2, 6);
+        using var h = torch.zeros(2, 4);
+        Assert.Throws<ArgumentOutOfRangeException>(() => rbm.prob_h(v, t));
+        Assert.Throws<ArgumentOutOfRangeException>(() => rbm.prob_v(h, t));
+        Assert.Throws<ArgumentOutOfRangeException>(() => rbm.gibbs(v, 1, t));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => rbm.generate(2, burn_in: 1, temperature: t));
+        Assert.Contains("expected a finite T > 0", e.Message);
+    }
 }

@@ -421,6 +421,43 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
     }
 
     [Fact]
+    public void Fit_NaNInputs_OrLabelsOutsideTheLogits_AreRejectedBeforeTraining()
+    {
+        using var x = mnist.Train.Images.narrow(0, 0, 50).clone();
+        using var y = mnist.Train.Labels.narrow(0, 0, 50).clone();
+        using var clf = SeededClassifier(8);
+        using var before = Fc(clf, "fc1").weight!.detach().clone();
+        using var tuner = new FineTuner(clf, new ClassifierTrainingOptions { Epochs = 1, BatchSize = 50, ValidationCount = 10 });
+        x[37, 100] = torch.tensor(float.NaN);
+        var e = Assert.Throws<ArgumentException>(() => tuner.Fit(x, y));
+        Assert.Contains("training inputs: expected finite values, got NaN or infinity (at row 37)", e.Message);
+        x[37, 100] = torch.tensor(0f);
+        x[45, 7] = torch.tensor(float.PositiveInfinity);   // the last 10 rows are held out: validation row 5
+        e = Assert.Throws<ArgumentException>(() => tuner.Fit(x, y));
+        Assert.Contains("validation inputs: expected finite values, got NaN or infinity (at row 5)", e.Message);
+        x[45, 7] = torch.tensor(0f);
+        y[3] = torch.tensor(10L);
+        e = Assert.Throws<ArgumentException>(() => tuner.Fit(x, y));
+        Assert.Contains("training labels: expected class indices in [0, 9] (the model returns 10 logits), got values in [0, 10]", e.Message);
+        Assert.True(DbnTestUtil.Same(before, Fc(clf, "fc1").weight!), "nothing trained");
+        Assert.True(clf.training, "training flag restored after the check's forward pass");
+    }
+
+    [Fact]
+    public void Fit_Twice_StartsTheLearningRateScheduleFromTheInitialRateAgain()
+    {
+        using var x = mnist.Train.Images.narrow(0, 0, 100);
+        using var y = mnist.Train.Labels.narrow(0, 0, 100);
+        using var clf = SeededClassifier(9);
+        using var tuner = new FineTuner(clf, new ClassifierTrainingOptions
+        {
+            Epochs = 3, BatchSize = 100, ValidationCount = 0, LearningRate = 0.2, LearningRateDecay = 0.5,
+        });
+        foreach (var history in new[] { tuner.Fit(x, y), tuner.Fit(x, y) })
+            Assert.Equal(new[] { 0.2, 0.1, 0.05 }, history.Epochs.Select(m => m.LearningRate));
+    }
+
+    [Fact]
     public void Fit_MaxNorm_KeepsEveryUnitsIncomingWeightsWithinTheBound()
     {
         using var x = mnist.Train.Images.narrow(0, 0, 200);

@@ -156,6 +156,56 @@ public class RbmTrainerTests
         using var neg = torch.zeros(10, 9) - 1;
         Assert.Contains("training data: expected values in [0, 1]", Assert.Throws<ArgumentException>(() => t.Fit(neg)).Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => new RbmTrainer(rbm, new RbmTrainingOptions { BatchSize = 0 }));
+        using var ok = torch.zeros(10, 9);
+        using var noRows = torch.zeros(0, 9);
+        Assert.Contains("validation data: expected shape (M ≥ 1, 9)", Assert.Throws<ArgumentException>(() => t.Fit(ok, noRows)).Message);
+        using var oneRow = torch.zeros(9);
+        Assert.Contains("validation data", Assert.Throws<ArgumentException>(() => t.Fit(ok, oneRow)).Message);
+        Assert.Contains("batch: expected 9 units", Assert.Throws<ArgumentException>(() => t.Step(wide)).Message);
+        Assert.Contains("batch: expected shape (B ≥ 1, 9)", Assert.Throws<ArgumentException>(() => t.Step(oneRow)).Message);
+    }
+
+    [Fact]
+    public void FoldedMomentum_StartsFromZero_AndANonFiniteStepResetsIt()
+    {
+        using var data = BarsAndStripesData(2);
+        using var a = TestUtil.RandomRbm(9, 5, seed: 12, std: 0.1);
+        using var b = TestUtil.RandomRbm(9, 5, seed: 12, std: 0.1);
+        // b carries a leftover gradient (as cd_loss().backward() or an earlier trainer leaves one); a new trainer's momentum
+        // buffer must start at zero anyway, as a new torch.optim.SGD's does.
+        b.weight.grad = torch.full_like(b.weight, 5.0);
+        var options = new RbmTrainingOptions { BatchSize = 28, InitialMomentum = 0.5, WeightDecay = 0 };
+        using var ga = new Generator(4);
+        using var gb = new Generator(4);
+        using var ta = new RbmTrainer(a, options, generator: ga);
+        using var tb = new RbmTrainer(b, options, generator: gb);
+        Assert.True(ta.FoldsMomentum && tb.FoldsMomentum);
+        for (int i = 0; i < 3; i++) { Assert.True(ta.Step(data)); Assert.True(tb.Step(data)); }
+        TestUtil.AllClose(a.weight, b.weight, 0, "W after three steps from a clean and a dirty .grad");
+
+        // A NaN weight makes the gradient non-finite: the step is refused. With the weight repaired, the next step must
+        // succeed: the NaN that entered the momentum buffer u ← μu + g is not carried on (μ·NaN would refuse every step).
+        double saved;
+        using (torch.no_grad())
+        {
+            using var w00 = a.weight[0, 0];
+            saved = w00.ToDouble();
+            a.weight[0, 0] = torch.tensor(double.NaN, ScalarType.Float64);
+        }
+        using (var before = a.weight.detach().clone())
+        {
+            Assert.False(ta.Step(data));
+            using var after = a.weight.detach();
+            using var nanBefore = before.isnan();
+            using var nanAfter = after.isnan();
+            using var numBefore = before.nan_to_num();
+            using var numAfter = after.nan_to_num();
+            Assert.True(DbnTestUtil.Same(nanBefore, nanAfter) && DbnTestUtil.Same(numBefore, numAfter), "a refused step leaves W as it was");
+        }
+        using (torch.no_grad()) a.weight[0, 0] = torch.tensor(saved, ScalarType.Float64);
+        Assert.True(ta.Step(data), "the step after the repair is taken");
+        using var finite = a.weight.isfinite();
+        Assert.True(finite.all().item<bool>());
     }
 
     [Fact]

@@ -337,11 +337,9 @@ public sealed class RbmTrainer : IDisposable
     private void ClearGradients()
     {
         using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();   // the .grad wrappers and what zero_() returns (handles, not the buffers)
         foreach (var p in _rbm.parameters())
-        {
-            using var g = p.grad;
-            g?.zero_();
-        }
+            p.grad?.zero_();
     }
 
     private bool AllFinite()

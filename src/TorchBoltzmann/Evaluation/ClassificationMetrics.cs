@@ -103,14 +103,17 @@ public sealed class ClassificationMetrics
                 into[i, j] += from[i, j];
     }
 
-    /// <summary>Requires every class index in [0, c) (none when empty), naming <paramref name="what"/> and the range found.</summary>
-    private static void CheckRange(Tensor classes, int c, string what)
+    /// <summary>
+    /// Requires every class index in [0, c) (none when empty), naming <paramref name="what"/> and the range found;
+    /// <paramref name="why"/> (e.g. where c comes from) follows the expected range in the message.
+    /// </summary>
+    internal static void CheckRange(Tensor classes, long c, string what, string why = "")
     {
         if (classes.numel() == 0) return;
         using var lo = classes.min();
         using var hi = classes.max();
         long min = lo.ToInt64(), max = hi.ToInt64();
-        if (min < 0 || max >= c) throw new ArgumentException($"{what}: expected class indices in [0, {c - 1}], got values in [{min}, {max}].");
+        if (min < 0 || max >= c) throw new ArgumentException($"{what}: expected class indices in [0, {c - 1}]{why}, got values in [{min}, {max}].");
     }
 
     private static int[,] Confusion(Tensor predicted, Tensor labels, int c)

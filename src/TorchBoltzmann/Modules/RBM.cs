@@ -108,8 +108,7 @@ public sealed class RBM : nn.Module<Tensor, Tensor>
     public void init_visible_bias_from_data(Tensor data, double eps = 1e-3)
     {
         check_visible(data, "data");
-        if (data.dim() != 2 || data.shape[0] == 0)
-            throw new ArgumentException($"data: expected a batch of shape (N ≥ 1, {n_visible}), got ({string.Join(", ", data.shape)}).", nameof(data));
+        CheckRows(data, n_visible, "data", param: nameof(data));
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var p = data.to(dtype, device).mean(new long[] { 0 }).clamp(eps, 1 - eps);
@@ -359,6 +358,16 @@ public sealed class RBM : nn.Module<Tensor, Tensor>
     {
         if (!(temperature > 0) || double.IsPositiveInfinity(temperature))
             throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "temperature: expected a finite T > 0.");
+    }
+
+    /// <summary>
+    /// Requires a batch of rows, shape (<paramref name="rows"/> ≥ 1, width): rank 2 and not empty (the width itself is
+    /// <see cref="CheckWidth"/>'s). <paramref name="hint"/> is appended to the message.
+    /// </summary>
+    internal static void CheckRows(Tensor x, int width, string what, string rows = "N", string hint = "", string? param = null)
+    {
+        if (x.dim() != 2 || x.shape[0] == 0)
+            throw new ArgumentException($"{what}: expected shape ({rows} ≥ 1, {width}), got ({string.Join(", ", x.shape)}){hint}.", param);
     }
 
     internal static void CheckWidth(Tensor x, int width, string what)

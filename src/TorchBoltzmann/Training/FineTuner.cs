@@ -82,25 +82,31 @@ public sealed class FineTuner : IDisposable
     public ClassifierTrainingOptions Options { get; }
 
     /// <summary>
-    /// Checks a data set once before training: finite inputs, and labels that index the model's logits, 0 ≤ y &lt; K, K read
-    /// from one forward pass of the first row in eval mode under no_grad (no randomness drawn). Without this, NaN inputs
-    /// surface as a diverged loss in epoch 1 and a bad label as libtorch's "Target out of bounds".
+    /// The number of logits K the model returns: one forward pass of the first row of <paramref name="x"/> in eval mode
+    /// under no_grad (no randomness drawn; the training flag is restored).
     /// </summary>
-    private void CheckInputs(Tensor x, Tensor y, string what)
+    private long LogitCount(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        if (!x.isfinite().all().item<bool>())
-            throw new ArgumentException($"{what} inputs: expected finite values, got NaN or infinity (at row {x.isfinite().logical_not().reshape(x.shape[0], -1).any(1).nonzero()[0, 0].ToInt64()}).");
-        if (y.numel() == 0) return;
         bool wasTraining = _model.training;
         _model.eval();
-        long k;
-        try { k = _model.forward(x.narrow(0, 0, 1)).shape[^1]; }
+        try { return _model.forward(x.narrow(0, 0, 1)).shape[^1]; }
         finally { _model.train(wasTraining); }
-        long lo = y.min().ToInt64(), hi = y.max().ToInt64();
-        if (lo < 0 || hi >= k)
-            throw new ArgumentException($"{what} labels: expected class indices in [0, {k - 1}] (the model returns {k} logits), got values in [{lo}, {hi}].");
+    }
+
+    /// <summary>
+    /// Checks a data set once before training: finite inputs, and labels that index the model's K logits, 0 ≤ y &lt; K.
+    /// Without this, NaN inputs surface as a diverged loss in epoch 1 and a bad label as libtorch's "Target out of bounds".
+    /// </summary>
+    private static void CheckInputs(Tensor x, Tensor y, long logits, string what)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        var finite = x.isfinite();
+        if (!finite.all().item<bool>())
+            throw new ArgumentException($"{what} inputs: expected finite values, got NaN or infinity (at row {finite.logical_not().reshape(x.shape[0], -1).any(1).nonzero()[0, 0].ToInt64()}).");
+        ClassificationMetrics.CheckRange(y, logits, $"{what} labels", $" (the model returns {logits} logits)");
     }
 
     /// <summary>The weights behind dropout (keep probability q &lt; 1) under <see cref="DropoutConvention.NonInverted"/>; empty otherwise.</summary>
@@ -311,9 +317,9 @@ public sealed class FineTuner : IDisposable
         using var valXOwned = valX;
         using var valYOwned = valY;
 
-        CheckInputs(trainX, trainY, "training");
-        if (valX is not null) CheckInputs(valX, valY!, "validation");
-        var baseRates = _baseRates;
+        long logits = LogitCount(trainX);
+        CheckInputs(trainX, trainY, logits, "training");
+        if (valX is not null) CheckInputs(valX, valY!, logits, "validation");
         int batches = (int)((nTrain + Options.BatchSize - 1) / Options.BatchSize);
         var epochs = new List<ClassifierEpochMetrics>();
         Dictionary<string, Tensor>? best = null;
@@ -370,11 +376,11 @@ public sealed class FineTuner : IDisposable
                 foreach (var p in frozen) p.requires_grad = !headOnly;
                 double factor = Math.Pow(Options.LearningRateDecay, epoch);
                 int gi = 0;
-                foreach (var g in _optimizer.ParamGroups) g.LearningRate = baseRates[gi++] * factor;
+                foreach (var g in _optimizer.ParamGroups) g.LearningRate = _baseRates[gi++] * factor;
                 // TorchSharp's native L-BFGS takes its rate from the optimizer itself, not from its (managed) group.
-                if (!_managedOptimizer && _optimizer is optim.ILearningRateController self && baseRates.Length == 1)
-                    self.LearningRate = baseRates[0] * factor;
-                double lr = baseRates.Length > 0 ? baseRates[0] * factor : double.NaN;
+                if (!_managedOptimizer && _optimizer is optim.ILearningRateController self && _baseRates.Length == 1)
+                    self.LearningRate = _baseRates[0] * factor;
+                double lr = _baseRates.Length > 0 ? _baseRates[0] * factor : double.NaN;
                 SetMomentum(epoch);
 
                 var clock = Stopwatch.StartNew();

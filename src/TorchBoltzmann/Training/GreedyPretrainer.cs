@@ -74,8 +74,7 @@ public sealed class GreedyPretrainer
         Tensor? validationLabels = null, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         _dbn.check_input(train, "training data");
-        if (train.dim() != 2 || train.shape[0] == 0)
-            throw new ArgumentException($"training data: expected shape (N ≥ 1, {_dbn.n_visible}), got ({string.Join(", ", train.shape)}).");
+        RBM.CheckRows(train, _dbn.n_visible, "training data");
         if (validation is not null) _dbn.check_input(validation, "validation data");
         if (_dbn.is_class_conditional && labels is null)
             throw new ArgumentException("labels: a class-conditional DBN needs training labels.", nameof(labels));

@@ -99,13 +99,11 @@ public sealed class RbmTrainer : IDisposable
                                               CancellationToken cancellationToken = default)
     {
         _rbm.check_visible(train, "training data");
-        if (train.dim() != 2 || train.shape[0] == 0)
-            throw new ArgumentException($"training data: expected shape (N ≥ 1, {_rbm.n_visible}), got ({string.Join(", ", train.shape)}).");
+        RBM.CheckRows(train, _rbm.n_visible, "training data");
         if (validation is not null)
         {
             _rbm.check_visible(validation, "validation data");
-            if (validation.dim() != 2 || validation.shape[0] == 0)
-                throw new ArgumentException($"validation data: expected shape (M ≥ 1, {_rbm.n_visible}), got ({string.Join(", ", validation.shape)}); pass null to skip validation.");
+            RBM.CheckRows(validation, _rbm.n_visible, "validation data", "M", "; pass null to skip validation");
         }
 
         using var data = train.to(_rbm.dtype, _rbm.device);
@@ -166,8 +164,7 @@ public sealed class RbmTrainer : IDisposable
     public bool Step(Tensor v0)
     {
         _rbm.check_visible(v0, "batch");
-        if (v0.dim() != 2 || v0.shape[0] == 0)
-            throw new ArgumentException($"batch: expected shape (B ≥ 1, {_rbm.n_visible}), got ({string.Join(", ", v0.shape)}).", nameof(v0));
+        RBM.CheckRows(v0, _rbm.n_visible, "batch", "B", param: nameof(v0));
         using var scope = torch.NewDisposeScope();
         if (!_direct)
         {

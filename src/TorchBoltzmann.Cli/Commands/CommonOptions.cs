@@ -16,6 +16,15 @@ internal static class CommonOptions
     public static Option<int> Threads() => new("--threads") { Description = "CPU threads for libtorch (0: libtorch's default)", DefaultValueFactory = _ => 0 };
     public static Option<int?> Limit() => new("--limit") { Description = "Use only the first N training digits (quick experiments)" };
 
+    /// <summary>
+    /// JSON for the metrics files: indented, NaN and ±∞ (a diverged epoch's metrics) written as "NaN", "Infinity",
+    /// "-Infinity" instead of failing the write after the training is done.
+    /// </summary>
+    public static System.Text.Json.JsonSerializerOptions MetricsJson { get; } = new()
+    {
+        WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
     /// <summary>Parses a device name, failing with a clear message when CUDA is asked for but unavailable.</summary>
     public static Device ParseDevice(string name)
     {

@@ -147,7 +147,8 @@ internal static class MnistCommand
         using (var gen = new Generator(seed, r.Dbn.device))
         {
             // Class-conditional DBN: row d holds ten samples of digit d; otherwise 100 free samples of the top RBM.
-            using var labels = r.Dbn.is_class_conditional ? torch.arange(10, device: r.Dbn.device).repeat_interleave(10) : null;
+            using var digits = r.Dbn.is_class_conditional ? torch.arange(10, device: r.Dbn.device) : null;
+            using var labels = digits?.repeat_interleave(10);
             using var samples = r.Dbn.generate(100, burn_in: 1000, labels: labels, generator: gen);
             ImageGrid.SaveTiles(stem + "-samples.png", samples, 28, 28, columns: 10);
         }
@@ -166,7 +167,7 @@ internal static class MnistCommand
                     layer.Where(m => m.ReconstructionError is not null).Select(m => m.ReconstructionError!.Value).ToArray())).ToArray()));
         }
         AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(new { summary, fine_tuning = r.FineTuning, refit = r.Refit, pretraining = r.Pretraining, pretrained_from = pretrainedFrom },
-            new JsonSerializerOptions { WriteIndented = true }));
+            CommonOptions.MetricsJson));
         var csv = new StringBuilder("epoch,train_loss,validation_error,validation_loss,learning_rate,seconds\n");
         foreach (var e in ft)
             csv.AppendLine(string.Join(",", e.Epoch, F(e.TrainLoss), F(e.ValidationError), F(e.ValidationLoss), F(e.LearningRate), F(e.Seconds)));

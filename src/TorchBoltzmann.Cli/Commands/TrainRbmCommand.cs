@@ -55,8 +55,10 @@ internal static class TrainRbmCommand
             var dir = CommonOptions.ResolveMnist(dataDir);
             using var trainSet = MnistDataset.Load(dir, MnistSplit.Train, limit);
             using var testSet = MnistDataset.Load(dir, MnistSplit.Test, Math.Min(10000, limit ?? 10000));
-            using var train = Binarize.Threshold(trainSet.Images).to(device);
-            using var held = Binarize.Threshold(testSet.Images).to(device);
+            using var trainBinary = Binarize.Threshold(trainSet.Images);
+            using var heldBinary = Binarize.Threshold(testSet.Images);
+            using var train = trainBinary.to(device);
+            using var held = heldBinary.to(device);
             AnsiConsole.MarkupLine(Markup.Escape($"Training RBM 784×{hidden} on {train.shape[0]} digits, {options.Epochs} epochs, " +
                                                   $"{(options.Persistent ? "PCD" : "CD")}-{options.K}, lr {options.LearningRate}, batch {options.BatchSize}, device {device}, seed {options.Seed}"));
 
@@ -75,9 +77,11 @@ internal static class TrainRbmCommand
             {
                 using var samples = rbm.generate(64, burn_in: 1000, generator: gen, return_means: true);
                 ImageGrid.SaveTiles(stem + "-samples.png", samples, 28, 28, columns: 8);
-                using var originals = held.narrow(0, 0, 32);
+                long m = Math.Min(32, held.shape[0]);   // fewer with a small --limit
+                using var originals = held.narrow(0, 0, m);
                 using var recon = rbm.reconstruct(originals);
-                using var pairs = torch.stack(new[] { originals, recon }, 1).reshape(64, 784);
+                using var stacked = torch.stack(new[] { originals, recon }, 1);
+                using var pairs = stacked.reshape(2 * m, 784);
                 ImageGrid.SaveTiles(stem + "-reconstructions.png", pairs, 28, 28, columns: 16);
             }
             var epochsX = history.Select(h => (double)h.Epoch).ToArray();
@@ -87,7 +91,7 @@ internal static class TrainRbmCommand
                     new Series("train", epochsX, history.Select(h => h.ReconstructionError ?? double.NaN).ToArray()),
                     new Series("held-out", epochsX, history.Select(h => h.ValidationReconstructionError ?? double.NaN).ToArray()),
                 }));
-            AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(history, new JsonSerializerOptions { WriteIndented = true }));
+            AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(history, CommonOptions.MetricsJson));
             AnsiConsole.MarkupLine(Markup.Escape($"Done in {clock.Elapsed.TotalSeconds:F0} s. Wrote {weights}, its .json sidecar, and {stem}-{{filters,samples,reconstructions,curve}}.png, {stem}-metrics.json"));
             return 0;
         });

@@ -81,8 +81,15 @@ public static class IdxReader
             }
         }
 
-        var data = new byte[expected];
-        got = ReadFully(stream, data, path, gzip);
+        // The header is not trusted with the allocation: a raw file must hold the payload before it is allocated, and a
+        // gzip stream's payload is read in chunks that grow with what actually arrives.
+        if (!gzip && stream.CanSeek && stream.Length - stream.Position < expected)
+        {
+            throw Fail(path, $"truncated payload: expected {expected} bytes for shape [{IdxFormat.FormatShape(shape)}], got {stream.Length - stream.Position}");
+        }
+
+        var data = gzip ? ReadGrowing(stream, (int)expected, path) : new byte[expected];
+        got = gzip ? data.Length : ReadFully(stream, data, path, gzip);
         if (got < expected)
         {
             throw Fail(path, $"truncated payload: expected {expected} bytes for shape [{IdxFormat.FormatShape(shape)}], got {got}");
@@ -121,6 +128,33 @@ public static class IdxReader
         }
 
         return total;
+    }
+
+    /// <summary>
+    /// Reads up to <paramref name="expected"/> bytes of a gzip stream into a buffer that starts at ≤ 16 MiB and doubles
+    /// only as data arrives; returns exactly the bytes read (fewer than expected when the stream ends early).
+    /// </summary>
+    private static byte[] ReadGrowing(Stream stream, int expected, string path)
+    {
+        var buffer = new byte[Math.Min(expected, 1 << 24)];
+        int total = 0;
+        while (true)
+        {
+            total += ReadFully(stream, buffer.AsSpan(total), path, gzip: true);
+            if (total < buffer.Length || total == expected)
+            {
+                break;
+            }
+
+            Array.Resize(ref buffer, (int)Math.Min(expected, 2L * buffer.Length));
+        }
+
+        if (total < buffer.Length)
+        {
+            Array.Resize(ref buffer, total);
+        }
+
+        return buffer;
     }
 
     private static long CountRemaining(Stream stream, string path, bool gzip)

@@ -54,9 +54,11 @@ internal static class MnistFetchRoutes
                 MnistFetcher.InstallVerified(unzip, directory, name, sha[name], gz);
                 log?.Report($"MNIST: {name} verified");
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
             {
-                errors.Add(Describe(ex));
+                // A corrupt archive or a digest mismatch (InvalidDataException, not an IOException) is named with the
+                // rest; the other files are still decompressed.
+                errors.Add($"{Path.GetFileName(gz)}: {Describe(ex)}");
             }
         }
 

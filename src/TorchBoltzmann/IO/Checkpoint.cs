@@ -78,7 +78,8 @@ public static class Checkpoint
             module.save(ms);
             bytes = ms.ToArray();
         }
-        AtomicFile.WriteAllBytes(weights, bytes);
+        // The whole sidecar is built before either file is touched: a description or training record that cannot be
+        // written leaves the previous pair as it was (new weights beside the old sidecar would load as neither).
         var sidecar = new JsonObject
         {
             ["format"] = FormatName,
@@ -92,7 +93,9 @@ public static class Checkpoint
             ["created_utc"] = DateTime.UtcNow.ToString("O"),
             ["training"] = training is null ? null : JsonSerializer.SerializeToNode(training, training.GetType(), JsonOptions),
         };
-        AtomicFile.WriteAllText(SidecarPath(path), sidecar.ToJsonString(JsonOptions));
+        string text = sidecar.ToJsonString(JsonOptions);
+        AtomicFile.WriteAllBytes(weights, bytes);
+        AtomicFile.WriteAllText(SidecarPath(path), text);
         return weights;
     }
 
@@ -106,9 +109,9 @@ public static class Checkpoint
         JsonObject? json;
         try { json = JsonNode.Parse(File.ReadAllText(sidecarPath)) as JsonObject; }
         catch (JsonException e) { throw new CheckpointException($"Checkpoint sidecar '{sidecarPath}' is not valid JSON: {e.Message}", e); }
-        if (json is null || json["format"]?.GetValue<string>() != FormatName)
+        if (json is null || (json["format"] as JsonValue)?.TryGetValue<string>(out var format) != true || format != FormatName)
             throw new CheckpointException($"'{sidecarPath}': expected a JSON object with \"format\": \"{FormatName}\", got {(json is null ? "something else" : $"format {json["format"]?.ToJsonString() ?? "missing"}")}.");
-        int version = json["format_version"]?.GetValue<int>() ?? 0;
+        int version = Field<int?>(json, "format_version", sidecarPath) ?? 0;
         if (version > FormatVersion)
             throw new CheckpointException($"'{sidecarPath}' has format version {version}, newer than this library reads (≤ {FormatVersion}, TorchBoltzmann {LibraryVersion}); upgrade TorchBoltzmann (written by {json["library_version"]}).");
         if (version < 1)
@@ -144,7 +147,7 @@ public static class Checkpoint
     public static nn.Module Load(string path, Device? device = null)
     {
         var json = ReadSidecar(path);
-        var type = json["model_type"]?.GetValue<string>() ?? throw new CheckpointException($"'{SidecarPath(path)}': missing model_type.");
+        var type = Field<string>(json, "model_type", SidecarPath(path)) ?? throw new CheckpointException($"'{SidecarPath(path)}': missing model_type.");
         Func<JsonObject, nn.Module>? factory;
         lock (Factories) Factories.TryGetValue(type, out factory);
         if (factory is null)
@@ -154,17 +157,17 @@ public static class Checkpoint
         var weights = WeightsPath(path);
         if (!File.Exists(weights)) throw new CheckpointException($"Checkpoint weights not found: expected '{weights}'.");
         var bytes = File.ReadAllBytes(weights);
-        long expectedBytes = json["weights_bytes"]?.GetValue<long>() ?? -1;
+        long expectedBytes = Field<long?>(json, "weights_bytes", SidecarPath(path)) ?? -1;
         if (expectedBytes >= 0 && bytes.LongLength != expectedBytes)
             throw new CheckpointException($"'{weights}' is truncated or was replaced: expected {expectedBytes} bytes (from the sidecar), got {bytes.LongLength}.");
         var sha = Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant();
-        var expectedSha = json["weights_sha256"]?.GetValue<string>();
+        var expectedSha = Field<string>(json, "weights_sha256", SidecarPath(path));
         if (expectedSha is not null && sha != expectedSha)
             throw new CheckpointException($"'{weights}' does not match its sidecar: expected SHA-256 {expectedSha}, got {sha} (corrupt file, or weights and sidecar from different saves).");
 
         nn.Module module;
         try { module = factory(arch); }
-        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException)
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException or CheckpointException)
         { throw new CheckpointException($"'{SidecarPath(path)}': invalid architecture {arch.ToJsonString()}: {e.Message}", e); }
         try
         {
@@ -195,7 +198,26 @@ public static class Checkpoint
     public static string LibraryVersion { get; } =
         typeof(Checkpoint).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
-    internal static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
+    /// <summary>Sidecar JSON: indented; NaN and ±∞ in training records written as "NaN", "Infinity", "-Infinity".</summary>
+    internal static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>
+    /// The sidecar field <paramref name="key"/> as a <typeparamref name="T"/> (null when absent); a field of another JSON
+    /// type (e.g. "format_version": "1") is a <see cref="CheckpointException"/> naming the file, the field and its value.
+    /// </summary>
+    private static T? Field<T>(JsonObject json, string key, string sidecarPath)
+    {
+        var node = json[key];
+        if (node is null) return default;
+        try { return node.Deserialize<T>(); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+        {
+            throw new CheckpointException($"'{sidecarPath}': expected \"{key}\" to be {(typeof(T) == typeof(string) ? "a string" : "an integer")}, got {node.ToJsonString()}.", e);
+        }
+    }
 
     private static int GetInt(this JsonObject o, string key)
         => o[key]?.GetValue<int>() ?? throw new CheckpointException($"architecture: missing '{key}'.");

@@ -58,6 +58,14 @@ public static class DbnClassifier
         return model;
     }
 
+    /// <summary>Dropout probabilities must lie in [0, 1) (NaN included in the refusal: it would silently mean no dropout).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A probability is NaN or outside [0, 1).</exception>
+    public static void CheckDropout(double input_dropout, double hidden_dropout)
+    {
+        if (!(input_dropout >= 0 && input_dropout < 1)) throw new ArgumentOutOfRangeException(nameof(input_dropout), input_dropout, "input_dropout must be in [0, 1).");
+        if (!(hidden_dropout >= 0 && hidden_dropout < 1)) throw new ArgumentOutOfRangeException(nameof(hidden_dropout), hidden_dropout, "hidden_dropout must be in [0, 1).");
+    }
+
     /// <summary>
     /// Builds the same architecture from layer sizes [n_in, n_1, …, n_K] with freshly initialised hidden layers
     /// (nn.Linear's default initialisation): the target for loading a saved classifier, or a baseline without pretraining.
@@ -69,8 +77,7 @@ public static class DbnClassifier
         if (layer_sizes.Count < 1 || layer_sizes.Any(s => s <= 0))
             throw new ArgumentException($"layer_sizes: expected positive sizes, got [{string.Join(", ", layer_sizes)}].", nameof(layer_sizes));
         if (n_classes < 2) throw new ArgumentOutOfRangeException(nameof(n_classes), n_classes, "n_classes must be at least 2.");
-        if (input_dropout is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(input_dropout), input_dropout, "input_dropout must be in [0, 1).");
-        if (hidden_dropout is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(hidden_dropout), hidden_dropout, "hidden_dropout must be in [0, 1).");
+        CheckDropout(input_dropout, hidden_dropout);
         var dt = dtype ?? get_default_dtype();
         var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
         if (input_dropout > 0) modules.Add(("dropout_in", new FastDropout(input_dropout)));

@@ -32,7 +32,8 @@ public static class RbmEmbedding
     /// Copies an RBM's W and c into an existing <c>Linear</c> (weight ← W, bias ← c) in place under no_grad, keeping
     /// the Linear's parameter objects (so optimizers already built over them stay valid).
     /// </summary>
-    /// <exception cref="ArgumentException">The Linear's shape is not (n_hidden, n_visible).</exception>
+    /// <exception cref="ArgumentException">The Linear's shape is not (n_hidden, n_visible), or it has no bias to take c
+    /// (σ(W v) without c is not p(h | v)).</exception>
     public static void CopyInto(this RBM rbm, Linear linear)
     {
         ArgumentNullException.ThrowIfNull(rbm);
@@ -40,8 +41,9 @@ public static class RbmEmbedding
         var w = linear.weight ?? throw new ArgumentException("linear: has no weight.", nameof(linear));
         if (w.shape[0] != rbm.n_hidden || w.shape[1] != rbm.n_visible)
             throw new ArgumentException($"linear: expected weight shape ({rbm.n_hidden}, {rbm.n_visible}), got ({string.Join(", ", w.shape)}).", nameof(linear));
+        var b = linear.bias ?? throw new ArgumentException($"linear: expected a bias to take the RBM's hidden bias c (p(h | v) = σ(W v + c)), got a Linear({rbm.n_visible}, {rbm.n_hidden}) without one; build it with hasBias: true.", nameof(linear));
         using var _ = torch.no_grad();
         w.copy_(rbm.weight);
-        linear.bias?.copy_(rbm.hidden_bias);
+        b.copy_(rbm.hidden_bias);
     }
 }

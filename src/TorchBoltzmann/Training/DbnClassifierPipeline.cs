@@ -133,6 +133,7 @@ public static class DbnClassifierPipeline
     {
         ArgumentNullException.ThrowIfNull(preset);
         preset.FineTuning.Validate();
+        DbnClassifier.CheckDropout(preset.InputDropout, preset.HiddenDropout);   // before pretraining, not after it
         if (preset.FineTuning.Optimizer == FineTuningOptimizer.ConjugateGradient && (preset.InputDropout > 0 || preset.HiddenDropout > 0))
             throw new ArgumentException($"preset '{preset.Name}': conjugate-gradient fine-tuning needs a deterministic loss, but dropout is on (inputs {preset.InputDropout}, hidden {preset.HiddenDropout}); use SGD or no dropout.", nameof(preset));
         var device = trainX.device;
@@ -160,7 +161,12 @@ public static class DbnClassifierPipeline
             }
             else
             {
-                var options = preset.Pretraining with { Layer = preset.Pretraining.Layer with { Seed = seed } };
+                // The run's seed reaches every layer, per-layer overrides included.
+                var options = preset.Pretraining with
+                {
+                    Layer = preset.Pretraining.Layer with { Seed = seed },
+                    PerLayer = preset.Pretraining.PerLayer?.Select(o => o is null ? null : o with { Seed = seed }).ToList(),
+                };
                 // Saved after every layer; a continued run trains only the layers left (none once pretraining ended).
                 var pretrainer = new GreedyPretrainer(dbn, options) { CheckpointPath = checkpointStem is null ? null : PretrainedCheckpointPath(checkpointStem) };
                 pretraining = pretrainer.Fit(fitX, preset.ClassConditional ? fitY : null, nVal > 0 ? valX : null,

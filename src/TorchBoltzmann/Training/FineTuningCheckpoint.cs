@@ -88,8 +88,9 @@ internal static class FineTuningCheckpoint
     /// <summary>
     /// Reads a checkpoint into the model, optimizer, generators and the extra tensors <paramref name="extra"/> names
     /// (which must have the shapes and dtypes the checkpoint holds), after checking that it belongs to this run. The
-    /// tensors are read into temporaries first, so a checkpoint refused for its header or a truncated tensor section
-    /// leaves the model as it was.
+    /// tensors and generator states are read into temporaries first and the optimizer's state is put back if its section
+    /// fails to read, so a checkpoint refused for its header, a truncated tensor or optimizer section, or a corrupt
+    /// generator state leaves the model, the optimizer and the generators as they were.
     /// </summary>
     /// <exception cref="CheckpointException">Not a fine-tuning checkpoint, truncated or corrupt, or written by another run (the differences are named).</exception>
     internal static State Load(string path, nn.Module model, optim.Optimizer optimizer, Identity id, Generator generator,
@@ -129,16 +130,31 @@ internal static class FineTuningCheckpoint
                     throw new CheckpointException($"'{path}': tensor '{info.Name}' is {Describe(info.Shape, info.DType)} in the checkpoint, {Describe(target.shape, target.dtype.ToString())} here.");
                 long expected = target.NumberOfElements * target.ElementSize;
                 int n = r.ReadInt32();
-                var bytes = r.ReadBytes(Math.Max(n, 0));
-                if (n != expected || bytes.Length != n)
-                    throw new CheckpointException($"'{path}': tensor '{info.Name}' should hold {expected} bytes; the file gives {(bytes.Length != n ? $"only {bytes.Length} (truncated)" : n.ToString(System.Globalization.CultureInfo.InvariantCulture))}. Delete it to start over.");
+                if (n != expected)   // before reading: a corrupt length must not size an allocation
+                    throw new CheckpointException($"'{path}': tensor '{info.Name}' should hold {expected} bytes; the file gives {n}. Delete it to start over.");
+                var bytes = r.ReadBytes(n);
+                if (bytes.Length != n)
+                    throw new CheckpointException($"'{path}': tensor '{info.Name}' should hold {expected} bytes; the file gives only {bytes.Length} (truncated). Delete it to start over.");
                 temporaries.Add(FromBytes(bytes, target.shape, target.dtype));
             }
-            managed.load_state_dict(r);
+            // The generator states are decoded before anything changes, and the optimizer's state (which
+            // load_state_dict writes in place as it reads) is kept to be put back if its section is cut short.
+            temporaries.Add(RngTensor(h.GlobalRng));
+            temporaries.Add(RngTensor(h.Generator));
+            var optimizerBefore = new MemoryStream();
+            using (var w = new BinaryWriter(optimizerBefore, System.Text.Encoding.UTF8, leaveOpen: true)) managed.save_state_dict(w);
+            try { managed.load_state_dict(r); }
+            catch
+            {
+                optimizerBefore.Position = 0;
+                using var back = new BinaryReader(optimizerBefore);
+                managed.load_state_dict(back);
+                throw;
+            }
             using (torch.no_grad())
                 for (int i = 0; i < targets.Count; i++) targets[i].copy_(temporaries[i]);
-            using (var global = RngTensor(h.GlobalRng)) torch.set_rng_state(global);
-            using (var own = RngTensor(h.Generator)) generator.set_state(own);
+            torch.set_rng_state(temporaries[^2]);
+            generator.set_state(temporaries[^1]);
             return new State(h.EpochsDone, h.Finished, h.Epochs, h.BestEpoch, h.BestError, h.SinceBest, h.StoppedEarly, h.Restored);
         }
         catch (Exception e) when (e is not (CheckpointException or NotSupportedException or OutOfMemoryException))

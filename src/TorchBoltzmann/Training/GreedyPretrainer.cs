@@ -80,6 +80,13 @@ public sealed class GreedyPretrainer
             throw new ArgumentException("labels: a class-conditional DBN needs training labels.", nameof(labels));
         if (_dbn.is_class_conditional && validation is not null && validationLabels is null)
             throw new ArgumentException("validationLabels: a class-conditional DBN needs labels for its validation data.", nameof(validationLabels));
+        if (_dbn.is_class_conditional)
+        {
+            // Checked here, not when the top layer joins them: a bad label must not cost the lower layers' training
+            // (nor, with a checkpoint, the saved layers, whose tag hashes the labels).
+            CheckLabels(labels!, train.shape[0], "labels");
+            if (validation is not null) CheckLabels(validationLabels!, validation.shape[0], "validationLabels");
+        }
 
         int L = _dbn.n_layers;
         var history = new List<IReadOnlyList<RbmEpochMetrics>>();
@@ -201,6 +208,14 @@ public sealed class GreedyPretrainer
         using (loaded)
         using (torch.no_grad()) _dbn.load_state_dict(loaded.state_dict());
         return record;
+    }
+
+    /// <summary>Labels for <paramref name="rows"/> examples: shape (rows), class indices in [0, n_classes).</summary>
+    private void CheckLabels(Tensor labels, long rows, string what)
+    {
+        if (labels.dim() != 1 || labels.shape[0] != rows)
+            throw new ArgumentException($"{what}: expected shape ({rows}), one label per example, got ({string.Join(", ", labels.shape)}).", what);
+        Evaluation.ClassificationMetrics.CheckRange(labels, _dbn.n_classes, what);
     }
 
     private Tensor OwnedCopy(Tensor t)

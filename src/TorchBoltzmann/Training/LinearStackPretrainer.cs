@@ -26,7 +26,7 @@ public static class LinearStackPretrainer
     /// <param name="cancellationToken">Checked before every batch; the Linears are unchanged when cancelled.</param>
     /// <param name="generator">Generator for the RBMs' initial weights (W ~ N(0, 0.01²)); training randomness comes from the options' seeds.</param>
     /// <returns>Per layer, the metrics of every epoch.</returns>
-    /// <exception cref="ArgumentException">No layers, or consecutive layers whose widths do not chain.</exception>
+    /// <exception cref="ArgumentException">No layers, consecutive layers whose widths do not chain, or a layer without a bias.</exception>
     public static IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> Pretrain(IReadOnlyList<Linear> layers, Tensor data,
         DbnPretrainingOptions? options = null, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default,
         Generator? generator = null)
@@ -38,6 +38,8 @@ public static class LinearStackPretrainer
         {
             if (layers[l].in_features != sizes[^1])
                 throw new ArgumentException($"layers[{l}]: expected in_features = {sizes[^1]} (out_features of layers[{l - 1}]), got {layers[l].in_features}.", nameof(layers));
+            if (layers[l].bias is null)   // checked before training: it would take the RBM's hidden bias c
+                throw new ArgumentException($"layers[{l}]: expected a Linear with a bias to take the RBM's hidden bias c (p(h | x) = σ(W x + c)), got one without (hasBias: false).", nameof(layers));
             sizes.Add(checked((int)layers[l].out_features));
         }
         var w = layers[0].weight!;

@@ -77,13 +77,22 @@ public abstract class UnitType
     /// </summary>
     public virtual bool has_linear_bias => false;
 
-    /// <summary>Creates a unit type from its <see cref="Name"/>, as stored in checkpoints.</summary>
+    /// <summary>
+    /// Creates a unit type from its <see cref="Name"/>, as stored in checkpoints: <c>Bernoulli</c>, or
+    /// <c>Bernoulli+Softmax(K)</c> (<see cref="LabelledBernoulliUnits"/> with K label units).
+    /// </summary>
     /// <exception cref="ArgumentException">The name is unknown.</exception>
-    public static UnitType FromName(string name) => name switch
+    public static UnitType FromName(string name)
     {
-        "Bernoulli" => Bernoulli,
-        _ => throw new ArgumentException($"Unknown unit type '{name}'. Known: Bernoulli.", nameof(name)),
-    };
+        ArgumentNullException.ThrowIfNull(name);
+        if (name == "Bernoulli") return Bernoulli;
+        const string labelled = "Bernoulli+Softmax(";
+        if (name.StartsWith(labelled, StringComparison.Ordinal) && name.EndsWith(')')
+            && int.TryParse(name.AsSpan(labelled.Length, name.Length - labelled.Length - 1), System.Globalization.NumberStyles.None,
+                            System.Globalization.CultureInfo.InvariantCulture, out int k) && k >= 2)
+            return new LabelledBernoulliUnits(k);
+        throw new ArgumentException($"Unknown unit type '{name}'. Known: Bernoulli, Bernoulli+Softmax(K) with K ≥ 2.", nameof(name));
+    }
 
     /// <summary>Binary {0,1} units.</summary>
     public static UnitType Bernoulli { get; } = new BernoulliUnits();

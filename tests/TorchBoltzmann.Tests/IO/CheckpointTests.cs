@@ -148,4 +148,64 @@ public sealed class CheckpointTests : IDisposable
         TestUtil.AllClose(second.weight, loaded.weight, 0, "W");
         Assert.Equal(2, Directory.GetFiles(_dir).Length);
     }
+
+    [Fact]
+    public void SaveLoad_LabelledVisibleUnits_RoundTrip()
+    {
+        // The top RBM of a class-conditional DBN (visible units "Bernoulli+Softmax(3)") saved on its own loads back.
+        using var gen = new Generator(7);
+        using var rbm = boltzmann.RBM(6, 4, visible: new TorchBoltzmann.Units.LabelledBernoulliUnits(3), dtype: ScalarType.Float64, generator: gen);
+        var path = Path.Combine(_dir, "top.pt");
+        Checkpoint.Save(rbm, path);
+        using var loaded = Checkpoint.Load<RBM>(path);
+        var units = Assert.IsType<TorchBoltzmann.Units.LabelledBernoulliUnits>(loaded.visible_units);
+        Assert.Equal(3, units.n_classes);
+        using var x = torch.rand(5, 3, dtype: ScalarType.Float64, generator: gen).round_();
+        using var y = torch.tensor(new long[] { 0, 2, 1, 1, 0 });
+        using var e = DBN.one_hot(y, 3, ScalarType.Float64);
+        using var v = torch.cat(new[] { x, e }, 1);
+        TestUtil.AllClose(rbm.free_energy(v), loaded.free_energy(v), 0, "F([x; y])");
+        // Names that are not a unit type stay refused.
+        foreach (var bad in new[] { "Bernoulli+Softmax(1)", "Bernoulli+Softmax(x)", "Bernoulli+Softmax(3", "Gaussian" })
+            Assert.Throws<ArgumentException>(() => TorchBoltzmann.Units.UnitType.FromName(bad));
+    }
+
+    private sealed class Unserialisable
+    {
+        public double Loss => throw new InvalidOperationException("cannot be read");
+    }
+
+    [Fact]
+    public void Save_FailingTrainingRecord_LeavesThePreviousPairLoadable()
+    {
+        var path = Saved(out var first);
+        using (first)
+        {
+            using var second = TestUtil.RandomRbm(12, 5, seed: 99, dtype: ScalarType.Float32);
+            Assert.Throws<InvalidOperationException>(() => Checkpoint.Save(second, path, new Unserialisable()));
+            using var loaded = Checkpoint.Load<RBM>(path);   // the first save's weights and sidecar, still a pair
+            TestUtil.AllClose(first.weight, loaded.weight, 0, "W");
+        }
+        // NaN and infinities in a training record (a diverged run's metrics) are written, not refused.
+        using var third = TestUtil.RandomRbm(12, 5, seed: 5, dtype: ScalarType.Float32);
+        Checkpoint.Save(third, path, new { loss = double.NaN, best = double.PositiveInfinity });
+        Assert.Equal("NaN", Checkpoint.ReadSidecar(path)["training"]!["loss"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("format_version", "\"1\"", "format_version")]
+    [InlineData("weights_bytes", "\"many\"", "weights_bytes")]
+    [InlineData("model_type", "7", "model_type")]
+    [InlineData("format", "1", "format")]
+    public void Load_SidecarFieldOfTheWrongType_IsACheckpointError_NamingTheField(string key, string json, string named)
+    {
+        var path = Saved(out var rbm);
+        rbm.Dispose();
+        var o = JsonNode.Parse(File.ReadAllText(Checkpoint.SidecarPath(path)))!.AsObject();
+        o[key] = JsonNode.Parse(json);
+        File.WriteAllText(Checkpoint.SidecarPath(path), o.ToJsonString());
+        var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(path));
+        Assert.Contains(named, e.Message);
+        Assert.Contains(Checkpoint.SidecarPath(path), e.Message);
+    }
 }

@@ -197,6 +197,47 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
     }
 
     [Fact]
+    public void Pipeline_DropoutOutsideItsRange_OrNaN_IsRefusedBeforePretraining()
+    {
+        using var x = mnist.Train.Images.narrow(0, 0, 300);
+        using var y = mnist.Train.Labels.narrow(0, 0, 300);
+        foreach (var (input, hidden) in new[] { (1.0, 0.5), (0.2, double.NaN), (-0.1, 0.0) })
+        {
+            var preset = TinyPreset(new ClassifierTrainingOptions { Epochs = 1, BatchSize = 50, ValidationCount = 100 }) with { InputDropout = input, HiddenDropout = hidden };
+            int pretrainReports = 0;
+            Assert.Throws<ArgumentOutOfRangeException>(() => DbnClassifierPipeline.Run(preset, x, y, mnist.Test.Images, mnist.Test.Labels,
+                pretrainProgress: new CallbackProgress<TrainingProgress>(_ => pretrainReports++)));
+            Assert.Equal(0, pretrainReports);
+        }
+        // NaN would have meant "no dropout" to Build's range test; it is refused there too.
+        Assert.Throws<ArgumentOutOfRangeException>(() => DbnClassifier.Build([784, 10], 10, input_dropout: double.NaN));
+        Assert.Throws<ArgumentOutOfRangeException>(() => DbnClassifier.Build([784, 10], 10, hidden_dropout: double.NaN));
+    }
+
+    [Fact]
+    public void Pipeline_Seed_ReachesPerLayerPretrainingOptions()
+    {
+        // A preset whose first layer has its own options (with a seed of their own): the run's seed replaces it, so the
+        // pipeline's DBN is the one GreedyPretrainer trains with that seed on every layer.
+        using var x = mnist.Train.Images.narrow(0, 0, 400);
+        using var y = mnist.Train.Labels.narrow(0, 0, 400);
+        var layer = new RbmTrainingOptions { Epochs = 1, BatchSize = 50, MetricsEvery = 0 };
+        var preset = TinyPreset(new ClassifierTrainingOptions { Epochs = 1, BatchSize = 50, ValidationCount = 100 }) with
+        {
+            LayerSizes = [784, 16, 8],
+            Pretraining = new DbnPretrainingOptions { Layer = layer, PerLayer = [layer with { Seed = 999, LearningRate = 0.05 }] },
+        };
+        using var r = DbnClassifierPipeline.Run(preset, x, y, mnist.Test.Images, mnist.Test.Labels, seed: 5);
+        using var g = new Generator(5);
+        using var dbn = boltzmann.DBN([784, 16, 8], generator: g);
+        using var fit = x.narrow(0, 0, 300);
+        using var val = x.narrow(0, 300, 100);
+        new GreedyPretrainer(dbn, new DbnPretrainingOptions { Layer = layer with { Seed = 5 }, PerLayer = [layer with { Seed = 5, LearningRate = 0.05 }] }).Fit(fit, validation: val);
+        for (int l = 0; l < 2; l++)
+            Assert.True(DbnTestUtil.Same(dbn.layers[l].weight, r.Dbn.layers[l].weight), $"layer {l + 1} trained with the run's seed");
+    }
+
+    [Fact]
     public void Pipeline_Refit_TrainsAFreshClassifierOnAllDigits_ForTheChosenEpochs()
     {
         using var x = mnist.Train.Images.narrow(0, 0, 1200);

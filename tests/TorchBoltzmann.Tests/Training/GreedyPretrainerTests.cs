@@ -206,5 +206,28 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
         var ex = Assert.Throws<ArgumentException>(() => new GreedyPretrainer(dbn).Fit(data));
         Assert.Contains("labels", ex.Message);
     }
+
+    [Fact]
+    public void Fit_ClassConditional_BadLabels_AreRefusedBeforeTheFirstLayerTrains()
+    {
+        // Labels are joined only at the top layer; a wrong one must not cost the layers below it (nor their checkpoint).
+        using var dbn = boltzmann.DBN([784, 20, 10], n_classes: 10);
+        using var w0 = dbn.layers[0].weight.detach().clone();
+        using var data = mnist.BinaryTrain(30);
+        using var good = mnist.Train.Labels.narrow(0, 0, 30);
+        using var shortLabels = mnist.Train.Labels.narrow(0, 0, 29);
+        using var outOfRange = good.clone();
+        using (var at3 = outOfRange[3]) at3.fill_(10);
+        using var val = mnist.BinaryTrain(5);
+        using var valShort = mnist.Train.Labels.narrow(0, 0, 4);
+        var options = new DbnPretrainingOptions { Layer = new RbmTrainingOptions { Epochs = 1, BatchSize = 10, MetricsEvery = 0 } };
+        var e1 = Assert.Throws<ArgumentException>(() => new GreedyPretrainer(dbn, options).Fit(data, shortLabels));
+        Assert.Contains("labels: expected shape (30)", e1.Message);
+        var e2 = Assert.Throws<ArgumentException>(() => new GreedyPretrainer(dbn, options).Fit(data, outOfRange));
+        Assert.Contains("labels: expected class indices in [0, 9], got values in [0, 10]", e2.Message);
+        var e3 = Assert.Throws<ArgumentException>(() => new GreedyPretrainer(dbn, options).Fit(data, good, val, valShort));
+        Assert.Contains("validationLabels: expected shape (5)", e3.Message);
+        Assert.True(DbnTestUtil.Same(w0, dbn.layers[0].weight), "layer 1 did not train");
+    }
 }
 

@@ -1,3 +1,4 @@
+using TorchBoltzmann.Modules;
 using TorchBoltzmann.Training;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -55,5 +56,23 @@ public sealed class LinearStackPretrainerTests(DbnMnistFixture mnist) : IClassFi
         var ex = Assert.Throws<ArgumentException>(() => LinearStackPretrainer.Pretrain([a, b], x));
         Assert.Contains("expected in_features = 20", ex.Message);
         Assert.Contains("got 21", ex.Message);
+    }
+
+    [Fact]
+    public void Pretrain_ALayerWithoutBias_IsRefusedBeforeTraining_AndCopyIntoRefusesIt()
+    {
+        // σ(W x) without the RBM's hidden bias c is not p(h | x): refused, not silently computed without c.
+        using var a = nn.Linear(784, 20);
+        using var b = nn.Linear(20, 5, hasBias: false);
+        using var w0 = a.weight!.detach().clone();
+        using var x = mnist.Train.Images.narrow(0, 0, 10);
+        var ex = Assert.Throws<ArgumentException>(() => LinearStackPretrainer.Pretrain([a, b], x));
+        Assert.Contains("layers[1]", ex.Message);
+        Assert.Contains("bias", ex.Message);
+        Assert.True(DbnTestUtil.Same(w0, a.weight!), "the first layer is untouched: nothing trained");
+        using var rbm = boltzmann.RBM(20, 5);
+        using var wb = b.weight!.detach().clone();
+        Assert.Contains("bias", Assert.Throws<ArgumentException>(() => rbm.CopyInto(b)).Message);
+        Assert.True(DbnTestUtil.Same(wb, b.weight!), "CopyInto changed nothing");
     }
 }

@@ -26,9 +26,9 @@ public static class Checkpoint
     private static readonly Dictionary<string, Func<JsonObject, nn.Module>> Factories = new()
     {
         ["RBM"] = arch => new RBM(
-            arch.GetInt("n_visible"), arch.GetInt("n_hidden"),
-            UnitType.FromName(arch.GetString("visible_units")), UnitType.FromName(arch.GetString("hidden_units")),
-            dtype: Enum.Parse<ScalarType>(arch.GetString("dtype"))),
+            arch.Required<int>("n_visible"), arch.Required<int>("n_hidden"),
+            UnitType.FromName(arch.Required<string>("visible_units")), UnitType.FromName(arch.Required<string>("hidden_units")),
+            dtype: Enum.Parse<ScalarType>(arch.Required<string>("dtype"))),
     };
 
     private static readonly Dictionary<Type, (string type, Func<nn.Module, JsonObject> describe)> Describers = new()
@@ -111,7 +111,7 @@ public static class Checkpoint
         catch (JsonException e) { throw new CheckpointException($"Checkpoint sidecar '{sidecarPath}' is not valid JSON: {e.Message}", e); }
         if (json is null || (json["format"] as JsonValue)?.TryGetValue<string>(out var format) != true || format != FormatName)
             throw new CheckpointException($"'{sidecarPath}': expected a JSON object with \"format\": \"{FormatName}\", got {(json is null ? "something else" : $"format {json["format"]?.ToJsonString() ?? "missing"}")}.");
-        int version = Field<int?>(json, "format_version", sidecarPath) ?? 0;
+        int version = json.Optional<int?>("format_version", $"'{sidecarPath}'") ?? 0;
         if (version > FormatVersion)
             throw new CheckpointException($"'{sidecarPath}' has format version {version}, newer than this library reads (≤ {FormatVersion}, TorchBoltzmann {LibraryVersion}); upgrade TorchBoltzmann (written by {json["library_version"]}).");
         if (version < 1)
@@ -147,7 +147,7 @@ public static class Checkpoint
     public static nn.Module Load(string path, Device? device = null)
     {
         var json = ReadSidecar(path);
-        var type = Field<string>(json, "model_type", SidecarPath(path)) ?? throw new CheckpointException($"'{SidecarPath(path)}': missing model_type.");
+        var type = json.Required<string>("model_type", $"'{SidecarPath(path)}'");
         Func<JsonObject, nn.Module>? factory;
         lock (Factories) Factories.TryGetValue(type, out factory);
         if (factory is null)
@@ -157,11 +157,11 @@ public static class Checkpoint
         var weights = WeightsPath(path);
         if (!File.Exists(weights)) throw new CheckpointException($"Checkpoint weights not found: expected '{weights}'.");
         var bytes = File.ReadAllBytes(weights);
-        long expectedBytes = Field<long?>(json, "weights_bytes", SidecarPath(path)) ?? -1;
+        long expectedBytes = json.Optional<long?>("weights_bytes", $"'{SidecarPath(path)}'") ?? -1;
         if (expectedBytes >= 0 && bytes.LongLength != expectedBytes)
             throw new CheckpointException($"'{weights}' is truncated or was replaced: expected {expectedBytes} bytes (from the sidecar), got {bytes.LongLength}.");
         var sha = Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant();
-        var expectedSha = Field<string>(json, "weights_sha256", SidecarPath(path));
+        var expectedSha = json.Optional<string>("weights_sha256", $"'{SidecarPath(path)}'");
         if (expectedSha is not null && sha != expectedSha)
             throw new CheckpointException($"'{weights}' does not match its sidecar: expected SHA-256 {expectedSha}, got {sha} (corrupt file, or weights and sidecar from different saves).");
 
@@ -203,25 +203,46 @@ public static class Checkpoint
     {
         WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
+}
 
-    /// <summary>
-    /// The sidecar field <paramref name="key"/> as a <typeparamref name="T"/> (null when absent); a field of another JSON
-    /// type (e.g. "format_version": "1") is a <see cref="CheckpointException"/> naming the file, the field and its value.
-    /// </summary>
-    private static T? Field<T>(JsonObject json, string key, string sidecarPath)
+/// <summary>
+/// Typed fields of a checkpoint's JSON (sidecar fields, and the architecture objects model factories read): a field
+/// that is missing or of another JSON type (e.g. "format_version": "1", "n_hidden": "six") is a
+/// <see cref="CheckpointException"/> naming where it was read, the field, what was expected and what came.
+/// </summary>
+internal static class JsonFields
+{
+    /// <summary>The field <paramref name="key"/> of <paramref name="o"/> as a <typeparamref name="T"/>; default when absent.</summary>
+    /// <param name="o">The JSON object.</param>
+    /// <param name="key">The field's name.</param>
+    /// <param name="where">Where the object was read, for messages (a sidecar's path, "architecture").</param>
+    public static T? Optional<T>(this JsonObject o, string key, string where = "architecture")
     {
-        var node = json[key];
+        var node = o[key];
         if (node is null) return default;
         try { return node.Deserialize<T>(); }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or NotSupportedException)
         {
-            throw new CheckpointException($"'{sidecarPath}': expected \"{key}\" to be {(typeof(T) == typeof(string) ? "a string" : "an integer")}, got {node.ToJsonString()}.", e);
+            throw new CheckpointException($"{where}: expected \"{key}\" to be {Expected(typeof(T))}, got {node.ToJsonString()}.", e);
         }
     }
 
-    private static int GetInt(this JsonObject o, string key)
-        => o[key]?.GetValue<int>() ?? throw new CheckpointException($"architecture: missing '{key}'.");
+    /// <summary>The field <paramref name="key"/> as a <typeparamref name="T"/>, which must be present and not null.</summary>
+    /// <inheritdoc cref="Optional{T}"/>
+    public static T Required<T>(this JsonObject o, string key, string where = "architecture")
+    {
+        if (o[key] is null) throw new CheckpointException($"{where}: missing \"{key}\" ({Expected(typeof(T))}).");
+        return o.Optional<T>(key, where)!;
+    }
 
-    private static string GetString(this JsonObject o, string key)
-        => o[key]?.GetValue<string>() ?? throw new CheckpointException($"architecture: missing '{key}'.");
+    private static string Expected(Type t)
+    {
+        t = Nullable.GetUnderlyingType(t) ?? t;
+        if (t == typeof(string)) return "a string";
+        if (t == typeof(bool)) return "true or false";
+        if (t == typeof(int) || t == typeof(long)) return "an integer";
+        if (t == typeof(double) || t == typeof(float)) return "a number";
+        if (t.IsArray) return $"an array of {Expected(t.GetElementType()!).Split(' ', 2)[1]}s";
+        return $"a {t.Name}";
+    }
 }

@@ -36,10 +36,9 @@ public static class DbnCheckpoints
     /// <summary>Builds an untrained DBN from <see cref="Describe"/>'s JSON.</summary>
     public static DBN Create(JsonObject arch)
     {
-        var sizes = (arch["layer_sizes"] as JsonArray ?? throw new CheckpointException("architecture: missing 'layer_sizes'."))
-            .Select(n => n!.GetValue<int>()).ToArray();
-        int classes = arch["n_classes"]?.GetValue<int>() ?? 0;
-        var dtype = Enum.Parse<ScalarType>(arch["dtype"]?.GetValue<string>() ?? throw new CheckpointException("architecture: missing 'dtype'."));
+        var sizes = arch.Required<int[]>("layer_sizes");
+        int classes = arch.Optional<int?>("n_classes") ?? 0;
+        var dtype = Enum.Parse<ScalarType>(arch.Required<string>("dtype"));
         return new DBN(sizes, classes, dtype: dtype);
     }
 
@@ -83,16 +82,17 @@ public static class DbnCheckpoints
     /// <summary>Builds a Sequential from <see cref="DescribeSequential"/>'s JSON (weights uninitialised until loaded).</summary>
     public static Sequential CreateSequential(JsonObject arch)
     {
-        var dtype = Enum.Parse<ScalarType>(arch["dtype"]?.GetValue<string>() ?? throw new CheckpointException("architecture: missing 'dtype'."));
+        var dtype = Enum.Parse<ScalarType>(arch.Required<string>("dtype"));
         var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
-        foreach (var node in arch["layers"] as JsonArray ?? throw new CheckpointException("architecture: missing 'layers'."))
+        foreach (var node in arch.Required<JsonArray>("layers"))
         {
-            var o = node as JsonObject ?? throw new CheckpointException("architecture: a layer is not an object.");
-            string name = o["name"]!.GetValue<string>(), type = o["type"]!.GetValue<string>();
+            var o = node as JsonObject ?? throw new CheckpointException($"architecture: expected each of \"layers\" to be an object, got {node?.ToJsonString() ?? "null"}.");
+            string name = o.Required<string>("name", "architecture layer"), type = o.Required<string>("type", $"architecture layer '{name}'");
+            string where = $"architecture layer '{name}'";
             nn.Module<Tensor, Tensor> m = type switch
             {
-                "Linear" => nn.Linear(o["in_features"]!.GetValue<long>(), o["out_features"]!.GetValue<long>(), hasBias: o["bias"]!.GetValue<bool>(), dtype: dtype),
-                "Dropout" => new Modules.FastDropout(o["p"]!.GetValue<double>()),
+                "Linear" => nn.Linear(o.Required<long>("in_features", where), o.Required<long>("out_features", where), hasBias: o.Required<bool>("bias", where), dtype: dtype),
+                "Dropout" => new Modules.FastDropout(o.Required<double>("p", where)),
                 "Sigmoid" => nn.Sigmoid(),
                 "ReLU" => nn.ReLU(),
                 "Tanh" => nn.Tanh(),

@@ -193,10 +193,20 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
     /// <summary>[x ; one_hot(labels)], (N, width + n_classes).</summary>
     internal Tensor JoinLabels(Tensor x, Tensor labels)
     {
-        if (labels.dim() != 1 || labels.shape[0] != x.shape[0])
-            throw new ArgumentException($"labels: expected shape ({x.shape[0]}), got ({string.Join(", ", labels.shape)}).", nameof(labels));
+        CheckLabels(labels, x.shape[0], nameof(labels));
         using var oh = one_hot(labels, n_classes, dtype, device);
         return torch.cat(new[] { x, oh }, 1);
+    }
+
+    /// <summary>
+    /// Labels for <paramref name="rows"/> examples: shape (rows), class indices y ∈ [0, n_classes) — the one label
+    /// check of the class-conditional DBN (joining, pretraining), naming <paramref name="what"/>.
+    /// </summary>
+    internal void CheckLabels(Tensor labels, long rows, string what)
+    {
+        if (labels.dim() != 1 || labels.shape[0] != rows)
+            throw new ArgumentException($"{what}: expected shape ({rows}), one label per example, got ({string.Join(", ", labels.shape)}).", what);
+        Evaluation.ClassificationMetrics.CheckRange(labels, n_classes, what);
     }
 
     /// <summary>One-hot rows e_y, (N, n_classes), for int64 labels y ∈ [0, n_classes).</summary>
@@ -205,14 +215,7 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
     {
         ArgumentNullException.ThrowIfNull(labels);
         using var l = labels.to(ScalarType.Int64, device ?? labels.device);
-        if (l.numel() > 0)
-        {
-            using var min = l.min();
-            using var max = l.max();
-            long lo = min.ToInt64(), hi = max.ToInt64();
-            if (lo < 0 || hi >= n_classes)
-                throw new ArgumentException($"labels: expected values in [0, {n_classes - 1}], got values in [{lo}, {hi}].", nameof(labels));
-        }
+        Evaluation.ClassificationMetrics.CheckRange(l, n_classes, nameof(labels));
         using var oh = nn.functional.one_hot(l, n_classes);
         return oh.to_type(dtype);
     }

@@ -98,6 +98,7 @@ internal static class FineTuningCheckpoint
     {
         var managed = Supported(optimizer);
         var temporaries = new List<Tensor>();
+        Tensor? globalRng = null, generatorRng = null;
         try
         {
             using var stream = File.OpenRead(path);
@@ -139,8 +140,8 @@ internal static class FineTuningCheckpoint
             }
             // The generator states are decoded before anything changes, and the optimizer's state (which
             // load_state_dict writes in place as it reads) is kept to be put back if its section is cut short.
-            temporaries.Add(RngTensor(h.GlobalRng));
-            temporaries.Add(RngTensor(h.Generator));
+            globalRng = RngTensor(h.GlobalRng);
+            generatorRng = RngTensor(h.Generator);
             var optimizerBefore = new MemoryStream();
             using (var w = new BinaryWriter(optimizerBefore, System.Text.Encoding.UTF8, leaveOpen: true)) managed.save_state_dict(w);
             try { managed.load_state_dict(r); }
@@ -153,8 +154,8 @@ internal static class FineTuningCheckpoint
             }
             using (torch.no_grad())
                 for (int i = 0; i < targets.Count; i++) targets[i].copy_(temporaries[i]);
-            torch.set_rng_state(temporaries[^2]);
-            generator.set_state(temporaries[^1]);
+            torch.set_rng_state(globalRng);
+            generator.set_state(generatorRng);
             return new State(h.EpochsDone, h.Finished, h.Epochs, h.BestEpoch, h.BestError, h.SinceBest, h.StoppedEarly, h.Restored);
         }
         catch (Exception e) when (e is not (CheckpointException or NotSupportedException or OutOfMemoryException))
@@ -164,6 +165,8 @@ internal static class FineTuningCheckpoint
         finally
         {
             foreach (var t in temporaries) t.Dispose();
+            globalRng?.Dispose();
+            generatorRng?.Dispose();
         }
     }
 

@@ -84,8 +84,8 @@ public sealed class GreedyPretrainer
         {
             // Checked here, not when the top layer joins them: a bad label must not cost the lower layers' training
             // (nor, with a checkpoint, the saved layers, whose tag hashes the labels).
-            CheckLabels(labels!, train.shape[0], "labels");
-            if (validation is not null) CheckLabels(validationLabels!, validation.shape[0], "validationLabels");
+            _dbn.CheckLabels(labels!, train.shape[0], "labels");
+            if (validation is not null) _dbn.CheckLabels(validationLabels!, validation.shape[0], "validationLabels");
         }
 
         int L = _dbn.n_layers;
@@ -208,14 +208,6 @@ public sealed class GreedyPretrainer
         using (loaded)
         using (torch.no_grad()) _dbn.load_state_dict(loaded.state_dict());
         return record;
-    }
-
-    /// <summary>Labels for <paramref name="rows"/> examples: shape (rows), class indices in [0, n_classes).</summary>
-    private void CheckLabels(Tensor labels, long rows, string what)
-    {
-        if (labels.dim() != 1 || labels.shape[0] != rows)
-            throw new ArgumentException($"{what}: expected shape ({rows}), one label per example, got ({string.Join(", ", labels.shape)}).", what);
-        Evaluation.ClassificationMetrics.CheckRange(labels, _dbn.n_classes, what);
     }
 
     private Tensor OwnedCopy(Tensor t)

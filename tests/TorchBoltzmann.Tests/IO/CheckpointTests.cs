@@ -208,4 +208,42 @@ public sealed class CheckpointTests : IDisposable
         Assert.Contains(named, e.Message);
         Assert.Contains(Checkpoint.SidecarPath(path), e.Message);
     }
+    /// <summary>
+    /// An architecture field that is missing or of another JSON type, in each registered model type's sidecar, is a
+    /// CheckpointException naming the sidecar, the field, what was expected and what came (not an
+    /// InvalidOperationException from JsonNode, nor a silent 0).
+    /// </summary>
+    [Theory]
+    [InlineData("RBM", "n_hidden", "\"five\"", "expected \"n_hidden\" to be an integer, got \"five\"")]
+    [InlineData("RBM", "visible_units", null, "missing \"visible_units\" (a string)")]
+    [InlineData("DBN", "layer_sizes", "[12, \"8\"]", "expected \"layer_sizes\" to be an array of integers, got [12,\"8\"]")]
+    [InlineData("DBN", "n_classes", "2.5", "expected \"n_classes\" to be an integer, got 2.5")]
+    [InlineData("DBN", "dtype", null, "missing \"dtype\" (a string)")]
+    [InlineData("Sequential", "layers/0/out_features", "true", "architecture layer 'fc1': expected \"out_features\" to be an integer, got true")]
+    [InlineData("Sequential", "layers/0/bias", null, "architecture layer 'fc1': missing \"bias\" (true or false)")]
+    [InlineData("Sequential", "layers/1", "3", "expected each of \"layers\" to be an object, got 3")]
+    public void Load_ArchitectureFieldMissingOrOfTheWrongType_NamesTheField(string model, string field, string? json, string expected)
+    {
+        var path = Path.Combine(_dir, model + ".pt");
+        nn.Module m = model switch
+        {
+            "RBM" => TestUtil.RandomRbm(12, 5, seed: 3),
+            "DBN" => new DBN(new[] { 12, 8, 6 }, n_classes: 3),
+            _ => nn.Sequential(("fc1", nn.Linear(12, 8)), ("sigmoid1", nn.Sigmoid()), ("fc2", nn.Linear(8, 3))),
+        };
+        using (m) Checkpoint.Save(m, path);
+        var sidecar = JsonNode.Parse(File.ReadAllText(Checkpoint.SidecarPath(path)))!.AsObject();
+        JsonNode parent = sidecar["architecture"]!;
+        var parts = field.Split('/');
+        foreach (var part in parts[..^1]) parent = int.TryParse(part, out int k) ? parent[k]! : parent[part]!;
+        var value = json is null ? null : JsonNode.Parse(json);
+        if (int.TryParse(parts[^1], out int index)) parent.AsArray()[index] = value;
+        else if (value is null) parent.AsObject().Remove(parts[^1]);
+        else parent[parts[^1]] = value;
+        File.WriteAllText(Checkpoint.SidecarPath(path), sidecar.ToJsonString());
+
+        var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(path));
+        Assert.Contains(expected, e.Message);
+        Assert.Contains(Checkpoint.SidecarPath(path), e.Message);
+    }
 }

@@ -87,8 +87,8 @@ public static class DbnCheckpoints
         foreach (var node in arch.Required<JsonArray>("layers"))
         {
             var o = node as JsonObject ?? throw new CheckpointException($"architecture: expected each of \"layers\" to be an object, got {node?.ToJsonString() ?? "null"}.");
-            string name = o.Required<string>("name", "architecture layer"), type = o.Required<string>("type", $"architecture layer '{name}'");
-            string where = $"architecture layer '{name}'";
+            string name = o.Required<string>("name", "architecture layer");
+            string where = $"architecture layer '{name}'", type = o.Required<string>("type", where);
             nn.Module<Tensor, Tensor> m = type switch
             {
                 "Linear" => nn.Linear(o.Required<long>("in_features", where), o.Required<long>("out_features", where), hasBias: o.Required<bool>("bias", where), dtype: dtype),

@@ -193,8 +193,9 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
     /// <summary>[x ; one_hot(labels)], (N, width + n_classes).</summary>
     internal Tensor JoinLabels(Tensor x, Tensor labels)
     {
-        CheckLabels(labels, x.shape[0], nameof(labels));
-        using var oh = one_hot(labels, n_classes, dtype, device);
+        CheckLabels(labels, x.shape[0], nameof(labels));   // shape and range, so the encoding below need not check again
+        using var l = labels.to(ScalarType.Int64, device);
+        using var oh = Encode(l, n_classes, dtype);
         return torch.cat(new[] { x, oh }, 1);
     }
 
@@ -216,7 +217,13 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
         ArgumentNullException.ThrowIfNull(labels);
         using var l = labels.to(ScalarType.Int64, device ?? labels.device);
         Evaluation.ClassificationMetrics.CheckRange(l, n_classes, nameof(labels));
-        using var oh = nn.functional.one_hot(l, n_classes);
+        return Encode(l, n_classes, dtype);
+    }
+
+    /// <summary>e_y as <paramref name="dtype"/> for int64 labels already known to lie in [0, n_classes).</summary>
+    private static Tensor Encode(Tensor labels64, int n_classes, ScalarType dtype)
+    {
+        using var oh = nn.functional.one_hot(labels64, n_classes);
         return oh.to_type(dtype);
     }
 

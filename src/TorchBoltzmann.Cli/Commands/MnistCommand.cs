@@ -81,10 +81,12 @@ internal static class MnistCommand
             foreach (var c in continuing)
                 AnsiConsole.MarkupLine(Markup.Escape($"Continuing from the checkpoint {c} (an earlier run of this command stopped; delete it to start over)."));
 
-            DBN? pretrained = pretrainedPath is null ? null : Checkpoint.Load<DBN>(pretrainedPath, device);
             // The given DBN's record (weights hash, how it was pretrained) goes into this run's files: pretraining
-            // happened elsewhere, and its DBN sidecar and metrics would otherwise not say how.
-            var pretrainedFrom = pretrainedPath is null ? null : Checkpoint.Provenance(pretrainedPath);
+            // happened elsewhere, and its DBN sidecar and metrics would otherwise not say how. Read with the weights,
+            // from the same sidecar.
+            DBN? pretrained = null;
+            JsonObject? pretrainedFrom = null;
+            if (pretrainedPath is not null) (pretrained, pretrainedFrom) = Checkpoint.LoadWithProvenance<DBN>(pretrainedPath, device);
             if (pretrained is not null && pretrained.is_class_conditional != preset.ClassConditional)
             {
                 var has = pretrained.is_class_conditional;

@@ -48,6 +48,8 @@ public sealed class ClassificationMetrics
         if (n_classes < 1) throw new ArgumentOutOfRangeException(nameof(n_classes), n_classes, "n_classes must be positive.");
         if (predicted.dim() != 1 || labels.dim() != 1 || predicted.shape[0] != labels.shape[0])
             throw new ArgumentException($"expected predictions and labels of the same shape (N), got ({string.Join(", ", predicted.shape)}) and ({string.Join(", ", labels.shape)}).");
+        CheckRange(labels, n_classes, "labels");
+        CheckRange(predicted, n_classes, "predictions");
         return new ClassificationMetrics(Confusion(predicted, labels, n_classes), double.NaN);
     }
 
@@ -86,7 +88,7 @@ public sealed class ClassificationMetrics
                 if (z.dim() != 2 || z.shape[1] != n_classes)
                     throw new ArgumentException($"model output: expected logits of shape ({b}, {n_classes}), got ({string.Join(", ", z.shape)}).");
                 loss += nn.functional.cross_entropy(z, yb, reduction: nn.Reduction.Sum).ToDouble();
-                Add(counts, Confusion(z.argmax(1), yb, n_classes));
+                Add(counts, Confusion(z.argmax(1), yb, n_classes));   // labels checked above; argmax over n_classes logits is in range
             }
             return new ClassificationMetrics(counts, n == 0 ? double.NaN : loss / n);
         }
@@ -116,13 +118,15 @@ public sealed class ClassificationMetrics
         if (min < 0 || max >= c) throw new ArgumentException($"{what}: expected class indices in [0, {c - 1}]{why}, got values in [{min}, {max}].");
     }
 
+    /// <summary>
+    /// Counts m[t, q] = #{i : yᵢ = t, ŷᵢ = q} as one bincount over t·c + q. Callers have checked both in [0, c): an index
+    /// outside it would be counted in a wrong cell (or past the end), not reported.
+    /// </summary>
     private static int[,] Confusion(Tensor predicted, Tensor labels, int c)
     {
         using var scope = torch.NewDisposeScope();
         var y = labels.to(ScalarType.Int64).cpu();
         var p = predicted.to(ScalarType.Int64).cpu();
-        CheckRange(y, c, "labels");
-        CheckRange(p, c, "predictions");
         var flat = torch.bincount(y * c + p, minlength: c * c);
         var data = flat.data<long>().ToArray();
         var m = new int[c, c];

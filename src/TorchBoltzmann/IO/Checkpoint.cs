@@ -126,27 +126,27 @@ public static class Checkpoint
     /// </summary>
     /// <param name="path">Checkpoint path (<c>.pt</c> or <c>.json</c> or no extension).</param>
     /// <exception cref="CheckpointException">Missing, corrupt or newer-format sidecar.</exception>
-    public static JsonObject Provenance(string path)
+    public static JsonObject Provenance(string path) => ProvenanceOf(path, ReadSidecar(path));
+
+    private static JsonObject ProvenanceOf(string path, JsonObject sidecar) => new()
     {
-        var json = ReadSidecar(path);
-        return new JsonObject
-        {
-            ["file"] = WeightsPath(path),
-            ["model_type"] = json["model_type"]?.DeepClone(),
-            ["weights_sha256"] = json["weights_sha256"]?.DeepClone(),
-            ["library_version"] = json["library_version"]?.DeepClone(),
-            ["created_utc"] = json["created_utc"]?.DeepClone(),
-            ["training"] = json["training"]?.DeepClone(),
-        };
-    }
+        ["file"] = WeightsPath(path),
+        ["model_type"] = sidecar["model_type"]?.DeepClone(),
+        ["weights_sha256"] = sidecar["weights_sha256"]?.DeepClone(),
+        ["library_version"] = sidecar["library_version"]?.DeepClone(),
+        ["created_utc"] = sidecar["created_utc"]?.DeepClone(),
+        ["training"] = sidecar["training"]?.DeepClone(),
+    };
 
     /// <summary>Loads a checkpoint of any registered model type, building the module from the sidecar's architecture.</summary>
     /// <param name="path">Checkpoint path (<c>.pt</c> or <c>.json</c> or no extension).</param>
     /// <param name="device">Device to move the model to (default CPU).</param>
     /// <exception cref="CheckpointException">Missing, truncated, corrupt, mismatched or newer-format files.</exception>
-    public static nn.Module Load(string path, Device? device = null)
+    public static nn.Module Load(string path, Device? device = null) => LoadChecked(path, device, out _);
+
+    private static nn.Module LoadChecked(string path, Device? device, out JsonObject json)
     {
-        var json = ReadSidecar(path);
+        json = ReadSidecar(path);
         var type = json.Required<string>("model_type", $"'{SidecarPath(path)}'");
         Func<JsonObject, nn.Module>? factory;
         lock (Factories) Factories.TryGetValue(type, out factory);
@@ -185,9 +185,23 @@ public static class Checkpoint
 
     /// <summary>Loads a checkpoint that must hold a <typeparamref name="T"/>.</summary>
     /// <exception cref="CheckpointException">The file holds another model type, or any error of <see cref="Load"/>.</exception>
-    public static T Load<T>(string path, Device? device = null) where T : nn.Module
+    public static T Load<T>(string path, Device? device = null) where T : nn.Module => LoadChecked<T>(path, device, out _);
+
+    /// <summary>
+    /// Loads a checkpoint that must hold a <typeparamref name="T"/> together with its <see cref="Provenance"/>, both from
+    /// one reading of the sidecar: the recorded SHA-256 is the one the loaded weights were checked against (two separate
+    /// calls could read two different sidecars if the checkpoint is replaced in between).
+    /// </summary>
+    /// <exception cref="CheckpointException">As <see cref="Load{T}(string, Device?)"/>.</exception>
+    public static (T Model, JsonObject Provenance) LoadWithProvenance<T>(string path, Device? device = null) where T : nn.Module
     {
-        var m = Load(path, device);
+        var model = LoadChecked<T>(path, device, out var sidecar);
+        return (model, ProvenanceOf(path, sidecar));
+    }
+
+    private static T LoadChecked<T>(string path, Device? device, out JsonObject sidecar) where T : nn.Module
+    {
+        var m = LoadChecked(path, device, out sidecar);
         if (m is T t) return t;
         var got = m.GetType().Name;
         m.Dispose();

@@ -296,8 +296,13 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
         return result.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Draws n samples of class <paramref name="label"/> (class-conditional DBNs); see <see cref="generate(int, int, Tensor?, double, Generator?)"/>.</summary>
-    public Tensor generate(int n, int label, int burn_in = 1000, double temperature = 1.0, Generator? generator = null)
+    /// <summary>
+    /// Draws n samples of class <paramref name="label"/> (class-conditional DBNs): <c>generate(n, burn_in, labels: [label])</c>,
+    /// see <see cref="generate(int, int, Tensor?, double, Generator?)"/>. A name of its own, because an overload
+    /// <c>generate(int n, int label)</c> would collide with <c>generate(n, burn_in)</c>, whose second positional
+    /// <c>int</c> is the burn-in as in <see cref="RBM.generate"/>.
+    /// </summary>
+    public Tensor generate_class(int n, int label, int burn_in = 1000, double temperature = 1.0, Generator? generator = null)
     {
         using var l = torch.tensor(new long[] { label });
         return generate(n, burn_in, l, temperature, generator);

@@ -70,6 +70,30 @@ public sealed class CheckpointTests : IDisposable
     }
 
     [Fact]
+    public void LoadWithProvenance_ReturnsTheModelAndTheRecordOfTheSameSidecar()
+    {
+        var path = Saved(out var rbm, ScalarType.Float64);
+        using (rbm)
+        {
+            var (loaded, from) = Checkpoint.LoadWithProvenance<RBM>(path);
+            using (loaded)
+            {
+                using var v = torch.rand(4, 12, dtype: ScalarType.Float64);
+                TestUtil.AllClose(rbm.free_energy(v), loaded.free_energy(v), 0, "F(v)");
+            }
+            Assert.Equal(Checkpoint.Provenance(path).ToJsonString(), from.ToJsonString());
+            Assert.Equal(MnistFetcher.ComputeSha256(path), from["weights_sha256"]!.GetValue<string>());
+        }
+        // The same checks as Load<T>: another model type, and weights that do not match the sidecar, are refused.
+        Assert.Contains("expected a DBN checkpoint, got a RBM",
+            Assert.Throws<CheckpointException>(() => Checkpoint.LoadWithProvenance<DBN>(path)).Message);
+        var bytes = File.ReadAllBytes(path);
+        bytes[^1] ^= 0xFF;
+        File.WriteAllBytes(path, bytes);
+        Assert.Contains("does not match its sidecar", Assert.Throws<CheckpointException>(() => Checkpoint.LoadWithProvenance<RBM>(path)).Message);
+    }
+
+    [Fact]
     public void Load_TruncatedWeights_SaysTruncated()
     {
         var path = Saved(out var rbm);

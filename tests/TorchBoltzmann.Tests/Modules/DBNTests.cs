@@ -132,8 +132,16 @@ public class DBNTests
         using var images = dbn.generate(6, burn_in: 20, labels: labels, generator: g);
         Assert.Equal(new long[] { 6, 10 }, images.shape);
         Assert.True(images.min().ToDouble() >= 0 && images.max().ToDouble() <= 1);
-        using var sevens = dbn.generate(3, 2, burn_in: 5, generator: g);
-        Assert.Equal(new long[] { 3, 10 }, sevens.shape);
+        // generate_class(n, y) is generate(n, labels: [y]) broadcast to n, draw for draw.
+        using (var g1 = new Generator(9))
+        using (var g2 = new Generator(9))
+        using (var twos = torch.tensor(new long[] { 2 }))
+        {
+            using var byClass = dbn.generate_class(3, 2, burn_in: 5, generator: g1);
+            using var byTensor = dbn.generate(3, burn_in: 5, labels: twos, generator: g2);
+            Assert.Equal(new long[] { 3, 10 }, byClass.shape);
+            TestUtil.AllClose(byTensor, byClass, 0, "generate_class vs generate with labels");
+        }
         // Free labels: exactly one label unit on per sample.
         using var free = dbn.sample_top(50, burn_in: 5, generator: g);
         using var sums = free.narrow(1, 7, 4).sum(1);

@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Spectre.Console;
 using TorchBoltzmann.Data;
+using TorchBoltzmann.Evaluation;
 using TorchBoltzmann.IO;
 using TorchBoltzmann.Modules;
 using TorchBoltzmann.Training;
@@ -131,6 +132,16 @@ internal static class MnistCommand
     private static void WriteOutputs(string output, DbnClassifierPreset preset, ulong seed, DbnClassifierResult r, double seconds, int? limit,
         JsonObject? pretrainedFrom)
     {
+        // A class-conditional DBN's samples judged by the fine-tuned classifier: the fraction drawn for class y that it
+        // calls y (chance: 10 %), over 100 samples per class after 1,000 Gibbs steps in the top RBM.
+        ClassificationMetrics? samplesJudged = null;
+        if (r.Dbn.is_class_conditional)
+        {
+            using var judgeGen = new Generator(seed + 1, r.Dbn.device);
+            samplesJudged = DbnMetrics.conditional_sample_metrics(r.Dbn, r.Classifier, per_class: 100, burn_in: 1000, generator: judgeGen);
+            AnsiConsole.MarkupLine(Markup.Escape($"Class-conditional samples (100 per digit, 1,000 Gibbs steps): the classifier calls {100 * samplesJudged.Accuracy:F1} % of them the digit they were drawn for (chance 10 %); per digit: " +
+                string.Join(" ", samplesJudged.Recall().Select(a => (100 * a).ToString("F0", CultureInfo.InvariantCulture)))));
+        }
         var summary = new
         {
             preset = preset.Name, preset.Description, seed, limit, seconds,
@@ -139,6 +150,8 @@ internal static class MnistCommand
             test_error = r.Test.ErrorRate, test_errors = r.Test.Errors, free_energy_test_error = r.FreeEnergyTestError,
             refit = r.Refit is not null, selected_model_test_error = r.SelectedTest?.ErrorRate,
             threads = torch.get_num_threads(),
+            sample_class_accuracy = samplesJudged?.Accuracy,
+            sample_class_accuracy_per_digit = samplesJudged?.Recall(),
         };
         var dbnPath = Checkpoint.Save(r.Dbn, output, new { summary, preset, pretraining = r.Pretraining, pretrained_from = pretrainedFrom });
         var stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dbnPath))!, Path.GetFileNameWithoutExtension(dbnPath));
@@ -180,7 +193,9 @@ internal static class MnistCommand
     /// <summary>Command-line overrides of a preset's hyperparameters (any not given keeps the preset's value).</summary>
     private sealed class PresetOverrides
     {
-        private readonly Option<int?> _pretrainEpochs = new("--pretrain-epochs") { Description = "Override the preset's CD epochs per layer" };
+        private readonly Option<int?> _pretrainEpochs = new("--pretrain-epochs") { Description = "Override the preset's CD epochs per layer (every layer)" };
+        private readonly Option<int?> _topEpochs = new("--top-epochs") { Description = "Override the CD epochs of the top RBM alone (after --pretrain-epochs)" };
+        private readonly Option<int?> _topK = new("--top-k") { Description = "Gibbs steps k of CD-k for the top RBM (the preset's: 1 for quick and dropout, see README for hinton2006); more steps make a class-conditional DBN's samples more often of the clamped digit" };
         private readonly Option<int?> _finetuneEpochs = new("--finetune-epochs") { Description = "Override the preset's maximum fine-tuning epochs" };
         private readonly Option<int?> _validation = new("--validation") { Description = "Validation digits held out from the end of the training set (default: the preset's, 10000; dropout: 0)" };
         private readonly Option<double?> _lr = new("--lr") { Description = "Override the fine-tuning learning rate η₀" };
@@ -203,7 +218,7 @@ internal static class MnistCommand
         private readonly Option<double?> _inputDropout = new("--input-dropout") { Description = "Override the dropout probability on the inputs" };
         private readonly Option<double?> _hiddenDropout = new("--hidden-dropout") { Description = "Override the dropout probability after each hidden layer" };
 
-        private Option[] All => [_pretrainEpochs, _finetuneEpochs, _validation, _lr, _momentum, _initialMomentum, _momentumRamp, _dampen, _maxNorm, _dropoutConvention, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _classConditional, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout];
+        private Option[] All => [_pretrainEpochs, _topEpochs, _topK, _finetuneEpochs, _validation, _lr, _momentum, _initialMomentum, _momentumRamp, _dampen, _maxNorm, _dropoutConvention, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _classConditional, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout];
 
         public void AddTo(Command cmd)
         {
@@ -248,13 +263,30 @@ internal static class MnistCommand
                 // The description is what the log and the metrics file show: it must not claim the preset's schedule
                 // when the command line changed it.
                 Description = Given(r) is { } given ? $"{p.Description}; command-line overrides: {given}" : p.Description,
-                Pretraining = r.GetValue(_pretrainEpochs) is { } pe ? p.Pretraining with { Layer = p.Pretraining.Layer with { Epochs = pe } } : p.Pretraining,
+                Pretraining = Pretraining(r, p),
                 FineTuning = f,
                 InputDropout = r.GetValue(_inputDropout) ?? p.InputDropout,
                 HiddenDropout = r.GetValue(_hiddenDropout) ?? p.HiddenDropout,
                 Refit = r.GetValue(_refit) ?? p.Refit,
                 ClassConditional = r.GetValue(_classConditional) ?? p.ClassConditional,
             };
+        }
+
+        /// <summary>
+        /// The preset's pretraining with --pretrain-epochs (every layer, its per-layer overrides included), then
+        /// --top-epochs and --top-k (the top RBM's own override) applied.
+        /// </summary>
+        private DbnPretrainingOptions Pretraining(ParseResult r, DbnClassifierPreset p)
+        {
+            var o = p.Pretraining;
+            if (r.GetValue(_pretrainEpochs) is { } pe)
+                o = o with { Layer = o.Layer with { Epochs = pe }, PerLayer = o.PerLayer?.Select(l => l is null ? null : l with { Epochs = pe }).ToList() };
+            int top = p.LayerSizes.Length - 2;
+            if (r.GetValue(_topEpochs) is null && r.GetValue(_topK) is null) return o;
+            var t = o.ForLayer(top);
+            t = t with { Epochs = r.GetValue(_topEpochs) ?? t.Epochs, K = r.GetValue(_topK) ?? t.K };
+            var perLayer = Enumerable.Range(0, top + 1).Select(l => l == top ? t : o.PerLayer is { } pl && l < pl.Count ? pl[l] : null).ToList();
+            return o with { PerLayer = perLayer };
         }
     }
 

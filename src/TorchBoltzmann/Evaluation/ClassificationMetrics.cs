@@ -39,6 +39,22 @@ public sealed class ClassificationMetrics
     /// <summary>Number of classes.</summary>
     public int NumClasses => ConfusionMatrix.GetLength(0);
 
+    /// <summary>
+    /// Per-class recall (the accuracy on each true class): recall_t = m[t, t] / Σ_k m[t, k], NaN for a class without
+    /// examples.
+    /// </summary>
+    public double[] Recall()
+    {
+        var recall = new double[NumClasses];
+        for (int t = 0; t < NumClasses; t++)
+        {
+            int n = 0;
+            for (int k = 0; k < NumClasses; k++) n += ConfusionMatrix[t, k];
+            recall[t] = n == 0 ? double.NaN : (double)ConfusionMatrix[t, t] / n;
+        }
+        return recall;
+    }
+
     /// <summary>Metrics from predicted and true labels (int64, N each, values in [0, n_classes)).</summary>
     /// <exception cref="ArgumentException">Shapes differ or a label is out of range.</exception>
     public static ClassificationMetrics FromPredictions(Tensor predicted, Tensor labels, int n_classes = 10)

@@ -95,7 +95,11 @@ public static class DbnClassifierPipeline
             ["hidden_dropout"] = preset.HiddenDropout.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
             ["data"] = $"{trainX.shape[0]} rows, Σx = {Sum(trainX)}, Σy = {Sum(trainY)}",
         };
-        if (given is null) tag["pretraining"] = $"here: {preset.Pretraining.Layer}";
+        // Per-layer overrides are appended only when there are any, so that the tags of runs without them (and their
+        // checkpoints) stay as they were.
+        if (given is null)
+            tag["pretraining"] = $"here: {preset.Pretraining.Layer}" + (preset.Pretraining.PerLayer is { } per
+                ? $"; per layer: [{string.Join(", ", per.Select(o => o?.ToString() ?? "as above"))}]" : "");
         else
         {
             using var _ = torch.no_grad();

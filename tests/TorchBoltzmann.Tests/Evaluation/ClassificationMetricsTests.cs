@@ -16,6 +16,9 @@ public class ClassificationMetricsTests
         Assert.Equal(2, m.Errors);
         Assert.Equal(2.0 / 6, m.ErrorRate, 12);
         Assert.Equal(new int[,] { { 1, 0, 0 }, { 0, 2, 1 }, { 1, 0, 1 } }, m.ConfusionMatrix);
+        Assert.Equal(new[] { 1.0, 2.0 / 3, 0.5 }, m.Recall());   // per true class: diagonal over row sum
+        var four = ClassificationMetrics.FromPredictions(predicted, truth, 4);
+        Assert.True(double.IsNaN(four.Recall()[3]), "a class without examples has no recall");
         using var bad = torch.tensor(new long[] { 0, 1, 3, 2, 1, 0 });
         var ex = Assert.Throws<ArgumentException>(() => ClassificationMetrics.FromPredictions(bad, truth, 3));
         Assert.Contains("predictions: expected class indices in [0, 2], got values in [0, 3]", ex.Message);

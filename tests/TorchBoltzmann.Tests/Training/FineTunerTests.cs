@@ -336,6 +336,21 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
             Assert.True(pretrainReports > 0, "pretraining ran");
             Assert.True(File.Exists(sidecar), "and saved again");
 
+            // Per-layer pretraining overrides are part of the fine-tuning checkpoint's identity: with the pretrained DBN
+            // gone, a run whose RBM trains with CD-2 pretrains again and refuses the CD-1 run's fine-tuning state.
+            File.Delete(DbnClassifierPipeline.FineTuningCheckpointPath(stem));
+            using (var cts2 = new CancellationTokenSource())
+                Assert.ThrowsAny<OperationCanceledException>(() => Run(preset, stem, fineTune: new CallbackProgress<ClassifierProgress>(p =>
+                {
+                    if (p.EpochMetrics?.Epoch == 2) cts2.Cancel();
+                }), ct: cts2.Token));
+            File.Delete(pretrainedFile);
+            File.Delete(sidecar);
+            var cd2 = preset with { Pretraining = preset.Pretraining with { PerLayer = [preset.Pretraining.Layer with { K = 2 }] } };
+            e = Assert.Throws<CheckpointException>(() => Run(cd2, stem));
+            Assert.Contains("pretraining = here: ", e.Message);
+            Assert.Contains("per layer: [", e.Message);
+            Assert.Contains("K = 2", e.Message);
         }
         finally
         {

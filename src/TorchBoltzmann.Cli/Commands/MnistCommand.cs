@@ -195,7 +195,7 @@ internal static class MnistCommand
     {
         private readonly Option<int?> _pretrainEpochs = new("--pretrain-epochs") { Description = "Override the preset's CD epochs per layer (every layer)" };
         private readonly Option<int?> _topEpochs = new("--top-epochs") { Description = "Override the CD epochs of the top RBM alone (after --pretrain-epochs)" };
-        private readonly Option<int?> _topK = new("--top-k") { Description = "Gibbs steps k of CD-k for the top RBM (the preset's: 1 for quick and dropout, see README for hinton2006); more steps make a class-conditional DBN's samples more often of the clamped digit" };
+        private readonly Option<int?> _topK = new("--top-k") { Description = "Gibbs steps k of CD-k for the top RBM (the preset's: 5 for quick, 1 for hinton2006 and dropout); more steps make a class-conditional DBN's samples more often of the clamped digit" };
         private readonly Option<int?> _finetuneEpochs = new("--finetune-epochs") { Description = "Override the preset's maximum fine-tuning epochs" };
         private readonly Option<int?> _validation = new("--validation") { Description = "Validation digits held out from the end of the training set (default: the preset's, 10000; dropout: 0)" };
         private readonly Option<double?> _lr = new("--lr") { Description = "Override the fine-tuning learning rate η₀" };

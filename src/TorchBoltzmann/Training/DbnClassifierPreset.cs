@@ -39,9 +39,9 @@ public sealed record DbnClassifierPreset(
     /// labels), ≤ 30 epochs of SGD fine-tuning with early stopping: a minute or two on 2 CPU cores, test error ≤ 2.0 %.
     /// The top RBM's CD-5 is for the DBN as a generator: with CD-1 (3 or 10 epochs), samples drawn with a digit's label
     /// clamped were that digit (as the fine-tuned classifier judges them, 100 per digit after 1,000 Gibbs steps) 47 %
-    /// and 37 % of the time, with 10 CD-5 epochs 64 % (means over seeds 42–44, session 13), at a validation error no
-    /// worse (1.50 % against 1.55 % and 1.46 %); CD-10 and 20 epochs of CD-5 were no better. Chosen on those two measures,
-    /// not on test digits.
+    /// and 37 % of the time, with 10 CD-5 epochs 64 % (means over seeds 42–44, session 13), at a validation error within
+    /// the seeds' spread (1.50 % against 1.55 % and 1.46 %); CD-10 and 20 epochs of CD-5 were no better. Chosen on those
+    /// two measures, not on test digits.
     /// </summary>
     public static DbnClassifierPreset Quick { get; } = new(
         "quick", "784-500-500 (labels joined to the top RBM), 3 CD-1 epochs for the first RBM and 10 CD-5 epochs for the top one, SGD fine-tuning ≤ 30 epochs",

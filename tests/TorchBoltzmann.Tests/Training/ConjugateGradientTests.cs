@@ -37,6 +37,31 @@ public sealed class ConjugateGradientTests
     }
 
     [Fact]
+    public void FineTuning_WithConjugateGradients_LeavesNoTensorAlive_HoweverManyEvaluations()
+    {
+        // Fitted batches make the line searches evaluate many times per step (as in late hinton2006 epochs); every
+        // evaluation's tensors must die in a dispose scope, not wait for the garbage collector.
+        using var g = new Generator(3);
+        using var x = torch.rand(300, 20, generator: g);
+        using var y = torch.randint(0, 3, 300, generator: g);
+        using var model = nn.Sequential(("fc1", nn.Linear(20, 16)), ("s", nn.Sigmoid()), ("out", nn.Linear(16, 3)));
+        var options = new ClassifierTrainingOptions
+        {
+            Optimizer = FineTuningOptimizer.ConjugateGradient, LineSearches = 3, BatchSize = 100, LearningRate = 1,
+            LearningRateDecay = 1, Epochs = 12, ValidationCount = 0, Patience = 0,
+        };
+        int evaluations = 0;
+        long live = TestUtil.LiveTensorsAfter(() =>
+        {
+            using var tuner = new FineTuner(model, options);
+            tuner.Fit(x, y);
+            evaluations = ((ConjugateGradient)tuner.Optimizer).LastEvaluations;
+        });
+        Assert.True(evaluations > 3, $"the last step evaluated {evaluations} times");
+        Assert.Equal(0, live);
+    }
+
+    [Fact]
     public void Step_OnAQuadratic_ReachesTheMinimiser()
     {
         using var q = new Quadratic(8, 1);

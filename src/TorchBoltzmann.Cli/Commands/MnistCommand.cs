@@ -279,14 +279,11 @@ internal static class MnistCommand
         private DbnPretrainingOptions Pretraining(ParseResult r, DbnClassifierPreset p)
         {
             var o = p.Pretraining;
-            if (r.GetValue(_pretrainEpochs) is { } pe)
-                o = o with { Layer = o.Layer with { Epochs = pe }, PerLayer = o.PerLayer?.Select(l => l is null ? null : l with { Epochs = pe }).ToList() };
-            int top = p.LayerSizes.Length - 2;
+            if (r.GetValue(_pretrainEpochs) is { } pe) o = o.ForEveryLayer(l => l with { Epochs = pe });
             if (r.GetValue(_topEpochs) is null && r.GetValue(_topK) is null) return o;
+            int top = p.LayerSizes.Length - 2;
             var t = o.ForLayer(top);
-            t = t with { Epochs = r.GetValue(_topEpochs) ?? t.Epochs, K = r.GetValue(_topK) ?? t.K };
-            var perLayer = Enumerable.Range(0, top + 1).Select(l => l == top ? t : o.PerLayer is { } pl && l < pl.Count ? pl[l] : null).ToList();
-            return o with { PerLayer = perLayer };
+            return o.WithLayer(top, t with { Epochs = r.GetValue(_topEpochs) ?? t.Epochs, K = r.GetValue(_topK) ?? t.K });
         }
     }
 

@@ -166,11 +166,7 @@ public static class DbnClassifierPipeline
             else
             {
                 // The run's seed reaches every layer, per-layer overrides included.
-                var options = preset.Pretraining with
-                {
-                    Layer = preset.Pretraining.Layer with { Seed = seed },
-                    PerLayer = preset.Pretraining.PerLayer?.Select(o => o is null ? null : o with { Seed = seed }).ToList(),
-                };
+                var options = preset.Pretraining.ForEveryLayer(o => o with { Seed = seed });
                 // Saved after every layer; a continued run trains only the layers left (none once pretraining ended).
                 var pretrainer = new GreedyPretrainer(dbn, options) { CheckpointPath = checkpointStem is null ? null : PretrainedCheckpointPath(checkpointStem) };
                 pretraining = pretrainer.Fit(fitX, preset.ClassConditional ? fitY : null, nVal > 0 ? valX : null,

@@ -31,6 +31,29 @@ public sealed record DbnPretrainingOptions
     public RbmTrainingOptions ForLayer(int layer)
         => PerLayer is not null && layer < PerLayer.Count && PerLayer[layer] is { } o ? o : Layer;
 
+    /// <summary>
+    /// These options with <paramref name="change"/> applied to every layer's: <see cref="Layer"/> and each per-layer
+    /// override (e.g. <c>o => o with { Seed = 7 }</c>), so an override cannot escape a setting meant for all layers.
+    /// </summary>
+    public DbnPretrainingOptions ForEveryLayer(Func<RbmTrainingOptions, RbmTrainingOptions> change)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        return this with { Layer = change(Layer), PerLayer = PerLayer?.Select(o => o is null ? null : change(o)).ToList() };
+    }
+
+    /// <summary>
+    /// These options with RBM <paramref name="layer"/> trained by <paramref name="options"/> (a per-layer override; the
+    /// other layers keep what <see cref="ForLayer"/> gives them).
+    /// </summary>
+    public DbnPretrainingOptions WithLayer(int layer, RbmTrainingOptions options)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(layer);
+        ArgumentNullException.ThrowIfNull(options);
+        var per = Enumerable.Range(0, Math.Max(layer + 1, PerLayer?.Count ?? 0))
+            .Select(l => l == layer ? options : PerLayer is not null && l < PerLayer.Count ? PerLayer[l] : null).ToList();
+        return this with { PerLayer = per };
+    }
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for a value outside its range, naming it.</summary>
     public void Validate(int layers)
     {

@@ -12,6 +12,24 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
     private static RbmTrainingOptions Quick(int epochs) => new() { Epochs = epochs, BatchSize = 50, MetricsEvery = 1, MetricsSamples = 500, Seed = 11 };
 
     [Fact]
+    public void Options_ForEveryLayer_ReachesOverrides_AndWithLayer_ReplacesOneLayerOnly()
+    {
+        var o = new DbnPretrainingOptions { Layer = Quick(3), PerLayer = [null, Quick(10) with { K = 5 }] };
+        var seeded = o.ForEveryLayer(l => l with { Seed = 99 });
+        Assert.All(Enumerable.Range(0, 3), l => Assert.Equal(99UL, seeded.ForLayer(l).Seed));
+        Assert.Equal((3, 1), (seeded.ForLayer(0).Epochs, seeded.ForLayer(0).K));
+        Assert.Equal((10, 5), (seeded.ForLayer(1).Epochs, seeded.ForLayer(1).K));   // the override keeps its own settings
+        Assert.Null(new DbnPretrainingOptions { Layer = Quick(3) }.ForEveryLayer(l => l).PerLayer);
+
+        var top = o.WithLayer(2, Quick(7));
+        Assert.Equal(3, top.PerLayer!.Count);
+        Assert.Equal((3, 10, 7), (top.ForLayer(0).Epochs, top.ForLayer(1).Epochs, top.ForLayer(2).Epochs));
+        Assert.Equal(5, top.ForLayer(1).K);
+        Assert.Equal(2, o.WithLayer(0, Quick(1)).PerLayer!.Count);                      // existing overrides are kept
+        Assert.Equal((1, 10), (o.WithLayer(0, Quick(1)).ForLayer(0).Epochs, o.WithLayer(0, Quick(1)).ForLayer(1).Epochs));
+    }
+
+    [Fact]
     public void Fit_OnMnist_LowersEachLayersReconstructionError()
     {
         using var data = mnist.BinaryTrain(3000);

@@ -6,6 +6,9 @@
 // no shuffling, schedules or checkpoints), each extrapolated to 600 batches from the same run.
 // With --dropout: instead, a fine-tuning epoch of a 784-500-500-2000-10 classifier with dropout 0.2 / 0.5 (all 60,000
 // digits, batch 100, SGD) with FastDropout against the same with nn.Dropout, alternated in one run, and their ratio.
+// With --heap: the peak resident size (VmHWM) of conjugate-gradient fine-tuning (784-500-500-2000-10 from random weights,
+// the first 10,000 digits, batches of 1,000, 3 line searches, --epochs epochs) with the training loops' heap releases
+// (NativeAllocator.ReleaseIfGrown) turned off and on, each in a fresh process started by this one, and their ratio.
 using System.Diagnostics;
 using TorchBoltzmann;
 using TorchBoltzmann.Data;
@@ -15,7 +18,8 @@ using static TorchSharp.torch;
 
 int threads = 2, epochs = 2;
 string deviceName = "cpu";
-bool autograd = false, dropout = false, profile = false;
+bool autograd = false, dropout = false, profile = false, heap = false;
+string? heapRelease = null;
 for (int i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -26,11 +30,14 @@ for (int i = 0; i < args.Length; i++)
         case "--autograd": autograd = true; break;
         case "--dropout": dropout = true; break;
         case "--profile": profile = true; break;
+        case "--heap": heap = true; break;
+        case "--heap-release": heapRelease = args[++i]; break;   // internal: the child processes of --heap
         case "--no-tune": break;
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }
 }
-if (dropout && profile) { Console.Error.WriteLine("--dropout and --profile are separate benchmarks: give one"); return 2; }
+if ((dropout ? 1 : 0) + (profile ? 1 : 0) + (heap ? 1 : 0) > 1) { Console.Error.WriteLine("--dropout, --profile and --heap are separate benchmarks: give one"); return 2; }
+if (heap && heapRelease is null) return HeapComparison();
 if (!args.Contains("--no-tune")) NativeAllocator.Tune();
 torch.set_num_threads(threads);
 var device = torch.device(deviceName);
@@ -47,6 +54,7 @@ void Sync() { if (device.type == DeviceType.CUDA) torch.cuda.synchronize(); }
 
 if (dropout) return DropoutBenchmark();
 if (profile) return FineTuningProfile();
+if (heap) return HeapRun(heapRelease == "on");
 
 // 1. The five matrix products of a CD-1 step, on the same shapes, per batch.
 double GemmEpoch()
@@ -172,5 +180,52 @@ int FineTuningProfile()
     });
     foreach (var w in ws) w.Dispose();
     Console.WriteLine($"per epoch of {batches} batches (from {probe}): GEMMs {gemm:F2} s, forward {forward:F2} s, forward+backward {backward:F2} s, + SGD step {step:F2} s");
+    return 0;
+}
+
+// The parent of --heap: one child process with releases off, one with them on; each prints "heap: <peak MB> <s> <releases>".
+int HeapComparison()
+{
+    var results = new Dictionary<string, (double mb, double s, int releases)>();
+    foreach (var release in new[] { "off", "on" })
+    {
+        var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
+        foreach (var a in new[] { "--heap", "--heap-release", release, "--threads", threads.ToString(), "--epochs", epochs.ToString() }) psi.ArgumentList.Add(a);
+        if (args.Contains("--no-tune")) psi.ArgumentList.Add("--no-tune");
+        using var child = Process.Start(psi)!;
+        string output = child.StandardOutput.ReadToEnd();
+        child.WaitForExit();
+        var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("heap: "));
+        if (child.ExitCode != 0 || line is null) { Console.Error.WriteLine($"the releases-{release} run failed:\n{output}"); return 1; }
+        var f = line[6..].Split(' ');
+        results[release] = (double.Parse(f[0]), double.Parse(f[1]), int.Parse(f[2]));
+    }
+    var (off, on) = (results["off"], results["on"]);
+    Console.WriteLine($"CG fine-tuning, {epochs} epochs of 10 steps on 10,000 digits, glibc tuned: {!args.Contains("--no-tune")}");
+    Console.WriteLine($"  releases off: peak RSS {off.mb:F0} MB, {off.s:F1} s");
+    Console.WriteLine($"  releases on:  peak RSS {on.mb:F0} MB, {on.s:F1} s, {on.releases} releases");
+    Console.WriteLine($"  peak ratio on/off {on.mb / off.mb:F2}, time ratio {on.s / off.s:F2}");
+    return 0;
+}
+
+int HeapRun(bool release)
+{
+    if (!release) NativeAllocator.ReleaseGrowthBytes = null;
+    using var x = mnist.Images.narrow(0, 0, 10_000).to(device);
+    using var y = mnist.Labels.narrow(0, 0, 10_000).to(device);
+    using var g = new Generator(1, device);
+    using var model = TorchBoltzmann.Modules.DbnClassifier.Build([784, 500, 500, 2000], 10, 0, 0, device, ScalarType.Float32, g);
+    using var tuner = new FineTuner(model, new ClassifierTrainingOptions
+    {
+        Optimizer = FineTuningOptimizer.ConjugateGradient, LineSearches = 3, BatchSize = 1000, LearningRate = 1,
+        LearningRateDecay = 1, Epochs = epochs, ValidationCount = 0, Patience = 0,
+    });
+    var clock = Stopwatch.StartNew();
+    tuner.Fit(x, y);
+    Sync();
+    // VmHWM: the kernel's high-water mark of the resident set, so no spike between samples is missed.
+    var hwm = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:"));
+    double mb = long.Parse(hwm.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+    Console.WriteLine($"heap: {mb:F0} {clock.Elapsed.TotalSeconds:F1} {NativeAllocator.Releases}");
     return 0;
 }

@@ -450,6 +450,7 @@ public sealed class FineTuner : IDisposable
                             average?.Update();
                             lossSum += l * size;
                         }
+                        NativeAllocator.ReleaseIfGrown();   // glibc fragmentation, see NativeAllocator
                         progress?.Report(new ClassifierProgress(Stage, epoch + 1, Options.Epochs, b + 1, batches, null));
                     }
                 }

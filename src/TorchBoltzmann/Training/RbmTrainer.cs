@@ -134,6 +134,7 @@ public sealed class RbmTrainer : IDisposable
                             var v0 = order is null ? data.narrow(0, start, size) : data.index_select(0, order.narrow(0, start, size));
                             if (!Step(v0)) throw new TrainingDivergedException(epoch + 1, b + 1, "the gradient");
                         }
+                        NativeAllocator.ReleaseIfGrown();   // glibc fragmentation, see NativeAllocator
                         progress?.Report(new TrainingProgress(Stage, epoch + 1, Options.Epochs, b + 1, batches, null));
                     }
                 }

@@ -9,6 +9,9 @@
 // With --heap: the peak resident size (VmHWM) of conjugate-gradient fine-tuning (784-500-500-2000-10 from random weights,
 // the first 10,000 digits, batches of 1,000, 3 line searches, --epochs epochs) with the training loops' heap releases
 // (NativeAllocator.ReleaseIfGrown) turned off and on, each in a fresh process started by this one, and their ratio.
+// With --bf16: the --dropout epoch (FastDropout) as it is against the same with each Linear computing in bfloat16
+// (float32 weights cast per forward, output cast back; autograd through the casts), alternated in one run. A measure of
+// what mixed precision would buy on this CPU, not a library feature.
 using System.Diagnostics;
 using TorchBoltzmann;
 using TorchBoltzmann.Data;
@@ -18,7 +21,7 @@ using static TorchSharp.torch;
 
 int threads = 2, epochs = 2;
 string deviceName = "cpu";
-bool autograd = false, dropout = false, profile = false, heap = false;
+bool autograd = false, dropout = false, profile = false, heap = false, bf16 = false;
 string? heapRelease = null;
 for (int i = 0; i < args.Length; i++)
 {
@@ -31,12 +34,13 @@ for (int i = 0; i < args.Length; i++)
         case "--dropout": dropout = true; break;
         case "--profile": profile = true; break;
         case "--heap": heap = true; break;
+        case "--bf16": bf16 = true; break;
         case "--heap-release": heapRelease = args[++i]; break;   // internal: the child processes of --heap
         case "--no-tune": break;
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }
 }
-if ((dropout ? 1 : 0) + (profile ? 1 : 0) + (heap ? 1 : 0) > 1) { Console.Error.WriteLine("--dropout, --profile and --heap are separate benchmarks: give one"); return 2; }
+if (new[] { dropout, profile, heap, bf16 }.Count(b => b) > 1) { Console.Error.WriteLine("--dropout, --profile, --heap and --bf16 are separate benchmarks: give one"); return 2; }
 if (heap && heapRelease is null) return HeapComparison();
 if (!args.Contains("--no-tune")) NativeAllocator.Tune();
 torch.set_num_threads(threads);
@@ -52,7 +56,7 @@ int batches = (int)(n / batch);
 
 void Sync() { if (device.type == DeviceType.CUDA) torch.cuda.synchronize(); }
 
-if (dropout) return DropoutBenchmark();
+if (dropout || bf16) return DropoutBenchmark();
 if (profile) return FineTuningProfile();
 if (heap) return HeapRun(heapRelease == "on");
 
@@ -107,12 +111,17 @@ int DropoutBenchmark()
 {
     using var labels = mnist.Labels.to(device);
     using var pixels = mnist.Images.to(device);
-    double Epoch(bool fast)
+    // fast: FastDropout (else nn.Dropout); half: with --bf16, Linear layers computing in bfloat16.
+    double Epoch(bool fast, bool half = false)
     {
         using var g = new Generator(1, device);
         using var clf = TorchBoltzmann.Modules.DbnClassifier.Build([784, 500, 500, 2000], 10, 0.2, 0.5, device, ScalarType.Float32, g);
-        var children = clf.named_children().Select(c => (c.name, c.module is TorchBoltzmann.Modules.FastDropout d && !fast
-            ? (nn.Module<Tensor, Tensor>)nn.Dropout(d.p) : (nn.Module<Tensor, Tensor>)c.module)).ToList();
+        var children = clf.named_children().Select(c => (c.name, c.module switch
+        {
+            TorchBoltzmann.Modules.FastDropout d when !fast => (nn.Module<Tensor, Tensor>)nn.Dropout(d.p),
+            TorchSharp.Modules.Linear l when half => new Bf16Linear(l),
+            var m => (nn.Module<Tensor, Tensor>)m,
+        })).ToList();
         using var model = nn.Sequential(children);
         using var tuner = new FineTuner(model, new ClassifierTrainingOptions { Epochs = 1, ValidationCount = 0, LearningRateDecay = 1 });
         var clock = Stopwatch.StartNew();
@@ -121,6 +130,15 @@ int DropoutBenchmark()
         return clock.Elapsed.TotalSeconds;
     }
     Epoch(true); // warm-up
+    if (bf16)
+    {
+        Epoch(true, half: true);
+        var f32 = new List<double>(); var b16 = new List<double>();
+        for (int e = 0; e < epochs; e++) { f32.Add(Epoch(true)); b16.Add(Epoch(true, half: true)); }
+        Console.WriteLine($"fine-tuning epoch, float32:            {f32.Min():F3} s (min of {epochs})");
+        Console.WriteLine($"fine-tuning epoch, bfloat16 products:  {b16.Min():F3} s  ratio {b16.Min() / f32.Min():F2}");
+        return 0;
+    }
     var fast = new List<double>(); var plain = new List<double>();
     for (int e = 0; e < epochs; e++) { plain.Add(Epoch(false)); fast.Add(Epoch(true)); }
     Console.WriteLine($"fine-tuning epoch, nn.Dropout:  {plain.Min():F3} s (min of {epochs})");
@@ -228,4 +246,17 @@ int HeapRun(bool release)
     double mb = long.Parse(hwm.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
     Console.WriteLine($"heap: {mb:F0} {clock.Elapsed.TotalSeconds:F1} {NativeAllocator.Releases}");
     return 0;
+}
+
+/// <summary>A Linear whose product runs in bfloat16: y = (x_bf16 W_bf16ᵀ + b_bf16) as float32; W, b stay float32.</summary>
+sealed class Bf16Linear : nn.Module<Tensor, Tensor>
+{
+    private readonly TorchSharp.Modules.Linear inner;
+    public Bf16Linear(TorchSharp.Modules.Linear linear) : base("Bf16Linear") { inner = linear; RegisterComponents(); }
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        var y = nn.functional.linear(x.to(ScalarType.BFloat16), inner.weight!.to(ScalarType.BFloat16), inner.bias?.to(ScalarType.BFloat16));
+        return y.to(x.dtype).MoveToOuterDisposeScope();
+    }
 }

@@ -184,7 +184,9 @@ public sealed class GreedyPretrainer
         var record = JsonNode.Parse(JsonSerializer.Serialize(new Record(tag, history.Select(h => h.ToList()).ToList(), seconds), RecordJson));
         // The sidecar is the commit marker: gone while the weights are replaced, so that a crash in between leaves
         // weights without a sidecar (ignored: pretraining starts over) rather than an old sidecar beside new weights.
-        File.Delete(Checkpoint.SidecarPath(path));
+        // (File.Delete throws for a directory that does not exist yet; Checkpoint.Save creates it.)
+        var sidecar = Checkpoint.SidecarPath(path);
+        if (File.Exists(sidecar)) File.Delete(sidecar);
         Checkpoint.Save(_dbn, path, record);
     }
 

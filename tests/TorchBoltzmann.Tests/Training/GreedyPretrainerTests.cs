@@ -116,7 +116,7 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
         IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> Fit(DBN dbn, DbnPretrainingOptions o, string? path, IProgress<TrainingProgress>? progress = null, CancellationToken ct = default) =>
             new GreedyPretrainer(dbn, o) { CheckpointPath = path }.Fit(data, classConditional ? labels : null, validation, classConditional ? validationLabels : null, progress, ct);
         var dir = Directory.CreateTempSubdirectory("tbm-pretrain-");
-        string path = Path.Combine(dir.FullName, "dbn.pt");
+        string path = Path.Combine(dir.FullName, "not-yet", "dbn.pt");   // the first checkpoint creates the directory
         try
         {
             using var unbroken = Fresh();

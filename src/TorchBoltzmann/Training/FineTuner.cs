@@ -69,6 +69,7 @@ public sealed class FineTuner : IDisposable
             if (_ownsOptimizer) _optimizer.Dispose();
             throw new ArgumentException($"MomentumRampEpochs and DampenMomentum need an SGD optimizer; got {_optimizer.GetType().Name}.", nameof(options));
         }
+        _trainingForward = Options.ComputeDtype is { } cd && cd != _dtype ? MixedPrecision.Forward(model, cd) : model.forward;
         _ownsGenerator = generator is null;
         _generator = generator ?? new Generator(Options.Seed, _device);
         _baseRates = _optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();
@@ -80,6 +81,9 @@ public sealed class FineTuner : IDisposable
 
     /// <summary>The hyperparameters.</summary>
     public ClassifierTrainingOptions Options { get; }
+
+    /// <summary>The training passes' forward: the model's, or its mixed-precision twin (<see cref="ClassifierTrainingOptions.ComputeDtype"/>).</summary>
+    private readonly Func<Tensor, Tensor> _trainingForward;
 
     /// <summary>
     /// The number of logits K the model returns: one forward pass of the first row of <paramref name="x"/> in eval mode
@@ -406,7 +410,7 @@ public sealed class FineTuner : IDisposable
                             Tensor BatchLoss()
                             {
                                 _optimizer.zero_grad();
-                                return nn.functional.cross_entropy(_model.forward(xb), yb);
+                                return nn.functional.cross_entropy(_trainingForward(xb), yb);
                             }
                             Tensor Closure()
                             {

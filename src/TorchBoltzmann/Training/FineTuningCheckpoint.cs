@@ -170,14 +170,17 @@ internal static class FineTuningCheckpoint
         }
     }
 
-    /// <summary>"key = value in the checkpoint, value now" for every key whose values differ (or that only one side has).</summary>
+    /// <summary>
+    /// "key = value in the checkpoint, value now" for every key whose values differ (or that only one side has). A key the
+    /// checkpoint lacks matches a value of "null" now: an option added since, left at its default.
+    /// </summary>
     internal static List<string> Differences(IReadOnlyDictionary<string, string> theirs, IReadOnlyDictionary<string, string> mine)
     {
         var differ = new List<string>();
         foreach (var k in mine.Keys.Union(theirs.Keys))
         {
             string t = theirs.TryGetValue(k, out var a) ? a : "(absent)", m = mine.TryGetValue(k, out var b) ? b : "(absent)";
-            if (t != m) differ.Add($"{k} = {t} in the checkpoint, {m} now");
+            if (t != m && !(t == "(absent)" && m == "null")) differ.Add($"{k} = {t} in the checkpoint, {m} now");
         }
         return differ;
     }

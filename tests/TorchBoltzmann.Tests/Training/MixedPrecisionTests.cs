@@ -1,0 +1,101 @@
+using TorchBoltzmann.Training;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Tests.Training;
+
+public sealed class MixedPrecisionTests
+{
+    private static Sequential Net(ulong seed)
+    {
+        torch.manual_seed((long)seed);
+        return nn.Sequential(("fc1", nn.Linear(20, 32)), ("s1", nn.Sigmoid()), ("drop", nn.Dropout(0.1)), ("out", nn.Linear(32, 3)));
+    }
+
+    /// <summary>Three well-separated Gaussian classes in 20 dimensions.</summary>
+    private static (Tensor x, Tensor y) Blobs(int n, ulong seed)
+    {
+        using var g = new Generator(seed);
+        var y = torch.randint(0, 3, n, generator: g);
+        using var centres = torch.randn(3, 20, generator: g).mul_(2);
+        using var noise = torch.randn(n, 20, generator: g);
+        var x = centres.index_select(0, y).add_(noise);
+        return (x, y);
+    }
+
+    [Theory]
+    [InlineData(ScalarType.BFloat16, 1.0 / 64)]
+    [InlineData(ScalarType.Float16, 1.0 / 512)]
+    public void Forward_InALowerPrecision_IsTheModelsForward_ToThatPrecision(ScalarType dtype, double tolerance)
+    {
+        using var model = Net(1);
+        model.eval();
+        using var g = new Generator(2);
+        using var x = torch.randn(64, 20, generator: g);
+        using var _ = torch.no_grad();
+        using var exact = model.forward(x);
+        using var mixed = MixedPrecision.Forward(model, dtype)(x);
+        Assert.Equal(ScalarType.Float32, mixed.dtype);
+        using var err = (mixed - exact).abs().max();
+        using var scale = exact.abs().max();
+        // Rounding x, W and b to 8 (bfloat16) or 11 (float16) significant bits; the sums accumulate in float32.
+        Assert.InRange(err.ToDouble(), 1e-7, tolerance * 2 * scale.ToDouble());   // > 0: the products really ran in the lower precision
+    }
+
+    [Fact]
+    public void FineTuning_WithBFloat16Products_LearnsAndKeepsItsWeightsInFloat32()
+    {
+        var (x, y) = Blobs(600, 3);
+        using (x) using (y)
+        {
+            Tensor Fitted(ScalarType? compute, out double accuracy)
+            {
+                using var model = Net(4);
+                var options = new ClassifierTrainingOptions { Epochs = 8, BatchSize = 50, LearningRate = 0.5, ValidationCount = 0, ComputeDtype = compute };
+                using (var tuner = new FineTuner(model, options)) tuner.Fit(x, y);
+                Assert.All(model.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
+                model.eval();
+                using var _ = torch.no_grad();
+                using var predicted = model.forward(x).argmax(1);
+                accuracy = predicted.eq(y).to_type(ScalarType.Float64).mean().ToDouble();
+                return model.get_parameter("fc1.weight")!.detach().clone();
+            }
+            using var w32 = Fitted(null, out double a32);
+            using var w16 = Fitted(ScalarType.BFloat16, out double a16);
+            Assert.True(a32 >= 0.95, $"float32 accuracy {a32:P1}");
+            Assert.True(a16 >= 0.95, $"bfloat16-product accuracy {a16:P1}");
+            Assert.False(w16.allclose(w32, rtol: 0, atol: 1e-6), "the bfloat16 run's weights equal the float32 run's: its products did not run in bfloat16");
+        }
+    }
+
+    [Fact]
+    public void ComputeDtype_IsRefused_ForModulesItCannotCast_NamingThem()
+    {
+        var options = new ClassifierTrainingOptions { ComputeDtype = ScalarType.BFloat16 };
+        using var withNorm = nn.Sequential(("fc", nn.Linear(4, 4)), ("norm", nn.BatchNorm1d(4)), ("out", nn.Linear(4, 2)));
+        var e = Assert.Throws<NotSupportedException>(() => new FineTuner(withNorm, options));
+        Assert.Contains("'norm' (BatchNorm1d)", e.Message);
+        using var bare = nn.Linear(4, 2);
+        e = Assert.Throws<NotSupportedException>(() => new FineTuner(bare, options));
+        Assert.Contains("needs a Sequential", e.Message);
+        // The model's own dtype needs no casting: any model is accepted.
+        using var tuner = new FineTuner(bare, options with { ComputeDtype = ScalarType.Float32 });
+    }
+
+    [Fact]
+    public void ComputeDtype_MustBeFloatingPoint()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new ClassifierTrainingOptions { ComputeDtype = ScalarType.Int32 }.Validate());
+        Assert.Equal("ComputeDtype", e.ParamName);
+    }
+
+    [Fact]
+    public void CheckpointIdentity_AnOptionAddedSince_MatchesItsNullDefault_ButNotAValue()
+    {
+        var old = new Dictionary<string, string> { ["LearningRate"] = "0.1" };   // written before ComputeDtype existed
+        Assert.Empty(FineTuningCheckpoint.Differences(old, new Dictionary<string, string> { ["LearningRate"] = "0.1", ["ComputeDtype"] = "null" }));
+        var differ = FineTuningCheckpoint.Differences(old, new Dictionary<string, string> { ["LearningRate"] = "0.1", ["ComputeDtype"] = "BFloat16" });
+        Assert.Equal("ComputeDtype = (absent) in the checkpoint, BFloat16 now", Assert.Single(differ));
+    }
+}

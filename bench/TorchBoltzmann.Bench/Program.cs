@@ -9,9 +9,8 @@
 // With --heap: the peak resident size (VmHWM) of conjugate-gradient fine-tuning (784-500-500-2000-10 from random weights,
 // the first 10,000 digits, batches of 1,000, 3 line searches, --epochs epochs) with the training loops' heap releases
 // (NativeAllocator.ReleaseIfGrown) turned off and on, each in a fresh process started by this one, and their ratio.
-// With --bf16: the --dropout epoch (FastDropout) as it is against the same with each Linear computing in bfloat16
-// (float32 weights cast per forward, output cast back; autograd through the casts), alternated in one run. A measure of
-// what mixed precision would buy on this CPU, not a library feature.
+// With --bf16: the --dropout epoch (FastDropout) in float32 against the same with ClassifierTrainingOptions.ComputeDtype =
+// BFloat16 (each Linear's product in bfloat16, weights and updates in float32), alternated in one run, and their ratio.
 using System.Diagnostics;
 using TorchBoltzmann;
 using TorchBoltzmann.Data;
@@ -111,19 +110,18 @@ int DropoutBenchmark()
 {
     using var labels = mnist.Labels.to(device);
     using var pixels = mnist.Images.to(device);
-    // fast: FastDropout (else nn.Dropout); half: with --bf16, Linear layers computing in bfloat16.
+    // fast: FastDropout (else nn.Dropout); half: the products in bfloat16 (ComputeDtype).
     double Epoch(bool fast, bool half = false)
     {
         using var g = new Generator(1, device);
         using var clf = TorchBoltzmann.Modules.DbnClassifier.Build([784, 500, 500, 2000], 10, 0.2, 0.5, device, ScalarType.Float32, g);
-        var children = clf.named_children().Select(c => (c.name, c.module switch
-        {
-            TorchBoltzmann.Modules.FastDropout d when !fast => (nn.Module<Tensor, Tensor>)nn.Dropout(d.p),
-            TorchSharp.Modules.Linear l when half => new Bf16Linear(l),
-            var m => (nn.Module<Tensor, Tensor>)m,
-        })).ToList();
+        var children = clf.named_children().Select(c => (c.name, c.module is TorchBoltzmann.Modules.FastDropout d && !fast
+            ? (nn.Module<Tensor, Tensor>)nn.Dropout(d.p) : (nn.Module<Tensor, Tensor>)c.module)).ToList();
         using var model = nn.Sequential(children);
-        using var tuner = new FineTuner(model, new ClassifierTrainingOptions { Epochs = 1, ValidationCount = 0, LearningRateDecay = 1 });
+        using var tuner = new FineTuner(model, new ClassifierTrainingOptions
+        {
+            Epochs = 1, ValidationCount = 0, LearningRateDecay = 1, ComputeDtype = half ? ScalarType.BFloat16 : null,
+        });
         var clock = Stopwatch.StartNew();
         tuner.Fit(pixels, labels);
         Sync();
@@ -248,15 +246,3 @@ int HeapRun(bool release)
     return 0;
 }
 
-/// <summary>A Linear whose product runs in bfloat16: y = (x_bf16 W_bf16ᵀ + b_bf16) as float32; W, b stay float32.</summary>
-sealed class Bf16Linear : nn.Module<Tensor, Tensor>
-{
-    private readonly TorchSharp.Modules.Linear inner;
-    public Bf16Linear(TorchSharp.Modules.Linear linear) : base("Bf16Linear") { inner = linear; RegisterComponents(); }
-    public override Tensor forward(Tensor x)
-    {
-        using var scope = torch.NewDisposeScope();
-        var y = nn.functional.linear(x.to(ScalarType.BFloat16), inner.weight!.to(ScalarType.BFloat16), inner.bias?.to(ScalarType.BFloat16));
-        return y.to(x.dtype).MoveToOuterDisposeScope();
-    }
-}

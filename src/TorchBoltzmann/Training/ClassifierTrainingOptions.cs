@@ -80,7 +80,7 @@ public sealed record ClassifierTrainingOptions
     /// gradients, the weights and their updates stay in the model's dtype. Only the training passes change: validation
     /// and test errors are the model's own. Needs a <c>Sequential</c> whose modules with parameters are all
     /// <c>Linear</c> (as <see cref="Modules.DbnClassifier"/>.Build makes). On this project's AMD EPYC with AVX512-BF16 a
-    /// dropout fine-tuning epoch of the 784-500-500-2000-10 classifier took 0.60× its float32 time (bench <c>--bf16</c>);
+    /// dropout fine-tuning epoch of the 784-500-500-2000-10 classifier took 0.58× its float32 time (bench <c>--bf16</c>);
     /// on CPUs without bfloat16 instructions the products can be slower than float32.
     /// </summary>
     public ScalarType? ComputeDtype { get; init; }

@@ -57,6 +57,7 @@ public sealed class FineTuner : IDisposable
         if (_keep.Count > 0 && (optimizer is not null || Options.Optimizer != FineTuningOptimizer.Sgd))
             throw new ArgumentException("DropoutConvention.NonInverted sets each layer's learning rate (η q²) in the SGD optimizer the fine-tuner builds; "
                 + (optimizer is not null ? $"a {optimizer.GetType().Name} was passed instead." : $"Optimizer is {Options.Optimizer}."), nameof(options));
+        _trainingForward = Options.ComputeDtype is { } cd && cd != _dtype ? MixedPrecision.Forward(model, cd) : model.forward;   // may throw: before the optimizer is built
         _ownsOptimizer = optimizer is null;
         _optimizer = optimizer ?? Options.Optimizer switch
         {
@@ -69,7 +70,6 @@ public sealed class FineTuner : IDisposable
             if (_ownsOptimizer) _optimizer.Dispose();
             throw new ArgumentException($"MomentumRampEpochs and DampenMomentum need an SGD optimizer; got {_optimizer.GetType().Name}.", nameof(options));
         }
-        _trainingForward = Options.ComputeDtype is { } cd && cd != _dtype ? MixedPrecision.Forward(model, cd) : model.forward;
         _ownsGenerator = generator is null;
         _generator = generator ?? new Generator(Options.Seed, _device);
         _baseRates = _optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();

@@ -205,8 +205,11 @@ int HeapComparison()
     var results = new Dictionary<string, (double mb, double s, int releases)>();
     foreach (var release in new[] { "off", "on" })
     {
-        var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true };
-        foreach (var a in new[] { "--heap", "--heap-release", release, "--threads", threads.ToString(), "--epochs", epochs.ToString() }) psi.ArgumentList.Add(a);
+        // This program again: its apphost, or `dotnet Bench.dll` when started that way.
+        var host = Environment.ProcessPath!;
+        var psi = new ProcessStartInfo(host) { RedirectStandardOutput = true };
+        if (Path.GetFileNameWithoutExtension(host) == "dotnet") psi.ArgumentList.Add(System.Reflection.Assembly.GetEntryAssembly()!.Location);
+        foreach (var a in new[] { "--heap", "--heap-release", release, "--threads", threads.ToString(), "--epochs", epochs.ToString(), "--device", deviceName }) psi.ArgumentList.Add(a);
         if (args.Contains("--no-tune")) psi.ArgumentList.Add("--no-tune");
         using var child = Process.Start(psi)!;
         string output = child.StandardOutput.ReadToEnd();
@@ -217,7 +220,7 @@ int HeapComparison()
         results[release] = (double.Parse(f[0]), double.Parse(f[1]), int.Parse(f[2]));
     }
     var (off, on) = (results["off"], results["on"]);
-    Console.WriteLine($"CG fine-tuning, {epochs} epochs of 10 steps on 10,000 digits, glibc tuned: {!args.Contains("--no-tune")}");
+    Console.WriteLine($"CG fine-tuning, {epochs} epochs of 10 steps on 10,000 digits, device {deviceName}, glibc tuned: {NativeAllocator.IsTuned}");
     Console.WriteLine($"  releases off: peak RSS {off.mb:F0} MB, {off.s:F1} s");
     Console.WriteLine($"  releases on:  peak RSS {on.mb:F0} MB, {on.s:F1} s, {on.releases} releases");
     Console.WriteLine($"  peak ratio on/off {on.mb / off.mb:F2}, time ratio {on.s / off.s:F2}");

@@ -4,11 +4,12 @@ namespace TorchBoltzmann;
 
 /// <summary>
 /// glibc's allocator under tensor workloads: opt-in tuning (<see cref="Tune"/>) and the training loops' releases of free
-/// heap memory (<see cref="ReleaseIfGrown"/>, on by default). By default glibc serves blocks above a (dynamic) threshold
+/// heap memory (<see cref="ReleaseIfGrown"/>: a process-wide action, on by default; an application embedding the library
+/// turns it off with <c>NativeAllocator.ReleaseGrowthBytes = null</c>). By default glibc serves blocks above a (dynamic) threshold
 /// with mmap and returns freed heap memory to the OS, so a training loop that frees and reallocates the same multi-MB
 /// buffers every batch pays page faults each time: a 784×500 CD-1 epoch measured 7.4 s with defaults and 2.4 s with
 /// these settings on a 2-core Debian 12 machine. Applications (the CLI, benchmarks, notebooks) call <see cref="Tune"/>
-/// once at start-up; the library itself changes no allocator setting.
+/// once at start-up; the library itself changes no allocator setting (it only releases free memory, below).
 /// Equivalent to <c>GLIBC_TUNABLES=glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=268435456</c>.
 /// <para>Fragmentation. Freed tensor memory can stay inside glibc's heap, too fragmented to serve the next buffer, while
 /// the heap grows (most likely the aligned allocations libtorch makes with <c>posix_memalign</c>, which glibc serves by
@@ -17,7 +18,7 @@ namespace TorchBoltzmann;
 /// use, yet 2.5 GB of resident heap after 3 epochs of 10 steps and up to 5–6 GB later (12.6 GB in a hinton2006 run),
 /// with or without <see cref="Tune"/>; glibc only returns it when the top of the heap happens to be free. Training loops
 /// (<see cref="Training.FineTuner"/>, <see cref="Training.RbmTrainer"/>) therefore call <see cref="ReleaseIfGrown"/>
-/// after every batch: when the resident size has grown by <see cref="ReleaseGrowthBytes"/> since the last release it
+/// after every batch: when the anonymous resident size has grown by <see cref="ReleaseGrowthBytes"/> since the last release it
 /// hands the heap's free pages back (<c>malloc_trim(0)</c>, which changes no setting; the pages are faulted in again
 /// only if reused). The same run then peaks at 1.3 GB instead of 7.0 GB (bench -- --heap).</para>
 /// </summary>
@@ -33,7 +34,7 @@ public static class NativeAllocator
     private static extern int malloc_trim(nuint pad);
 
     private static bool _trimUnavailable;
-    private static readonly GrowthRelease Policy = new(ResidentBytes, ReleaseFreeMemory, () => Environment.TickCount64);
+    private static readonly GrowthRelease Policy = new(AnonymousResidentBytes, ReleaseFreeMemory, () => Environment.TickCount64);
 
     /// <summary>Whether <see cref="Tune"/> succeeded in this process, or GLIBC_TUNABLES already sets the thresholds.</summary>
     public static bool IsTuned { get; private set; } =
@@ -59,7 +60,7 @@ public static class NativeAllocator
     }
 
     /// <summary>
-    /// Growth of the resident set size (bytes, over the size after the last release or the smallest size seen since) at
+    /// Growth of the anonymous resident size (bytes, over the size after the last release or the smallest size seen since) at
     /// which <see cref="ReleaseIfGrown"/> hands free heap pages back to the OS. Default 512 MiB; null turns the training
     /// loops' releases off.
     /// </summary>
@@ -74,17 +75,23 @@ public static class NativeAllocator
     public static int Releases => Policy.Releases;
 
     /// <summary>
-    /// The process's resident set size in bytes (<c>/proc/self/statm</c>), or −1 where it cannot be read (not Linux).
+    /// The process's anonymous resident memory in bytes (<c>RssAnon</c> in <c>/proc/self/status</c>: heap and other
+    /// private memory, not the pages of mapped files such as libtorch's code), or −1 where it cannot be read (not Linux).
     /// </summary>
-    public static long ResidentBytes()
+    public static long AnonymousResidentBytes()
     {
         if (!OperatingSystem.IsLinux()) return -1;
         try
         {
-            var fields = File.ReadAllText("/proc/self/statm").Split(' ');
-            return long.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture) * Environment.SystemPageSize;
+            foreach (var line in File.ReadLines("/proc/self/status"))
+            {
+                if (!line.StartsWith("RssAnon:", StringComparison.Ordinal)) continue;
+                var kb = line["RssAnon:".Length..].Trim().Split(' ')[0];
+                return long.Parse(kb, System.Globalization.CultureInfo.InvariantCulture) * 1024;
+            }
+            return -1;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
         {
             return -1;
         }
@@ -109,10 +116,11 @@ public static class NativeAllocator
     }
 
     /// <summary>
-    /// Called by training loops after each batch: at most every 100 ms it reads the resident size, and when that has
+    /// Called by training loops after each batch: at most every 100 ms it reads <see cref="AnonymousResidentBytes"/>, and when that has
     /// grown by <see cref="ReleaseGrowthBytes"/> over the baseline (the size after the last release, or the smallest
     /// seen since) it calls <see cref="ReleaseFreeMemory"/> and takes the size after it as the new baseline. Cheap when
-    /// nothing grows (a clock read per call, a small file read per 100 ms). Returns whether it released memory.
+    /// nothing grows (a clock read and an uncontended lock per call, a small file read per 100 ms). Process-wide: the heap
+    /// is the process's, whoever allocated in it. Returns whether it released memory.
     /// </summary>
     public static bool ReleaseIfGrown() => OperatingSystem.IsLinux() && Policy.Check();
 }

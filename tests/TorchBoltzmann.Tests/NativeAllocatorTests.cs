@@ -92,16 +92,39 @@ public class NativeAllocatorTests
     [InlineData(-1L)]
     public void GrowthThreshold_MustBePositive(long bytes)
     {
-        var e = Assert.Throws<ArgumentOutOfRangeException>(() => NativeAllocator.ReleaseGrowthBytes = bytes);
+        var policy = new FakeProcess().Policy();
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => policy.GrowthBytes = bytes);
         Assert.Contains("bytes > 0", e.Message);
+        Assert.Equal(512 * MiB, policy.GrowthBytes);         // unchanged
     }
 
     [SkippableFact]
-    public void ResidentSize_IsReadOnLinux()
+    public void OnLinux_TheAnonymousResidentSizeIsRead_AndFreeMemoryIsHandedBack_ByTheRealCalls()
     {
-        Skip.IfNot(OperatingSystem.IsLinux(), "/proc/self/statm is Linux's");
-        long rss = NativeAllocator.ResidentBytes();
+        Skip.IfNot(OperatingSystem.IsLinux(), "/proc/self/status and glibc's malloc_trim are Linux's");
+        long rss = NativeAllocator.AnonymousResidentBytes();
         // The test host with libtorch loaded holds well over 10 MiB and less than the machine's memory.
         Assert.InRange(rss, 10 * MiB, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+        // 4,096 blocks of 64 KiB from malloc (below glibc's smallest mmap threshold, 128 KiB, so from the heap), touched,
+        // then freed but the last, which keeps them from being the heap's top: only a trim returns their pages.
+        var blocks = new List<IntPtr>();
+        var ones = new byte[64 * 1024];
+        Array.Fill(ones, (byte)1);
+        for (int i = 0; i < 4096; i++)
+        {
+            var p = System.Runtime.InteropServices.Marshal.AllocHGlobal(ones.Length);
+            System.Runtime.InteropServices.Marshal.Copy(ones, 0, p, ones.Length);   // touched: resident
+            blocks.Add(p);
+        }
+        try
+        {
+            for (int i = 0; i < blocks.Count - 1; i++) System.Runtime.InteropServices.Marshal.FreeHGlobal(blocks[i]);
+            // glibc's malloc_trim(0) reports 1 when it released memory; anything else means the binding does not work here.
+            Assert.True(NativeAllocator.ReleaseFreeMemory(), "malloc_trim(0) released nothing after 256 MiB were freed inside the heap");
+        }
+        finally
+        {
+            System.Runtime.InteropServices.Marshal.FreeHGlobal(blocks[^1]);
+        }
     }
 }

@@ -218,14 +218,14 @@ internal static class MnistCommand
         private readonly Option<double?> _inputDropout = new("--input-dropout") { Description = "Override the dropout probability on the inputs" };
         private readonly Option<double?> _hiddenDropout = new("--hidden-dropout") { Description = "Override the dropout probability after each hidden layer" };
 
-        private readonly Option<string?> _computeDtype = new("--compute-dtype") { Description = "Mixed precision: the dtype of the fine-tuning passes' matrix products (float32, bfloat16, float16); weights, gradients and updates stay float32, validation and test passes too. bfloat16 ran a dropout epoch in 0.58x the float32 time on a CPU with AVX512-BF16; slower without such instructions. Default: float32" };
+        private readonly Option<string?> _computeDtype = new("--compute-dtype") { Description = "Mixed precision: the dtype of the fine-tuning passes' matrix products (float32 or bfloat16); weights and updates stay float32, validation and test passes too. Faster on CPUs with bfloat16 instructions (see the README's benchmarks), possibly slower without them. Default: float32" };
         private Option[] All => [_pretrainEpochs, _topEpochs, _topK, _finetuneEpochs, _validation, _lr, _momentum, _initialMomentum, _momentumRamp, _dampen, _maxNorm, _dropoutConvention, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _classConditional, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout, _computeDtype];
 
         public void AddTo(Command cmd)
         {
             _optimizer.AcceptOnlyFromAmong("sgd", "cg");
             _dropoutConvention.AcceptOnlyFromAmong("inverted", "non-inverted");
-            _computeDtype.AcceptOnlyFromAmong("float32", "bfloat16", "float16");
+            _computeDtype.AcceptOnlyFromAmong("float32", "bfloat16");
             foreach (var o in All) cmd.Options.Add(o);
         }
 
@@ -262,7 +262,6 @@ internal static class MnistCommand
                 ComputeDtype = r.GetValue(_computeDtype) switch
                 {
                     "bfloat16" => ScalarType.BFloat16,
-                    "float16" => ScalarType.Float16,
                     "float32" => null,
                     _ => f.ComputeDtype,
                 },

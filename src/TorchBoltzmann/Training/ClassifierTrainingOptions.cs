@@ -74,14 +74,17 @@ public sealed record ClassifierTrainingOptions
     /// </summary>
     public DropoutConvention DropoutConvention { get; init; }
     /// <summary>
-    /// Mixed precision: the dtype of the training forward pass's matrix products. Null (default): the model's dtype.
-    /// <c>BFloat16</c> or <c>Float16</c>: every <c>Linear</c> computes y = (x_c W_cᵀ + b_c) with its input, weight and
-    /// bias cast to that dtype, and y is cast back to the model's dtype; autograd runs through the casts, so the
-    /// gradients, the weights and their updates stay in the model's dtype. Only the training passes change: validation
-    /// and test errors are the model's own. Needs a <c>Sequential</c> whose modules with parameters are all
-    /// <c>Linear</c> (as <see cref="Modules.DbnClassifier"/>.Build makes). On this project's AMD EPYC with AVX512-BF16 a
-    /// dropout fine-tuning epoch of the 784-500-500-2000-10 classifier took 0.58× its float32 time (bench <c>--bf16</c>);
-    /// on CPUs without bfloat16 instructions the products can be slower than float32.
+    /// Mixed precision: the dtype of the training forward pass's matrix products. Null (default), or the model's own
+    /// dtype: no casting. <c>BFloat16</c>: every <c>Linear</c> computes y = (x_c W_cᵀ + b_c) with its input, weight and
+    /// bias cast to bfloat16, and y is cast back to the model's dtype; autograd runs through the casts (the gradients
+    /// are computed through bfloat16 products, and accumulated, stored and applied in the model's dtype). The weights
+    /// and their updates stay in the model's dtype, and only the training passes change: validation and test errors are
+    /// the model's own, while the training loss reported is the bfloat16 pass's. Needs a <c>Sequential</c> whose
+    /// modules with parameters are all <c>Linear</c> (as <see cref="Modules.DbnClassifier"/>.Build makes). Float16 is
+    /// refused: without loss scaling its small gradients underflow to zero. Measured with SGD only (bench
+    /// <c>--bf16</c>: a dropout fine-tuning epoch of the 784-500-500-2000-10 classifier took 0.58× its float32 time on
+    /// an AMD EPYC with AVX512-BF16); conjugate gradients' line searches compare small loss differences, which bfloat16
+    /// rounding may blur. CPUs without bfloat16 instructions may run the products slower than float32.
     /// </summary>
     public ScalarType? ComputeDtype { get; init; }
     /// <summary>Exponential decay γ of the learning rate per epoch: η_e = η₀ γ^e (1 = constant). Applies to any optimizer.</summary>
@@ -127,8 +130,10 @@ public sealed record ClassifierTrainingOptions
         if (Optimizer != FineTuningOptimizer.Sgd && (MomentumRampEpochs > 0 || DampenMomentum))
             throw new ArgumentException($"MomentumRampEpochs and DampenMomentum need the SGD optimizer; Optimizer is {Optimizer}.");
         if (!Enum.IsDefined(DropoutConvention)) throw new ArgumentOutOfRangeException(nameof(DropoutConvention), DropoutConvention, $"expected one of: {string.Join(", ", Enum.GetNames<DropoutConvention>())}.");
-        if (ComputeDtype is { } cd && cd is not (ScalarType.BFloat16 or ScalarType.Float16 or ScalarType.Float32 or ScalarType.Float64))
-            throw new ArgumentOutOfRangeException(nameof(ComputeDtype), cd, "expected a floating-point dtype (BFloat16, Float16, Float32, Float64) or null.");
+        if (ComputeDtype is { } cd && cd is not (ScalarType.BFloat16 or ScalarType.Float32 or ScalarType.Float64))
+            throw new ArgumentOutOfRangeException(nameof(ComputeDtype), cd, cd == ScalarType.Float16
+                ? "Float16 is not supported: without loss scaling its small gradients underflow to zero; use BFloat16."
+                : "expected BFloat16, the model's own dtype (Float32 or Float64), or null.");
         if (!Enum.IsDefined(Optimizer)) throw new ArgumentOutOfRangeException(nameof(Optimizer), Optimizer, $"expected one of: {string.Join(", ", Enum.GetNames<FineTuningOptimizer>())}.");
     }
 }

@@ -43,6 +43,7 @@ public sealed class FineTuner : IDisposable
     /// <param name="options">Hyperparameters (validated here).</param>
     /// <param name="optimizer">Any optimizer over <c>model.parameters()</c>; default SGD(η₀, momentum, weight decay) from the options. A caller's optimizer is not disposed.</param>
     /// <param name="generator">Generator for shuffling, on the model's device; default <c>new Generator(options.Seed, device)</c>.</param>
+    /// <exception cref="NotSupportedException"><see cref="ClassifierTrainingOptions.ComputeDtype"/> asks for casting in a model other than a <c>Sequential</c> of <c>Linear</c> and parameter-free modules.</exception>
     public FineTuner(nn.Module<Tensor, Tensor> model, ClassifierTrainingOptions? options = null, optim.Optimizer? optimizer = null, Generator? generator = null)
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
@@ -57,7 +58,9 @@ public sealed class FineTuner : IDisposable
         if (_keep.Count > 0 && (optimizer is not null || Options.Optimizer != FineTuningOptimizer.Sgd))
             throw new ArgumentException("DropoutConvention.NonInverted sets each layer's learning rate (η q²) in the SGD optimizer the fine-tuner builds; "
                 + (optimizer is not null ? $"a {optimizer.GetType().Name} was passed instead." : $"Optimizer is {Options.Optimizer}."), nameof(options));
-        _trainingForward = Options.ComputeDtype is { } cd && cd != _dtype ? MixedPrecision.Forward(model, cd) : model.forward;   // may throw: before the optimizer is built
+        if (Options.ComputeDtype is { } cd && cd != _dtype && cd != ScalarType.BFloat16)
+            throw new ArgumentException($"ComputeDtype = {cd}: expected BFloat16 or the model's own dtype ({_dtype}).", nameof(options));
+        _trainingForward = Options.ComputeDtype is { } c && c != _dtype ? MixedPrecision.Forward(model, c) : model.forward;   // may throw: before the optimizer is built
         _ownsOptimizer = optimizer is null;
         _optimizer = optimizer ?? Options.Optimizer switch
         {

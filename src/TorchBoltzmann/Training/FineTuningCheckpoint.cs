@@ -171,23 +171,24 @@ internal static class FineTuningCheckpoint
     }
 
     /// <summary>
-    /// "key = value in the checkpoint, value now" for every key whose values differ (or that only one side has). A key the
-    /// checkpoint lacks matches a value of "null" now: an option added since, left at its default.
+    /// "key = value in the checkpoint, value now" for every key whose values differ (or that only one side has). With
+    /// <paramref name="absentMatchesNull"/> (the options' fingerprints), a key the checkpoint lacks matches a value of
+    /// "null" now: an option added since whose default is null, left at it.
     /// </summary>
-    internal static List<string> Differences(IReadOnlyDictionary<string, string> theirs, IReadOnlyDictionary<string, string> mine)
+    internal static List<string> Differences(IReadOnlyDictionary<string, string> theirs, IReadOnlyDictionary<string, string> mine, bool absentMatchesNull = false)
     {
         var differ = new List<string>();
         foreach (var k in mine.Keys.Union(theirs.Keys))
         {
             string t = theirs.TryGetValue(k, out var a) ? a : "(absent)", m = mine.TryGetValue(k, out var b) ? b : "(absent)";
-            if (t != m && !(t == "(absent)" && m == "null")) differ.Add($"{k} = {t} in the checkpoint, {m} now");
+            if (t != m && !(absentMatchesNull && t == "(absent)" && m == "null")) differ.Add($"{k} = {t} in the checkpoint, {m} now");
         }
         return differ;
     }
 
     private static void CheckIdentity(string path, Header h, Identity id)
     {
-        var differ = Differences(h.Options, Fingerprint(id.Options));
+        var differ = Differences(h.Options, Fingerprint(id.Options), absentMatchesNull: true);
         differ.AddRange(Differences(h.Tag, id.Tag ?? new Dictionary<string, string>()));
         if (h.TrainCount != id.TrainCount) differ.Add($"training examples = {h.TrainCount} in the checkpoint, {id.TrainCount} now");
         if (h.Device != id.Device.ToString()) differ.Add($"device = {h.Device} in the checkpoint, {id.Device} now");

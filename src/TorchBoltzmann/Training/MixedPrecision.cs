@@ -29,6 +29,8 @@ internal static class MixedPrecision
                     return y.to(x.dtype).MoveToOuterDisposeScope();
                 });
             }
+            else if (child is Sequential)
+                throw new NotSupportedException($"ComputeDtype = {dtype} walks the top-level modules of a Sequential; module '{name}' is a nested Sequential: flatten it.");
             else if (child.parameters().Any())
                 throw new NotSupportedException($"ComputeDtype = {dtype} casts the products of Linear layers only; module '{name}' ({child.GetType().Name}) has parameters of its own.");
             else if (child is nn.Module<Tensor, Tensor> plain)

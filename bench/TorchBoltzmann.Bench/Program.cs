@@ -220,7 +220,7 @@ int HeapComparison()
         results[release] = (double.Parse(f[0]), double.Parse(f[1]), int.Parse(f[2]));
     }
     var (off, on) = (results["off"], results["on"]);
-    Console.WriteLine($"CG fine-tuning, {epochs} epochs of 10 steps on 10,000 digits, device {deviceName}, glibc tuned: {NativeAllocator.IsTuned}");
+    Console.WriteLine($"CG fine-tuning, {epochs} epochs of 10 steps on 10,000 digits, device {deviceName}, NativeAllocator.Tune in the runs: {!args.Contains("--no-tune")}");
     Console.WriteLine($"  releases off: peak RSS {off.mb:F0} MB, {off.s:F1} s");
     Console.WriteLine($"  releases on:  peak RSS {on.mb:F0} MB, {on.s:F1} s, {on.releases} releases");
     Console.WriteLine($"  peak ratio on/off {on.mb / off.mb:F2}, time ratio {on.s / off.s:F2}");

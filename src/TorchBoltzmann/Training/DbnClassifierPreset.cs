@@ -75,10 +75,10 @@ public sealed record DbnClassifierPreset(
     /// made 92 test errors; Srivastava et al. 2014 report the same 0.92 %). Their net was pretrained by Hinton &amp;
     /// Salakhutdinov's public code (<c>mnistclassify.m</c>): three RBMs without labels, 50 CD-1 epochs each with the
     /// settings of <see cref="Hinton2006"/>, on all 60,000 training digits; so is this preset's (unlike
-    /// <see cref="Hinton2006"/>, whose top RBM also models the labels). Fine-tuning as their appendix A.2 describes it:
-    /// dropout p = 0.2 on the inputs and 0.5 after every hidden layer, mini-batches of 100, no weight decay, no max-norm
-    /// constraint, a <em>constant</em> learning rate η = 1, and the rest as their appendix A.1 (training from random
-    /// weights): dampened momentum Δw_t = p_t Δw_{t−1} − (1 − p_t) η ∂L/∂w (a step is η times an exponential average of
+    /// <see cref="Hinton2006"/>, whose top RBM also models the labels). Fine-tuning as their appendix A.2 describes it
+    /// but for the rate (below): dropout p = 0.2 on the inputs and 0.5 after every hidden layer, mini-batches of 100, no
+    /// weight decay, no max-norm constraint, and the rest as their appendix A.1 (training from random weights): dampened
+    /// momentum Δw_t = p_t Δw_{t−1} − (1 − p_t) η ∂L/∂w (a step is η times an exponential average of
     /// the gradients) with p_t rising linearly from 0.5 to 0.99 over the first 500 epochs; 1,000 epochs on all 60,000
     /// training digits (no validation split, no early stopping), and the last epoch's weights are the model.
     /// <para>The rate, chosen on a validation split (session 14): η = 1 × 0.998^epoch (A.1's decay) in the

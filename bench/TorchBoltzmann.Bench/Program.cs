@@ -242,9 +242,7 @@ int HeapRun(bool release)
     var clock = Stopwatch.StartNew();
     tuner.Fit(x, y);
     Sync();
-    // VmHWM: the kernel's high-water mark of the resident set, so no spike between samples is missed.
-    var hwm = File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmHWM:"));
-    double mb = long.Parse(hwm.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+    double mb = NativeAllocator.PeakResidentBytes() / 1048576.0;
     Console.WriteLine($"heap: {mb:F0} {clock.Elapsed.TotalSeconds:F1} {NativeAllocator.Releases}");
     return 0;
 }

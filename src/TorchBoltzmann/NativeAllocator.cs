@@ -78,15 +78,24 @@ public static class NativeAllocator
     /// The process's anonymous resident memory in bytes (<c>RssAnon</c> in <c>/proc/self/status</c>: heap and other
     /// private memory, not the pages of mapped files such as libtorch's code), or −1 where it cannot be read (not Linux).
     /// </summary>
-    public static long AnonymousResidentBytes()
+    public static long AnonymousResidentBytes() => StatusBytes("RssAnon:");
+
+    /// <summary>
+    /// The process's peak resident set size so far in bytes (<c>VmHWM</c> in <c>/proc/self/status</c>, the kernel's
+    /// high-water mark, so no spike between samples is missed), or −1 where it cannot be read (not Linux).
+    /// </summary>
+    public static long PeakResidentBytes() => StatusBytes("VmHWM:");
+
+    /// <summary>A "Field:   N kB" line of <c>/proc/self/status</c> in bytes; −1 when absent or unreadable.</summary>
+    private static long StatusBytes(string field)
     {
         if (!OperatingSystem.IsLinux()) return -1;
         try
         {
             foreach (var line in File.ReadLines("/proc/self/status"))
             {
-                if (!line.StartsWith("RssAnon:", StringComparison.Ordinal)) continue;
-                var kb = line["RssAnon:".Length..].Trim().Split(' ')[0];
+                if (!line.StartsWith(field, StringComparison.Ordinal)) continue;
+                var kb = line[field.Length..].Trim().Split(' ')[0];
                 return long.Parse(kb, System.Globalization.CultureInfo.InvariantCulture) * 1024;
             }
             return -1;

@@ -105,6 +105,7 @@ public class NativeAllocatorTests
         long rss = NativeAllocator.AnonymousResidentBytes();
         // The test host with libtorch loaded holds well over 10 MiB and less than the machine's memory.
         Assert.InRange(rss, 10 * MiB, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+        Assert.InRange(NativeAllocator.PeakResidentBytes(), rss, long.MaxValue);   // the high-water mark of a larger set
         // 4,096 blocks of 64 KiB from malloc (below glibc's smallest mmap threshold, 128 KiB, so from the heap), touched,
         // then freed but the last, which keeps them from being the heap's top: only a trim returns their pages.
         var blocks = new List<IntPtr>();

@@ -58,9 +58,10 @@ public sealed class FineTuner : IDisposable
         if (_keep.Count > 0 && (optimizer is not null || Options.Optimizer != FineTuningOptimizer.Sgd))
             throw new ArgumentException("DropoutConvention.NonInverted sets each layer's learning rate (η q²) in the SGD optimizer the fine-tuner builds; "
                 + (optimizer is not null ? $"a {optimizer.GetType().Name} was passed instead." : $"Optimizer is {Options.Optimizer}."), nameof(options));
-        if (Options.ComputeDtype is { } cd && cd != _dtype && cd != ScalarType.BFloat16)
-            throw new ArgumentException($"ComputeDtype = {cd}: expected BFloat16 or the model's own dtype ({_dtype}).", nameof(options));
-        _trainingForward = Options.ComputeDtype is { } c && c != _dtype ? MixedPrecision.Forward(model, c) : model.forward;   // may throw: before the optimizer is built
+        // May throw: before the optimizer is built.
+        _trainingForward = Options.ComputeDtype is not { } cd || cd == _dtype ? model.forward
+            : cd == ScalarType.BFloat16 ? MixedPrecision.Forward(model, cd)
+            : throw new ArgumentException($"ComputeDtype = {cd}: expected BFloat16 or the model's own dtype ({_dtype}).", nameof(options));
         _ownsOptimizer = optimizer is null;
         _optimizer = optimizer ?? Options.Optimizer switch
         {

@@ -43,8 +43,10 @@ public sealed class MixedPrecisionTests
         Assert.InRange(err.ToDouble(), 1e-7, tolerance * 2 * scale.ToDouble());   // > 0: the products really ran in the lower precision
     }
 
-    [Fact]
-    public void FineTuning_WithBFloat16Products_Learns_LeavingNoTensorAlive()
+    [Theory]
+    [InlineData(FineTuningOptimizer.Sgd)]
+    [InlineData(FineTuningOptimizer.ConjugateGradient)]   // its line searches evaluate the loss through the bfloat16 forward too
+    public void FineTuning_WithBFloat16Products_Learns_LeavingNoTensorAlive(FineTuningOptimizer optimizer)
     {
         var (x, y) = Blobs(600, 3);
         using (x) using (y)
@@ -52,7 +54,11 @@ public sealed class MixedPrecisionTests
             Tensor Fitted(ScalarType? compute, out double accuracy)
             {
                 using var model = Net(4);
-                var options = new ClassifierTrainingOptions { Epochs = 8, BatchSize = 50, LearningRate = 0.5, ValidationCount = 0, ComputeDtype = compute };
+                var options = new ClassifierTrainingOptions
+                {
+                    Optimizer = optimizer, Epochs = 8, BatchSize = optimizer == FineTuningOptimizer.Sgd ? 50 : 200,
+                    LearningRate = 0.5, ValidationCount = 0, ComputeDtype = compute,
+                };
                 // Every tensor the bfloat16 passes make (casts included) dies in the batch's dispose scope.
                 long live = TestUtil.LiveTensorsAfter(() => { using var tuner = new FineTuner(model, options); tuner.Fit(x, y); });
                 Assert.Equal(0, live);
@@ -64,8 +70,8 @@ public sealed class MixedPrecisionTests
             }
             using var w32 = Fitted(null, out double a32);
             using var w16 = Fitted(ScalarType.BFloat16, out double a16);
-            Assert.True(a32 >= 0.95, $"float32 accuracy {a32:P1}");
-            Assert.True(a16 >= 0.95, $"bfloat16-product accuracy {a16:P1}");
+            Assert.True(a32 >= 0.95, $"{optimizer}: float32 accuracy {a32:P1}");
+            Assert.True(a16 >= 0.95, $"{optimizer}: bfloat16-product accuracy {a16:P1}");
             Assert.False(w16.allclose(w32, rtol: 0, atol: 1e-6), "the bfloat16 run's weights equal the float32 run's: its products did not run in bfloat16");
         }
     }

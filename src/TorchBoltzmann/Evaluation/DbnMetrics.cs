@@ -29,6 +29,27 @@ public static class DbnMetrics
     public static ClassificationMetrics conditional_sample_metrics(DBN dbn, nn.Module<Tensor, Tensor> classifier, int per_class = 100,
                                                                    int burn_in = 1000, Generator? generator = null)
     {
+        var metrics = conditional_sample_metrics(dbn, classifier, out var samples, per_class, burn_in, generator);
+        samples.Dispose();
+        return metrics;
+    }
+
+    /// <summary>
+    /// <see cref="conditional_sample_metrics(DBN, nn.Module{Tensor, Tensor}, int, int, Generator?)"/>, handing back the
+    /// samples it judged, so that a caller who also wants to look at them draws them once.
+    /// </summary>
+    /// <param name="dbn">A class-conditional DBN (<see cref="DBN.is_class_conditional"/>).</param>
+    /// <param name="classifier">A model from (B, n_visible) inputs to (B, n_classes) logits; evaluated in eval mode.</param>
+    /// <param name="samples">The judged samples, (n_classes · per_class, n_visible), class-major: rows y·n … y·n + n − 1 were
+    /// drawn for class y. The caller owns (disposes) it.</param>
+    /// <param name="per_class">Samples per class (n ≥ 1).</param>
+    /// <param name="burn_in">Gibbs steps in the top RBM.</param>
+    /// <param name="generator">Random generator for the chains.</param>
+    /// <exception cref="ArgumentException">The DBN has no label units.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="per_class"/> &lt; 1 or <paramref name="burn_in"/> &lt; 0.</exception>
+    public static ClassificationMetrics conditional_sample_metrics(DBN dbn, nn.Module<Tensor, Tensor> classifier, out Tensor samples,
+                                                                   int per_class = 100, int burn_in = 1000, Generator? generator = null)
+    {
         ArgumentNullException.ThrowIfNull(dbn);
         ArgumentNullException.ThrowIfNull(classifier);
         if (!dbn.is_class_conditional)
@@ -36,7 +57,9 @@ public static class DbnMetrics
         if (per_class < 1) throw new ArgumentOutOfRangeException(nameof(per_class), per_class, "per_class must be at least 1.");
         using var scope = torch.NewDisposeScope();
         var labels = torch.arange(dbn.n_classes, dtype: ScalarType.Int64, device: dbn.device).repeat_interleave(per_class);
-        var samples = dbn.generate(dbn.n_classes * per_class, burn_in, labels, generator: generator);
-        return ClassificationMetrics.Evaluate(classifier, samples, labels, dbn.n_classes);
+        var drawn = dbn.generate(dbn.n_classes * per_class, burn_in, labels, generator: generator);
+        var metrics = ClassificationMetrics.Evaluate(classifier, drawn, labels, dbn.n_classes);
+        samples = drawn.MoveToOuterDisposeScope();
+        return metrics;
     }
 }

@@ -73,6 +73,27 @@ public class DbnMetricsTests
     }
 
     [Fact]
+    public void ConditionalSamples_HandedBack_AreTheOnesJudged_ClassMajor()
+    {
+        using var dbn = LabelDrivenDbn();
+        using var judge = PairClassifier();
+        using var g = new Generator(5);
+        var m = DbnMetrics.conditional_sample_metrics(dbn, judge, out var samples, per_class: 30, burn_in: 20, generator: g);
+        using (samples)
+        {
+            Assert.Equal(new long[] { 60, 4 }, samples.shape);
+            // Judging the handed-back rows again, with rows y·n … y·n + n − 1 labelled y, gives the same confusion matrix.
+            using var labels = torch.arange(2, dtype: ScalarType.Int64).repeat_interleave(30);
+            var again = ClassificationMetrics.Evaluate(judge, samples, labels, 2);
+            Assert.Equal(m.ConfusionMatrix, again.ConfusionMatrix);
+            Assert.True(m.Accuracy >= 0.9, $"accuracy {m.Accuracy:F3}");   // so that class-major order is what the match tests
+        }
+        // Same seed, same draws: the overload without samples judges the same chains.
+        using var g2 = new Generator(5);
+        Assert.Equal(m.ConfusionMatrix, DbnMetrics.conditional_sample_metrics(dbn, judge, per_class: 30, burn_in: 20, generator: g2).ConfusionMatrix);
+    }
+
+    [Fact]
     public void ConditionalSamples_NeedLabelUnits_AndAtLeastOneSamplePerClass()
     {
         using var plain = boltzmann.DBN([4, 3], dtype: ScalarType.Float64);

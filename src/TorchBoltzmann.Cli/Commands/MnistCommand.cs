@@ -135,15 +135,17 @@ internal static class MnistCommand
         // A class-conditional DBN's samples judged by the fine-tuned classifier: the fraction drawn for class y that it
         // calls y (chance: 10 %), over 100 samples per class after 1,000 Gibbs steps in the top RBM.
         // The PNG of a class-conditional DBN shows the first ten of each digit's judged samples (drawn once).
+        const int judgedPerDigit = 100, shownPerDigit = 10;
         ClassificationMetrics? samplesJudged = null;
         Tensor? judgedSamples = null;
         if (r.Dbn.is_class_conditional)
         {
             using var judgeGen = new Generator(seed + 1, r.Dbn.device);
-            samplesJudged = DbnMetrics.conditional_sample_metrics(r.Dbn, r.Classifier, out judgedSamples, per_class: 100, burn_in: 1000, generator: judgeGen);
+            samplesJudged = DbnMetrics.conditional_sample_metrics(r.Dbn, r.Classifier, out judgedSamples, per_class: judgedPerDigit, burn_in: 1000, generator: judgeGen);
             AnsiConsole.MarkupLine(Markup.Escape($"Class-conditional samples (100 per digit, 1,000 Gibbs steps): the classifier calls {100 * samplesJudged.Accuracy:F1} % of them the digit they were drawn for (chance 10 %); per digit: " +
                 string.Join(" ", samplesJudged.Recall().Select(a => (100 * a).ToString("F0", CultureInfo.InvariantCulture)))));
         }
+        using var judgedOwner = judgedSamples;   // disposed however this method ends
         var summary = new
         {
             preset = preset.Name, preset.Description, seed, limit, seconds,
@@ -161,13 +163,13 @@ internal static class MnistCommand
 
         ImageGrid.SaveFilters(stem + "-filters.png", r.Dbn.layers[0].weight, 28, 28);
         ConfusionMatrixImage.Save(stem + "-confusion.png", r.Test.ConfusionMatrix);
-        using (judgedSamples)
-        using (var gen = new Generator(seed, r.Dbn.device))
+        using (var gen = judgedSamples is null ? new Generator(seed, r.Dbn.device) : null)
+        using (torch.NewDisposeScope())
         {
-            // Class-conditional DBN: row d holds ten of the samples judged above for digit d (rows of 100 per digit);
-            // otherwise 100 free samples of the top RBM.
-            using var samples = judgedSamples is not null
-                ? judgedSamples.view(r.Dbn.n_classes, 100, -1).narrow(1, 0, 10).reshape(-1, judgedSamples.shape[1])
+            // Class-conditional DBN: row d holds the first ten of the samples judged above for digit d (class-major, 100
+            // per digit); otherwise 100 free samples of the top RBM.
+            var samples = judgedSamples is not null
+                ? judgedSamples.view(r.Dbn.n_classes, judgedPerDigit, -1).narrow(1, 0, shownPerDigit).reshape(-1, judgedSamples.shape[1])
                 : r.Dbn.generate(100, burn_in: 1000, generator: gen);
             ImageGrid.SaveTiles(stem + "-samples.png", samples, 28, 28, columns: 10);
         }

@@ -41,7 +41,7 @@ public static class DbnMetrics
     /// <param name="dbn">A class-conditional DBN (<see cref="DBN.is_class_conditional"/>).</param>
     /// <param name="classifier">A model from (B, n_visible) inputs to (B, n_classes) logits; evaluated in eval mode.</param>
     /// <param name="samples">The judged samples, (n_classes · per_class, n_visible), class-major: rows y·n … y·n + n − 1 were
-    /// drawn for class y. The caller owns (disposes) it.</param>
+    /// drawn for class y. The caller owns (disposes) it; inside an active dispose scope it joins that scope.</param>
     /// <param name="per_class">Samples per class (n ≥ 1).</param>
     /// <param name="burn_in">Gibbs steps in the top RBM.</param>
     /// <param name="generator">Random generator for the chains.</param>

@@ -44,6 +44,9 @@ public sealed class FineTuner : IDisposable
     /// <param name="optimizer">Any optimizer over <c>model.parameters()</c>; default SGD(η₀, momentum, weight decay) from the options. A caller's optimizer is not disposed.</param>
     /// <param name="generator">Generator for shuffling, on the model's device; default <c>new Generator(options.Seed, device)</c>.</param>
     /// <exception cref="NotSupportedException"><see cref="ClassifierTrainingOptions.ComputeDtype"/> asks for casting in a model other than a <c>Sequential</c> of <c>Linear</c> and parameter-free modules.</exception>
+    /// <exception cref="ArgumentException">Conjugate gradients (from the options or passed) on a model with a dropout of p &gt; 0
+    /// (named); the non-inverted dropout convention with an optimizer other than the SGD built here; momentum schedules
+    /// without SGD; a model without parameters.</exception>
     public FineTuner(nn.Module<Tensor, Tensor> model, ClassifierTrainingOptions? options = null, optim.Optimizer? optimizer = null, Generator? generator = null)
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
@@ -58,6 +61,11 @@ public sealed class FineTuner : IDisposable
         if (_keep.Count > 0 && (optimizer is not null || Options.Optimizer != FineTuningOptimizer.Sgd))
             throw new ArgumentException("DropoutConvention.NonInverted sets each layer's learning rate (η q²) in the SGD optimizer the fine-tuner builds; "
                 + (optimizer is not null ? $"a {optimizer.GetType().Name} was passed instead." : $"Optimizer is {Options.Optimizer}."), nameof(options));
+        // Conjugate gradients' line searches compare losses of one batch at several steps: a dropout mask drawn anew for
+        // each evaluation makes those comparisons noise (DbnClassifierPipeline refuses the same for presets).
+        if ((optimizer is null ? Options.Optimizer == FineTuningOptimizer.ConjugateGradient : optimizer is ConjugateGradient)
+            && ActiveDropout(model) is { } drop)
+            throw new ArgumentException($"conjugate-gradient fine-tuning needs a deterministic loss, but dropout '{drop.Name}' (p = {drop.P}) is in the model; use SGD, or p = 0.", nameof(model));
         // May throw: before the optimizer is built.
         _trainingForward = Options.ComputeDtype is not { } cd || cd == _dtype ? model.forward
             : cd == ScalarType.BFloat16 ? MixedPrecision.Forward(model, cd)
@@ -140,6 +148,18 @@ public sealed class FineTuner : IDisposable
             groups.Add(new TorchSharp.Modules.SGD.ParamGroup(byKeep.Select(k => k.Weight).ToList(), Options.LearningRate * q * q, m, tau, Options.WeightDecay / (q * q)));
         }
         return optim.SGD(groups, Options.LearningRate, momentum: m, dampening: tau, weight_decay: Options.WeightDecay);
+    }
+
+    /// <summary>The first dropout module (TorchSharp's <c>Dropout</c> or <see cref="Modules.FastDropout"/>) with p &gt; 0
+    /// anywhere in the model, or null.</summary>
+    private static (string Name, double P)? ActiveDropout(nn.Module<Tensor, Tensor> model)
+    {
+        foreach (var (name, child) in model.named_modules())
+        {
+            double p = child switch { Modules.FastDropout f => f.p, TorchSharp.Modules.Dropout d => d.p, _ => 0 };
+            if (p > 0) return (name, p);
+        }
+        return null;
     }
 
     /// <summary>

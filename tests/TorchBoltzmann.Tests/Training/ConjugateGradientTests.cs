@@ -275,6 +275,24 @@ public sealed class ConjugateGradientTests
     }
 
     [Fact]
+    public void FineTuner_RefusesConjugateGradients_OnAModelWithDropout_NamingIt()
+    {
+        // A mask drawn anew for each of a line search's evaluations would make its loss comparisons noise.
+        using var clf = DbnClassifier.Build([20, 16], 2, hidden_dropout: 0.5);
+        var cg = new ClassifierTrainingOptions { Optimizer = FineTuningOptimizer.ConjugateGradient, ValidationCount = 0 };
+        var e = Assert.Throws<ArgumentException>(() => new FineTuner(clf, cg));
+        Assert.Contains("needs a deterministic loss", e.Message);
+        var drop = clf.named_modules().First(m => m.module is TorchSharp.Modules.Dropout or TorchBoltzmann.Modules.FastDropout).name;
+        Assert.Contains($"'{drop}'", e.Message);
+        using var passed = new ConjugateGradient(clf.parameters());
+        Assert.Throws<ArgumentException>(() => new FineTuner(clf, new ClassifierTrainingOptions { ValidationCount = 0 }, passed));
+        // SGD takes the same model; CG takes it with dropout off (p = 0).
+        using (new FineTuner(clf, cg with { Optimizer = FineTuningOptimizer.Sgd })) { }
+        using var plain = DbnClassifier.Build([20, 16], 2, hidden_dropout: 0);
+        using (new FineTuner(plain, cg)) { }
+    }
+
+    [Fact]
     public void Pipeline_RejectsConjugateGradientsWithDropout()
     {
         var preset = DbnClassifierPreset.Dropout with { FineTuning = DbnClassifierPreset.Dropout.FineTuning with { Optimizer = FineTuningOptimizer.ConjugateGradient, MomentumRampEpochs = 0, DampenMomentum = false } };

@@ -81,10 +81,10 @@ public sealed record ClassifierTrainingOptions
     /// and their updates stay in the model's dtype, and only the training passes change: validation and test errors are
     /// the model's own, while the training loss reported is the bfloat16 pass's. Needs a <c>Sequential</c> whose
     /// modules with parameters are all <c>Linear</c> (as <see cref="Modules.DbnClassifier"/>.Build makes). Float16 is
-    /// refused: without loss scaling its small gradients underflow to zero. Measured with SGD only (bench
+    /// refused: without loss scaling its small gradients underflow to zero. Timed with SGD only (bench
     /// <c>--bf16</c>: a dropout fine-tuning epoch of the 784-500-500-2000-10 classifier took 0.58× its float32 time on
-    /// an AMD EPYC with AVX512-BF16); conjugate gradients' line searches compare small loss differences, which bfloat16
-    /// rounding may blur. CPUs without bfloat16 instructions may run the products slower than float32.
+    /// an AMD EPYC with AVX512-BF16); with conjugate gradients it is tested on a small problem only: their line searches
+    /// compare small loss differences, which bfloat16 rounding may blur. CPUs without bfloat16 instructions may run the products slower than float32.
     /// </summary>
     public ScalarType? ComputeDtype { get; init; }
     /// <summary>Exponential decay γ of the learning rate per epoch: η_e = η₀ γ^e (1 = constant). Applies to any optimizer.</summary>

@@ -150,15 +150,20 @@ public sealed class FineTuner : IDisposable
         return optim.SGD(groups, Options.LearningRate, momentum: m, dampening: tau, weight_decay: Options.WeightDecay);
     }
 
-    /// <summary>The first dropout module (TorchSharp's <c>Dropout</c> or <see cref="Modules.FastDropout"/>) with p &gt; 0
-    /// anywhere in the model, or null.</summary>
+    /// <summary>The drop probability p of a dropout module (TorchSharp's <c>Dropout</c> or <see cref="Modules.FastDropout"/>);
+    /// null for any other module.</summary>
+    private static double? DropoutRate(nn.Module module) => module switch
+    {
+        Modules.FastDropout f => f.p,
+        TorchSharp.Modules.Dropout d => d.p,
+        _ => null,
+    };
+
+    /// <summary>The first dropout module with p &gt; 0 anywhere in the model, or null.</summary>
     private static (string Name, double P)? ActiveDropout(nn.Module<Tensor, Tensor> model)
     {
         foreach (var (name, child) in model.named_modules())
-        {
-            double p = child switch { Modules.FastDropout f => f.p, TorchSharp.Modules.Dropout d => d.p, _ => 0 };
-            if (p > 0) return (name, p);
-        }
+            if (DropoutRate(child) is { } p && p > 0) return (name, p);
         return null;
     }
 
@@ -178,10 +183,9 @@ public sealed class FineTuner : IDisposable
         string? dropout = null;
         foreach (var (name, child) in Flatten(sequential, ""))
         {
+            if (DropoutRate(child) is { } p) { keep *= 1 - p; dropout = name; continue; }
             switch (child)
             {
-                case Modules.FastDropout f: keep *= 1 - f.p; dropout = name; break;
-                case TorchSharp.Modules.Dropout d: keep *= 1 - d.p; dropout = name; break;
                 case TorchSharp.Modules.Linear linear:
                     result.Add((linear.weight!, keep));
                     (keep, dropout) = (1, null);

@@ -189,9 +189,9 @@ internal static class MnistCommand
         }
         AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(new { summary, fine_tuning = r.FineTuning, refit = r.Refit, pretraining = r.Pretraining, pretrained_from = pretrainedFrom },
             CommonOptions.MetricsJson));
-        var csv = new StringBuilder("epoch,train_loss,validation_error,validation_loss,learning_rate,seconds\n");
+        var csv = new StringBuilder("epoch,train_loss,validation_error,validation_loss,learning_rate,seconds,raw_validation_error\n");
         foreach (var e in ft)
-            csv.AppendLine(string.Join(",", e.Epoch, F(e.TrainLoss), F(e.ValidationError), F(e.ValidationLoss), F(e.LearningRate), F(e.Seconds)));
+            csv.AppendLine(string.Join(",", e.Epoch, F(e.TrainLoss), F(e.ValidationError), F(e.ValidationLoss), F(e.LearningRate), F(e.Seconds), F(e.RawValidationError)));
         AtomicFile.WriteAllText(stem + "-finetune.csv", csv.ToString());
         AnsiConsole.MarkupLine(Markup.Escape($"Wrote {dbnPath} (+ .json), {stem}-classifier.pt, {stem}-{{filters,samples,confusion,finetune{(r.Pretraining.Count > 0 ? ",pretrain" : "")}}}.png, {stem}-metrics.json, {stem}-finetune.csv"));
     }
@@ -330,7 +330,8 @@ internal static class MnistCommand
             int left = m.Epochs - m.Epoch;
             string eta = left > 0 ? $"  {left} epochs left, ~{Duration(_recent.Average() * left)}" : "";
             AnsiConsole.MarkupLine(Markup.Escape($"{p.Stage} epoch {m.Epoch}/{m.Epochs}  {m.Seconds:F1} s  loss {m.TrainLoss:F4}  " +
-                (m.ValidationError is { } v ? $"validation error {100 * v:F2} %{(m.IsBest ? " *" : "")}" : "no validation") + $"  lr {m.LearningRate:G3}{eta}"));
+                (m.ValidationError is { } v ? $"validation error {100 * v:F2} %{(m.IsBest ? " *" : "")}" : "no validation") +
+                (m.RawValidationError is { } raw ? $" (averaged; raw {100 * raw:F2} %)" : "") + $"  lr {m.LearningRate:G3}{eta}"));
         }
 
         private static string Duration(double seconds)

@@ -29,8 +29,9 @@ public sealed record ClassifierTrainingOptions
     /// <summary>
     /// Iterate averaging (Polyak &amp; Juditsky 1992): when &gt; 0, an exponential moving average of the parameters,
     /// θ̄ ← a θ̄ + (1 − a) θ after every step, is what validation measures, what early stopping keeps and what the model
-    /// holds at the end; training itself follows the raw iterates θ. 0 (default) turns it off; 0.999 averages over the
-    /// last ~1,000 steps (two MNIST epochs of batch 100).
+    /// holds at the end; training itself follows the raw iterates θ (whose validation error each epoch's
+    /// <see cref="ClassifierEpochMetrics.RawValidationError"/> reports beside θ̄'s). 0 (default) turns it off; 0.999
+    /// averages over the last ~1,000 steps (two MNIST epochs of batch 100).
     /// </summary>
     public double AverageDecay { get; init; }
     /// <summary>Examples per mini-batch.</summary>

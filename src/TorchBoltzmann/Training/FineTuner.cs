@@ -487,11 +487,13 @@ public sealed class FineTuner : IDisposable
                     }
                 }
 
-                double? valError = null, valLoss = null;
+                double? valError = null, valLoss = null, rawError = null;
                 bool isBest = false;
                 if (valX is not null)
                 {
-                    // With iterate averaging the averaged weights are measured (and kept as the best) in place of θ.
+                    // With iterate averaging the averaged weights are measured (and kept as the best) in place of θ;
+                    // the raw iterate θ is measured too, before the swap, for comparison.
+                    if (average is not null) rawError = ClassificationMetricsFor(valX, valY!).error;
                     using var swapped = average?.Swap();
                     var m = ClassificationMetricsFor(valX, valY!);
                     valError = m.error;
@@ -507,7 +509,7 @@ public sealed class FineTuner : IDisposable
                     else sinceBest++;
                 }
                 clock.Stop();
-                var metrics = new ClassifierEpochMetrics(epoch + 1, Options.Epochs, lossSum / nTrain, valError, valLoss, lr, clock.Elapsed.TotalSeconds, isBest);
+                var metrics = new ClassifierEpochMetrics(epoch + 1, Options.Epochs, lossSum / nTrain, valError, valLoss, lr, clock.Elapsed.TotalSeconds, isBest, rawError);
                 epochs.Add(metrics);
                 stoppedEarly = Options.Patience > 0 && sinceBest >= Options.Patience && epoch < Options.Epochs - 1;
                 if ((epoch + 1) % CheckpointEvery == 0 || stoppedEarly) Checkpoint(epoch + 1, finished: false);

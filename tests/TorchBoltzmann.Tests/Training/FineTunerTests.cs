@@ -384,6 +384,38 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
     }
 
     [Fact]
+    public void Fit_WithIterateAveraging_ReportsTheRawIteratesValidationErrorBesideTheAveragedOne()
+    {
+        using var x = mnist.Train.Images.narrow(0, 0, 300);
+        using var y = mnist.Train.Labels.narrow(0, 0, 300);
+        using var vx = mnist.Test.Images.narrow(0, 0, 300);
+        using var vy = mnist.Test.Labels.narrow(0, 0, 300);
+        // No shuffling and no dropout: the raw iterates θ_e are the same with and without averaging, which only reads them.
+        IReadOnlyList<ClassifierEpochMetrics> Run(double average)
+        {
+            using var g = new Generator(5);
+            using var clf = DbnClassifier.Build([784, 16], 10, generator: g);
+            using (torch.no_grad())
+            {
+                Fc(clf, "fc1").weight!.normal_(0, 0.1, g);
+                Fc(clf, "fc1").bias!.zero_();
+            }
+            using var tuner = new FineTuner(clf, new ClassifierTrainingOptions
+            {
+                Epochs = 6, BatchSize = 50, ValidationCount = 0, Shuffle = false, LearningRate = 0.5, LearningRateDecay = 1,
+                AverageDecay = average, Patience = 0,
+            });
+            return tuner.Fit(x, y, vx, vy).Epochs;
+        }
+        var plain = Run(0);
+        var averaged = Run(0.9);
+        Assert.All(plain, e => Assert.Null(e.RawValidationError));
+        Assert.Equal(plain.Select(e => e.ValidationError), averaged.Select(e => e.RawValidationError));
+        // The averaged weights are another model: their errors differ from the raw ones in at least one epoch.
+        Assert.Contains(averaged, e => e.ValidationError != e.RawValidationError);
+    }
+
+    [Fact]
     public void Fit_WithIterateAveraging_EndsWithTheMovingAverageOfTheIterates()
     {
         using var x = mnist.Train.Images.narrow(0, 0, 100);

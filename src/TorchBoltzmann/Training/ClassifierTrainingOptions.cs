@@ -81,7 +81,8 @@ public sealed record ClassifierTrainingOptions
     /// are computed through bfloat16 products, and accumulated, stored and applied in the model's dtype). The weights
     /// and their updates stay in the model's dtype, and only the training passes change: validation and test errors are
     /// the model's own, while the training loss reported is the bfloat16 pass's. Needs a <c>Sequential</c> whose
-    /// modules with parameters are all <c>Linear</c> (as <see cref="Modules.DbnClassifier"/>.Build makes). Float16 is
+    /// modules with parameters are all <c>Linear</c> (as <see cref="Modules.DbnClassifier"/>.Build makes; nested
+    /// <c>Sequential</c>s, such as a pretrained encoder inside a larger model, are walked in forward order). Float16 is
     /// refused: without loss scaling its small gradients underflow to zero. Timed with SGD only (bench
     /// <c>--bf16</c>: a dropout fine-tuning epoch of the 784-500-500-2000-10 classifier took 0.58× its float32 time on
     /// an AMD EPYC with AVX512-BF16); with conjugate gradients it is tested on a small problem only: their line searches

@@ -181,7 +181,7 @@ public sealed class FineTuner : IDisposable
         var result = new List<(TorchSharp.Modules.Parameter, double)>();
         double keep = 1;
         string? dropout = null;
-        foreach (var (name, child) in Flatten(sequential, ""))
+        foreach (var (name, child) in SequentialLayers.Flatten(sequential))
         {
             if (DropoutRate(child) is { } p) { keep *= 1 - p; dropout = name; continue; }
             switch (child)
@@ -197,16 +197,6 @@ public sealed class FineTuner : IDisposable
             }
         }
         return result;
-
-        static IEnumerable<(string, nn.Module)> Flatten(TorchSharp.Modules.Sequential s, string prefix)
-        {
-            foreach (var (name, child) in s.named_children())
-            {
-                if (child is TorchSharp.Modules.Sequential inner)
-                    foreach (var item in Flatten(inner, prefix + name + ".")) yield return item;
-                else yield return (prefix + name, child);
-            }
-        }
     }
 
     /// <summary>

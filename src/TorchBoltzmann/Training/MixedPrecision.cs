@@ -8,6 +8,7 @@ namespace TorchBoltzmann.Training;
 /// The forward pass of a <c>Sequential</c> classifier with its <c>Linear</c> products in another dtype (see
 /// <see cref="ClassifierTrainingOptions.ComputeDtype"/>): y = (x_c W_cᵀ + b_c) cast back to x's dtype, where ·_c is the
 /// cast to the compute dtype; modules without parameters (sigmoids, dropout) run as they are, in the model's dtype.
+/// Nested <c>Sequential</c>s (a pretrained encoder inside a larger model) are walked in forward order.
 /// The parameters are the model's own, so gradients flow to them through the casts.
 /// </summary>
 internal static class MixedPrecision
@@ -18,7 +19,7 @@ internal static class MixedPrecision
         if (model is not Sequential sequential)
             throw new NotSupportedException($"ComputeDtype = {dtype} needs a Sequential model (as DbnClassifier.Build makes); got a {model.GetType().Name}.");
         var steps = new List<Func<Tensor, Tensor>>();
-        foreach (var (name, child) in sequential.named_children())
+        foreach (var (name, child) in SequentialLayers.Flatten(sequential))
         {
             if (child is Linear linear)
             {
@@ -29,8 +30,6 @@ internal static class MixedPrecision
                     return y.to(x.dtype).MoveToOuterDisposeScope();
                 });
             }
-            else if (child is Sequential)
-                throw new NotSupportedException($"ComputeDtype = {dtype} walks the top-level modules of a Sequential; module '{name}' is a nested Sequential: flatten it.");
             else if (child.parameters().Any())
                 throw new NotSupportedException($"ComputeDtype = {dtype} casts the products of Linear layers only; module '{name}' ({child.GetType().Name}) has parameters of its own.");
             else if (child is nn.Module<Tensor, Tensor> plain)

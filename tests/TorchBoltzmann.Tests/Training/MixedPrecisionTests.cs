@@ -13,6 +13,17 @@ public sealed class MixedPrecisionTests
         return nn.Sequential(("fc1", nn.Linear(20, 32)), ("s1", nn.Sigmoid()), ("drop", nn.Dropout(dropout)), ("out", nn.Linear(32, 3)));
     }
 
+    /// <summary><see cref="Net"/>'s layers, drawn in the same order from the same seed, with fc1 and s1 inside an "encoder" Sequential.</summary>
+    private static Sequential NestedNet(ulong seed, double dropout = 0.1)
+    {
+        torch.manual_seed((long)seed);
+        var fc1 = nn.Linear(20, 32);
+        var s1 = nn.Sigmoid();
+        var drop = nn.Dropout(dropout);
+        var output = nn.Linear(32, 3);
+        return nn.Sequential(("encoder", nn.Sequential(("fc1", fc1), ("s1", s1))), ("drop", drop), ("out", output));
+    }
+
     /// <summary>Three well-separated Gaussian classes in 20 dimensions.</summary>
     private static (Tensor x, Tensor y) Blobs(int n, ulong seed)
     {
@@ -77,6 +88,33 @@ public sealed class MixedPrecisionTests
     }
 
     [Fact]
+    public void FineTuning_WithBFloat16Products_TrainsANestedSequential_ExactlyAsItsFlatEquivalent()
+    {
+        // A pretrained encoder inside a larger model (encoder → dropout → head): the same layers, the same weights, the
+        // same seed; the nested model's bfloat16 run must end with the flat one's weights bit for bit.
+        var (x, y) = Blobs(300, 7);
+        using (x) using (y)
+        {
+            Tensor Fitted(bool nestIt)
+            {
+                using var model = nestIt ? NestedNet(8) : Net(8);
+                torch.manual_seed(9);   // the dropout masks
+                var options = new ClassifierTrainingOptions
+                {
+                    Epochs = 3, BatchSize = 50, LearningRate = 0.5, ValidationCount = 0, ComputeDtype = ScalarType.BFloat16,
+                };
+                using (var tuner = new FineTuner(model, options)) tuner.Fit(x, y);
+                return model.get_parameter(nestIt ? "encoder.fc1.weight" : "fc1.weight")!.detach().clone();
+            }
+            using var flatWeights = Fitted(false);
+            using var nestedWeights = Fitted(true);
+            Assert.True(DbnTestUtil.Same(nestedWeights, flatWeights), "the nested model trained differently from its flat equivalent");
+            using var initial = Net(8);
+            Assert.False(DbnTestUtil.Same(flatWeights, initial.get_parameter("fc1.weight")!), "the weights did not train");
+        }
+    }
+
+    [Fact]
     public void ComputeDtype_IsRefused_ForModulesItCannotCast_NamingThem()
     {
         var options = new ClassifierTrainingOptions { ComputeDtype = ScalarType.BFloat16 };
@@ -86,9 +124,10 @@ public sealed class MixedPrecisionTests
         using var bare = nn.Linear(4, 2);
         e = Assert.Throws<NotSupportedException>(() => new FineTuner(bare, options));
         Assert.Contains("needs a Sequential", e.Message);
-        using var nested = nn.Sequential(("block", nn.Sequential(("fc", nn.Linear(4, 4)))), ("out", nn.Linear(4, 2)));
+        // Inside a nested Sequential the module is named by its path.
+        using var nested = nn.Sequential(("block", nn.Sequential(("fc", nn.Linear(4, 4)), ("norm", nn.BatchNorm1d(4)))), ("out", nn.Linear(4, 2)));
         e = Assert.Throws<NotSupportedException>(() => new FineTuner(nested, options));
-        Assert.Contains("'block' is a nested Sequential", e.Message);
+        Assert.Contains("'block.norm' (BatchNorm1d)", e.Message);
         // The model's own dtype needs no casting: any model is accepted; another full-precision dtype is not.
         using var tuner = new FineTuner(bare, options with { ComputeDtype = ScalarType.Float32 });
         var a = Assert.Throws<ArgumentException>(() => new FineTuner(bare, options with { ComputeDtype = ScalarType.Float64 }));

@@ -176,8 +176,11 @@ internal static class MnistCommand
         var ft = r.FineTuning.Epochs;
         var x = ft.Select(e => (double)e.Epoch).ToArray();
         var curves = new List<Series>();
+        bool averaged = ft.Any(e => e.RawValidationError is not null);   // --average: validation measured the averaged weights
         if (ft.Any(e => e.ValidationError is not null))   // no empty legend entry for a run without a validation split
-            curves.Add(new Series("validation error (%)", x, ft.Select(e => 100 * (e.ValidationError ?? double.NaN)).ToArray()));
+            curves.Add(new Series(averaged ? "averaged weights' validation error (%)" : "validation error (%)", x, ft.Select(e => 100 * (e.ValidationError ?? double.NaN)).ToArray()));
+        if (averaged)
+            curves.Add(new Series("raw weights' validation error (%)", x, ft.Select(e => 100 * (e.RawValidationError ?? double.NaN)).ToArray()));
         curves.Add(new Series("train cross-entropy", x, ft.Select(e => e.TrainLoss).ToArray()));
         LineChart.Save(stem + "-finetune.png", new ChartSpec($"Fine-tuning ({preset.Name})", "epoch", "error / loss", curves.ToArray()));
         if (r.Pretraining.Count > 0)

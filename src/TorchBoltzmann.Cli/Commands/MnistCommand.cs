@@ -205,6 +205,8 @@ internal static class MnistCommand
         private readonly Option<int?> _pretrainEpochs = new("--pretrain-epochs") { Description = "Override the preset's CD epochs per layer (every layer)" };
         private readonly Option<int?> _topEpochs = new("--top-epochs") { Description = "Override the CD epochs of the top RBM alone (after --pretrain-epochs)" };
         private readonly Option<int?> _topK = new("--top-k") { Description = "Gibbs steps k of CD-k for the top RBM (the preset's: 5 for quick, 1 for hinton2006 and dropout); more steps make a class-conditional DBN's samples more often of the clamped digit" };
+        private readonly Option<double?> _initStd = new("--init-std") { Description = "Re-initialise each RBM right before it trains with W ~ N(0, σ²), zero biases (default: the preset's: the DBN's own initialisation, σ = 0.01; rbm.m of Hinton & Salakhutdinov 2006: 0.1)" };
+        private readonly Option<string?> _visibleBiasInit = new("--visible-bias-init") { Description = "Each RBM's visible biases before it trains: data (b_i = log p_i/(1 − p_i) of its input, Hinton's guide §8) or zero (as rbm.m). Default: the preset's (data)" };
         private readonly Option<int?> _finetuneEpochs = new("--finetune-epochs") { Description = "Override the preset's maximum fine-tuning epochs" };
         private readonly Option<int?> _validation = new("--validation") { Description = "Validation digits held out from the end of the training set (default: the preset's, 10000; dropout: 0)" };
         private readonly Option<double?> _lr = new("--lr") { Description = "Override the fine-tuning learning rate η₀" };
@@ -228,13 +230,14 @@ internal static class MnistCommand
         private readonly Option<double?> _hiddenDropout = new("--hidden-dropout") { Description = "Override the dropout probability after each hidden layer" };
 
         private readonly Option<string?> _computeDtype = new("--compute-dtype") { Description = "Mixed precision: the dtype of the fine-tuning passes' matrix products (float32 or bfloat16); weights and updates stay float32, validation and test passes too. Faster on CPUs with bfloat16 instructions (see the README's benchmarks), possibly slower without them. Default: float32" };
-        private Option[] All => [_pretrainEpochs, _topEpochs, _topK, _finetuneEpochs, _validation, _lr, _momentum, _initialMomentum, _momentumRamp, _dampen, _maxNorm, _dropoutConvention, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _classConditional, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout, _computeDtype];
+        private Option[] All => [_pretrainEpochs, _topEpochs, _topK, _initStd, _visibleBiasInit, _finetuneEpochs, _validation, _lr, _momentum, _initialMomentum, _momentumRamp, _dampen, _maxNorm, _dropoutConvention, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _classConditional, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout, _computeDtype];
 
         public void AddTo(Command cmd)
         {
             _optimizer.AcceptOnlyFromAmong("sgd", "cg");
             _dropoutConvention.AcceptOnlyFromAmong("inverted", "non-inverted");
             _computeDtype.AcceptOnlyFromAmong("float32", "bfloat16");
+            _visibleBiasInit.AcceptOnlyFromAmong("data", "zero");
             foreach (var o in All) cmd.Options.Add(o);
         }
 
@@ -290,13 +293,15 @@ internal static class MnistCommand
         }
 
         /// <summary>
-        /// The preset's pretraining with --pretrain-epochs (every layer, its per-layer overrides included), then
-        /// --top-epochs and --top-k (the top RBM's own override) applied.
+        /// The preset's pretraining with --pretrain-epochs (every layer, its per-layer overrides included), --init-std and
+        /// --visible-bias-init, then --top-epochs and --top-k (the top RBM's own override) applied.
         /// </summary>
         private DbnPretrainingOptions Pretraining(ParseResult r, DbnClassifierPreset p)
         {
             var o = p.Pretraining;
             if (r.GetValue(_pretrainEpochs) is { } pe) o = o.ForEveryLayer(l => l with { Epochs = pe });
+            if (r.GetValue(_initStd) is { } std) o = o with { InitialWeightStd = std };
+            if (r.GetValue(_visibleBiasInit) is { } vb) o = o with { InitVisibleBiasFromData = vb == "data" };
             if (r.GetValue(_topEpochs) is null && r.GetValue(_topK) is null) return o;
             int top = p.LayerSizes.Length - 2;
             var t = o.ForLayer(top);

@@ -1,3 +1,5 @@
+using TorchBoltzmann.Modules;
+
 namespace TorchBoltzmann.Training;
 
 /// <summary>
@@ -24,8 +26,21 @@ public sealed record DbnPretrainingOptions
     /// <summary>Rows per batch when computing the next layer's input.</summary>
     public int PropagationBatchSize { get; init; } = 1000;
 
-    /// <summary>Initialise each RBM's visible biases from its training input (b_i = log p_i/(1 − p_i), Hinton 2010 §8).</summary>
+    /// <summary>
+    /// Initialise each RBM's visible biases from its training input (b_i = log p_i/(1 − p_i), Hinton 2010 §8); false
+    /// leaves them as the RBM holds them (zero after <see cref="InitialWeightStd"/>'s re-initialisation, as in
+    /// Hinton &amp; Salakhutdinov's <c>rbm.m</c>).
+    /// </summary>
     public bool InitVisibleBiasFromData { get; init; } = true;
+
+    /// <summary>
+    /// When set, each RBM is re-initialised right before its layer trains: W ~ N(0, σ²) with σ this value, b = c = 0
+    /// (<see cref="RBM.reset_parameters"/>), from a generator seeded by the layer's <see cref="RbmTrainingOptions.Seed"/>
+    /// and its index, so a run continued from a checkpoint draws what the unbroken run drew. Null (default) trains
+    /// the weights the DBN was built with (σ = 0.01, Hinton's practical guide). Hinton &amp; Salakhutdinov's
+    /// <c>rbm.m</c> (the pretraining of <c>mnistclassify.m</c>) starts from σ = 0.1 with zero biases.
+    /// </summary>
+    public double? InitialWeightStd { get; init; }
 
     /// <summary>The options of RBM <paramref name="layer"/>.</summary>
     public RbmTrainingOptions ForLayer(int layer)
@@ -58,6 +73,8 @@ public sealed record DbnPretrainingOptions
     public void Validate(int layers)
     {
         ArgumentNullException.ThrowIfNull(Layer, nameof(Layer));
+        if (InitialWeightStd is { } std && !(std > 0 && double.IsFinite(std)))
+            throw new ArgumentOutOfRangeException(nameof(InitialWeightStd), std, "InitialWeightStd must be a finite number > 0 (or null to keep the DBN's initial weights).");
         if (PropagationBatchSize < 1)
             throw new ArgumentOutOfRangeException(nameof(PropagationBatchSize), PropagationBatchSize, "PropagationBatchSize must be at least 1.");
         if (PerLayer is not null && PerLayer.Count > layers)

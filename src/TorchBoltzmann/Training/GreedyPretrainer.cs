@@ -54,7 +54,7 @@ public sealed class GreedyPretrainer
     /// </summary>
     public double Seconds { get; private set; }
 
-    /// <summary>Test hook: called with (layer, input) for each layer's training input before its RBM trains (not for layers restored from a checkpoint). The tensor is borrowed.</summary>
+    /// <summary>Test hook: called with (layer, input) for each layer's training input before its RBM trains, after its initialisation (not for layers restored from a checkpoint). The tensor is borrowed.</summary>
     internal Action<int, Tensor>? OnLayerInput { get; set; }
 
     /// <summary>
@@ -118,9 +118,15 @@ public sealed class GreedyPretrainer
                 }
                 if (l >= done)
                 {
-                    OnLayerInput?.Invoke(l, x);
                     var options = Options.ForLayer(l);
+                    if (Options.InitialWeightStd is { } std)
+                    {
+                        // Per layer, not one stream: a continued run re-draws layer l exactly as the unbroken run did.
+                        using var init = new Generator(unchecked(options.Seed * 1_000_003UL + 104_729UL + (ulong)l), _dbn.device);
+                        rbm.reset_parameters(std, init);
+                    }
                     if (Options.InitVisibleBiasFromData) rbm.init_visible_bias_from_data(x);
+                    OnLayerInput?.Invoke(l, x);
                     using (var trainer = new RbmTrainer(rbm, options) { Stage = $"layer {l + 1}/{L}" })
                         history.Add(trainer.Fit(x, vx, progress, cancellationToken));
                     if (CheckpointPath is not null) Save(CheckpointPath, tag!, history, restoredSeconds + clock.Elapsed.TotalSeconds);

@@ -80,6 +80,62 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
     }
 
     [Fact]
+    public void Fit_WithInitialWeightStd_StartsEachRbmFromRbmMsInitialisation_ReproduciblyPerSeed()
+    {
+        using var data = mnist.BinaryTrain(200);
+        // At the hook, the RBM about to train: its weights' std and mean, its largest |bias|.
+        (double Std, double Mean, double MaxBias, Tensor W)[] Starts(DbnPretrainingOptions o)
+        {
+            using var g = new Generator(3);
+            using var dbn = boltzmann.DBN([784, 60, 40, 30], generator: g);   // built with σ = 0.01
+            var starts = new (double, double, double, Tensor)[3];
+            new GreedyPretrainer(dbn, o)
+            {
+                OnLayerInput = (l, _) =>
+                {
+                    var r = dbn.layers[l];
+                    using var b = torch.cat([r.visible_bias.abs(), r.hidden_bias.abs()]);
+                    starts[l] = (r.weight.std().item<float>(), r.weight.mean().item<float>(), b.max().item<float>(), r.weight.detach().clone());
+                },
+            }.Fit(data);
+            return starts;
+        }
+        var rbmM = new DbnPretrainingOptions { Layer = Quick(1) with { MetricsEvery = 0 }, InitialWeightStd = 0.1, InitVisibleBiasFromData = false };
+        var a = Starts(rbmM);
+        var again = Starts(rbmM);
+        var otherSeed = Starts(rbmM with { Layer = rbmM.Layer with { Seed = 12 } });
+        var guide = Starts(rbmM with { InitialWeightStd = null, InitVisibleBiasFromData = true });
+        try
+        {
+            for (int l = 0; l < 3; l++)
+            {
+                // σ̂ of n ≥ 1,200 normal draws is within 10 % of σ (> 5 standard errors of 1/√(2n) ≈ 2 %).
+                Assert.InRange(a[l].Std, 0.09, 0.11);
+                Assert.InRange(a[l].Mean, -0.02, 0.02);
+                Assert.Equal(0.0, a[l].MaxBias);   // b = c = 0, as rbm.m
+                Assert.True(DbnTestUtil.Same(a[l].W, again[l].W), $"layer {l + 1}: the same seed draws the same weights");
+                Assert.False(DbnTestUtil.Same(a[l].W, otherSeed[l].W), $"layer {l + 1}: another seed draws other weights");
+            }
+            using (var first = a[1].W.flatten().narrow(0, 0, 1200))
+            using (var next = a[2].W.flatten())
+                Assert.False(DbnTestUtil.Same(first, next), "each layer draws its own weights, not the same stream again");
+            // Without it: the DBN's own weights (σ = 0.01) for the first layer, visible biases from the data.
+            Assert.InRange(guide[0].Std, 0.009, 0.011);
+            Assert.True(guide[0].MaxBias > 1, "visible biases set from the data");
+        }
+        finally
+        {
+            foreach (var s in new[] { a, again, otherSeed, guide }) foreach (var t in s) t.W.Dispose();
+        }
+        foreach (var bad in new[] { 0.0, -0.1, double.NaN, double.PositiveInfinity })
+        {
+            using var dbn = boltzmann.DBN([784, 6]);
+            var e = Assert.Throws<ArgumentOutOfRangeException>(() => new GreedyPretrainer(dbn, rbmM with { InitialWeightStd = bad }));
+            Assert.Contains("InitialWeightStd must be a finite number > 0", e.Message);
+        }
+    }
+
+    [Fact]
     public void Fit_PerLayerOverrides_AndSampledInputs_AreUsed()
     {
         using var data = mnist.BinaryTrain(300);
@@ -108,9 +164,10 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
         using var validation = Binarize.Threshold(heldOut);
         using var validationLabels = mnist.Train.Labels.narrow(0, 300, 100);
         // Sampled inputs: the continued run must replay the generator's draws for the layers it does not train. The
-        // class-conditional case also joins labels at the top, overrides a layer's options and keeps the visible biases.
+        // class-conditional case also joins labels at the top, overrides a layer's options, keeps the visible biases and
+        // re-initialises each RBM before it trains (rbm.m's σ = 0.1), which the continued run must draw as the unbroken one did.
         var opts = classConditional
-            ? new DbnPretrainingOptions { Layer = Quick(2), PerLayer = [null, Quick(1) with { LearningRate = 0.05 }, null], SampleHiddenInputs = true, InitVisibleBiasFromData = false }
+            ? new DbnPretrainingOptions { Layer = Quick(2), PerLayer = [null, Quick(1) with { LearningRate = 0.05 }, null], SampleHiddenInputs = true, InitVisibleBiasFromData = false, InitialWeightStd = 0.1 }
             : new DbnPretrainingOptions { Layer = Quick(2), SampleHiddenInputs = true };
         DBN Fresh() { using var g = new Generator(5); return boltzmann.DBN([784, 20, 12, 8], classConditional ? 10 : 0, generator: g); }
         IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> Fit(DBN dbn, DbnPretrainingOptions o, string? path, IProgress<TrainingProgress>? progress = null, CancellationToken ct = default) =>

@@ -75,11 +75,11 @@ public sealed record DbnClassifierPreset(
     /// made 92 test errors; Srivastava et al. 2014 report the same 0.92 %). Their net was pretrained by Hinton &amp;
     /// Salakhutdinov's public code (<c>mnistclassify.m</c>): three RBMs without labels, 50 CD-1 epochs each with the
     /// settings of <see cref="Hinton2006"/>, on all 60,000 training digits; so is this preset's (unlike
-    /// <see cref="Hinton2006"/>, whose top RBM also models the labels), but for the starting point: <c>rbm.m</c> draws
-    /// W ~ N(0, 0.1²) with zero biases, this preset W ~ N(0, 0.01²) with visible biases from the data (Hinton's
-    /// practical guide; <see cref="DbnPretrainingOptions.InitialWeightStd"/> and
-    /// <see cref="DbnPretrainingOptions.InitVisibleBiasFromData"/> give <c>rbm.m</c>'s, compared on a validation split
-    /// in session 17, see the README). Fine-tuning as their appendix A.2 describes it
+    /// <see cref="Hinton2006"/>, whose top RBM also models the labels), starting each RBM as <c>rbm.m</c> does: W ~
+    /// N(0, 0.1²) with zero biases (<see cref="DbnPretrainingOptions.InitialWeightStd"/>,
+    /// <see cref="DbnPretrainingOptions.InitVisibleBiasFromData"/> false), not from this library's default (Hinton's
+    /// practical guide: N(0, 0.01²), visible biases from the data), which the preset used until session 17: on a
+    /// validation split, over two seeds, <c>rbm.m</c>'s start made fewer errors (see the README). Fine-tuning as their appendix A.2 describes it
     /// but for the rate (below): dropout p = 0.2 on the inputs and 0.5 after every hidden layer, mini-batches of 100, no
     /// weight decay, no max-norm constraint, and the rest as their appendix A.1 (training from random weights): dampened
     /// momentum Δw_t = p_t Δw_{t−1} − (1 − p_t) η ∂L/∂w (a step is η times an exponential average of
@@ -104,8 +104,9 @@ public sealed record DbnClassifierPreset(
     public static DbnClassifierPreset Dropout { get; } = Hinton2006 with
     {
         Name = "dropout",
-        Description = "784-500-500-2000 pretrained without labels on all 60,000 digits (50 CD-1 epochs per layer with mnistclassify.m's rate, momentum and weight cost; Hinton's guide's initialisation), fine-tuned by SGD with dropout (0.2 inputs, 0.5 hidden) for 1,000 epochs on all 60,000 digits (momentum 0.5 → 0.99 over 500 epochs, dampened; η = 1 × 0.998^epoch on every parameter, the inverted convention, chosen on a validation split)",
+        Description = "784-500-500-2000 pretrained without labels on all 60,000 digits (50 CD-1 epochs per layer as mnistclassify.m's rbm.m: its initialisation W ~ N(0, 0.1²) with zero biases, rate, momentum and weight cost, chosen on a validation split), fine-tuned by SGD with dropout (0.2 inputs, 0.5 hidden) for 1,000 epochs on all 60,000 digits (momentum 0.5 → 0.99 over 500 epochs, dampened; η = 1 × 0.998^epoch on every parameter, the inverted convention, chosen on a validation split)",
         ClassConditional = false,
+        Pretraining = Hinton2006.Pretraining with { InitialWeightStd = 0.1, InitVisibleBiasFromData = false },
         FineTuning = new ClassifierTrainingOptions
         {
             Epochs = 1000, BatchSize = 100, LearningRate = 1, LearningRateDecay = 0.998, DampenMomentum = true,

@@ -73,10 +73,8 @@ public sealed record DbnPretrainingOptions
     public void Validate(int layers)
     {
         ArgumentNullException.ThrowIfNull(Layer, nameof(Layer));
-        if (InitialWeightStd is { } std && !(std > 0 && double.IsFinite(std)))
-            throw new ArgumentOutOfRangeException(nameof(InitialWeightStd), std, "InitialWeightStd must be a finite number > 0 (or null to keep the DBN's initial weights).");
-        if (PropagationBatchSize < 1)
-            throw new ArgumentOutOfRangeException(nameof(PropagationBatchSize), PropagationBatchSize, "PropagationBatchSize must be at least 1.");
+        if (InitialWeightStd is { } std) OptionRules.PositiveFinite(std, nameof(InitialWeightStd));
+        OptionRules.AtLeastOne(PropagationBatchSize, nameof(PropagationBatchSize));
         if (PerLayer is not null && PerLayer.Count > layers)
             throw new ArgumentOutOfRangeException(nameof(PerLayer), PerLayer.Count, $"PerLayer has {PerLayer.Count} entries for {layers} layers.");
         for (int l = 0; l < layers; l++) ForLayer(l).Validate();

@@ -131,7 +131,7 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
         {
             using var dbn = boltzmann.DBN([784, 6]);
             var e = Assert.Throws<ArgumentOutOfRangeException>(() => new GreedyPretrainer(dbn, rbmM with { InitialWeightStd = bad }));
-            Assert.Contains("InitialWeightStd must be a finite number > 0", e.Message);
+            Assert.Contains("InitialWeightStd must be positive and finite", e.Message);
         }
     }
 

@@ -9,5 +9,6 @@ var root = new RootCommand("TorchBoltzmann: restricted Boltzmann machines and de
 {
     MnistCommand.Create(),
     TrainRbmCommand.Create(),
+    CommonOptions.Verbose,
 };
 return await root.Parse(args).InvokeAsync();

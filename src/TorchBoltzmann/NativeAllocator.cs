@@ -13,7 +13,7 @@ namespace TorchBoltzmann;
 /// Equivalent to <c>GLIBC_TUNABLES=glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=268435456</c>.
 /// <para>Fragmentation. Freed tensor memory can stay inside glibc's heap, too fragmented to serve the next buffer, while
 /// the heap grows (most likely the aligned allocations libtorch makes with <c>posix_memalign</c>, which glibc serves by
-/// splitting larger chunks and leaves small pieces between freed buffers; glibc 2.36 here). Measured (session 14, 784-500-500-2000-10 classifier,
+/// splitting larger chunks and leaves small pieces between freed buffers; glibc 2.36 here). Measured (commit dcdd825, 2026-11-30; 784-500-500-2000-10 classifier,
 /// conjugate-gradient steps on batches of 1,000): 25 live tensors, ~100 MB of managed heap, 84 MB of malloc'd memory in
 /// use, yet 2.5 GB of resident heap after 3 epochs of 10 steps and up to 5–6 GB later (12.6 GB in a hinton2006 run),
 /// with or without <see cref="Tune"/>; glibc only returns it when the top of the heap happens to be free. Training loops

@@ -98,7 +98,7 @@ public class NativeAllocatorTests
         Assert.Equal(512 * MiB, policy.GrowthBytes);         // unchanged
     }
 
-    [SkippableFact]
+    [SkippableFact(DisplayName = "NativeAllocatorTests.OnLinux_TheAnonymousResidentSizeIsRead_AndFreeMemoryIsHandedBack_ByTheRealCalls (runs only on Linux)")]
     public void OnLinux_TheAnonymousResidentSizeIsRead_AndFreeMemoryIsHandedBack_ByTheRealCalls()
     {
         Skip.IfNot(OperatingSystem.IsLinux(), "/proc/self/status and glibc's malloc_trim are Linux's");

@@ -14,7 +14,7 @@ public class NativeLoadTests
         Assert.Equal(10f, s.item<float>());
     }
 
-    [SkippableFact]
+    [SkippableFact(DisplayName = "NativeLoadTests.OutputCopy_OfLibTorchSharp_MarksGlibcxx3432Weak_WhenSystemLacksIt (runs only on Linux whose libstdc++ lacks GLIBCXX_3.4.32, with readelf)")]
     public void OutputCopy_OfLibTorchSharp_MarksGlibcxx3432Weak_WhenSystemLacksIt()
     {
         Skip.IfNot(OperatingSystem.IsLinux(), "the native fix concerns Linux only");

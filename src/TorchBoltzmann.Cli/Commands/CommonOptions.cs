@@ -14,6 +14,8 @@ internal static class CommonOptions
     public static Option<string> Device() => new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
     public static Option<ulong> Seed() => new("--seed") { Description = "Random seed (initialisation, shuffling, sampling)", DefaultValueFactory = _ => 42UL };
     public static Option<int> Threads() => new("--threads") { Description = "CPU threads for libtorch (0: libtorch's default)", DefaultValueFactory = _ => 0 };
+    /// <summary>The root command's <c>--verbose</c>, seen by every verb: detail lines (such as each MNIST route's steps and failures).</summary>
+    public static Option<bool> Verbose { get; } = new("--verbose", "-v") { Description = "Print detail lines (MNIST: directories checked, downloads, failed routes)", Recursive = true };
     public static Option<int?> Limit() => new("--limit") { Description = "Use only the first N training digits (quick experiments)" };
 
     /// <summary>
@@ -36,9 +38,11 @@ internal static class CommonOptions
 
     /// <summary>
     /// Finds or fetches MNIST, printing the fetcher's progress lines as they come (a synchronous IProgress:
-    /// <c>Progress&lt;T&gt;</c> would post them to the thread pool, out of order with the rest of the output).
+    /// <c>Progress&lt;T&gt;</c> would post them to the thread pool, out of order with the rest of the output): one line
+    /// per route tried, and with <paramref name="verbose"/> the detail lines too.
     /// </summary>
-    public static string ResolveMnist(string? dataDir) => MnistFetcher.Resolve(dataDir, new LineProgress());
+    public static string ResolveMnist(string? dataDir, bool verbose) =>
+        MnistFetcher.Resolve(dataDir, new LineProgress(), verbose ? new LineProgress() : null);
 
     private sealed class LineProgress : IProgress<string>
     {

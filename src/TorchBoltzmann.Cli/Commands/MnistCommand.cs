@@ -44,12 +44,12 @@ internal static class MnistCommand
         overrides.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(
             r.GetValue(preset)!, p => overrides.Apply(r, p), r.GetValue(output), r.GetValue(pretrained),
-            r.GetValue(data), r.GetValue(device)!, r.GetValue(seed), r.GetValue(threads), r.GetValue(limit), r.GetValue(checkpointEvery), ct)));
+            r.GetValue(data), r.GetValue(device)!, r.GetValue(seed), r.GetValue(threads), r.GetValue(limit), r.GetValue(checkpointEvery), r.GetValue(CommonOptions.Verbose), ct)));
         return cmd;
     }
 
     private static int Run(string presetName, Func<DbnClassifierPreset, DbnClassifierPreset> overrides, string? output, string? pretrainedPath,
-                           string? dataDir, string deviceName, ulong seed, int threads, int? limit, int checkpointEvery, CancellationToken ct)
+                           string? dataDir, string deviceName, ulong seed, int threads, int? limit, int checkpointEvery, bool verbose, CancellationToken ct)
         => CommonOptions.Guard(() =>
         {
             CommonOptions.ApplyThreads(threads);
@@ -59,7 +59,7 @@ internal static class MnistCommand
             preset.FineTuning.Validate();
             output ??= Path.Combine("models", $"dbn-{preset.Name}.pt");
 
-            var dir = CommonOptions.ResolveMnist(dataDir);
+            var dir = CommonOptions.ResolveMnist(dataDir, verbose);
             using var trainSet = MnistDataset.Load(dir, MnistSplit.Train, limit);
             using var testSet = MnistDataset.Load(dir, MnistSplit.Test);
             using var trainX = trainSet.Images.to(device);

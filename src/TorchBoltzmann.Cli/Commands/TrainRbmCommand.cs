@@ -39,12 +39,12 @@ internal static class TrainRbmCommand
                 Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), K = r.GetValue(k), Persistent = r.GetValue(pcd),
                 BatchSize = r.GetValue(batch), WeightDecay = r.GetValue(weightDecay), Seed = r.GetValue(seed),
             },
-            r.GetValue(output)!, r.GetValue(data), r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), ct)));
+            r.GetValue(output)!, r.GetValue(data), r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose), ct)));
         return cmd;
     }
 
     private static int Run(int hidden, RbmTrainingOptions options, string output, string? dataDir, string deviceName,
-                           int threads, int? limit, CancellationToken ct)
+                           int threads, int? limit, bool verbose, CancellationToken ct)
         => CommonOptions.Guard(() =>
         {
             CommonOptions.ApplyThreads(threads);
@@ -52,7 +52,7 @@ internal static class TrainRbmCommand
             if (hidden < 1) throw new ArgumentException($"--hidden: expected a positive number of units, got {hidden}.");
             options.Validate();
 
-            var dir = CommonOptions.ResolveMnist(dataDir);
+            var dir = CommonOptions.ResolveMnist(dataDir, verbose);
             using var trainSet = MnistDataset.Load(dir, MnistSplit.Train, limit);
             using var testSet = MnistDataset.Load(dir, MnistSplit.Test, Math.Min(10000, limit ?? 10000));
             using var trainBinary = Binarize.Threshold(trainSet.Images);

@@ -57,7 +57,7 @@ public sealed class MnistDataset : IDisposable
     /// for <see cref="MnistSplit.Train"/>, <c>t10k-…</c> for <see cref="MnistSplit.Test"/>; when a raw file is absent its
     /// <c>.gz</c> variant is read instead.
     /// </summary>
-    /// <param name="directory">Directory holding the IDX files (see <see cref="MnistFetcher.Resolve"/>).</param>
+    /// <param name="directory">Directory holding the IDX files (see <see cref="MnistFetcher.Resolve(string?, IProgress{string}?)"/>).</param>
     /// <param name="split">Train or test.</param>
     /// <param name="limit">When set, keep only the first <c>min(limit, N)</c> examples.</param>
     /// <returns>A dataset on the CPU.</returns>

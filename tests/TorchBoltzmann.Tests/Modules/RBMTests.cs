@@ -217,7 +217,7 @@ public class RBMTests
         Assert.Equal(ScalarType.Float64, rbm.forward(v).dtype);
     }
 
-    [SkippableFact]
+    [SkippableFact(DisplayName = "RBMTests.Cuda_ModuleAndSamplesLiveOnTheDevice (runs only where CUDA is available)")]
     public void Cuda_ModuleAndSamplesLiveOnTheDevice()
     {
         Skip.IfNot(torch.cuda.is_available(), "CUDA is not available on this machine (torch.cuda.is_available() is false)");

@@ -167,10 +167,10 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
         var d = DbnClassifierPreset.Dropout;
         Assert.False(d.ClassConditional);
         Assert.Equal(0, d.FineTuning.ValidationCount);
-        // rbm.m's start (session 17, chosen on a validation split over two seeds): W ~ N(0, 0.1²), zero biases, and
+        // rbm.m's start (chosen on a validation split over two seeds): W ~ N(0, 0.1²), zero biases, and
         // mnistclassify.m's 50 CD-1 epochs per layer.
         Assert.Equal((0.1, false, 50), (d.Pretraining.InitialWeightStd, d.Pretraining.InitVisibleBiasFromData, d.Pretraining.Layer.Epochs));
-        // The rate chosen on a validation split (session 14): η = 1 × 0.998^epoch on every parameter (inverted
+        // The rate chosen on a validation split: η = 1 × 0.998^epoch on every parameter (inverted
         // convention), over the paper's constant η = 1 read in its non-inverted convention. As Hinton et al. (2012): no
         // weight decay, no max-norm constraint; momentum 0.5 → 0.99 over 500 epochs, dampened; 1,000 epochs of 100.
         Assert.Equal(DropoutConvention.Inverted, d.FineTuning.DropoutConvention);

@@ -249,7 +249,7 @@ public class RbmTrainerTests
         Assert.True(b <= 0, $"a training run left {b} tensors alive");
     }
 
-    [SkippableFact]
+    [SkippableFact(DisplayName = "RbmTrainerTests.Cuda_Fit_TrainsOnTheDevice_WithPcd (runs only where CUDA is available)")]
     public void Cuda_Fit_TrainsOnTheDevice_WithPcd()
     {
         Skip.IfNot(torch.cuda.is_available(), "CUDA is not available on this machine (torch.cuda.is_available() is false)");

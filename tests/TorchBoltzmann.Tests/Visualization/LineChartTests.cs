@@ -101,7 +101,7 @@ public class LineChartTests
         }
     }
 
-    [SkippableFact]
+    [SkippableFact(DisplayName = "LineChartTests.Encode_WithAFont_DrawsTheTitle (runs only where a usable font is installed)")]
     public void Encode_WithAFont_DrawsTheTitle()
     {
         Skip.If(ChartFonts.Typeface is null, "no usable font on this machine");

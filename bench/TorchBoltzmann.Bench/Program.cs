@@ -11,6 +11,9 @@
 // (NativeAllocator.ReleaseIfGrown) turned off and on, each in a fresh process started by this one, and their ratio.
 // With --bf16: the --dropout epoch (FastDropout) in float32 against the same with ClassifierTrainingOptions.ComputeDtype =
 // BFloat16 (each Linear's product in bfloat16, weights and updates in float32), alternated in one run, and their ratio.
+// With --memory: whether a long run's memory stays flat: 784×500 CD-1 training and then the dropout fine-tuning of the
+// 784-500-500-2000-10 classifier, each for --epochs epochs (50 is the figure the docs quote) on --digits digits (default
+// 10,000), printing after chosen epochs the anonymous resident size (RssAnon), the tensors alive and the heap releases.
 using System.Diagnostics;
 using TorchBoltzmann;
 using TorchBoltzmann.Data;
@@ -20,7 +23,8 @@ using static TorchSharp.torch;
 
 int threads = 2, epochs = 2;
 string deviceName = "cpu";
-bool autograd = false, dropout = false, profile = false, heap = false, bf16 = false;
+bool autograd = false, dropout = false, profile = false, heap = false, bf16 = false, memory = false;
+int digits = 10_000;
 string? heapRelease = null;
 for (int i = 0; i < args.Length; i++)
 {
@@ -34,12 +38,14 @@ for (int i = 0; i < args.Length; i++)
         case "--profile": profile = true; break;
         case "--heap": heap = true; break;
         case "--bf16": bf16 = true; break;
+        case "--memory": memory = true; break;
+        case "--digits": digits = int.Parse(args[++i]); break;
         case "--heap-release": heapRelease = args[++i]; break;   // internal: the child processes of --heap
         case "--no-tune": break;
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }
 }
-if (new[] { dropout, profile, heap, bf16 }.Count(b => b) > 1) { Console.Error.WriteLine("--dropout, --profile, --heap and --bf16 are separate benchmarks: give one"); return 2; }
+if (new[] { dropout, profile, heap, bf16, memory }.Count(b => b) > 1) { Console.Error.WriteLine("--dropout, --profile, --heap, --bf16 and --memory are separate benchmarks: give one"); return 2; }
 if (heap && heapRelease is null) return HeapComparison();
 if (!args.Contains("--no-tune")) NativeAllocator.Tune();
 torch.set_num_threads(threads);
@@ -58,6 +64,7 @@ void Sync() { if (device.type == DeviceType.CUDA) torch.cuda.synchronize(); }
 if (dropout || bf16) return DropoutBenchmark();
 if (profile) return FineTuningProfile();
 if (heap) return HeapRun(heapRelease == "on");
+if (memory) return MemoryRun();
 
 // 1. The five matrix products of a CD-1 step, on the same shapes, per batch.
 double GemmEpoch()
@@ -247,3 +254,55 @@ int HeapRun(bool release)
     return 0;
 }
 
+// Memory over a long run: RssAnon (MB), tensors alive on this thread and heap releases after chosen epochs of RBM
+// training and of dropout fine-tuning; "growth" is RssAnon at the last epoch minus at epoch 10 (the first epochs fill
+// libtorch's and glibc's caches).
+int MemoryRun()
+{
+    int[] shown = [1, 2, 5, 10, 20, 30, 40, 50, 75, 100];
+    using var x = mnist.Images.narrow(0, 0, Math.Min(digits, mnist.Count)).to(device);
+    using var y = mnist.Labels.narrow(0, 0, Math.Min(digits, mnist.Count)).to(device);
+    using var xb = Binarize.Threshold(x);
+    Console.WriteLine($"memory over {epochs} epochs, {x.shape[0]} digits, {torch.get_num_threads()} threads, {DateTime.UtcNow:yyyy-MM-dd}");
+    Console.WriteLine("| run | epoch | RssAnon (MB) | tensors alive | heap releases |");
+    Console.WriteLine("|---|---|---|---|---|");
+    double Report(string run, int epoch, int total)
+    {
+        double mb = NativeAllocator.AnonymousResidentBytes() / 1048576.0;
+        if (shown.Contains(epoch) || epoch == total)
+            Console.WriteLine($"| {run} | {epoch} | {mb:F0} | {DisposeScopeManager.Statistics.ThreadTotalLiveCount} | {NativeAllocator.Releases} |");
+        return mb;
+    }
+    var rbmMb = new Dictionary<int, double>();
+    DisposeScopeManager.Statistics.Reset();
+    using (var g = new Generator(1, device))
+    using (var rbm = boltzmann.RBM(nv, nh, device: device, generator: g))
+    using (var trainer = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = epochs, BatchSize = batch, MetricsEvery = 0 }, generator: g))
+    {
+        trainer.Fit(xb, progress: new Sync<TrainingProgress>(p =>
+        {
+            if (p.EpochMetrics is not null) rbmMb[p.Epoch] = Report("RBM 784×500 CD-1", p.Epoch, p.Epochs);
+        }));
+    }
+    var ftMb = new Dictionary<int, double>();
+    DisposeScopeManager.Statistics.Reset();
+    using (var g = new Generator(1, device))
+    using (var model = TorchBoltzmann.Modules.DbnClassifier.Build([784, 500, 500, 2000], 10, 0.2, 0.5, device, ScalarType.Float32, g))
+    using (var tuner = new FineTuner(model, new ClassifierTrainingOptions { Epochs = epochs, ValidationCount = 0, Patience = 0 }))
+    {
+        tuner.Fit(x, y, progress: new Sync<ClassifierProgress>(p =>
+        {
+            if (p.EpochMetrics is not null) ftMb[p.Epoch] = Report("fine-tuning 784-500-500-2000-10, dropout", p.Epoch, p.Epochs);
+        }));
+    }
+    foreach (var (name, mbs) in new[] { ("RBM", rbmMb), ("fine-tuning", ftMb) })
+        if (mbs.ContainsKey(10) && mbs.ContainsKey(epochs))
+            Console.WriteLine($"{name}: RssAnon growth from epoch 10 to {epochs}: {mbs[epochs] - mbs[10]:+0;-0;0} MB");
+    return 0;
+}
+
+/// <summary>An IProgress that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool).</summary>
+sealed class Sync<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}

@@ -7,125 +7,176 @@ using static TorchSharp.torch;
 namespace TorchBoltzmann.Evaluation;
 
 /// <summary>
-/// Exact inference for RBMs small enough to enumerate one layer (the test oracle): log Z, log-likelihood, the full
-/// visible distribution and exact marginals. Computed in float64 on the model's device: <see cref="log_partition"/> in
-/// chunks of 2¹⁶ states; the distribution and marginals hold all 2^n_visible states at once (8·2ⁿ·(n + 1) bytes and more:
-/// about 0.2 GB at n = 20).
+/// Exact inference for machines small enough to list the states of one layer (the test oracle): log Z_β, the
+/// log-likelihood, the full visible distribution and exact marginals, at any inverse temperature β. Works on any
+/// <see cref="IEnergyModel"/> by listing its visible states (<see cref="UnitType.enumerate_states"/>); for an
+/// <see cref="RBM"/> it lists whichever layer has fewer states and computes in float64 on the model's device (sums of
+/// millions of terms lose digits in float32); other models are summed in float64 from their own dtype's free energies.
+/// <see cref="log_partition"/> works in chunks of 2¹⁶ states; the distribution and marginals hold all visible states at
+/// once (8·S·(n + 1) bytes and more for S states: about 0.2 GB at n = 20 binary units).
 /// </summary>
 public static class ExactEnumeration
 {
-    /// <summary>Largest layer this class will enumerate (2^24 states).</summary>
+    /// <summary>Largest layer this class will enumerate, in binary units: at most 2^24 states.</summary>
     public const int MaxEnumeratedUnits = 24;
+
+    private const double MaxStates = 1 << MaxEnumeratedUnits;
 
     /// <summary>All 2ⁿ binary vectors of length n, row r holding the bits of r (least significant bit first), shape (2ⁿ, n).</summary>
     public static Tensor all_binary_states(int n, ScalarType dtype = ScalarType.Float32, Device? device = null)
-        => BinaryStates(0, 1L << n, n, dtype, device);
-
-    private static Tensor BinaryStates(long first, long count, int n, ScalarType dtype, Device? device)
     {
         if (n < 0 || n > MaxEnumeratedUnits) throw new ArgumentOutOfRangeException(nameof(n), n, $"expected 0..{MaxEnumeratedUnits} units to enumerate.");
-        using var idx = torch.arange(first, first + count, dtype: ScalarType.Int64, device: device).unsqueeze(1);
-        using var bits = torch.arange(n, dtype: ScalarType.Int64, device: device).unsqueeze(0);
-        using var shifted = idx.bitwise_right_shift(bits);
-        using var one = shifted.bitwise_and(1);
-        return one.to_type(dtype);
+        return UnitType.Bernoulli.enumerate_states(n, 0, 1L << n, dtype, device)!;
     }
 
     /// <summary>
-    /// log Z = log Σ_v Σ_h e^{−E(v,h)}. Enumerates the smaller binary {0,1} layer (the only binary one when the other is
-    /// not, e.g. a labelled visible layer): over h,
-    /// log Z = logsumexp_h [ −Σ_j E_self(h_j; c_j) + Σ_i log-partition_i(b_i + (Wᵀh)_i) ]; over v, log Z = logsumexp_v [−F(v)].
+    /// log Z_β = log Σ_v e^{−F_β(v)} (= log Σ_v Σ_h e^{−βE(v,h)}). For an <see cref="RBM"/> the layer with fewer states is
+    /// listed: over h, log Z_β = logsumexp_h [ −β Σ_j E_self(h_j; c_j) + Σ_i log-partition_i(b_i + (Wᵀh)_i; β) ]; over v,
+    /// logsumexp_v [−F_β(v)]. Other models list their visible states.
     /// </summary>
-    /// <exception cref="ArgumentException">Neither layer is binary with at most <see cref="MaxEnumeratedUnits"/> units.</exception>
-    public static double log_partition(RBM rbm)
+    /// <param name="model">The machine.</param>
+    /// <param name="beta">Inverse temperature β ≥ 0 (default 1: the model's own log Z).</param>
+    /// <exception cref="ArgumentException">No layer that can be listed has at most 2^<see cref="MaxEnumeratedUnits"/> states.</exception>
+    public static double log_partition(IEnergyModel model, double beta = 1.0)
     {
-        ArgumentNullException.ThrowIfNull(rbm);
+        ArgumentNullException.ThrowIfNull(model);
+        CheckBeta(beta);
         using var _ = torch.no_grad();
-        bool hiddenOk = IsBinary(rbm.hidden_units.discrete_values) && rbm.n_hidden <= MaxEnumeratedUnits;
-        bool visibleOk = IsBinary(rbm.visible_units.discrete_values) && rbm.n_visible <= MaxEnumeratedUnits;
-        bool overHidden = hiddenOk && (!visibleOk || rbm.n_hidden <= rbm.n_visible);
-        if (!overHidden && !visibleOk)
+        if (model is RBM rbm) return RbmLogPartition(rbm, beta);
+        long total = StateCount(model.n_visible, model.visible_units, "visible");
+        return SumOverStates(total, model.n_visible, model.visible_units, model.device, states =>
+        {
+            using var typed = states.to_type(model.dtype);
+            using var f = model.free_energy(typed, beta);
+            using var f64 = f.to_type(ScalarType.Float64);
+            return f64.neg();
+        });
+    }
+
+    private static double RbmLogPartition(RBM rbm, double beta)
+    {
+        double? hiddenStates = Countable(rbm.n_hidden, rbm.hidden_units);
+        double? visibleStates = Countable(rbm.n_visible, rbm.visible_units);
+        bool overHidden = hiddenStates is not null && (visibleStates is null || hiddenStates <= visibleStates);
+        if (!overHidden && visibleStates is null)
         {
             // Name the layer a caller would expect to be enumerated: the smaller one.
-            if (rbm.n_hidden <= rbm.n_visible) RequireEnumerable(rbm.n_hidden, rbm.hidden_units.discrete_values, "hidden");
-            RequireEnumerable(rbm.n_visible, rbm.visible_units.discrete_values, "visible");
+            if (rbm.n_hidden <= rbm.n_visible) StateCount(rbm.n_hidden, rbm.hidden_units, "hidden");
+            StateCount(rbm.n_visible, rbm.visible_units, "visible");
         }
         using var p = Float64Params.Of(rbm);
-        int n = overHidden ? rbm.n_hidden : rbm.n_visible;
+        var (n, units) = overHidden ? (rbm.n_hidden, rbm.hidden_units) : (rbm.n_visible, rbm.visible_units);
+        return SumOverStates((long)(overHidden ? hiddenStates!.Value : visibleStates!.Value), n, units, rbm.device,
+            states => overHidden ? p.NegFreeEnergyOfHidden(rbm, states, beta) : p.NegFreeEnergyOfVisible(rbm, states, beta));
+    }
+
+    /// <summary>log Σ over all <paramref name="total"/> states of <paramref name="negF"/>(states), in chunks of 2¹⁶.</summary>
+    private static double SumOverStates(long total, int n, UnitType units, Device device, Func<Tensor, Tensor> negF)
+    {
         double logZ = double.NegativeInfinity;
-        long total = 1L << n;
         const long chunk = 1L << 16;
         for (long first = 0; first < total; first += chunk)
         {
             using var scope = torch.NewDisposeScope();
-            var states = BinaryStates(first, Math.Min(chunk, total - first), n, ScalarType.Float64, rbm.device);
-            var negF = overHidden ? p.NegFreeEnergyOfHidden(rbm, states) : p.FreeEnergyOfVisible(rbm, states).neg();
-            logZ = LogSpace.log_add_exp(logZ, LogSpace.logsumexp(negF));
+            var states = units.enumerate_states(n, first, Math.Min(chunk, total - first), ScalarType.Float64, device)!;
+            logZ = LogSpace.log_add_exp(logZ, LogSpace.logsumexp(negF(states)));
         }
         return logZ;
     }
 
     /// <summary>Mean log-likelihood of the rows of <paramref name="data"/>: (1/N) Σ_n [−F(v_n)] − log Z.</summary>
-    public static double log_likelihood(RBM rbm, Tensor data) => log_likelihood(rbm, data, log_partition(rbm));
+    public static double log_likelihood(IEnergyModel model, Tensor data) => log_likelihood(model, data, log_partition(model));
 
     /// <summary>Mean log-likelihood given a known log Z.</summary>
-    public static double log_likelihood(RBM rbm, Tensor data, double logZ)
+    public static double log_likelihood(IEnergyModel model, Tensor data, double logZ)
     {
-        rbm.check_visible(data, "data");
+        ArgumentNullException.ThrowIfNull(model);
+        model.check_visible(data, "data");
         using var _ = torch.no_grad();
-        using var p = Float64Params.Of(rbm);
-        using var v = data.to(ScalarType.Float64, rbm.device);
-        using var f = p.FreeEnergyOfVisible(rbm, v);
-        using var m = f.mean();
-        return -m.ToDouble() - logZ;
+        using var negF = NegFreeEnergyOfData(model, data, 1.0);
+        using var m = negF.mean();
+        return m.ToDouble() - logZ;
     }
 
     /// <summary>
-    /// The exact distribution p(v) = e^{−F(v)} / Z over all 2^n_visible binary visible states (rows ordered as
-    /// <see cref="all_binary_states"/>), as a float64 tensor of shape (2^n_visible).
+    /// The exact distribution p_β(v) = e^{−F_β(v)} / Z_β over all visible states (rows ordered as the visible unit type's
+    /// <see cref="UnitType.enumerate_states"/>; for binary units as <see cref="all_binary_states"/>), float64.
     /// </summary>
-    public static Tensor visible_distribution(RBM rbm)
+    /// <param name="model">The machine.</param>
+    /// <param name="beta">Inverse temperature β ≥ 0.</param>
+    /// <exception cref="ArgumentException">The visible layer cannot be listed, or has more than 2^<see cref="MaxEnumeratedUnits"/> states.</exception>
+    public static Tensor visible_distribution(IEnergyModel model, double beta = 1.0)
     {
-        RequireEnumerable(rbm.n_visible, rbm.visible_units.discrete_values, "visible");
+        ArgumentNullException.ThrowIfNull(model);
+        CheckBeta(beta);
         using var _ = torch.no_grad();
-        using var p = Float64Params.Of(rbm);
-        using var states = all_binary_states(rbm.n_visible, ScalarType.Float64, rbm.device);
-        using var f = p.FreeEnergyOfVisible(rbm, states);
-        using var negF = f.neg();
+        using var states = VisibleStates(model);
+        using var negF = NegFreeEnergyOfData(model, states, beta);
         using var lz = negF.logsumexp(0);
         using var logp = negF - lz;
         return logp.exp();
     }
 
-    /// <summary>Exact visible marginals p(v_i = 1) = Σ_v p(v) v_i, shape (n_visible), float64.</summary>
-    public static Tensor visible_marginals(RBM rbm)
+    /// <summary>Exact visible means E_β[v_i] = Σ_v p_β(v) v_i (for binary units the marginals p(v_i = 1)), shape (n_visible), float64.</summary>
+    public static Tensor visible_marginals(IEnergyModel model, double beta = 1.0)
     {
         using var _ = torch.no_grad();
-        using var pv = visible_distribution(rbm);
-        using var states = all_binary_states(rbm.n_visible, ScalarType.Float64, rbm.device);
+        using var pv = visible_distribution(model, beta);
+        using var states = VisibleStates(model);
         return pv.matmul(states);
     }
 
-    /// <summary>Exact hidden marginals p(h_j = 1) = Σ_v p(v) p(h_j = 1 | v), shape (n_hidden), float64.</summary>
-    public static Tensor hidden_marginals(RBM rbm)
+    /// <summary>Exact hidden means E_β[h_j] = Σ_v p_β(v) E[h_j | v] at T = 1/β (binary units: p(h_j = 1)), shape (n_hidden), float64.</summary>
+    public static Tensor hidden_marginals(RBM rbm, double beta = 1.0)
     {
+        ArgumentNullException.ThrowIfNull(rbm);
         using var _ = torch.no_grad();
         using var p = Float64Params.Of(rbm);
-        using var pv = visible_distribution(rbm);
-        using var states = all_binary_states(rbm.n_visible, ScalarType.Float64, rbm.device);
+        using var pv = visible_distribution(rbm, beta);
+        using var states = VisibleStates(rbm);
         using var net = nn.functional.linear(states, p.W, p.c);
-        using var ph = rbm.hidden_units.mean(net);
+        using var ph = rbm.hidden_units.mean(net, beta == 0 ? double.PositiveInfinity : 1 / beta);
         return pv.matmul(ph);
     }
 
-    private static bool IsBinary(IReadOnlyList<double>? values) => values is { Count: 2 } && values[0] == 0 && values[1] == 1;
-
-    private static void RequireEnumerable(int n, IReadOnlyList<double>? values, string layer)
+    /// <summary>−F_β of each row, float64 (an RBM's computed from float64 parameters).</summary>
+    private static Tensor NegFreeEnergyOfData(IEnergyModel model, Tensor v, double beta)
     {
-        if (!IsBinary(values))
-            throw new ArgumentException($"Exact enumeration needs binary {{0,1}} {layer} units.");
-        if (n > MaxEnumeratedUnits)
-            throw new ArgumentException($"Exact enumeration over the {layer} layer: expected at most {MaxEnumeratedUnits} units, got {n}; use AIS for large models.");
+        if (model is RBM rbm)
+        {
+            using var p = Float64Params.Of(rbm);
+            using var v64 = v.to(ScalarType.Float64, rbm.device);
+            return p.NegFreeEnergyOfVisible(rbm, v64, beta);
+        }
+        using var typed = v.to(model.dtype, model.device);
+        using var f = model.free_energy(typed, beta);
+        using var f64 = f.to_type(ScalarType.Float64);
+        return f64.neg();
+    }
+
+    private static Tensor VisibleStates(IEnergyModel model)
+    {
+        long total = StateCount(model.n_visible, model.visible_units, "visible");
+        return model.visible_units.enumerate_states(model.n_visible, 0, total, ScalarType.Float64, model.device)!;
+    }
+
+    /// <summary>The number of states of a layer when it can be listed within the limit, else null.</summary>
+    private static double? Countable(int n, UnitType units) => units.state_count(n) is { } s && s <= MaxStates ? s : null;
+
+    private static long StateCount(int n, UnitType units, string layer)
+    {
+        double? count = units.state_count(n);
+        if (count is null)
+            throw new ArgumentException($"Exact enumeration needs a {layer} layer whose states can be listed; {units.Name} units cannot.");
+        if (count > MaxStates)
+            throw new ArgumentException($"Exact enumeration over the {layer} layer: expected at most 2^{MaxEnumeratedUnits} states ({MaxEnumeratedUnits} binary units), got {count:G4} ({n} {units.Name} units); use AIS for large models.");
+        return (long)count.Value;
+    }
+
+    private static void CheckBeta(double beta)
+    {
+        if (!(beta >= 0) || double.IsInfinity(beta))
+            throw new ArgumentOutOfRangeException(nameof(beta), beta, "beta must be finite and ≥ 0 (the inverse temperature).");
     }
 
     /// <summary>The model's parameters copied to float64 (exact sums lose digits in float32).</summary>
@@ -140,32 +191,30 @@ public static class ExactEnumeration
             return new() { W = w.to(ScalarType.Float64), b = b.to(ScalarType.Float64), c = c.to(ScalarType.Float64) };
         }
 
-        /// <summary>F(v) = Σ_i E_self(v_i; b_i) − Σ_j log-partition_j(c_j + W_j v).</summary>
-        public Tensor FreeEnergyOfVisible(RBM rbm, Tensor v)
-        {
-            using var negF = NegFreeEnergy(v, rbm.visible_units, b, W, rbm.hidden_units, c);
-            return negF.neg();
-        }
+        /// <summary>−F_β(v) = −β Σ_i E_self(v_i; b_i) + Σ_j log-partition_j(c_j + W_j v; β).</summary>
+        public Tensor NegFreeEnergyOfVisible(RBM rbm, Tensor v, double beta)
+            => NegFreeEnergy(v, rbm.visible_units, b, W, rbm.hidden_units, c, beta);
 
-        /// <summary>−F(h) = −Σ_j E_self(h_j; c_j) + Σ_i log-partition_i(b_i + (Wᵀh)_i).</summary>
-        public Tensor NegFreeEnergyOfHidden(RBM rbm, Tensor h)
+        /// <summary>−F_β(h) = −β Σ_j E_self(h_j; c_j) + Σ_i log-partition_i(b_i + (Wᵀh)_i; β).</summary>
+        public Tensor NegFreeEnergyOfHidden(RBM rbm, Tensor h, double beta)
         {
             using var wt = W.t();
-            return NegFreeEnergy(h, rbm.hidden_units, c, wt, rbm.visible_units, b);
+            return NegFreeEnergy(h, rbm.hidden_units, c, wt, rbm.visible_units, b, beta);
         }
 
         /// <summary>
-        /// −F(x) of one layer with the other integrated out: −Σ E_self(x; a) + Σ log-partition(a' + M x), where M maps
-        /// x to the other layer's net input (W for visible x, Wᵀ for hidden x) and a' is the other layer's bias.
+        /// −F_β(x) of one layer with the other integrated out: −β Σ E_self(x; a) + Σ log-partition(a' + M x; β), where M
+        /// maps x to the other layer's net input (W for visible x, Wᵀ for hidden x) and a' is the other layer's bias.
         /// </summary>
-        private static Tensor NegFreeEnergy(Tensor x, UnitType units, Tensor bias, Tensor toOther, UnitType otherUnits, Tensor otherBias)
+        private static Tensor NegFreeEnergy(Tensor x, UnitType units, Tensor bias, Tensor toOther, UnitType otherUnits, Tensor otherBias, double beta)
         {
             using var net = nn.functional.linear(x, toOther, otherBias);
-            using var lp = otherUnits.log_partition(net, otherBias);
+            using var lp = otherUnits.log_partition(net, otherBias, beta);
             using var lps = lp.sum(-1);
             using var se = units.self_energy(x, bias);
             using var ses = se.sum(-1);
-            return lps - ses;
+            using var bses = ses.mul(beta);
+            return lps - bses;
         }
 
         public void Dispose() { W.Dispose(); b.Dispose(); c.Dispose(); }

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace TorchBoltzmann.Evaluation;
 
-/// <summary>Cheap training monitors for RBMs (Hinton 2010, §5–6): reconstruction error, pseudo-log-likelihood, free energy.</summary>
+/// <summary>Cheap training monitors for RBMs (Hinton 2010, §5–6): reconstruction error, pseudo-log-likelihood, free energy (the last two for any <see cref="IEnergyModel"/>).</summary>
 public static class RbmMetrics
 {
     /// <summary>
@@ -20,16 +20,16 @@ public static class RbmMetrics
             return sq.sum(-1);
         });
 
-    /// <summary>Mean free energy (1/N) Σ_n F(v_n).</summary>
-    public static double mean_free_energy(RBM rbm, Tensor v, int batch_size = 1000)
-        => BatchedMean(rbm, v, batch_size, rbm.free_energy);
+    /// <summary>Mean free energy (1/N) Σ_n F(v_n), of an RBM or any other <see cref="IEnergyModel"/>.</summary>
+    public static double mean_free_energy(IEnergyModel rbm, Tensor v, int batch_size = 1000)
+        => BatchedMean(rbm, v, batch_size, x => rbm.free_energy(x));
 
     /// <summary>
     /// Stochastic pseudo-log-likelihood per example, as in scikit-learn's BernoulliRBM.score_samples: for each v one unit
     /// i is chosen uniformly and flipped (ṽ), and log PL(v) ≈ n_visible · log σ(F(ṽ) − F(v)), since
-    /// p(v_i | v_−i) = σ(F(ṽ) − F(v)). Meaningful for binary visible data.
+    /// p(v_i | v_−i) = σ(F(ṽ) − F(v)). Meaningful for binary visible data; works on any <see cref="IEnergyModel"/>.
     /// </summary>
-    public static double pseudo_log_likelihood(RBM rbm, Tensor v, Generator? generator = null, int batch_size = 1000)
+    public static double pseudo_log_likelihood(IEnergyModel rbm, Tensor v, Generator? generator = null, int batch_size = 1000)
         => BatchedMean(rbm, v, batch_size, x =>
         {
             using var scope = torch.NewDisposeScope();
@@ -43,7 +43,7 @@ public static class RbmMetrics
             return pl.MoveToOuterDisposeScope();
         });
 
-    private static double BatchedMean(RBM rbm, Tensor v, int batchSize, Func<Tensor, Tensor> perExample)
+    private static double BatchedMean(IEnergyModel rbm, Tensor v, int batchSize, Func<Tensor, Tensor> perExample)
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size must be positive.");
         rbm.check_visible(v, "metric input");

@@ -23,7 +23,7 @@ namespace TorchBoltzmann.Modules;
 /// <para>References: Hinton (2002) Training products of experts by minimizing contrastive divergence; Hinton (2010)
 /// A practical guide to training RBMs; Tieleman (2008) PCD.</para>
 /// </remarks>
-public sealed class RBM : nn.Module<Tensor, Tensor>
+public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
 {
     [ComponentName(Name = "weight")] private Parameter _weight;
     [ComponentName(Name = "visible_bias")] private Parameter _visible_bias;
@@ -189,24 +189,28 @@ public sealed class RBM : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// Free energy F(v) = −log Σ_h e^{−E(v,h)} = Σ_i E_self(v_i; b_i) − Σ_j log-partition_j(c_j + W_j v); for Bernoulli
-    /// units F(v) = −bᵀv − Σ_j softplus(c_j + W_j v), computed with a numerically stable softplus. Differentiable:
-    /// ∂F/∂W = −p(h|v) vᵀ, ∂F/∂b = −v, ∂F/∂c = −p(h|v).
+    /// Free energy at inverse temperature β, F_β(v) = −log Σ_h e^{−βE(v,h)} = β Σ_i E_self(v_i; b_i) − Σ_j
+    /// log-partition_j(c_j + W_j v; β); for Bernoulli units F_β(v) = −βbᵀv − Σ_j softplus(β(c_j + W_j v)), computed with
+    /// a numerically stable softplus. At β = 1 (the default) it is the model's free energy F(v), with p(v) = e^{−F(v)}/Z.
+    /// Differentiable: ∂F/∂W = −p(h|v) vᵀ, ∂F/∂b = −v, ∂F/∂c = −p(h|v) (at β = 1).
     /// </summary>
     /// <param name="v">Visible states, (B, n_visible) or (n_visible).</param>
+    /// <param name="beta">Inverse temperature β ≥ 0 (β = 0: F_0(v) = −Σ_j log-partition_j(·; 0), e.g. −n_hidden log 2).</param>
     /// <returns>Free energies, shape (B) or scalar.</returns>
-    public Tensor free_energy(Tensor v)
+    /// <exception cref="ArgumentOutOfRangeException">β is negative or not finite.</exception>
+    public Tensor free_energy(Tensor v, double beta = 1.0)
     {
         check_visible(v, "free_energy input");
-        return free_energy_unchecked(v);
+        return free_energy_unchecked(v, beta);
     }
 
-    internal Tensor free_energy_unchecked(Tensor v)
+    internal Tensor free_energy_unchecked(Tensor v, double beta = 1.0)
     {
         using var scope = torch.NewDisposeScope();
         var net = hidden_net(v);
+        var lp = hidden_units.log_partition(net, _hidden_bias, beta).sum(-1);
         var fv = visible_units.self_energy(v, _visible_bias).sum(-1);
-        var lp = hidden_units.log_partition(net, _hidden_bias).sum(-1);
+        if (beta != 1.0) fv = fv.mul(beta);
         return (fv - lp).MoveToOuterDisposeScope();
     }
 

@@ -5,7 +5,7 @@ namespace TorchBoltzmann.Units;
 
 /// <summary>
 /// Binary units x ∈ {0, 1}:
-/// E_self(x; a) = −a·x;  log-partition log(1 + e^{η}) = softplus(η);  p(x = 1 | η) = σ(η / T).
+/// E_self(x; a) = −a·x;  log-partition at β: log(1 + e^{βη}) = softplus(βη);  p(x = 1 | η) = σ(η / T), T = 1/β.
 /// </summary>
 public sealed class BernoulliUnits : UnitType
 {
@@ -15,8 +15,14 @@ public sealed class BernoulliUnits : UnitType
     /// <summary>E_self(x; a) = −a·x, elementwise.</summary>
     public override Tensor self_energy(Tensor x, Tensor bias) => x.mul(bias).neg_();
 
-    /// <summary>log Σ_{x∈{0,1}} e^{x·η} = softplus(η) = log(1 + e^{η}), computed stably.</summary>
-    public override Tensor log_partition(Tensor net, Tensor bias) => nn.functional.softplus(net);
+    /// <summary>log Σ_{x∈{0,1}} e^{βx·η} = softplus(βη) = log(1 + e^{βη}), computed stably.</summary>
+    public override Tensor log_partition(Tensor net, Tensor bias, double beta = 1.0)
+    {
+        CheckBeta(beta);
+        if (beta == 1.0) return nn.functional.softplus(net);
+        using var scaled = net.mul(beta);
+        return nn.functional.softplus(scaled);
+    }
 
     /// <summary>p(x = 1 | η) = σ(η / T) = 1 / (1 + e^{−η/T}).</summary>
     public override Tensor mean(Tensor net, double temperature = 1.0)

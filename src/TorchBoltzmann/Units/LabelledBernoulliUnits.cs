@@ -35,13 +35,14 @@ public sealed class LabelledBernoulliUnits : UnitType
     public override Tensor self_energy(Tensor x, Tensor bias) => x.mul(bias).neg_();
 
     /// <summary>
-    /// Per-unit log-partition: softplus(η_i) for the binary units; for the label group its log Σ_k e^{η_k} is placed in the
-    /// group's first column and zeros in the others, so the row sum is the layer's log-partition.
+    /// Per-unit log-partition at β: softplus(βη_i) for the binary units; for the label group its log Σ_k e^{βη_k} is
+    /// placed in the group's first column and zeros in the others, so the row sum is the layer's log-partition.
     /// </summary>
-    public override Tensor log_partition(Tensor net, Tensor bias)
+    public override Tensor log_partition(Tensor net, Tensor bias, double beta = 1.0)
     {
+        CheckBeta(beta);
         using var scope = torch.NewDisposeScope();
-        var (f, l) = Split(net);
+        var (f, l) = Split(beta == 1.0 ? net : net * beta);
         var lse = l.logsumexp(-1, keepdim: true);
         var rest = torch.zeros_like(l).narrow(-1, 0, n_classes - 1);
         return torch.cat(new[] { nn.functional.softplus(f), lse, rest }, -1).MoveToOuterDisposeScope();
@@ -78,6 +79,37 @@ public sealed class LabelledBernoulliUnits : UnitType
 
     /// <summary>Null: a label group has n_classes valid states, not 2^n_classes.</summary>
     public override IReadOnlyList<double>? discrete_values => null;
+
+    /// <summary>2^(n − n_classes) · n_classes: every binary feature vector with each of the one-hot labels.</summary>
+    public override double? state_count(int n) => Math.Pow(2, n - n_classes) * n_classes;
+
+    /// <summary>
+    /// The valid states of a layer of n units in a fixed order: state r has label r mod n_classes and features given by the
+    /// bits of r / n_classes (least significant first).
+    /// </summary>
+    public override Tensor? enumerate_states(int n, long first, long count, ScalarType dtype = ScalarType.Float32, Device? device = null)
+    {
+        if (n <= n_classes) throw new ArgumentOutOfRangeException(nameof(n), n, $"expected more than {n_classes} units (features followed by {n_classes} label units).");
+        using var scope = torch.NewDisposeScope();
+        var idx = torch.arange(first, first + count, dtype: ScalarType.Int64, device: device);
+        var label = idx.remainder(n_classes);
+        var code = idx.div(n_classes, rounding_mode: RoundingMode.floor).unsqueeze(1);
+        var bits = torch.arange(n - n_classes, dtype: ScalarType.Int64, device: device).unsqueeze(0);
+        var features = code.bitwise_right_shift(bits).bitwise_and(1).to_type(dtype);
+        var onehot = nn.functional.one_hot(label, n_classes).to_type(dtype);
+        return torch.cat(new[] { features, onehot }, 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Parses <c>Bernoulli+Softmax(K)</c>, K ≥ 2; null for any other name.</summary>
+    internal static UnitType? Parse(string name)
+    {
+        const string prefix = "Bernoulli+Softmax(";
+        return name.StartsWith(prefix, StringComparison.Ordinal) && name.EndsWith(')')
+            && int.TryParse(name.AsSpan(prefix.Length, name.Length - prefix.Length - 1), System.Globalization.NumberStyles.None,
+                            System.Globalization.CultureInfo.InvariantCulture, out int k) && k >= 2
+            ? new LabelledBernoulliUnits(k)
+            : null;
+    }
 
     /// <summary>Requires every value in [0, 1] and no NaN, and at least n_classes + 1 units.</summary>
     public override void check_values(Tensor x, string what)

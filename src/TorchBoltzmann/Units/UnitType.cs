@@ -11,11 +11,17 @@ namespace TorchBoltzmann.Units;
 /// For a layer x with biases a and net input η = a + (coupling from the other layer), a unit type defines
 /// <list type="bullet">
 /// <item>its self-energy term E_self(x; a) (Bernoulli: −aᵀx),</item>
-/// <item>its log-partition per unit, log ∫ e^{−E_self(x;a) + x·(η − a)} dx (Bernoulli: softplus(η)), which integrates the
-/// layer out of the joint distribution and so defines the free energy,</item>
-/// <item>its conditional mean E[x | η] and a sampler at temperature T.</item>
+/// <item>its log-partition per unit at inverse temperature β, log Σ_x e^{−β[E_self(x;a) − x·(η − a)]} (an integral for
+/// continuous units; Bernoulli: softplus(βη)), which integrates the layer out of p_β ∝ e^{−βE} and so defines the free
+/// energy at β,</item>
+/// <item>its conditional mean E[x | η] and a sampler at temperature T = 1/β,</item>
+/// <item>the states a layer of n such units can take, when they are few enough to list (exact enumeration).</item>
 /// </list>
-/// Members mirror PyTorch naming (snake_case) because they are tensor-facing.
+/// <para>The three are tied together: (1/β) ∂ log-partition(η; β) / ∂η = E[x | η] at T = 1/β, the samplers' averages
+/// converge to that mean, and summing e^{−βE} over <see cref="enumerate_states"/> gives the log-partition. The
+/// conformance tests check these identities for every type in <see cref="Registered"/>, so a new type is tested by
+/// registering it (<see cref="Register"/>).</para>
+/// <para>Members mirror PyTorch naming (snake_case) because they are tensor-facing.</para>
 /// </remarks>
 public abstract class UnitType
 {
@@ -30,12 +36,15 @@ public abstract class UnitType
     public abstract Tensor self_energy(Tensor x, Tensor bias);
 
     /// <summary>
-    /// Log-partition per unit: log Σ_x e^{x·η − E_self(x;a) − x·a}, elementwise (shape of <paramref name="net"/>).
-    /// Summed over the layer it is what integrating the layer out contributes to −F.
+    /// Log-partition per unit at inverse temperature β: log Σ_x e^{−β[E_self(x;a) − x·(η − a)]}, elementwise (shape of
+    /// <paramref name="net"/>; a type whose units are coupled, such as a softmax group, may place a group's value in one
+    /// column and zeros in the others). Summed over the layer it is what integrating the layer out of e^{−βE}
+    /// contributes to −F_β.
     /// </summary>
     /// <param name="net">Total net input η = a + coupling, shape (*, n).</param>
     /// <param name="bias">Biases a, shape (n).</param>
-    public abstract Tensor log_partition(Tensor net, Tensor bias);
+    /// <param name="beta">Inverse temperature β ≥ 0 (β = 1: the model itself; β = 0: the uniform distribution).</param>
+    public abstract Tensor log_partition(Tensor net, Tensor bias, double beta = 1.0);
 
     /// <summary>Conditional mean E[x | η] at temperature T, elementwise.</summary>
     /// <param name="net">Net input η, shape (*, n).</param>
@@ -58,10 +67,40 @@ public abstract class UnitType
     public abstract Tensor sample_from_mean(Tensor mean, Generator? generator = null);
 
     /// <summary>
-    /// The values a single unit can take when the type is discrete (Bernoulli: {0, 1}), used by exact enumeration; null for
-    /// continuous units.
+    /// The values a single unit can take when the type is discrete and its units are independent (Bernoulli: {0, 1});
+    /// null otherwise (continuous units, or units coupled in groups).
     /// </summary>
     public abstract IReadOnlyList<double>? discrete_values { get; }
+
+    /// <summary>
+    /// How many states a layer of <paramref name="n"/> units of this type can take, or null when they are not a finite
+    /// list (continuous units). Bernoulli: 2ⁿ.
+    /// </summary>
+    /// <param name="n">Number of units in the layer.</param>
+    public virtual double? state_count(int n) => discrete_values is { } values ? Math.Pow(values.Count, n) : null;
+
+    /// <summary>
+    /// Every state of a layer of <paramref name="n"/> units, rows <paramref name="first"/> … first + count − 1 of a fixed
+    /// order (for chunked enumeration), shape (count, n); null when the states are not a finite list. The default lists
+    /// the product of <see cref="discrete_values"/>, unit 0 varying fastest (for {0, 1}: row r holds the bits of r,
+    /// least significant first).
+    /// </summary>
+    /// <param name="n">Number of units in the layer.</param>
+    /// <param name="first">Index of the first state to return.</param>
+    /// <param name="count">Number of states to return.</param>
+    /// <param name="dtype">Floating-point type of the result.</param>
+    /// <param name="device">Device of the result.</param>
+    public virtual Tensor? enumerate_states(int n, long first, long count, ScalarType dtype = ScalarType.Float32, Device? device = null)
+    {
+        if (discrete_values is not { } values) return null;
+        using var scope = torch.NewDisposeScope();
+        long k = values.Count;
+        var idx = torch.arange(first, first + count, dtype: ScalarType.Int64, device: device).unsqueeze(1);
+        var powers = torch.tensor(Enumerable.Range(0, n).Select(i => (long)Math.Pow(k, i)).ToArray(), device: device).unsqueeze(0);
+        var digit = idx.div(powers, rounding_mode: RoundingMode.floor).remainder(k);
+        var table = torch.tensor(values.ToArray(), dtype: dtype, device: device);
+        return table.index(digit.flatten()).reshape(count, n).MoveToOuterDisposeScope();
+    }
 
     /// <summary>
     /// Checks that <paramref name="x"/> holds values this unit type can take (and no NaN); throws
@@ -77,21 +116,56 @@ public abstract class UnitType
     /// </summary>
     public virtual bool has_linear_bias => false;
 
+    private static readonly object RegistryLock = new();
+    private static readonly List<(string Form, Func<string, UnitType?> Parse, UnitType Example)> Registry =
+    [
+        ("Bernoulli", name => name == "Bernoulli" ? Bernoulli : null, new BernoulliUnits()),
+        ("Bernoulli+Softmax(K) with K ≥ 2", LabelledBernoulliUnits.Parse, new LabelledBernoulliUnits(3)),
+    ];
+
     /// <summary>
-    /// Creates a unit type from its <see cref="Name"/>, as stored in checkpoints: <c>Bernoulli</c>, or
-    /// <c>Bernoulli+Softmax(K)</c> (<see cref="LabelledBernoulliUnits"/> with K label units).
+    /// Makes a unit type known to <see cref="FromName"/> (and so to checkpoints) and to the conformance tests, without
+    /// editing this class: <paramref name="parse"/> returns the type a stored <see cref="Name"/> denotes, or null when the
+    /// name is not of this type. Call it once, e.g. from the new type's static constructor or at application start-up.
     /// </summary>
-    /// <exception cref="ArgumentException">The name is unknown.</exception>
+    /// <param name="form">The name's form for messages, e.g. "Gaussian(σ²)".</param>
+    /// <param name="parse">Name → unit type, or null when the name is not of this type.</param>
+    /// <param name="example">One instance, used by the conformance tests (with a layer of a few units).</param>
+    /// <exception cref="ArgumentException">A type with the same <see cref="Name"/> as <paramref name="example"/> is registered already.</exception>
+    public static void Register(string form, Func<string, UnitType?> parse, UnitType example)
+    {
+        ArgumentNullException.ThrowIfNull(form);
+        ArgumentNullException.ThrowIfNull(parse);
+        ArgumentNullException.ThrowIfNull(example);
+        lock (RegistryLock)
+        {
+            if (Registry.Any(r => r.Parse(example.Name) is not null))
+                throw new ArgumentException($"Unit type '{example.Name}' is registered already.", nameof(example));
+            Registry.Add((form, parse, example));
+        }
+    }
+
+    /// <summary>One example of every registered unit type, in registration order (built-in ones first).</summary>
+    public static IReadOnlyList<UnitType> Registered
+    {
+        get { lock (RegistryLock) return Registry.Select(r => r.Example).ToList(); }
+    }
+
+    /// <summary>
+    /// Creates a unit type from its <see cref="Name"/>, as stored in checkpoints, through the registry: <c>Bernoulli</c>,
+    /// <c>Bernoulli+Softmax(K)</c> (<see cref="LabelledBernoulliUnits"/> with K label units), and any type added with
+    /// <see cref="Register"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">No registered type has this name.</exception>
     public static UnitType FromName(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
-        if (name == "Bernoulli") return Bernoulli;
-        const string labelled = "Bernoulli+Softmax(";
-        if (name.StartsWith(labelled, StringComparison.Ordinal) && name.EndsWith(')')
-            && int.TryParse(name.AsSpan(labelled.Length, name.Length - labelled.Length - 1), System.Globalization.NumberStyles.None,
-                            System.Globalization.CultureInfo.InvariantCulture, out int k) && k >= 2)
-            return new LabelledBernoulliUnits(k);
-        throw new ArgumentException($"Unknown unit type '{name}'. Known: Bernoulli, Bernoulli+Softmax(K) with K ≥ 2.", nameof(name));
+        lock (RegistryLock)
+        {
+            foreach (var (_, parse, _) in Registry)
+                if (parse(name) is { } type) return type;
+            throw new ArgumentException($"Unknown unit type '{name}'. Known: {string.Join(", ", Registry.Select(r => r.Form))}.", nameof(name));
+        }
     }
 
     /// <summary>Binary {0,1} units.</summary>
@@ -99,4 +173,12 @@ public abstract class UnitType
 
     /// <inheritdoc />
     public override string ToString() => Name;
+
+    /// <summary>Throws unless β is finite and ≥ 0.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">β is negative, infinite or NaN.</exception>
+    protected static void CheckBeta(double beta)
+    {
+        if (!(beta >= 0) || double.IsInfinity(beta))
+            throw new ArgumentOutOfRangeException(nameof(beta), beta, "beta must be finite and ≥ 0 (the inverse temperature).");
+    }
 }

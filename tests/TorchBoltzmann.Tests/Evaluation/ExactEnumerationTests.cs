@@ -45,7 +45,8 @@ public class ExactEnumerationTests
         // Labelled visible layer and 26 hidden units (over the 2²⁴ limit): nothing to enumerate.
         using var rbm = boltzmann.RBM(30, 26, visible: new LabelledBernoulliUnits(3));
         var e = Assert.Throws<ArgumentException>(() => ExactEnumeration.log_partition(rbm));
-        Assert.Contains("hidden layer: expected at most 24 units, got 26", e.Message);
+        Assert.Contains("hidden layer: expected at most 2^24 states", e.Message);
+        Assert.Contains("(26 Bernoulli units)", e.Message);
         // A binary visible layer small enough is enumerated when the hidden one is too large: with W, b, c = 0 every one
         // of the 2⁴⁰ joint states has energy 0, so log Z = 40 log 2.
         using var tall = boltzmann.RBM(10, 30, dtype: ScalarType.Float64);

@@ -268,31 +268,18 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
         using var scope = torch.NewDisposeScope();
         var t = top;
         int c = n_classes, nf = t.n_visible - c;
-        Tensor? y = null;
+        using var chains = new Sampling.GibbsChains(t, generator, temperature);
         if (labels is not null)
         {
             if (labels.dim() != 1 || (labels.shape[0] != n && labels.shape[0] != 1))
                 throw new ArgumentException($"labels: expected shape ({n}) or (1), got ({string.Join(", ", labels.shape)}).", nameof(labels));
-            y = one_hot(labels, c, dtype, device).expand(n, c);
+            chains.clamp(nf, one_hot(labels, c, dtype, device));
         }
-        var init = torch.full(n, t.n_visible, 0.5, dtype: dtype, device: device);
-        if (c > 0) init.narrow(1, nf, c).fill_(1.0 / c);
-        var v = t.visible_units.sample_from_mean(init, generator);
-        if (y is not null) v.narrow(1, nf, c).copy_(y);
-        Tensor result = v;
+        chains.start_random(n);   // features with p = 0.5, a uniformly drawn label (the top RBM's unit type)
         int steps = Math.Max(1, burn_in);
-        for (int s = 0; s < steps; s++)
-        {
-            using var step = torch.NewDisposeScope();
-            var (pv, nv) = t.gibbs_step(v, temperature, generator);
-            if (y is not null) nv.narrow(1, nf, c).copy_(y);
-            v.copy_(nv);
-            if (s == steps - 1)
-            {
-                if (c > 0) pv.narrow(1, nf, c).copy_(nv.narrow(1, nf, c));
-                result = pv.MoveToOuterDisposeScope();
-            }
-        }
+        for (int s = 0; s < steps; s++) chains.step();
+        var result = chains.visible_mean!.clone();
+        if (c > 0) result.narrow(1, nf, c).copy_(chains.visible.narrow(1, nf, c));
         return result.MoveToOuterDisposeScope();
     }
 

@@ -246,23 +246,17 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
     {
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be at least 1.");
         check_visible(v0, "Gibbs start");
-        var v = v0;
-        for (int step = 0; step < k; step++)
-        {
-            using var scope = torch.NewDisposeScope();
-            var (pv, nv) = gibbs_step(v, temperature, generator);
-            var next = (step == k - 1 && !sample_last_visible) ? pv : nv;
-            next.MoveToOuterDisposeScope();
-            if (!ReferenceEquals(v, v0)) v.Dispose();
-            v = next;
-        }
-        return v;
+        using var _ = torch.no_grad();
+        using var chains = new Sampling.GibbsChains(this, generator, temperature);
+        chains.step(k > 1 || sample_last_visible, from: v0);
+        if (k > 1) chains.run(k - 1, sample_last_visible);
+        return chains.visible.clone();
     }
 
     /// <summary>
     /// One block Gibbs step at temperature T without autograd: h ~ p(h | v), then v' ~ p(v | h). Returns
-    /// (p(v | h), v'). Every sampler of the library (<see cref="gibbs"/>, <see cref="generate"/>, DBN top-level sampling)
-    /// takes its steps here.
+    /// (p(v | h), v'). The library's samplers take their steps through <see cref="Sampling.GibbsChains"/>, which draws in
+    /// the same order.
     /// </summary>
     public (Tensor mean, Tensor sample) gibbs_step(Tensor v, double temperature = 1.0, Generator? generator = null)
     {
@@ -281,7 +275,8 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
 
     /// <summary>
     /// Generates <paramref name="n"/> visible samples by block Gibbs sampling at temperature T. <paramref name="chains"/>
-    /// chains start from <paramref name="start"/> (rows reused cyclically) or from uniform random binary states; after
+    /// chains start from <paramref name="start"/> (rows reused cyclically) or from the visible unit type's random states
+    /// (<see cref="UnitType.initial_states"/>; binary units: uniform); after
     /// <paramref name="burn_in"/> steps each chain contributes a sample every <paramref name="thin"/> steps until n are
     /// collected.
     /// </summary>
@@ -304,11 +299,10 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
         if (c < 1 || c > n) throw new ArgumentOutOfRangeException(nameof(chains), c, $"chains must be in [1, n = {n}].");
         CheckTemperature(temperature);
         using var _ = torch.no_grad();
-        Tensor v;
+        using var sampler = new Sampling.GibbsChains(this, generator, temperature);
         if (start is null)
         {
-            using var half = torch.full(c, n_visible, 0.5, dtype: dtype, device: device);
-            v = visible_units.sample_from_mean(half, generator);
+            sampler.start_random(c);   // the visible unit type's random states (binary units: uniform)
         }
         else
         {
@@ -316,7 +310,8 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
             using var s = start.to(dtype, device).reshape(-1, n_visible);
             using var rows = torch.arange(c, device: device);
             using var idx = rows.remainder(s.shape[0]);
-            v = s.index_select(0, idx);
+            using var picked = s.index_select(0, idx);
+            sampler.start(picked);
         }
         var collected = new List<Tensor>();
         int rounds = (n + c - 1) / c;
@@ -327,12 +322,8 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
                 int steps = r == 0 ? Math.Max(1, burn_in) : thin;
                 for (int s = 0; s < steps; s++)
                 {
-                    using var scope = torch.NewDisposeScope();
-                    var (pv, nv) = gibbs_step(v, temperature, generator);
-                    if (s == steps - 1) collected.Add((return_means ? pv : nv.clone()).MoveToOuterDisposeScope());
-                    nv.MoveToOuterDisposeScope();
-                    v.Dispose();
-                    v = nv;
+                    sampler.step();
+                    if (s == steps - 1) collected.Add((return_means ? sampler.visible_mean! : sampler.visible).clone());
                 }
             }
             using var all = torch.cat(collected, 0);
@@ -340,7 +331,6 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
         }
         finally
         {
-            v.Dispose();
             foreach (var t in collected) t.Dispose();
         }
     }

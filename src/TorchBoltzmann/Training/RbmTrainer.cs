@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using TorchBoltzmann.Evaluation;
 using TorchBoltzmann.Modules;
+using TorchBoltzmann.Sampling;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -31,7 +32,7 @@ public sealed class RbmTrainer : IDisposable
     private readonly bool _ownsOptimizer;
     private readonly Generator _generator;
     private readonly bool _ownsGenerator;
-    private Tensor? _chains;
+    private GibbsChains? _negative;
     private readonly bool _direct;
     private double _momentum;
 
@@ -78,7 +79,13 @@ public sealed class RbmTrainer : IDisposable
     public double Momentum => FoldsMomentum ? _momentum : GroupMomentum(_optimizer) ?? 0;
 
     /// <summary>The persistent chains of PCD (visible states, B × n_visible), null before PCD training; not part of the state_dict.</summary>
-    public Tensor? PersistentChains => _chains;
+    public Tensor? PersistentChains => Options.Persistent && _negative is { n_chains: > 0 } n ? n.visible : null;
+
+    /// <summary>
+    /// The chains of the negative phase (null before the first batch): for PCD the persistent chains, whose state
+    /// (<see cref="GibbsChains.save"/>) a resumed run loads to continue them; for CD the chains restarted at each batch.
+    /// </summary>
+    public GibbsChains? NegativeChains => _negative;
 
     /// <summary>Label used in <see cref="TrainingProgress.Stage"/>.</summary>
     public string Stage { get; init; } = "RBM";
@@ -283,34 +290,30 @@ public sealed class RbmTrainer : IDisposable
     private (Tensor vk, Tensor? phk) NegativeSample(Tensor v0, Tensor? ph0)
     {
         using var _ = torch.no_grad();
-        Tensor? chains = null;
-        Tensor ph;
+        _negative ??= new GibbsChains(_rbm, _generator);
+        bool sampleLast = Options.Persistent || Options.SampleVisible;
+        int k = Options.K;
+        Tensor vk;
         if (Options.Persistent)
         {
             long b = v0.shape[0];
-            if (_chains is null)
+            if (_negative.n_chains == 0)
             {
-                using var init = _rbm.visible_units.sample_from_mean(v0, _generator);
-                _chains = init.clone().DetachFromDisposeScope();
+                using var init = _rbm.visible_units.sample_from_mean(v0, _generator);   // PCD's chains start at samples of the first batch
+                _negative.start(init);
             }
-            chains = b <= _chains.shape[0] ? _chains.narrow(0, 0, b) : _chains;
-            ph = _rbm.prob_h(chains);
+            long? count = b < _negative.n_chains ? b : null;   // a short last batch steps the first b chains
+            for (int step = 0; step < k; step++) _negative.step(step < k - 1 || sampleLast, count: count);
+            vk = count is null ? _negative.visible : _negative.visible.narrow(0, 0, b);
         }
         else
         {
-            ph = ph0 ?? _rbm.prob_h(v0);
+            // CD restarts the chains at the data; p(h | v⁰) of the positive phase serves the first step.
+            _negative.step(k > 1 || sampleLast, from: v0, hidden_mean: ph0);
+            for (int step = 1; step < k; step++) _negative.step(step < k - 1 || sampleLast);
+            vk = _negative.visible;
         }
-        bool sampleLast = Options.Persistent || Options.SampleVisible;
-        Tensor v = v0;
-        for (int step = 0; step < Options.K; step++)
-        {
-            var h = _rbm.hidden_units.sample_from_mean(ph, _generator);
-            var pv = _rbm.prob_v(h);
-            v = (step == Options.K - 1 && !sampleLast) ? pv : _rbm.visible_units.sample_from_mean(pv, _generator);
-            if (step < Options.K - 1 || ph0 is not null) ph = _rbm.prob_h(v);
-        }
-        chains?.copy_(v);
-        return (v, ph0 is null ? null : ph);
+        return (vk, ph0 is null ? null : _rbm.prob_h(vk));
     }
 
     /// <summary>
@@ -370,8 +373,8 @@ public sealed class RbmTrainer : IDisposable
     /// <summary>Releases the persistent chains and the optimizer/generator the trainer created.</summary>
     public void Dispose()
     {
-        _chains?.Dispose();
-        _chains = null;
+        _negative?.Dispose();
+        _negative = null;
         if (_ownsOptimizer) (_optimizer as IDisposable)?.Dispose();
         if (_ownsGenerator) _generator.Dispose();
     }

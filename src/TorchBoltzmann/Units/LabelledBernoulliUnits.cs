@@ -100,6 +100,14 @@ public sealed class LabelledBernoulliUnits : UnitType
         return torch.cat(new[] { features, onehot }, 1).MoveToOuterDisposeScope();
     }
 
+    /// <summary>Random start states: each binary feature with probability 0.5 and a uniformly drawn label (mean 1/K per label unit).</summary>
+    public override Tensor initial_states(int n_chains, int n, ScalarType dtype, Device? device = null, Generator? generator = null)
+    {
+        using var init = torch.full(n_chains, n, 0.5, dtype: dtype, device: device);
+        using (var labels = init.narrow(1, n - n_classes, n_classes)) labels.fill_(1.0 / n_classes);
+        return sample_from_mean(init, generator);
+    }
+
     /// <summary>Parses <c>Bernoulli+Softmax(K)</c>, K ≥ 2; null for any other name.</summary>
     internal static UnitType? Parse(string name)
     {

@@ -103,6 +103,22 @@ public abstract class UnitType
     }
 
     /// <summary>
+    /// Random start states for <paramref name="n_chains"/> Gibbs chains over a layer of <paramref name="n"/> units, shape
+    /// (n_chains, n): the default draws each unit from <see cref="sample_from_mean"/> with mean 0.5 (binary units: uniform
+    /// over all states). A type whose states are constrained overrides it (a softmax group: a uniformly drawn label).
+    /// </summary>
+    /// <param name="n_chains">Number of chains.</param>
+    /// <param name="n">Number of units in the layer.</param>
+    /// <param name="dtype">Floating-point type.</param>
+    /// <param name="device">Device.</param>
+    /// <param name="generator">Random generator, or null for the global one.</param>
+    public virtual Tensor initial_states(int n_chains, int n, ScalarType dtype, Device? device = null, Generator? generator = null)
+    {
+        using var half = torch.full(n_chains, n, 0.5, dtype: dtype, device: device);
+        return sample_from_mean(half, generator);
+    }
+
+    /// <summary>
     /// Checks that <paramref name="x"/> holds values this unit type can take (and no NaN); throws
     /// <see cref="ArgumentException"/> naming <paramref name="what"/>, the expected range and what came.
     /// </summary>

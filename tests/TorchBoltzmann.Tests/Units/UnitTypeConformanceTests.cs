@@ -134,7 +134,7 @@ public class UnitTypeConformanceTests
                     Assert.True(isState.item<bool>(), $"{at}: a sample is not one of the layer's states");
                 }
                 using var avg = x.mean(new long[] { 0 });
-                using var sd = x.std(0);
+                using var sd = x.std(new long[] { 0 });
                 var m = TestUtil.ToArray(mean); var a = TestUtil.ToArray(avg); var s = TestUtil.ToArray(sd);
                 for (int i = 0; i < m.Length; i++)
                     Assert.True(Math.Abs(m[i] - a[i]) <= 5 * s[i] / Math.Sqrt(draws) + 1e-3, $"{at}: sample mean {a[i]:G6} against mean {m[i]:G6} (unit {i})");

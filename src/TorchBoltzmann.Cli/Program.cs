@@ -9,6 +9,7 @@ var root = new RootCommand("TorchBoltzmann: restricted Boltzmann machines and de
 {
     MnistCommand.Create(),
     TrainRbmCommand.Create(),
+    PyTorchCommands.Export(), PyTorchCommands.Import(),
     CommonOptions.Verbose,
 };
 return await root.Parse(args).InvokeAsync();

@@ -69,8 +69,6 @@ public static class Checkpoint
     public static string Save(nn.Module module, string path, object? training = null)
     {
         ArgumentNullException.ThrowIfNull(module);
-        if (!Describers.TryGetValue(module.GetType(), out var d))
-            throw new ArgumentException($"Checkpoint.Save: no checkpoint description registered for {module.GetType().Name}.");
         var weights = WeightsPath(path);
         byte[] bytes;
         using (var ms = new MemoryStream())
@@ -80,30 +78,104 @@ public static class Checkpoint
         }
         // The whole sidecar is built before either file is touched: a description or training record that cannot be
         // written leaves the previous pair as it was (new weights beside the old sidecar would load as neither).
-        var sidecar = new JsonObject
-        {
-            ["format"] = FormatName,
-            ["format_version"] = FormatVersion,
-            ["library_version"] = LibraryVersion,
-            ["model_type"] = d.type,
-            ["architecture"] = d.describe(module),
-            ["weights_file"] = Path.GetFileName(weights),
-            ["weights_bytes"] = bytes.LongLength,
-            ["weights_sha256"] = Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant(),
-            ["created_utc"] = DateTime.UtcNow.ToString("O"),
-            ["training"] = training is null ? null : JsonSerializer.SerializeToNode(training, training.GetType(), JsonOptions),
-        };
-        string text = sidecar.ToJsonString(JsonOptions);
+        string text = CreateSidecar(module, Path.GetFileName(weights), bytes, training).ToJsonString(JsonOptions);
         AtomicFile.WriteAllBytes(weights, bytes);
         AtomicFile.WriteAllText(SidecarPath(path), text);
         return weights;
     }
 
-    /// <summary>Reads a checkpoint's sidecar, validating format and version.</summary>
-    /// <exception cref="CheckpointException">Missing, corrupt or newer-format sidecar.</exception>
-    public static JsonObject ReadSidecar(string path)
+    /// <summary>
+    /// The model type and architecture JSON a sidecar records for <paramref name="module"/> (RBM:
+    /// <c>{"n_visible", "n_hidden", "visible_units", "hidden_units", "dtype"}</c>; DBN and Sequential: see
+    /// <see cref="DbnCheckpoints"/>): what <see cref="Create"/> needs to rebuild an untrained module of the same shape.
+    /// </summary>
+    /// <exception cref="ArgumentException">The module's type is not registered, or it cannot be described.</exception>
+    public static (string ModelType, JsonObject Architecture) Describe(nn.Module module)
     {
-        var sidecarPath = SidecarPath(path);
+        ArgumentNullException.ThrowIfNull(module);
+        (string type, Func<nn.Module, JsonObject> describe) d;
+        lock (Factories)
+            if (!Describers.TryGetValue(module.GetType(), out d))
+                throw new ArgumentException($"Checkpoint.Save: no checkpoint description registered for {module.GetType().Name}.");
+        return (d.type, d.describe(module));
+    }
+
+    /// <summary>
+    /// Builds an untrained module of a registered <paramref name="modelType"/> from its architecture JSON (the inverse of
+    /// <see cref="Describe"/>); its parameters are to be overwritten by loaded weights.
+    /// </summary>
+    /// <param name="modelType">"RBM", "DBN", "Sequential" or a type added with <see cref="Register{T}"/>.</param>
+    /// <param name="architecture">The sidecar's architecture object.</param>
+    /// <param name="where">Where the JSON was read (a sidecar's path), for messages.</param>
+    /// <exception cref="CheckpointException">Unknown model type, or an architecture the factory refuses.</exception>
+    public static nn.Module Create(string modelType, JsonObject architecture, string where)
+    {
+        ArgumentNullException.ThrowIfNull(modelType);
+        ArgumentNullException.ThrowIfNull(architecture);
+        Func<JsonObject, nn.Module>? factory;
+        lock (Factories) Factories.TryGetValue(modelType, out factory);
+        if (factory is null)
+            throw new CheckpointException($"{where}: unknown model_type '{modelType}' (known: {string.Join(", ", Factories.Keys)}).");
+        try { return factory(architecture); }
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException or CheckpointException)
+        { throw new CheckpointException($"{where}: invalid architecture {architecture.ToJsonString()}: {e.Message}", e); }
+    }
+
+    /// <summary>
+    /// The sidecar JSON for <paramref name="module"/> whose serialised weights are <paramref name="weights"/>, stored as
+    /// <paramref name="weightsFile"/> beside it: format and version, library version, model type, architecture, weights
+    /// file name, size and SHA-256, creation time and the training record.
+    /// </summary>
+    /// <param name="module">A registered model type.</param>
+    /// <param name="weightsFile">The weights file's name (no directory), recorded as <c>weights_file</c>.</param>
+    /// <param name="weights">The weights file's bytes (size and SHA-256 are recorded).</param>
+    /// <param name="training">Optional training record (any JSON-serialisable object, or a JsonNode).</param>
+    /// <exception cref="ArgumentException">The module's type is not registered, or it cannot be described.</exception>
+    public static JsonObject CreateSidecar(nn.Module module, string weightsFile, byte[] weights, object? training = null)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        var (type, architecture) = Describe(module);
+        return new JsonObject
+        {
+            ["format"] = FormatName,
+            ["format_version"] = FormatVersion,
+            ["library_version"] = LibraryVersion,
+            ["model_type"] = type,
+            ["architecture"] = architecture,
+            ["weights_file"] = weightsFile,
+            ["weights_bytes"] = weights.LongLength,
+            ["weights_sha256"] = Convert.ToHexString(SHA256.HashData(weights)).ToLowerInvariant(),
+            ["created_utc"] = DateTime.UtcNow.ToString("O"),
+            ["training"] = training is null ? null : JsonSerializer.SerializeToNode(training, training.GetType(), JsonOptions),
+        };
+    }
+
+    /// <summary>
+    /// Checks <paramref name="weights"/> (the bytes of <paramref name="weightsPath"/>) against the size and SHA-256 its
+    /// sidecar records, where it records them.
+    /// </summary>
+    /// <exception cref="CheckpointException">Size or hash differ (truncated, corrupt, or from another save).</exception>
+    public static void VerifyWeights(JsonObject sidecar, string sidecarPath, string weightsPath, byte[] weights)
+    {
+        ArgumentNullException.ThrowIfNull(sidecar);
+        ArgumentNullException.ThrowIfNull(weights);
+        long expectedBytes = sidecar.Optional<long?>("weights_bytes", $"'{sidecarPath}'") ?? -1;
+        if (expectedBytes >= 0 && weights.LongLength != expectedBytes)
+            throw new CheckpointException($"'{weightsPath}' is truncated or was replaced: expected {expectedBytes} bytes (from the sidecar), got {weights.LongLength}.");
+        var sha = Convert.ToHexString(SHA256.HashData(weights)).ToLowerInvariant();
+        var expectedSha = sidecar.Optional<string>("weights_sha256", $"'{sidecarPath}'");
+        if (expectedSha is not null && sha != expectedSha)
+            throw new CheckpointException($"'{weightsPath}' does not match its sidecar: expected SHA-256 {expectedSha}, got {sha} (corrupt file, or weights and sidecar from different saves).");
+    }
+
+    /// <summary>Reads a checkpoint's sidecar (<see cref="SidecarPath"/>), validating format and version.</summary>
+    /// <exception cref="CheckpointException">Missing, corrupt or newer-format sidecar.</exception>
+    public static JsonObject ReadSidecar(string path) => ReadSidecarFile(SidecarPath(path));
+
+    /// <summary>Reads the sidecar JSON at exactly <paramref name="sidecarPath"/>, validating format and version.</summary>
+    /// <exception cref="CheckpointException">Missing, corrupt or newer-format sidecar.</exception>
+    public static JsonObject ReadSidecarFile(string sidecarPath)
+    {
         if (!File.Exists(sidecarPath))
             throw new CheckpointException($"Checkpoint sidecar not found: expected '{sidecarPath}' beside the weights.");
         JsonObject? json;
@@ -147,28 +219,19 @@ public static class Checkpoint
     private static nn.Module LoadChecked(string path, Device? device, out JsonObject json)
     {
         json = ReadSidecar(path);
-        var type = json.Required<string>("model_type", $"'{SidecarPath(path)}'");
-        Func<JsonObject, nn.Module>? factory;
-        lock (Factories) Factories.TryGetValue(type, out factory);
-        if (factory is null)
-            throw new CheckpointException($"'{SidecarPath(path)}': unknown model_type '{type}' (known: {string.Join(", ", Factories.Keys)}).");
-        var arch = json["architecture"] as JsonObject ?? throw new CheckpointException($"'{SidecarPath(path)}': missing architecture.");
+        var where = $"'{SidecarPath(path)}'";
+        var type = json.Required<string>("model_type", where);
+        lock (Factories)
+            if (!Factories.ContainsKey(type))
+                throw new CheckpointException($"{where}: unknown model_type '{type}' (known: {string.Join(", ", Factories.Keys)}).");
+        var arch = json["architecture"] as JsonObject ?? throw new CheckpointException($"{where}: missing architecture.");
 
         var weights = WeightsPath(path);
         if (!File.Exists(weights)) throw new CheckpointException($"Checkpoint weights not found: expected '{weights}'.");
         var bytes = File.ReadAllBytes(weights);
-        long expectedBytes = json.Optional<long?>("weights_bytes", $"'{SidecarPath(path)}'") ?? -1;
-        if (expectedBytes >= 0 && bytes.LongLength != expectedBytes)
-            throw new CheckpointException($"'{weights}' is truncated or was replaced: expected {expectedBytes} bytes (from the sidecar), got {bytes.LongLength}.");
-        var sha = Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant();
-        var expectedSha = json.Optional<string>("weights_sha256", $"'{SidecarPath(path)}'");
-        if (expectedSha is not null && sha != expectedSha)
-            throw new CheckpointException($"'{weights}' does not match its sidecar: expected SHA-256 {expectedSha}, got {sha} (corrupt file, or weights and sidecar from different saves).");
+        VerifyWeights(json, SidecarPath(path), weights, bytes);
 
-        nn.Module module;
-        try { module = factory(arch); }
-        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException or CheckpointException)
-        { throw new CheckpointException($"'{SidecarPath(path)}': invalid architecture {arch.ToJsonString()}: {e.Message}", e); }
+        nn.Module module = Create(type, arch, where);
         try
         {
             using var ms = new MemoryStream(bytes);

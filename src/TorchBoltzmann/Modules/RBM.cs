@@ -93,6 +93,7 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
     public void reset_parameters(double std = 0.01, Generator? generator = null)
     {
         using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();   // the handles the in-place calls return (same storage, new wrappers)
         _weight.normal_(0.0, std, generator);
         _visible_bias.zero_();
         _hidden_bias.zero_();

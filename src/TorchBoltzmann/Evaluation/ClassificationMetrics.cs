@@ -64,8 +64,8 @@ public sealed class ClassificationMetrics
         if (n_classes < 1) throw new ArgumentOutOfRangeException(nameof(n_classes), n_classes, "n_classes must be positive.");
         if (predicted.dim() != 1 || labels.dim() != 1 || predicted.shape[0] != labels.shape[0])
             throw new ArgumentException($"expected predictions and labels of the same shape (N), got ({string.Join(", ", predicted.shape)}) and ({string.Join(", ", labels.shape)}).");
-        CheckRange(labels, n_classes, "labels");
-        CheckRange(predicted, n_classes, "predictions");
+        Checks.ClassRange(labels, n_classes, "labels");
+        Checks.ClassRange(predicted, n_classes, "predictions");
         return new ClassificationMetrics(Confusion(predicted, labels, n_classes), double.NaN);
     }
 
@@ -82,7 +82,7 @@ public sealed class ClassificationMetrics
         if (n_classes < 1) throw new ArgumentOutOfRangeException(nameof(n_classes), n_classes, "n_classes must be positive.");
         if (labels.dim() != 1 || x.dim() < 1 || x.shape[0] != labels.shape[0])
             throw new ArgumentException($"expected inputs (N, …) and labels (N), got ({string.Join(", ", x.shape)}) and ({string.Join(", ", labels.shape)}).");
-        CheckRange(labels, n_classes, "labels");   // before cross_entropy, whose own error names no range
+        Checks.ClassRange(labels, n_classes, "labels");   // before cross_entropy, whose own error names no range
         var p = model.parameters().FirstOrDefault();
         var device = p?.device ?? x.device;
         var dtype = p?.dtype ?? x.dtype;
@@ -119,19 +119,6 @@ public sealed class ClassificationMetrics
         for (int i = 0; i < into.GetLength(0); i++)
             for (int j = 0; j < into.GetLength(1); j++)
                 into[i, j] += from[i, j];
-    }
-
-    /// <summary>
-    /// Requires every class index in [0, c) (none when empty), naming <paramref name="what"/> and the range found;
-    /// <paramref name="why"/> (e.g. where c comes from) follows the expected range in the message.
-    /// </summary>
-    internal static void CheckRange(Tensor classes, long c, string what, string why = "")
-    {
-        if (classes.numel() == 0) return;
-        using var lo = classes.min();
-        using var hi = classes.max();
-        long min = lo.ToInt64(), max = hi.ToInt64();
-        if (min < 0 || max >= c) throw new ArgumentException($"{what}: expected class indices in [0, {c - 1}]{why}, got values in [{min}, {max}].");
     }
 
     /// <summary>

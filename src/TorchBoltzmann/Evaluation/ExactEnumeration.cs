@@ -40,7 +40,7 @@ public static class ExactEnumeration
     public static double log_partition(IEnergyModel model, double beta = 1.0)
     {
         ArgumentNullException.ThrowIfNull(model);
-        CheckBeta(beta);
+        Checks.Beta(beta);
         using var _ = torch.no_grad();
         if (model is RBM rbm) return RbmLogPartition(rbm, beta);
         long total = StateCount(model.n_visible, model.visible_units, "visible");
@@ -108,7 +108,7 @@ public static class ExactEnumeration
     public static Tensor visible_distribution(IEnergyModel model, double beta = 1.0)
     {
         ArgumentNullException.ThrowIfNull(model);
-        CheckBeta(beta);
+        Checks.Beta(beta);
         using var _ = torch.no_grad();
         using var states = VisibleStates(model);
         using var negF = NegFreeEnergyOfData(model, states, beta);
@@ -171,12 +171,6 @@ public static class ExactEnumeration
         if (count > MaxStates)
             throw new ArgumentException($"Exact enumeration over the {layer} layer: expected at most 2^{MaxEnumeratedUnits} states ({MaxEnumeratedUnits} binary units), got {count:G4} ({n} {units.Name} units); use AIS for large models.");
         return (long)count.Value;
-    }
-
-    private static void CheckBeta(double beta)
-    {
-        if (!(beta >= 0) || double.IsInfinity(beta))
-            throw new ArgumentOutOfRangeException(nameof(beta), beta, "beta must be finite and ≥ 0 (the inverse temperature).");
     }
 
     /// <summary>The model's parameters copied to float64 (exact sums lose digits in float32).</summary>

@@ -207,7 +207,7 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
     {
         if (labels.dim() != 1 || labels.shape[0] != rows)
             throw new ArgumentException($"{what}: expected shape ({rows}), one label per example, got ({string.Join(", ", labels.shape)}).", what);
-        Evaluation.ClassificationMetrics.CheckRange(labels, n_classes, what);
+        Checks.ClassRange(labels, n_classes, what);
     }
 
     /// <summary>One-hot rows e_y, (N, n_classes), for int64 labels y ∈ [0, n_classes).</summary>
@@ -216,7 +216,7 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
     {
         ArgumentNullException.ThrowIfNull(labels);
         using var l = labels.to(ScalarType.Int64, device ?? labels.device);
-        Evaluation.ClassificationMetrics.CheckRange(l, n_classes, nameof(labels));
+        Checks.ClassRange(l, n_classes, nameof(labels));
         return Encode(l, n_classes, dtype);
     }
 
@@ -261,7 +261,7 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
     {
         if (n < 1) throw new ArgumentOutOfRangeException(nameof(n), n, "n must be at least 1.");
         if (burn_in < 0) throw new ArgumentOutOfRangeException(nameof(burn_in), burn_in, "burn_in must be non-negative.");
-        RBM.CheckTemperature(temperature);
+        Checks.Temperature(temperature);
         if (labels is not null && !is_class_conditional)
             throw new ArgumentException("labels: this DBN has no label units (n_classes = 0).", nameof(labels));
         using var _ = torch.no_grad();
@@ -301,7 +301,7 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
     /// </summary>
     public Tensor down_pass(Tensor top_features)
     {
-        RBM.CheckWidth(top_features, n_features, "down_pass input");
+        Checks.Width(top_features, n_features, "down_pass input");
         using var _ = torch.no_grad();
         var x = top_features.to(dtype, device);
         for (int l = n_layers - 2; l >= 0; l--)
@@ -391,7 +391,7 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
     /// </summary>
     public void check_input(Tensor v, string what = "DBN input")
     {
-        RBM.CheckWidth(v, n_visible, what);
+        Checks.Width(v, n_visible, what);
         if (validate_values) UnitType.Bernoulli.check_values(v, what);
     }
 

@@ -109,7 +109,7 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
     public void init_visible_bias_from_data(Tensor data, double eps = 1e-3)
     {
         check_visible(data, "data");
-        CheckRows(data, n_visible, "data", param: nameof(data));
+        Checks.Rows(data, n_visible, "data", param: nameof(data));
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var p = data.to(dtype, device).mean(new long[] { 0 }).clamp(eps, 1 - eps);
@@ -141,7 +141,7 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
     /// <exception cref="ArgumentOutOfRangeException">T is not a finite positive number.</exception>
     public Tensor prob_h(Tensor v, double temperature = 1.0)
     {
-        CheckTemperature(temperature);
+        Checks.Temperature(temperature);
         return hidden_units.mean_(hidden_net(v), temperature);
     }
 
@@ -149,7 +149,7 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
     /// <exception cref="ArgumentOutOfRangeException">T is not a finite positive number.</exception>
     public Tensor prob_v(Tensor h, double temperature = 1.0)
     {
-        CheckTemperature(temperature);
+        Checks.Temperature(temperature);
         return visible_units.mean_(visible_net(h), temperature);
     }
 
@@ -180,8 +180,8 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
     /// <returns>Energies, shape (B).</returns>
     public Tensor energy(Tensor v, Tensor h)
     {
-        CheckWidth(v, n_visible, "visible states");
-        CheckWidth(h, n_hidden, "hidden states");
+        Checks.Width(v, n_visible, "visible states");
+        Checks.Width(h, n_hidden, "hidden states");
         using var scope = torch.NewDisposeScope();
         var coupling = (nn.functional.linear(v, _weight) * h).sum(-1);
         var ev = visible_units.self_energy(v, _visible_bias).sum(-1);
@@ -298,7 +298,7 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
         if (thin < 1) throw new ArgumentOutOfRangeException(nameof(thin), thin, "thin must be at least 1.");
         int c = chains ?? n;
         if (c < 1 || c > n) throw new ArgumentOutOfRangeException(nameof(chains), c, $"chains must be in [1, n = {n}].");
-        CheckTemperature(temperature);
+        Checks.Temperature(temperature);
         using var _ = torch.no_grad();
         using var sampler = new Sampling.GibbsChains(this, generator, temperature);
         if (start is null)
@@ -344,36 +344,8 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
     /// </summary>
     public void check_visible(Tensor v, string what = "visible input")
     {
-        CheckWidth(v, n_visible, what);
+        Checks.Width(v, n_visible, what);
         if (validate_values) visible_units.check_values(v, what);
-    }
-
-    /// <summary>T must be finite and positive: T ≤ 0 would invert or zero the net inputs η / T (0/0 = NaN at T = 0).</summary>
-    internal static void CheckTemperature(double temperature)
-    {
-        if (!(temperature > 0) || double.IsPositiveInfinity(temperature))
-            throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "temperature: expected a finite T > 0.");
-    }
-
-    /// <summary>
-    /// Requires a batch of rows, shape (<paramref name="rows"/> ≥ 1, width): rank 2 and not empty (the width itself is
-    /// <see cref="CheckWidth"/>'s). <paramref name="hint"/> is appended to the message.
-    /// </summary>
-    internal static void CheckRows(Tensor x, int width, string what, string rows = "N", string hint = "", string? param = null)
-    {
-        if (x.dim() != 2 || x.shape[0] == 0)
-            throw new ArgumentException($"{what}: expected shape ({rows} ≥ 1, {width}), got ({string.Join(", ", x.shape)}){hint}.", param);
-    }
-
-    internal static void CheckWidth(Tensor x, int width, string what)
-    {
-        ArgumentNullException.ThrowIfNull(x, what);
-        if (x.dim() < 1 || x.dim() > 2)
-            throw new ArgumentException($"{what}: expected a tensor of shape (B, {width}) or ({width}), got rank {x.dim()} with shape ({string.Join(", ", x.shape)}).");
-        if (x.shape[^1] != width)
-            throw new ArgumentException($"{what}: expected {width} units in the last dimension, shape (B, {width}) or ({width}), got {x.shape[^1]} (shape ({string.Join(", ", x.shape)})).");
-        if (!Functional.DTypes.IsFloat(x.dtype))
-            throw new ArgumentException($"{what}: expected a floating-point tensor, got {x.dtype}.");
     }
 
     /// <summary>The hyperparameters, PyTorch <c>extra_repr</c> style.</summary>

@@ -55,7 +55,7 @@ public sealed class GibbsChains : IDisposable
     public double temperature
     {
         get => _temperature;
-        set { RBM.CheckTemperature(value); _temperature = value; }
+        set { Checks.Temperature(value); _temperature = value; }
     }
 
     /// <summary>

@@ -122,7 +122,7 @@ public sealed class FineTuner : IDisposable
         var finite = x.isfinite();
         if (!finite.all().item<bool>())
             throw new ArgumentException($"{what} inputs: expected finite values, got NaN or infinity (at row {finite.logical_not().reshape(x.shape[0], -1).any(1).nonzero()[0, 0].ToInt64()}).");
-        ClassificationMetrics.CheckRange(y, logits, $"{what} labels", $" (the model returns {logits} logits)");
+        Checks.ClassRange(y, logits, $"{what} labels", $" (the model returns {logits} logits)");
     }
 
     /// <summary>The weights behind dropout (keep probability q &lt; 1) under <see cref="DropoutConvention.NonInverted"/>; empty otherwise.</summary>

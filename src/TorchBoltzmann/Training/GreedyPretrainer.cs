@@ -74,7 +74,7 @@ public sealed class GreedyPretrainer
         Tensor? validationLabels = null, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         _dbn.check_input(train, "training data");
-        RBM.CheckRows(train, _dbn.n_visible, "training data");
+        Checks.Rows(train, _dbn.n_visible, "training data");
         if (validation is not null) _dbn.check_input(validation, "validation data");
         if (_dbn.is_class_conditional && labels is null)
             throw new ArgumentException("labels: a class-conditional DBN needs training labels.", nameof(labels));

@@ -106,11 +106,11 @@ public sealed class RbmTrainer : IDisposable
                                               CancellationToken cancellationToken = default)
     {
         _rbm.check_visible(train, "training data");
-        RBM.CheckRows(train, _rbm.n_visible, "training data");
+        Checks.Rows(train, _rbm.n_visible, "training data");
         if (validation is not null)
         {
             _rbm.check_visible(validation, "validation data");
-            RBM.CheckRows(validation, _rbm.n_visible, "validation data", "M", "; pass null to skip validation");
+            Checks.Rows(validation, _rbm.n_visible, "validation data", "M", "; pass null to skip validation");
         }
 
         using var data = train.to(_rbm.dtype, _rbm.device);
@@ -172,7 +172,7 @@ public sealed class RbmTrainer : IDisposable
     public bool Step(Tensor v0)
     {
         _rbm.check_visible(v0, "batch");
-        RBM.CheckRows(v0, _rbm.n_visible, "batch", "B", param: nameof(v0));
+        Checks.Rows(v0, _rbm.n_visible, "batch", "B", param: nameof(v0));
         using var scope = torch.NewDisposeScope();
         if (!_direct)
         {

@@ -190,11 +190,7 @@ public abstract class UnitType
     /// <inheritdoc />
     public override string ToString() => Name;
 
-    /// <summary>Throws unless β is finite and ≥ 0.</summary>
+    /// <summary>Throws unless β is finite and ≥ 0 (for the <see cref="log_partition"/> of derived types).</summary>
     /// <exception cref="ArgumentOutOfRangeException">β is negative, infinite or NaN.</exception>
-    protected static void CheckBeta(double beta)
-    {
-        if (!(beta >= 0) || double.IsInfinity(beta))
-            throw new ArgumentOutOfRangeException(nameof(beta), beta, "beta must be finite and ≥ 0 (the inverse temperature).");
-    }
+    protected static void CheckBeta(double beta) => Checks.Beta(beta);
 }

@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 
 namespace TorchBoltzmann.Tests.IO;
 
-public sealed class CheckpointTests : IDisposable
+public sealed partial class CheckpointTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("tb-ckpt-").FullName;
 

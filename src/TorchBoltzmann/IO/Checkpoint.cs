@@ -35,6 +35,20 @@ public static class Checkpoint
             dtype: Enum.Parse<ScalarType>(arch.Required<string>("dtype"))),
     };
 
+    /// <summary>Per model type, the state_dict shapes an architecture implies, computed without allocating the model.</summary>
+    private static readonly Dictionary<string, Func<JsonObject, IReadOnlyDictionary<string, long[]>>> ShapeRules = new()
+    {
+        ["RBM"] = arch => RbmShapes(arch.Required<int>("n_visible"), arch.Required<int>("n_hidden")),
+    };
+
+    /// <summary>The state_dict shapes of an RBM: <c>weight</c> (n_hidden, n_visible), <c>visible_bias</c> (n_visible), <c>hidden_bias</c> (n_hidden).</summary>
+    internal static Dictionary<string, long[]> RbmShapes(long nVisible, long nHidden, string prefix = "") => new()
+    {
+        [prefix + "weight"] = [nHidden, nVisible],
+        [prefix + "visible_bias"] = [nVisible],
+        [prefix + "hidden_bias"] = [nHidden],
+    };
+
     private static readonly Dictionary<Type, (string type, Func<nn.Module, JsonObject> describe)> Describers = new()
     {
         [typeof(RBM)] = ("RBM", m =>
@@ -51,11 +65,29 @@ public static class Checkpoint
 
     /// <summary>Registers a model type so that <see cref="Save"/> can describe it and <see cref="Load"/> can build it.</summary>
     public static void Register<T>(string modelType, Func<T, JsonObject> describe, Func<JsonObject, T> create) where T : nn.Module
+        => Register(modelType, describe, create, shapes: null);
+
+    /// <summary>
+    /// Registers a model type so that <see cref="Save"/> can describe it and <see cref="Load"/> can build it, with the
+    /// state_dict shapes an architecture implies: <see cref="Load"/> compares them with the shapes in the weights file
+    /// before it builds the model, so a sidecar whose sizes were edited is refused instead of allocating them.
+    /// </summary>
+    /// <param name="modelType">The name recorded in sidecars (<c>model_type</c>).</param>
+    /// <param name="describe">The architecture of a model, as JSON.</param>
+    /// <param name="create">A model of that architecture (its weights are then loaded from the file).</param>
+    /// <param name="shapes">Every state_dict key of a model of that architecture with its shape; null to skip the check.</param>
+    public static void Register<T>(string modelType, Func<T, JsonObject> describe, Func<JsonObject, T> create,
+                                   Func<JsonObject, IReadOnlyDictionary<string, long[]>>? shapes) where T : nn.Module
     {
+        ArgumentException.ThrowIfNullOrEmpty(modelType);
+        ArgumentNullException.ThrowIfNull(describe);
+        ArgumentNullException.ThrowIfNull(create);
         lock (Factories)
         {
             Describers[typeof(T)] = (modelType, m => describe((T)m));
             Factories[modelType] = a => create(a);
+            if (shapes is null) ShapeRules.Remove(modelType);
+            else ShapeRules[modelType] = shapes;
         }
     }
 
@@ -311,7 +343,12 @@ public static class Checkpoint
         (json, var sidecarPath) = ResolveSidecar(path, Weights);
         var type = json.Required<string>("model_type", $"'{sidecarPath}'");
         Func<JsonObject, nn.Module>? factory;
-        lock (Factories) Factories.TryGetValue(type, out factory);
+        Func<JsonObject, IReadOnlyDictionary<string, long[]>>? shapes;
+        lock (Factories)
+        {
+            Factories.TryGetValue(type, out factory);
+            ShapeRules.TryGetValue(type, out shapes);
+        }
         if (factory is null)
             throw new CheckpointException($"'{sidecarPath}': unknown model_type '{type}' (known: {string.Join(", ", Factories.Keys)}).");
         var arch = json["architecture"] as JsonObject ?? throw new CheckpointException($"'{sidecarPath}': missing architecture.");
@@ -325,10 +362,19 @@ public static class Checkpoint
         if (expectedSha is not null && sha != expectedSha)
             throw new CheckpointException($"'{weights}' does not match its sidecar: expected SHA-256 {expectedSha}, got {sha} (corrupt file, or weights and sidecar from different saves).");
 
+        CheckpointException Invalid(Exception e) => new($"'{sidecarPath}': invalid architecture {arch.ToJsonString()}: {e.Message}", e);
+        // The sizes the sidecar gives are checked against the shapes in the weights file before a model of those sizes
+        // is allocated: an edited sidecar must not ask for terabytes.
+        IReadOnlyDictionary<string, long[]>? expectedShapes;
+        try { expectedShapes = shapes?.Invoke(arch); }
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException or CheckpointException)
+        { throw Invalid(e); }
+        if (expectedShapes is not null) CheckShapes(weights, sidecarPath, type, arch, expectedShapes, data);
+
         nn.Module module;
         try { module = factory(arch); }
         catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException or CheckpointException)
-        { throw new CheckpointException($"'{sidecarPath}': invalid architecture {arch.ToJsonString()}: {e.Message}", e); }
+        { throw Invalid(e); }
         try
         {
             using var ms = new MemoryStream(data);
@@ -341,6 +387,32 @@ public static class Checkpoint
         }
         if (device is not null) module.to(device);
         return module;
+    }
+
+    /// <summary>
+    /// Refuses, in one line naming both files, the architecture and the first differences, weights whose tensors are
+    /// not the ones <paramref name="expected"/> lists (names and shapes), or that are not a state_dict at all.
+    /// </summary>
+    private static void CheckShapes(string weights, string sidecarPath, string type, JsonObject arch,
+                                    IReadOnlyDictionary<string, long[]> expected, byte[] data)
+    {
+        var entries = StateDictHeader.TryRead(data, out var problem)
+            ?? throw new CheckpointException($"'{weights}': not a TorchSharp state_dict ({problem}).");
+        var found = new Dictionary<string, long[]>();
+        foreach (var e in entries) found.TryAdd(e.Name, e.Shape);
+        var differences = new List<string>();
+        foreach (var (name, shape) in expected)
+        {
+            if (!found.TryGetValue(name, out var f)) differences.Add($"{name}: expected {StateDictHeader.Describe(shape)}, found none");
+            else if (!f.SequenceEqual(shape)) differences.Add($"{name}: expected {StateDictHeader.Describe(shape)}, found {StateDictHeader.Describe(f)}");
+        }
+        foreach (var (name, shape) in found)
+            if (!expected.ContainsKey(name)) differences.Add($"{name}: expected none, found {StateDictHeader.Describe(shape)}");
+        if (differences.Count == 0) return;
+        const int shown = 4;
+        var more = differences.Count > shown ? $"; {differences.Count - shown} more" : "";
+        throw new CheckpointException(
+            $"'{weights}' does not hold the {type} {arch.ToJsonString()} that '{sidecarPath}' describes: {string.Join("; ", differences.Take(shown))}{more}.");
     }
 
     /// <summary>Loads a checkpoint that must hold a <typeparamref name="T"/>.</summary>

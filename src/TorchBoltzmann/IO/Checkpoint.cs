@@ -168,9 +168,7 @@ public static class Checkpoint
         var ops = FileOperations.Current;
         string w = Path.GetFullPath(weights), s = Path.GetFullPath(SidecarPath(path));
         Directory.CreateDirectory(Path.GetDirectoryName(w)!);
-        CompleteInterruptedSave(path, ops);                                                      // 1
-        AtomicFile.RemoveLeftovers(w, ops, AtomicFile.TemporarySuffix);                          // 2
-        AtomicFile.RemoveLeftovers(s, ops, AtomicFile.TemporarySuffix, PendingSuffix);
+        FinishInterruptedSaves(path, ops);                                                       // 1, 2
         var id = AtomicFile.NewId();
         string newWeights = AtomicFile.TemporaryName(w, id, AtomicFile.TemporarySuffix);
         string newSidecar = AtomicFile.TemporaryName(s, id, PendingSuffix);
@@ -192,6 +190,20 @@ public static class Checkpoint
             throw;
         }
         return weights;
+    }
+
+    /// <summary>
+    /// Steps 1 and 2 of <see cref="Save"/>, for a writer of <paramref name="path"/> that has nothing new to save (a
+    /// continued run that found its checkpoint complete): completes a save killed between its two renames, then deletes
+    /// the leftovers of killed saves. Crash-safe as those steps are.
+    /// </summary>
+    internal static void FinishInterruptedSaves(string path) => FinishInterruptedSaves(path, FileOperations.Current);
+
+    private static void FinishInterruptedSaves(string path, FileOperations ops)
+    {
+        CompleteInterruptedSave(path, ops);
+        AtomicFile.RemoveLeftovers(Path.GetFullPath(WeightsPath(path)), ops, AtomicFile.TemporarySuffix);
+        AtomicFile.RemoveLeftovers(Path.GetFullPath(SidecarPath(path)), ops, AtomicFile.TemporarySuffix, PendingSuffix);
     }
 
     /// <summary>

@@ -99,6 +99,9 @@ public sealed class GreedyPretrainer
             var record = Restore(CheckpointPath, tag!);
             history.AddRange(record.Layers);
             restoredSeconds = record.Seconds;
+            // A save of this run killed after its weights were in place, or leftovers of killed saves: tidied here, as
+            // the next save would, in case every layer is done and none follows.
+            Checkpoint.FinishInterruptedSaves(CheckpointPath);
         }
         int done = history.Count;
         Seconds = restoredSeconds + clock.Elapsed.TotalSeconds;

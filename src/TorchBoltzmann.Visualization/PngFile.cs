@@ -17,30 +17,14 @@ internal static class PngFile
     }
 
     /// <summary>
-    /// Writes <paramref name="bytes"/> to <paramref name="path"/> atomically: to a temporary file in the same directory,
-    /// then moved over the destination. Creates the directory if needed; never leaves the temporary file behind.
+    /// Writes <paramref name="bytes"/> to <paramref name="path"/> atomically with <see cref="TorchBoltzmann.IO.AtomicFile"/>:
+    /// to a flushed temporary file in the same directory, then renamed over the destination, so the previous image or
+    /// the new one is there at every instant; a temporary left by a killed write is removed by the next write to the path.
+    /// Creates the directory if needed.
     /// </summary>
     internal static void WriteAtomic(string path, byte[] bytes)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        var full = Path.GetFullPath(path);
-        var directory = Path.GetDirectoryName(full)
-            ?? throw new ArgumentException($"Path '{path}' has no directory part.", nameof(path));
-        Directory.CreateDirectory(directory);
-        var temp = Path.Combine(directory, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            File.WriteAllBytes(temp, bytes);
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp))
-            {
-                try { File.Delete(temp); }
-                catch (IOException) { /* best effort: the original error (if any) matters more */ }
-                catch (UnauthorizedAccessException) { }
-            }
-        }
+        TorchBoltzmann.IO.AtomicFile.WriteAllBytes(path, bytes);
     }
 }

@@ -13,7 +13,8 @@ namespace TorchBoltzmann.IO;
 /// Checkpoints: the module's state_dict in TorchSharp's format (<c>X.pt</c>) plus a JSON sidecar (<c>X.json</c>) with
 /// the format version, model type, architecture, unit types, dtype, training configuration, library version and the
 /// SHA-256 of the weights, so a model loads without the caller knowing its sizes and a mismatched or damaged pair is
-/// detected. Both files are written atomically (temporary file + rename), weights first.
+/// detected. <see cref="Save"/> replaces the pair so that the previous checkpoint or the new one loads at every instant,
+/// even if the saving process is killed (the sequence and its reasoning are in <see cref="Save"/>'s remarks).
 /// </summary>
 public static class Checkpoint
 {
@@ -23,12 +24,29 @@ public static class Checkpoint
     /// <summary>The <c>format</c> field every sidecar carries.</summary>
     public const string FormatName = "torchboltzmann-checkpoint";
 
+    /// <summary>The suffix of a new sidecar written beside <c>X.json</c> (<c>.X.json.&lt;id&gt;.pending</c>) until it is renamed over it.</summary>
+    internal const string PendingSuffix = ".pending";
+
     private static readonly Dictionary<string, Func<JsonObject, nn.Module>> Factories = new()
     {
         ["RBM"] = arch => new RBM(
             arch.Required<int>("n_visible"), arch.Required<int>("n_hidden"),
             UnitType.FromName(arch.Required<string>("visible_units")), UnitType.FromName(arch.Required<string>("hidden_units")),
             dtype: Enum.Parse<ScalarType>(arch.Required<string>("dtype"))),
+    };
+
+    /// <summary>Per model type, the state_dict shapes an architecture implies, computed without allocating the model.</summary>
+    private static readonly Dictionary<string, Func<JsonObject, IReadOnlyDictionary<string, long[]>>> ShapeRules = new()
+    {
+        ["RBM"] = arch => RbmShapes(arch.Required<int>("n_visible"), arch.Required<int>("n_hidden")),
+    };
+
+    /// <summary>The state_dict shapes of an RBM: <c>weight</c> (n_hidden, n_visible), <c>visible_bias</c> (n_visible), <c>hidden_bias</c> (n_hidden).</summary>
+    internal static Dictionary<string, long[]> RbmShapes(long nVisible, long nHidden, string prefix = "") => new()
+    {
+        [prefix + "weight"] = [nHidden, nVisible],
+        [prefix + "visible_bias"] = [nVisible],
+        [prefix + "hidden_bias"] = [nHidden],
     };
 
     private static readonly Dictionary<Type, (string type, Func<nn.Module, JsonObject> describe)> Describers = new()
@@ -47,11 +65,29 @@ public static class Checkpoint
 
     /// <summary>Registers a model type so that <see cref="Save"/> can describe it and <see cref="Load"/> can build it.</summary>
     public static void Register<T>(string modelType, Func<T, JsonObject> describe, Func<JsonObject, T> create) where T : nn.Module
+        => Register(modelType, describe, create, shapes: null);
+
+    /// <summary>
+    /// Registers a model type so that <see cref="Save"/> can describe it and <see cref="Load"/> can build it, with the
+    /// state_dict shapes an architecture implies: <see cref="Load"/> compares them with the shapes in the weights file
+    /// before it builds the model, so a sidecar whose sizes were edited is refused instead of allocating them.
+    /// </summary>
+    /// <param name="modelType">The name recorded in sidecars (<c>model_type</c>).</param>
+    /// <param name="describe">The architecture of a model, as JSON.</param>
+    /// <param name="create">A model of that architecture (its weights are then loaded from the file).</param>
+    /// <param name="shapes">Every state_dict key of a model of that architecture with its shape; null to skip the check.</param>
+    public static void Register<T>(string modelType, Func<T, JsonObject> describe, Func<JsonObject, T> create,
+                                   Func<JsonObject, IReadOnlyDictionary<string, long[]>>? shapes) where T : nn.Module
     {
+        ArgumentException.ThrowIfNullOrEmpty(modelType);
+        ArgumentNullException.ThrowIfNull(describe);
+        ArgumentNullException.ThrowIfNull(create);
         lock (Factories)
         {
             Describers[typeof(T)] = (modelType, m => describe((T)m));
             Factories[modelType] = a => create(a);
+            if (shapes is null) ShapeRules.Remove(modelType);
+            else ShapeRules[modelType] = shapes;
         }
     }
 
@@ -61,14 +97,46 @@ public static class Checkpoint
     /// <summary>The weights path: <paramref name="path"/> with extension <c>.pt</c>.</summary>
     public static string WeightsPath(string path) => Path.ChangeExtension(path, ".pt");
 
-    /// <summary>Saves <paramref name="module"/> (weights + sidecar) atomically.</summary>
+    /// <summary>Saves <paramref name="module"/> (weights + sidecar) so that the previous checkpoint at <paramref name="path"/> or the new one loads at every instant.</summary>
     /// <param name="module">A registered model type (RBM, DBN, …).</param>
     /// <param name="path">Target path; <c>.pt</c> and <c>.json</c> are written beside each other.</param>
     /// <param name="training">Optional training configuration and results to record (any JSON-serialisable object).</param>
     /// <returns>The weights path.</returns>
+    /// <remarks>
+    /// <para>Two files cannot be renamed at once, so the pair is switched by one rename of the weights, and a load that
+    /// finds weights its sidecar does not describe looks for the new sidecar the save wrote beside them. With
+    /// <c>W</c> = <c>X.pt</c>, <c>S</c> = <c>X.json</c> and a fresh id <c>g</c>, the file-system operations are:</para>
+    /// <list type="number">
+    /// <item>Finish an interrupted save: if <c>S</c> does not describe <c>W</c> (size and SHA-256) and a pending
+    /// <c>.X.json.*.pending</c> does, rename that one over <c>S</c>. Loads already read that pair; the rename changes
+    /// what <c>S</c> says, not which checkpoint loads.</item>
+    /// <item>Delete the leftovers of killed saves: <c>.X.pt.*.tmp</c>, <c>.X.json.*.tmp</c>, <c>.X.json.*.pending</c>
+    /// (32 hex digits in place of <c>*</c>, nothing else). After step 1 <c>S</c> describes <c>W</c>, so loads ignore
+    /// them; deleting them one by one, a crash leaves fewer.</item>
+    /// <item>Create <c>.X.pt.g.tmp</c>, write the new weights, flush it to disk. A crash here leaves the old pair,
+    /// which loads, and a temporary for the next save to delete.</item>
+    /// <item>Create <c>.X.json.g.pending</c>, write the new sidecar, flush it. As step 3: the old pair loads (a pending
+    /// sidecar is only consulted when <c>S</c> does not describe <c>W</c>).</item>
+    /// <item>Rename <c>.X.pt.g.tmp</c> over <c>W</c>: the commit. From here <c>W</c> holds the new weights; <c>S</c> (the
+    /// old sidecar) no longer describes them and the pending sidecar does, so a load takes the pending one and gets the
+    /// new checkpoint. (Were the new weights identical to the old, <c>S</c> would still describe them: the old record
+    /// with the same tensors loads.)</item>
+    /// <item>Rename <c>.X.json.g.pending</c> over <c>S</c>: the new pair, nothing left over.</item>
+    /// </list>
+    /// <para>Each rename is atomic (rename(2) on POSIX, MoveFileEx on NTFS), and nothing else changes <c>W</c> or
+    /// <c>S</c>: before step 5 the old checkpoint loads, after it the new one. The first save to a path has no old
+    /// checkpoint: before step 5 nothing loads, after it the new one does. A save that fails (rather than dies) before
+    /// step 5 deletes its two new files; after step 5 it keeps the pending sidecar, the only description of the new
+    /// weights. Loading never writes: the next save completes an interrupted one (step 1). The data are flushed to
+    /// disk before the renames; whether the renames themselves survive a power cut is up to the file system (the
+    /// directory is not synced). One writer per path at a time.</para>
+    /// </remarks>
+    /// <exception cref="ArgumentException">The module's type is not registered.</exception>
+    /// <exception cref="IOException">A file could not be written; the previous checkpoint, or the new one, loads.</exception>
     public static string Save(nn.Module module, string path, object? training = null)
     {
         ArgumentNullException.ThrowIfNull(module);
+        ArgumentException.ThrowIfNullOrEmpty(path);
         var weights = WeightsPath(path);
         byte[] bytes;
         using (var ms = new MemoryStream())
@@ -77,10 +145,34 @@ public static class Checkpoint
             bytes = ms.ToArray();
         }
         // The whole sidecar is built before either file is touched: a description or training record that cannot be
-        // written leaves the previous pair as it was (new weights beside the old sidecar would load as neither).
-        string text = CreateSidecar(module, Path.GetFileName(weights), bytes, training).ToJsonString(JsonOptions);
-        AtomicFile.WriteAllBytes(weights, bytes);
-        AtomicFile.WriteAllText(SidecarPath(path), text);
+        // written leaves the previous pair as it was.
+        var sidecar = CreateSidecar(module, Path.GetFileName(weights), bytes, training);
+        var text = System.Text.Encoding.UTF8.GetBytes(sidecar.ToJsonString(JsonOptions));
+
+        var ops = FileOperations.Current;
+        string w = Path.GetFullPath(weights), s = Path.GetFullPath(SidecarPath(path));
+        Directory.CreateDirectory(Path.GetDirectoryName(w)!);
+        FinishInterruptedSaves(path, ops);                                                       // 1, 2
+        var id = AtomicFile.NewId();
+        string newWeights = AtomicFile.TemporaryName(w, id, AtomicFile.TemporarySuffix);
+        string newSidecar = AtomicFile.TemporaryName(s, id, PendingSuffix);
+        try
+        {
+            AtomicFile.WriteNew(newWeights, f => f.Write(bytes), ops);                         // 3
+            AtomicFile.WriteNew(newSidecar, f => f.Write(text), ops);                          // 4
+            ops.Move(newWeights, w);                                                             // 5
+            ops.Move(newSidecar, s);                                                             // 6
+        }
+        catch
+        {
+            // Before the commit both new files are garbage; after it the pending sidecar describes the weights in place.
+            if (File.Exists(newWeights))
+            {
+                AtomicFile.DeleteQuietly(newWeights, ops);
+                AtomicFile.DeleteQuietly(newSidecar, ops);
+            }
+            throw;
+        }
         return weights;
     }
 
@@ -104,7 +196,7 @@ public static class Checkpoint
     /// Builds an untrained module of a registered <paramref name="modelType"/> from its architecture JSON (the inverse of
     /// <see cref="Describe"/>); its parameters are to be overwritten by loaded weights.
     /// </summary>
-    /// <param name="modelType">"RBM", "DBN", "Sequential" or a type added with <see cref="Register{T}"/>.</param>
+    /// <param name="modelType">"RBM", "DBN", "Sequential" or a type added with <c>Register</c>.</param>
     /// <param name="architecture">The sidecar's architecture object.</param>
     /// <param name="where">Where the JSON was read (a sidecar's path), for messages.</param>
     /// <exception cref="CheckpointException">Unknown model type, or an architecture the factory refuses.</exception>
@@ -168,9 +260,117 @@ public static class Checkpoint
             throw new CheckpointException($"'{weightsPath}' does not match its sidecar: expected SHA-256 {expectedSha}, got {sha} (corrupt file, or weights and sidecar from different saves).");
     }
 
-    /// <summary>Reads a checkpoint's sidecar (<see cref="SidecarPath"/>), validating format and version.</summary>
+    /// <summary>
+    /// Steps 1 and 2 of <see cref="Save"/>, for a writer of <paramref name="path"/> that has nothing new to save (a
+    /// continued run that found its checkpoint complete): completes a save killed between its two renames, then deletes
+    /// the leftovers of killed saves. Crash-safe as those steps are.
+    /// </summary>
+    internal static void FinishInterruptedSaves(string path) => FinishInterruptedSaves(path, FileOperations.Current);
+
+    private static void FinishInterruptedSaves(string path, FileOperations ops)
+    {
+        CompleteInterruptedSave(path, ops);
+        AtomicFile.RemoveLeftovers(Path.GetFullPath(WeightsPath(path)), ops, AtomicFile.TemporarySuffix);
+        AtomicFile.RemoveLeftovers(Path.GetFullPath(SidecarPath(path)), ops, AtomicFile.TemporarySuffix, PendingSuffix);
+    }
+
+    /// <summary>
+    /// Step 1 of <see cref="Save"/>: when <c>X.json</c> does not describe <c>X.pt</c> and a pending sidecar does (a save
+    /// killed between its two renames), renames that one over <c>X.json</c>.
+    /// </summary>
+    private static void CompleteInterruptedSave(string path, FileOperations ops)
+    {
+        var pending = PendingSidecars(path);
+        var weights = WeightsPath(path);
+        if (pending.Count == 0 || !File.Exists(weights)) return;
+        if (PendingSidecarFor(path, pending, File.ReadAllBytes(weights)) is { } found)
+            ops.Move(found.file, Path.GetFullPath(SidecarPath(path)));
+    }
+
+    /// <summary>The pending sidecars beside <paramref name="path"/>'s sidecar (<c>.X.json.&lt;32 hex&gt;.pending</c>).</summary>
+    private static List<string> PendingSidecars(string path) => AtomicFile.Leftovers(Path.GetFullPath(SidecarPath(path)), PendingSuffix);
+
+    /// <summary>
+    /// Null when <c>X.json</c> describes <paramref name="weights"/>; otherwise the first of <paramref name="pending"/>
+    /// that does (a readable sidecar recording their size and SHA-256), or null if none does.
+    /// </summary>
+    private static (JsonObject json, string file)? PendingSidecarFor(string path, List<string> pending, byte[] weights)
+    {
+        var sha = Sha256(weights);
+        var sidecarPath = SidecarPath(path);
+        if (File.Exists(sidecarPath))
+        {
+            try
+            {
+                if (Describes(ReadSidecarFile(sidecarPath), weights.LongLength, sha, requireHash: false)) return null;
+            }
+            catch (CheckpointException) { }   // unreadable: a pending sidecar may still describe the weights
+        }
+        foreach (var file in pending)
+        {
+            try
+            {
+                var json = ReadSidecarFile(file);
+                if (Describes(json, weights.LongLength, sha, requireHash: true)) return (json, file);
+            }
+            catch (Exception e) when (e is CheckpointException or IOException or UnauthorizedAccessException) { }   // not this one
+        }
+        return null;
+    }
+
+    /// <summary>Whether <paramref name="sidecar"/> records <paramref name="length"/> and <paramref name="sha"/> (a field it lacks matches, unless <paramref name="requireHash"/>).</summary>
+    private static bool Describes(JsonObject sidecar, long length, string sha, bool requireHash)
+    {
+        try
+        {
+            long? bytes = sidecar.Optional<long?>("weights_bytes");
+            string? hash = sidecar.Optional<string>("weights_sha256");
+            if (requireHash && hash is null) return false;
+            return (bytes is null || bytes == length) && (hash is null || hash == sha);
+        }
+        catch (CheckpointException) { return false; }
+    }
+
+    private static string Sha256(byte[] bytes) => Convert.ToHexString(SHA256.HashData(bytes)).ToLowerInvariant();
+
+    /// <summary>
+    /// Whether a checkpoint is at <paramref name="path"/>: its sidecar exists, or a save was interrupted after its new
+    /// weights were in place and the sidecar describing them is pending beside it (what <see cref="Load"/> would read).
+    /// </summary>
+    /// <param name="path">Checkpoint path (<c>.pt</c> or <c>.json</c> or no extension).</param>
+    public static bool Exists(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (File.Exists(SidecarPath(path))) return true;
+        var pending = PendingSidecars(path);
+        var weights = WeightsPath(path);
+        return pending.Count > 0 && File.Exists(weights) && PendingSidecarFor(path, pending, File.ReadAllBytes(weights)) is not null;
+    }
+
+    /// <summary>
+    /// The sidecar that describes the weights on disk: <c>X.json</c>, or, when a save was killed between its two renames
+    /// (<c>X.json</c> does not describe <c>X.pt</c>), the pending sidecar that does. Reads the weights only when a
+    /// pending sidecar exists.
+    /// </summary>
+    private static (JsonObject json, string file) ResolveSidecar(string path, Func<byte[]?> weights)
+    {
+        var pending = PendingSidecars(path);
+        if (pending.Count > 0 && weights() is { } bytes && PendingSidecarFor(path, pending, bytes) is { } found)
+            return found;
+        return (ReadSidecarFile(SidecarPath(path)), SidecarPath(path));
+    }
+
+    /// <summary>Reads a checkpoint's sidecar, validating format and version.</summary>
+    /// <remarks>
+    /// The sidecar of the weights on disk: <c>X.json</c>, or where a save was killed after its new weights were in place
+    /// and before its new sidecar was, that new sidecar (see <see cref="Save"/>).
+    /// </remarks>
     /// <exception cref="CheckpointException">Missing, corrupt or newer-format sidecar.</exception>
-    public static JsonObject ReadSidecar(string path) => ReadSidecarFile(SidecarPath(path));
+    public static JsonObject ReadSidecar(string path)
+    {
+        var weights = WeightsPath(path);
+        return ResolveSidecar(path, () => File.Exists(weights) ? File.ReadAllBytes(weights) : null).json;
+    }
 
     /// <summary>Reads the sidecar JSON at exactly <paramref name="sidecarPath"/>, validating format and version.</summary>
     /// <exception cref="CheckpointException">Missing, corrupt or newer-format sidecar.</exception>
@@ -218,23 +418,41 @@ public static class Checkpoint
 
     private static nn.Module LoadChecked(string path, Device? device, out JsonObject json)
     {
-        json = ReadSidecar(path);
-        var where = $"'{SidecarPath(path)}'";
-        var type = json.Required<string>("model_type", where);
-        lock (Factories)
-            if (!Factories.ContainsKey(type))
-                throw new CheckpointException($"{where}: unknown model_type '{type}' (known: {string.Join(", ", Factories.Keys)}).");
-        var arch = json["architecture"] as JsonObject ?? throw new CheckpointException($"{where}: missing architecture.");
-
         var weights = WeightsPath(path);
-        if (!File.Exists(weights)) throw new CheckpointException($"Checkpoint weights not found: expected '{weights}'.");
-        var bytes = File.ReadAllBytes(weights);
-        VerifyWeights(json, SidecarPath(path), weights, bytes);
+        byte[]? bytes = null;
+        byte[]? Weights() => bytes ??= File.Exists(weights) ? File.ReadAllBytes(weights) : null;
+        (json, var sidecarPath) = ResolveSidecar(path, Weights);
+        var type = json.Required<string>("model_type", $"'{sidecarPath}'");
+        Func<JsonObject, nn.Module>? factory;
+        Func<JsonObject, IReadOnlyDictionary<string, long[]>>? shapes;
+        lock (Factories)
+        {
+            Factories.TryGetValue(type, out factory);
+            ShapeRules.TryGetValue(type, out shapes);
+        }
+        if (factory is null)
+            throw new CheckpointException($"'{sidecarPath}': unknown model_type '{type}' (known: {string.Join(", ", Factories.Keys)}).");
+        var arch = json["architecture"] as JsonObject ?? throw new CheckpointException($"'{sidecarPath}': missing architecture.");
 
-        nn.Module module = Create(type, arch, where);
+        if (Weights() is not { } data) throw new CheckpointException($"Checkpoint weights not found: expected '{weights}'.");
+        VerifyWeights(json, sidecarPath, weights, data);
+
+        CheckpointException Invalid(Exception e) => new($"'{sidecarPath}': invalid architecture {arch.ToJsonString()}: {e.Message}", e);
+        // The sizes the sidecar gives are checked against the shapes in the weights file before a model of those sizes
+        // is allocated: an edited sidecar must not ask for terabytes.
+        IReadOnlyDictionary<string, long[]>? expectedShapes;
+        try { expectedShapes = shapes?.Invoke(arch); }
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException or CheckpointException)
+        { throw Invalid(e); }
+        if (expectedShapes is not null) CheckShapes(weights, sidecarPath, type, arch, expectedShapes, data);
+
+        nn.Module module;
+        try { module = factory(arch); }
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException or CheckpointException)
+        { throw Invalid(e); }
         try
         {
-            using var ms = new MemoryStream(bytes);
+            using var ms = new MemoryStream(data);
             module.load(ms, strict: true);
         }
         catch (Exception e) when (e is not CheckpointException)
@@ -244,6 +462,32 @@ public static class Checkpoint
         }
         if (device is not null) module.to(device);
         return module;
+    }
+
+    /// <summary>
+    /// Refuses, in one line naming both files, the architecture and the first differences, weights whose tensors are
+    /// not the ones <paramref name="expected"/> lists (names and shapes), or that are not a state_dict at all.
+    /// </summary>
+    private static void CheckShapes(string weights, string sidecarPath, string type, JsonObject arch,
+                                    IReadOnlyDictionary<string, long[]> expected, byte[] data)
+    {
+        var entries = StateDictHeader.TryRead(data, out var problem)
+            ?? throw new CheckpointException($"'{weights}': not a TorchSharp state_dict ({problem}).");
+        var found = new Dictionary<string, long[]>();
+        foreach (var e in entries) found.TryAdd(e.Name, e.Shape);
+        var differences = new List<string>();
+        foreach (var (name, shape) in expected)
+        {
+            if (!found.TryGetValue(name, out var f)) differences.Add($"{name}: expected {StateDictHeader.Describe(shape)}, found none");
+            else if (!f.SequenceEqual(shape)) differences.Add($"{name}: expected {StateDictHeader.Describe(shape)}, found {StateDictHeader.Describe(f)}");
+        }
+        foreach (var (name, shape) in found)
+            if (!expected.ContainsKey(name)) differences.Add($"{name}: expected none, found {StateDictHeader.Describe(shape)}");
+        if (differences.Count == 0) return;
+        const int shown = 4;
+        var more = differences.Count > shown ? $"; {differences.Count - shown} more" : "";
+        throw new CheckpointException(
+            $"'{weights}' does not hold the {type} {arch.ToJsonString()} that '{sidecarPath}' describes: {string.Join("; ", differences.Take(shown))}{more}.");
     }
 
     /// <summary>Loads a checkpoint that must hold a <typeparamref name="T"/>.</summary>

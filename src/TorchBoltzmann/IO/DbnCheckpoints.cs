@@ -19,8 +19,8 @@ public static class DbnCheckpoints
     internal static void RegisterAll()
 #pragma warning restore CA2255
     {
-        Checkpoint.Register<DBN>("DBN", Describe, Create);
-        Checkpoint.Register<Sequential>("Sequential", DescribeSequential, CreateSequential);
+        Checkpoint.Register<DBN>("DBN", Describe, Create, Shapes);
+        Checkpoint.Register<Sequential>("Sequential", DescribeSequential, CreateSequential, SequentialShapes);
     }
 
     /// <summary>The DBN's architecture: <c>{"layer_sizes": [...], "n_classes": C, "unit_types": [...], "dtype": "Float32"}</c>.</summary>
@@ -40,6 +40,24 @@ public static class DbnCheckpoints
         int classes = arch.Optional<int?>("n_classes") ?? 0;
         var dtype = Enum.Parse<ScalarType>(arch.Required<string>("dtype"));
         return new DBN(sizes, classes, dtype: dtype);
+    }
+
+    /// <summary>
+    /// The state_dict shapes of the DBN <see cref="Describe"/>'s JSON gives, without building it: per layer l,
+    /// <c>layers.l.weight</c> (n_{l+1}, n_l), <c>layers.l.visible_bias</c>, <c>layers.l.hidden_bias</c>; the top layer's
+    /// visible side has n_classes label units more.
+    /// </summary>
+    public static IReadOnlyDictionary<string, long[]> Shapes(JsonObject arch)
+    {
+        var sizes = arch.Required<int[]>("layer_sizes");
+        int classes = arch.Optional<int?>("n_classes") ?? 0;
+        var shapes = new Dictionary<string, long[]>();
+        for (int l = 0; l + 1 < sizes.Length; l++)
+        {
+            long visible = sizes[l] + (l + 2 == sizes.Length ? (long)classes : 0);
+            foreach (var (k, v) in Checkpoint.RbmShapes(visible, sizes[l + 1], $"layers.{l}.")) shapes[k] = v;
+        }
+        return shapes;
     }
 
     /// <summary>
@@ -84,22 +102,55 @@ public static class DbnCheckpoints
     {
         var dtype = Enum.Parse<ScalarType>(arch.Required<string>("dtype"));
         var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
+        foreach (var layer in ReadLayers(arch))
+        {
+            nn.Module<Tensor, Tensor> m = layer.Type switch
+            {
+                "Linear" => nn.Linear(layer.InFeatures, layer.OutFeatures, hasBias: layer.Bias, dtype: dtype),
+                "Dropout" => new Modules.FastDropout(layer.P),
+                "Sigmoid" => nn.Sigmoid(),
+                "ReLU" => nn.ReLU(),
+                _ => nn.Tanh(),
+            };
+            modules.Add((layer.Name, m));
+        }
+        return nn.Sequential(modules);
+    }
+
+    /// <summary>
+    /// The state_dict shapes of the Sequential <see cref="DescribeSequential"/>'s JSON gives, without building it:
+    /// <c>NAME.weight</c> (out_features, in_features) and <c>NAME.bias</c> (out_features) per Linear layer.
+    /// </summary>
+    public static IReadOnlyDictionary<string, long[]> SequentialShapes(JsonObject arch)
+    {
+        var shapes = new Dictionary<string, long[]>();
+        foreach (var layer in ReadLayers(arch).Where(l => l.Type == "Linear"))
+        {
+            shapes[layer.Name + ".weight"] = [layer.OutFeatures, layer.InFeatures];
+            if (layer.Bias) shapes[layer.Name + ".bias"] = [layer.OutFeatures];
+        }
+        return shapes;
+    }
+
+    private sealed record LayerSpec(string Name, string Type, long InFeatures = 0, long OutFeatures = 0, bool Bias = false, double P = 0);
+
+    /// <summary>The layers of a Sequential's architecture, every field checked (<see cref="CheckpointException"/> naming it).</summary>
+    private static List<LayerSpec> ReadLayers(JsonObject arch)
+    {
+        var layers = new List<LayerSpec>();
         foreach (var node in arch.Required<JsonArray>("layers"))
         {
             var o = node as JsonObject ?? throw new CheckpointException($"architecture: expected each of \"layers\" to be an object, got {node?.ToJsonString() ?? "null"}.");
             string name = o.Required<string>("name", "architecture layer");
             string where = $"architecture layer '{name}'", type = o.Required<string>("type", where);
-            nn.Module<Tensor, Tensor> m = type switch
+            layers.Add(type switch
             {
-                "Linear" => nn.Linear(o.Required<long>("in_features", where), o.Required<long>("out_features", where), hasBias: o.Required<bool>("bias", where), dtype: dtype),
-                "Dropout" => new Modules.FastDropout(o.Required<double>("p", where)),
-                "Sigmoid" => nn.Sigmoid(),
-                "ReLU" => nn.ReLU(),
-                "Tanh" => nn.Tanh(),
+                "Linear" => new LayerSpec(name, type, o.Required<long>("in_features", where), o.Required<long>("out_features", where), o.Required<bool>("bias", where)),
+                "Dropout" => new LayerSpec(name, type, P: o.Required<double>("p", where)),
+                "Sigmoid" or "ReLU" or "Tanh" => new LayerSpec(name, type),
                 _ => throw new CheckpointException($"architecture: unsupported layer type '{type}' (supported: Linear, Sigmoid, ReLU, Tanh, Dropout)."),
-            };
-            modules.Add((name, m));
+            });
         }
-        return nn.Sequential(modules);
+        return layers;
     }
 }

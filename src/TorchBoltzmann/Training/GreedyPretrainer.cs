@@ -39,9 +39,9 @@ public sealed class GreedyPretrainer
     public DbnPretrainingOptions Options { get; }
 
     /// <summary>
-    /// When set, the DBN and the metrics so far are saved here after every layer (<c>.pt</c> + <c>.json</c> sidecar: the
-    /// old sidecar is deleted first and the new one written last, so a sidecar marks a complete save; weights without
-    /// one are ignored), and <c>Fit</c> continues from such a file: it replaces ALL the DBN's weights with the file's
+    /// When set, the DBN and the metrics so far are saved here after every layer (<c>.pt</c> + <c>.json</c> sidecar,
+    /// with <see cref="Checkpoint.Save"/>: if the process dies while saving, the previous layer's checkpoint or the new
+    /// one loads; weights without a sidecar are ignored), and <c>Fit</c> continues from such a file: it replaces ALL the DBN's weights with the file's
     /// (the layers not yet trained hold the initial weights they were saved with) and trains only the layers left. A
     /// file from other options, architecture, dtype, device or data is refused with the differences named, leaving the
     /// DBN untouched. The caller deletes it (with <see cref="Checkpoint.SidecarPath"/>) when it is no longer needed.
@@ -94,11 +94,14 @@ public sealed class GreedyPretrainer
         double restoredSeconds = 0;
         Seconds = 0;
         var tag = CheckpointPath is null ? null : Tag(train, labels, validation, validationLabels);
-        if (CheckpointPath is not null && File.Exists(Checkpoint.SidecarPath(CheckpointPath)))
+        if (CheckpointPath is not null && Checkpoint.Exists(CheckpointPath))
         {
             var record = Restore(CheckpointPath, tag!);
             history.AddRange(record.Layers);
             restoredSeconds = record.Seconds;
+            // A save of this run killed after its weights were in place, or leftovers of killed saves: tidied here, as
+            // the next save would, in case every layer is done and none follows.
+            Checkpoint.FinishInterruptedSaves(CheckpointPath);
         }
         int done = history.Count;
         Seconds = restoredSeconds + clock.Elapsed.TotalSeconds;
@@ -188,11 +191,8 @@ public sealed class GreedyPretrainer
     {
         // NaN metrics (a diverged layer's) must not stop the save: numbers as named literals, parsed back as strings.
         var record = JsonNode.Parse(JsonSerializer.Serialize(new Record(tag, history.Select(h => h.ToList()).ToList(), seconds), RecordJson));
-        // The sidecar is the commit marker: gone while the weights are replaced, so that a crash in between leaves
-        // weights without a sidecar (ignored: pretraining starts over) rather than an old sidecar beside new weights.
-        // (File.Delete throws for a directory that does not exist yet; Checkpoint.Save creates it.)
-        var sidecar = Checkpoint.SidecarPath(path);
-        if (File.Exists(sidecar)) File.Delete(sidecar);
+        // Checkpoint.Save replaces the pair so that the last layer's checkpoint or this one loads at every instant: a
+        // crash while saving costs at most this layer's training.
         Checkpoint.Save(_dbn, path, record);
     }
 

@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 
 namespace TorchBoltzmann.Tests.IO;
 
-public sealed class CheckpointTests : IDisposable
+public sealed partial class CheckpointTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("tb-ckpt-").FullName;
 
@@ -146,9 +146,11 @@ public sealed class CheckpointTests : IDisposable
         var json = JsonNode.Parse(File.ReadAllText(Checkpoint.SidecarPath(path)))!.AsObject();
         json["architecture"]!["n_hidden"] = 6;
         File.WriteAllText(Checkpoint.SidecarPath(path), json.ToJsonString());
+        // Refused before an RBM of the sidecar's sizes is built: the shapes in the weights file are compared first.
         var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(path));
-        Assert.Contains("could not load the weights", e.Message);
+        Assert.Contains($"'{path}' does not hold the RBM", e.Message);
         Assert.Contains("\"n_hidden\":6", e.Message);
+        Assert.Contains($"that '{Checkpoint.SidecarPath(path)}' describes: weight: expected (6, 12), found (5, 12); hidden_bias: expected (6), found (5).", e.Message);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using TorchBoltzmann.Data;
 using TorchBoltzmann.IO;
 using TorchBoltzmann.Modules;
+using TorchBoltzmann.Tests.IO;
 using TorchBoltzmann.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -153,6 +154,60 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
         Assert.Throws<ArgumentOutOfRangeException>(() => new GreedyPretrainer(dbn, opts with { PerLayer = [null, null, null] }));
     }
 
+    /// <summary>
+    /// Pretraining killed before any one file operation of its per-layer checkpoint saves, for every operation of a
+    /// two-layer run in turn: the checkpoint on disk is the last one whose weights were renamed into place (the
+    /// previous layer's before that rename, the new one after it), a continued run trains exactly the layers it lacks
+    /// and ends as the unbroken run (same weights, same metrics), and only the pair is left behind. (Two
+    /// layers of one epoch: the first save has no checkpoint to replace, the second replaces one.)
+    /// </summary>
+    [Fact]
+    public void Fit_CrashedAtEveryOperationOfItsLayerSaves_ContinuesFromTheLastWholeCheckpoint_AsAnUnbrokenRun()
+    {
+        using var data = SyntheticData.BarsAndStripes(4);   // 30 × 16
+        var opts = new DbnPretrainingOptions
+        {
+            Layer = new RbmTrainingOptions { Epochs = 1, BatchSize = 10, MetricsEvery = 1, MetricsSamples = 30, Seed = 11 },
+            SampleHiddenInputs = true,
+        };
+        DBN Fresh() { using var g = new Generator(5); return boltzmann.DBN([16, 8, 4], generator: g); }
+        var dir = Directory.CreateTempSubdirectory("tbm-pretrain-crash-");
+        var path = Path.Combine(dir.FullName, "dbn.pt");
+        try
+        {
+            using var unbroken = Fresh();
+            var expected = new GreedyPretrainer(unbroken, opts).Fit(data);
+            var count = new CrashingFileOperations(0);
+            using (var counted = Fresh()) Assert.True(count.Run(() => new GreedyPretrainer(counted, opts) { CheckpointPath = path }.Fit(data)));
+            var commits = count.Log.Select((l, i) => (l, n: i + 1)).Where(x => x.l.StartsWith("move .dbn.pt.", StringComparison.Ordinal)).Select(x => x.n).ToList();
+            Assert.Equal(2, commits.Count);
+
+            for (int n = 1; n <= count.Count; n++)
+            {
+                foreach (var f in dir.GetFiles()) f.Delete();
+                var crash = new CrashingFileOperations(n);
+                using (var crashed = Fresh())
+                    Assert.False(crash.Run(() => new GreedyPretrainer(crashed, opts) { CheckpointPath = path }.Fit(data)), $"crash at {n}");
+                int layersOnDisk = commits.Count(c => c < n);
+                var what = $"crash at {n} ({crash.Log[^1]}), {layersOnDisk} layers saved";
+                var stages = new HashSet<string>();
+                using var continued = Fresh();
+                var history = new GreedyPretrainer(continued, opts) { CheckpointPath = path }
+                    .Fit(data, progress: new CallbackProgress<TrainingProgress>(p => stages.Add(p.Stage)));
+                Assert.True(2 - layersOnDisk == stages.Count, $"{what}: trained {string.Join(", ", stages)}");
+                DbnTestUtil.AssertSameParameters(unbroken, continued, what);
+                Assert.Equal(expected.Select(l => l.Select(m => m.ReconstructionError).ToList()), history.Select(l => l.Select(m => m.ReconstructionError).ToList()));
+                // Its saves, or when every layer was on disk its restore, finished the killed save and removed the leftovers.
+                Assert.Equal(["dbn.json", "dbn.pt"], dir.GetFiles().Select(f => f.Name).Order(StringComparer.Ordinal));
+                Assert.Equal(2, Checkpoint.ReadSidecar(path)["training"]!["Layers"]!.AsArray().Count);
+            }
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -222,7 +277,7 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
                 Assert.Contains("in the checkpoint, 250 training rows + 100 validation rows, SHA-256 ", e.Message);
                 DbnTestUtil.AssertSameParameters(initial, other, "a refused checkpoint leaves the DBN as it was");
             }
-            // Weights without a sidecar (a save interrupted after its old sidecar was removed): pretraining starts over.
+            // Weights without a sidecar (left by an earlier version's interrupted save, or a sidecar deleted by hand): pretraining starts over.
             File.Delete(Checkpoint.SidecarPath(path));
             stages.Clear();
             using (var restarted = Fresh())

@@ -17,6 +17,15 @@ var root = new RootCommand("TorchBoltzmann: restricted Boltzmann machines and de
     TrainRbmCommand.Create(),
     CommonOptions.Verbose,
 };
+var parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    // One line per error on stderr, in the command line's words (not "as expected type 'System.Int32'").
+    foreach (var error in parsed.Errors) Terminal.Error(OptionFlags.ParseError(error.Message));
+    var command = parsed.CommandResult.Command;
+    Terminal.Notice($"('tbm{(command is RootCommand ? "" : " " + command.Name)} --help' lists the {(command is RootCommand ? "commands" : "options")}.)");
+    return ExitCodes.Error;
+}
 // The commands get Interrupt's token: System.CommandLine's own Ctrl+C handling (which would end the process after a
 // timeout, without the command's cleanup) is off.
-return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, Interrupt.Token);
+return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, Interrupt.Token);

@@ -29,7 +29,7 @@ internal static class MnistCommand
         var preset = new Option<string>("--preset") { Description = $"Recipe: {string.Join(", ", DbnClassifierPreset.All.Keys)}", DefaultValueFactory = _ => "quick" };
         var output = new Option<string?>("--output", "-o")
         {
-            Description = $"Checkpoint path stem (default {CommonOptions.RunsDirectory}/dbn-PRESET.pt, ignored by git; the classifier goes to …-classifier.pt). " +
+            Description = $"Checkpoint path stem (default {CommonOptions.RunsDirectory}/dbn-PRESET.pt; {CommonOptions.RunsDirectory}/ is ignored by git; the classifier goes to …-classifier.pt). " +
                           "Its directory is created, and checked to be writable before training starts",
         };
         var pretrained = new Option<string?>("--pretrained") { Description = "Fine-tune this DBN checkpoint instead of pretraining (same architecture)" };
@@ -45,7 +45,7 @@ internal static class MnistCommand
         var threads = CommonOptions.Threads();
         var limit = CommonOptions.Limit();
         var cmd = new Command("mnist", "Main job: pretrain a DBN on MNIST, fine-tune it as a classifier, report validation and test error. " +
-                                       $"Exit codes: 0 done, 1 error, {ExitCodes.UselessModel} the classifier ends at chance level (≥ {100 * ChanceLevelError:F0} % error; files written, see the warning), " +
+                                       $"Exit codes: 0 done, 1 error, {ExitCodes.UselessModel} the classifier did not learn (≥ {100 * ChanceLevelError:F0} % error, or a last training loss above 2 ln 10; files written, see the warning), " +
                                        $"{ExitCodes.Interrupted} interrupted (Ctrl+C or SIGTERM: the checkpoints are kept and the same command continues)")
         {
             preset, output, pretrained, device, seed, threads, limit, checkpointEvery,

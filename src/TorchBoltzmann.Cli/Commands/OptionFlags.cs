@@ -95,6 +95,31 @@ internal static partial class OptionFlags
         if (value < min) throw new CliException($"{flag} must be ≥ {min}, got {value}");
     }
 
+    /// <summary>
+    /// A System.CommandLine parse error in the command line's words: "Cannot parse argument 'abc' for option '--epochs'
+    /// as expected type 'System.Int32'." becomes "--epochs: expected a whole number, got 'abc'"; others are kept.
+    /// </summary>
+    public static string ParseError(string message)
+    {
+        message = string.Join(" ", message.Replace("\r", "").Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0));
+        var m = CannotParse().Match(message);
+        if (!m.Success) return message;
+        string type = m.Groups[3].Value;
+        if (type.StartsWith("System.Nullable`1[", StringComparison.Ordinal)) type = type["System.Nullable`1[".Length..^1];
+        string kind = type switch
+        {
+            "System.Int32" or "System.Int64" => "a whole number",
+            "System.UInt64" or "System.UInt32" => "a whole number ≥ 0",
+            "System.Double" or "System.Single" => "a number",
+            "System.Boolean" => "true or false",
+            var t => $"a value of type {t}",
+        };
+        return $"{m.Groups[2].Value}: expected {kind}, got '{m.Groups[1].Value}'";
+    }
+
+    [GeneratedRegex(@"^Cannot parse argument '(.*)' for option '(.*)' as expected type '([^']*)'\.?$")]
+    private static partial Regex CannotParse();
+
     [GeneratedRegex(@"\b[A-Z][A-Za-z]*\b")]
     private static partial Regex Word();
 }

@@ -25,7 +25,7 @@ internal static class TrainRbmCommand
         var weightDecay = new Option<double>("--weight-decay") { Description = "L2 weight decay on the weights", DefaultValueFactory = _ => 2e-4 };
         var output = new Option<string>("--output", "-o")
         {
-            Description = $"Checkpoint path (.pt; a .json sidecar and PNGs are written beside it). Default {CommonOptions.RunsDirectory}/rbm-mnist.pt (ignored by git); its directory is created, and checked to be writable before training starts",
+            Description = $"Checkpoint path (.pt; a .json sidecar and PNGs are written beside it; {CommonOptions.RunsDirectory}/ is ignored by git). Its directory is created, and checked to be writable before training starts",
             DefaultValueFactory = _ => Path.Combine(CommonOptions.RunsDirectory, "rbm-mnist.pt"),
         };
         var data = new CommonOptions.DataOptions();

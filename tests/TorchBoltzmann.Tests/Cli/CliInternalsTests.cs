@@ -99,6 +99,15 @@ public sealed class CliInternalsTests
     }
 
     [Fact]
+    public void ParseErrors_SpeakOfNumbers_NotDotNetTypes()
+    {
+        Assert.Equal("--epochs: expected a whole number, got 'abc'", OptionFlags.ParseError("Cannot parse argument 'abc' for option '--epochs' as expected type 'System.Int32'."));
+        Assert.Equal("--seed: expected a whole number ≥ 0, got '-1'", OptionFlags.ParseError("Cannot parse argument '-1' for option '--seed' as expected type 'System.UInt64'."));
+        Assert.Equal("--lr: expected a number, got 'x'", OptionFlags.ParseError("Cannot parse argument 'x' for option '--lr' as expected type 'System.Nullable`1[System.Double]'."));
+        Assert.Equal("Argument 'adam' not recognized. Must be one of: 'sgd' 'cg'", OptionFlags.ParseError("Argument 'adam' not recognized. Must be one of:\n\t'sgd'\n\t'cg'"));
+    }
+
+    [Fact]
     public void CommandLine_IsQuotedForAPosixShell()
     {
         var saved = CommonOptions.Arguments;

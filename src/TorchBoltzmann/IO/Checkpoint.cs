@@ -179,7 +179,8 @@ public static class Checkpoint
         if (!File.Exists(sidecarPath))
             throw new CheckpointException($"Checkpoint sidecar not found: expected '{sidecarPath}' beside the weights.");
         JsonObject? json;
-        try { json = JsonNode.Parse(File.ReadAllText(sidecarPath)) as JsonObject; }
+        // Duplicate keys are refused while parsing: JsonNode would accept them and throw ArgumentException on first access.
+        try { json = JsonNode.Parse(File.ReadAllText(sidecarPath), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject; }
         catch (JsonException e) { throw new CheckpointException($"Checkpoint sidecar '{sidecarPath}' is not valid JSON: {e.Message}", e); }
         if (json is null || (json["format"] as JsonValue)?.TryGetValue<string>(out var format) != true || format != FormatName)
             throw new CheckpointException($"'{sidecarPath}': expected a JSON object with \"format\": \"{FormatName}\", got {(json is null ? "something else" : $"format {json["format"]?.ToJsonString() ?? "missing"}")}.");

@@ -1,6 +1,9 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using TorchBoltzmann.Data;
+using TorchBoltzmann.IO;
+using TorchBoltzmann.Modules;
+using static TorchSharp.torch;
 
 namespace TorchBoltzmann.Tests.Fuzz;
 
@@ -32,5 +35,31 @@ public sealed class FuzzRegressionTests
 
         Assert.Contains("truncated payload: expected 16777219 bytes", e.Message);
         Assert.True(allocated < 1 << 20, $"allocated {allocated:N0} bytes to refuse a {new FileInfo(path).Length}-byte file");
+    }
+
+    /// <summary>
+    /// checkpoint case 53: a sidecar with a key written twice ("training": [1] before the real one) parsed, and the first
+    /// access to the object threw ArgumentException ("An item with the same key has already been added") out of
+    /// Checkpoint.Load. A duplicate key, at the top or nested, must be a CheckpointException saying the JSON is invalid.
+    /// </summary>
+    [Theory]
+    [InlineData("\"training\":", "\"training\":[1],\"training\":")]
+    [InlineData("\"n_classes\":", "\"n_classes\":2,\"n_classes\":")]
+    public void Checkpoint_SidecarWithADuplicateKey_IsRefusedAsInvalidJson(string key, string duplicated)
+    {
+        using var dir = new Data.TempDirectory();
+        var path = dir.File("dbn.pt");
+        using (var dbn = new DBN([12, 8, 6], n_classes: 3, dtype: ScalarType.Float32)) Checkpoint.Save(dbn, path, new { epochs = 1 });
+        var sidecar = Checkpoint.SidecarPath(path);
+        var text = File.ReadAllText(sidecar).ReplaceLineEndings("").Replace(" ", "");
+        Assert.Contains(key, text);
+        File.WriteAllText(sidecar, text.Replace(key, duplicated));
+
+        foreach (var read in new Action[] { () => Checkpoint.Load<DBN>(path).Dispose(), () => Checkpoint.Provenance(path), () => Checkpoint.ReadSidecar(path) })
+        {
+            var e = Assert.Throws<CheckpointException>(read);
+            Assert.Contains("is not valid JSON", e.Message);
+            Assert.Contains(sidecar, e.Message);
+        }
     }
 }

@@ -235,6 +235,7 @@ public static class Checkpoint
         nn.Module module = Create(type, arch, where);
         try
         {
+            StateDictFormat.Check(bytes, module.state_dict());   // TorchSharp allocates by the sizes it reads: checked first
             using var ms = new MemoryStream(bytes);
             module.load(ms, strict: true);
         }

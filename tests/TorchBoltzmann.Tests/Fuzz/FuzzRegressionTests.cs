@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
 using TorchBoltzmann.Data;
 using TorchBoltzmann.IO;
 using TorchBoltzmann.Modules;
@@ -61,5 +63,39 @@ public sealed class FuzzRegressionTests
             Assert.Contains("is not valid JSON", e.Message);
             Assert.Contains(sidecar, e.Message);
         }
+    }
+
+    /// <summary>
+    /// checkpoint cases 39 and 56: weights whose tensor rank reads as 2^27 (LEB128 80 80 80 40), beside a sidecar whose
+    /// hash matches them (or has none: both fields are optional), made TorchSharp allocate a 1 GiB array for the shape
+    /// before comparing it, and read on for seconds. The state_dict must be refused before TorchSharp reads it.
+    /// </summary>
+    [Fact]
+    public void Checkpoint_WeightsDeclaringAHugeTensorRank_AreRefusedBeforeAllocating()
+    {
+        using var dir = new Data.TempDirectory();
+        var path = dir.File("dbn.pt");
+        using (var dbn = new DBN([12, 8, 6], n_classes: 3, dtype: ScalarType.Float32)) Checkpoint.Save(dbn, path);
+        var weights = File.ReadAllBytes(path);
+        var key = System.Text.Encoding.UTF8.GetBytes("layers.0.hidden_bias");
+        int rankAt = weights.AsSpan().IndexOf(key) + key.Length + 1;   // after the name, the dtype (one byte), the rank
+        Assert.Equal(1, weights[rankAt]);
+        new byte[] { 0x80, 0x80, 0x80, 0x40 }.CopyTo(weights, rankAt);
+        File.WriteAllBytes(path, weights);
+        var sidecar = JsonNode.Parse(File.ReadAllText(Checkpoint.SidecarPath(path)))!.AsObject();
+        sidecar["weights_bytes"] = weights.Length;
+        sidecar["weights_sha256"] = Convert.ToHexString(SHA256.HashData(weights)).ToLowerInvariant();
+        File.WriteAllText(Checkpoint.SidecarPath(path), sidecar.ToJsonString());
+
+        Assert.Throws<CheckpointException>(() => Checkpoint.Load(path));   // JIT warm-up, outside the measurement
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(path));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Contains("tensor 'layers.0.hidden_bias'", e.Message);
+        Assert.Contains("expected rank 1 (8), got 134217728", e.Message);
+        Assert.True(allocated < 4 << 20, $"allocated {allocated:N0} bytes to refuse a {weights.Length}-byte file");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"took {clock.Elapsed}");
     }
 }

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using TorchBoltzmann.IO;
@@ -140,8 +141,8 @@ internal static class FineTuningCheckpoint
             }
             // The generator states are decoded before anything changes, and the optimizer's state (which
             // load_state_dict writes in place as it reads) is kept to be put back if its section is cut short.
-            globalRng = RngTensor(h.GlobalRng);
-            generatorRng = RngTensor(h.Generator);
+            globalRng = RngTensor(path, h.GlobalRng, torch.get_rng_state(), DeviceType.CPU, "the global generator's state");
+            generatorRng = RngTensor(path, h.Generator, generator.get_state(), generator.device.type, "the run's generator state");
             var optimizerBefore = new MemoryStream();
             using (var w = new BinaryWriter(optimizerBefore, System.Text.Encoding.UTF8, leaveOpen: true)) managed.save_state_dict(w);
             try { managed.load_state_dict(r); }
@@ -203,10 +204,49 @@ internal static class FineTuningCheckpoint
         using (state) return state.bytes.ToArray();
     }
 
-    private static Tensor RngTensor(string base64)
+    /// <summary>
+    /// A generator state from the header, as a tensor for <c>set_state</c>, after checking that <c>set_state</c> will take
+    /// it (<see cref="CheckGeneratorState"/>). <paramref name="current"/> is the generator's state now (disposed here).
+    /// </summary>
+    private static Tensor RngTensor(string path, string base64, Tensor current, DeviceType device, string what)
     {
         var bytes = Convert.FromBase64String(base64);
+        CheckGeneratorState(path, bytes, RngBytes(current).Length, device, what);
         return FromBytes(bytes, [bytes.Length], ScalarType.Byte);
+    }
+
+    /// <summary>
+    /// Refuses a generator state that libtorch's <c>set_state</c> would refuse: it does so with a C++ exception that
+    /// TorchSharp does not catch, which ends the process. Checked: the length of the generator's own state now and, for
+    /// the CPU generator, the fields mt19937's <c>is_valid</c> reads; for a CUDA generator, the offset's alignment.
+    /// </summary>
+    /// <remarks>
+    /// The CPU state is libtorch's <c>CPUGeneratorImplState</c> (ATen/CPUGeneratorImpl.cpp, 5056 bytes): the_initial_seed
+    /// (uint64), left (int, byte 8), seeded (int, byte 12), next (uint64, byte 16), state (624 × uint64), normal_x,
+    /// normal_y, normal_rho (double), normal_is_valid (int), next_float_normal_sample (float), its validity (bool);
+    /// accepted when seeded ≠ 0, 0 &lt; left ≤ 624 and (uint32)next ≤ 624 (a test checks this layout against the
+    /// libtorch in use). The CUDA state is the seed (uint64) and the Philox offset (int64, byte 8), which must be a
+    /// multiple of 4.
+    /// </remarks>
+    private static void CheckGeneratorState(string path, byte[] state, int expectedLength, DeviceType device, string what)
+    {
+        const int MersenneStateN = 624;
+        string? problem = null;
+        if (state.Length != expectedLength)
+            problem = $"{state.Length} bytes, expected {expectedLength}";
+        else if (device == DeviceType.CPU && state.Length >= 24)
+        {
+            int left = BinaryPrimitives.ReadInt32LittleEndian(state.AsSpan(8)), seeded = BinaryPrimitives.ReadInt32LittleEndian(state.AsSpan(12));
+            uint next = (uint)BinaryPrimitives.ReadUInt64LittleEndian(state.AsSpan(16));
+            if (seeded == 0 || left is <= 0 or > MersenneStateN || next > MersenneStateN)
+                problem = $"not a valid Mersenne Twister state (seeded {seeded}, left {left}, next {next})";
+        }
+        else if (device == DeviceType.CPU)
+            problem = $"{state.Length} bytes, too short for a Mersenne Twister state";
+        else if (device == DeviceType.CUDA && state.Length == 16 && BinaryPrimitives.ReadInt64LittleEndian(state.AsSpan(8)) % 4 != 0)
+            problem = "a Philox offset that is not a multiple of 4";
+        if (problem is not null)
+            throw new CheckpointException($"'{path}': {what} is {problem}. Delete it to start over.");
     }
 
     /// <summary>A new CPU tensor of this shape and dtype holding <paramref name="bytes"/> (its raw contents).</summary>

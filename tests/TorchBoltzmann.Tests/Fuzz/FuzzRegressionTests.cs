@@ -1,10 +1,13 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json.Nodes;
 using TorchBoltzmann.Data;
 using TorchBoltzmann.IO;
 using TorchBoltzmann.Modules;
+using TorchBoltzmann.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace TorchBoltzmann.Tests.Fuzz;
@@ -97,5 +100,111 @@ public sealed class FuzzRegressionTests
         Assert.Contains("expected rank 1 (8), got 134217728", e.Message);
         Assert.True(allocated < 4 << 20, $"allocated {allocated:N0} bytes to refuse a {weights.Length}-byte file");
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"took {clock.Elapsed}");
+    }
+
+    /// <summary>A fine-tuning checkpoint of a Linear(4, 3) after one SGD step with momentum, and its parts.</summary>
+    private static (string magic, int version, JsonObject header, byte[] rest) FineTuningCheckpointParts(string path)
+    {
+        var options = new ClassifierTrainingOptions { Epochs = 2, ValidationCount = 0 };
+        var id = new FineTuningCheckpoint.Identity(options, null, 5, torch.CPU);
+        using (var m = nn.Linear(4, 3))
+        using (var o = optim.SGD(m.parameters(), 0.1, momentum: 0.9))
+        using (var g = new Generator(11))
+            FineTuningCheckpoint.Save(path, m, o, id, new FineTuningCheckpoint.State(1, false, [], 0, null, 0, false, false), g, []);
+        using var r = new BinaryReader(File.OpenRead(path), Encoding.UTF8);
+        string magic = r.ReadString();
+        int version = r.ReadInt32();
+        var header = JsonNode.Parse(r.ReadString())!.AsObject();
+        return (magic, version, header, r.ReadBytes((int)(r.BaseStream.Length - r.BaseStream.Position)));
+    }
+
+    /// <summary>
+    /// finetuning case 187 ($.GlobalRng := ""): libtorch's set_state refuses a generator state of the wrong length, or one
+    /// whose Mersenne Twister fields are invalid, with a C++ exception that TorchSharp does not catch; the test host ended
+    /// with "terminate called after throwing an instance of 'c10::Error'". Such a state must be a CheckpointException,
+    /// raised before anything changes.
+    /// </summary>
+    [Theory]
+    [InlineData("GlobalRng", "empty", "0 bytes, expected 5056")]
+    [InlineData("Generator", "short", "3 bytes, expected 5056")]
+    [InlineData("GlobalRng", "left=0", "not a valid Mersenne Twister state (seeded 1, left 0,")]
+    [InlineData("Generator", "left=625", "left 625,")]
+    [InlineData("GlobalRng", "seeded=0", "(seeded 0,")]
+    [InlineData("Generator", "next=625", "next 625)")]
+    public void FineTuningCheckpoint_GeneratorStateLibtorchWouldRefuse_IsACheckpointException_NotACrash(string field, string change, string expected)
+    {
+        using var dir = new Data.TempDirectory();
+        var path = dir.File("run.ckpt");
+        var (magic, version, header, rest) = FineTuningCheckpointParts(path);
+        var state = Convert.FromBase64String(header[field]!.GetValue<string>());
+        state = change switch
+        {
+            "empty" => [],
+            "short" => [1, 2, 3],
+            "left=0" => Set(state, 8, 0),
+            "left=625" => Set(state, 8, 625),
+            "seeded=0" => Set(state, 12, 0),
+            _ => Set(state, 16, 625),
+        };
+        header[field] = Convert.ToBase64String(state);
+        using (var w = new BinaryWriter(File.Create(path), Encoding.UTF8))
+        {
+            w.Write(magic);
+            w.Write(version);
+            w.Write(header.ToJsonString());
+            w.Write(rest);
+        }
+
+        var options = new ClassifierTrainingOptions { Epochs = 2, ValidationCount = 0 };
+        var id = new FineTuningCheckpoint.Identity(options, null, 5, torch.CPU);
+        using var model = nn.Linear(4, 3);
+        using var optimizer = optim.SGD(model.parameters(), 0.1, momentum: 0.9);
+        using var generator = new Generator(22);
+        using var weight0 = model.weight!.detach().clone();
+        using var global0 = torch.get_rng_state();
+        using var own0 = generator.get_state();
+
+        var e = Assert.Throws<CheckpointException>(() => FineTuningCheckpoint.Load(path, model, optimizer, id, generator, _ => []));
+        Assert.Contains(expected, e.Message);
+        Assert.Contains(path, e.Message);
+        TestUtil.AllClose(weight0, model.weight!, 0, "weight");
+        using var global = torch.get_rng_state();
+        using var own = generator.get_state();
+        Assert.True(global0.bytes.SequenceEqual(global.bytes), "the global generator changed");
+        Assert.True(own0.bytes.SequenceEqual(own.bytes), "the run's generator changed");
+
+        static byte[] Set(byte[] s, int at, int value)
+        {
+            var copy = (byte[])s.Clone();
+            BinaryPrimitives.WriteInt32LittleEndian(copy.AsSpan(at), value);
+            return copy;
+        }
+    }
+
+    /// <summary>
+    /// The layout FineTuningCheckpoint's generator-state check reads (libtorch's CPUGeneratorImplState: seed at byte 0,
+    /// left at 8, seeded at 12, next at 16, 5056 bytes) holds for the libtorch in use: a seeded generator's state, before
+    /// and after draws, shows its seed, seeded = 1 and left + next = 625 (mt19937's invariant once it has drawn; a fresh
+    /// one has left = 1, next = 0).
+    /// </summary>
+    [Fact]
+    public void CpuGeneratorStateLayout_IsTheOneTheCheckpointCheckReads()
+    {
+        using var g = new Generator(1234);
+        for (int draws = 0; draws < 3; draws++)
+        {
+            using (var state = g.get_state())
+            {
+                var bytes = state.bytes.ToArray();
+                Assert.Equal(5056, bytes.Length);
+                Assert.Equal(1234UL, BinaryPrimitives.ReadUInt64LittleEndian(bytes));
+                Assert.Equal(1, BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(12)));
+                int left = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(8));
+                long next = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(16));
+                Assert.InRange(left, 1, 624);
+                Assert.True(left + next == 625 || (draws == 0 && left == 1 && next == 0), $"left {left}, next {next}");
+            }
+            using var _ = torch.rand(100 * (draws + 1), generator: g);
+        }
     }
 }

@@ -30,7 +30,7 @@ internal static class StateDictFormat
         var seen = new HashSet<string>(StringComparer.Ordinal);
         for (long i = 0; i < count; i++)
         {
-            string key = ReadKey(bytes, ref at, i);
+            string key = ReadString(bytes, ref at, $"the name of tensor {i}");
             if (!expected.TryGetValue(key, out var tensor))
                 throw new InvalidDataException($"tensor {i} is named '{key}', which the model does not have (expected {string.Join(", ", expected.Keys)})");
             if (!seen.Add(key)) throw new InvalidDataException($"tensor '{key}' appears twice");
@@ -65,7 +65,7 @@ internal static class StateDictFormat
     }
 
     /// <summary>An unsigned LEB128 number of at most 9 bytes (63 bits), as TorchSharp writes lengths and sizes.</summary>
-    private static long ReadLeb128(ReadOnlySpan<byte> bytes, ref int at, string what)
+    internal static long ReadLeb128(ReadOnlySpan<byte> bytes, ref int at, string what)
     {
         int start = at;
         long value = 0;
@@ -80,22 +80,22 @@ internal static class StateDictFormat
     }
 
     /// <summary>A <see cref="BinaryWriter"/> string: 7-bit-encoded byte length (at most 5 bytes), then UTF-8.</summary>
-    private static string ReadKey(ReadOnlySpan<byte> bytes, ref int at, long index)
+    internal static string ReadString(ReadOnlySpan<byte> bytes, ref int at, string what)
     {
         int start = at;
         long length = 0;
         for (int shift = 0; ; shift += 7)
         {
-            if (shift > 28 || at >= bytes.Length) throw new InvalidDataException($"the name of tensor {index} at byte {start} has no valid length");
+            if (shift > 28 || at >= bytes.Length) throw new InvalidDataException($"{what} at byte {start} has no valid length");
             byte b = bytes[at++];
             length |= (long)(b & 0x7F) << shift;
             if ((b & 0x80) == 0) break;
         }
         if (length > bytes.Length - at)
-            throw new InvalidDataException($"the name of tensor {index} at byte {start} claims {length} bytes, the file holds {bytes.Length - at} (truncated)");
-        // BinaryReader decodes with a UTF8Encoding that replaces invalid bytes, as Encoding.UTF8 does: the same key.
-        string key = Encoding.UTF8.GetString(bytes.Slice(at, (int)length));
+            throw new InvalidDataException($"{what} at byte {start} claims {length} bytes, the file holds {bytes.Length - at} (truncated)");
+        // BinaryReader decodes with a UTF8Encoding that replaces invalid bytes, as Encoding.UTF8 does: the same string.
+        string text = Encoding.UTF8.GetString(bytes.Slice(at, (int)length));
         at += (int)length;
-        return key;
+        return text;
     }
 }

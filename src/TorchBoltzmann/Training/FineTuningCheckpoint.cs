@@ -17,8 +17,9 @@ namespace TorchBoltzmann.Training;
 /// Layout: magic "TBMFT", format version, a JSON header (what the run was: hyperparameters, caller's tag, device, number
 /// of training examples, tensor names, shapes and dtypes; where it is: epochs done, metrics, early stopping, generator
 /// states), the tensors as raw bytes (the model's state_dict entries "model:…", best weights "best:…", averages
-/// "average:i"), then the optimizer's state (TorchSharp's format). Loading checks the header against the run and reads
-/// every tensor into a temporary before anything in the model changes.
+/// "average:i"), then the optimizer's state (TorchSharp's format). Loading checks the header against the run, the
+/// optimizer's state against the optimizer (<see cref="OptimizerSection"/>) and the generator states against what
+/// libtorch accepts, and reads every tensor into a temporary, before anything in the model changes.
 /// </remarks>
 internal static class FineTuningCheckpoint
 {
@@ -143,9 +144,16 @@ internal static class FineTuningCheckpoint
             // load_state_dict writes in place as it reads) is kept to be put back if its section is cut short.
             globalRng = RngTensor(path, h.GlobalRng, torch.get_rng_state(), DeviceType.CPU, "the global generator's state");
             generatorRng = RngTensor(path, h.Generator, generator.get_state(), generator.device.type, "the run's generator state");
+            // TorchSharp allocates by the sizes it reads: the optimizer's section is checked first.
+            var section = r.ReadBytes(checked((int)(stream.Length - stream.Position)));
+            OptimizerSection.Check(section, managed);
             var optimizerBefore = new MemoryStream();
             using (var w = new BinaryWriter(optimizerBefore, System.Text.Encoding.UTF8, leaveOpen: true)) managed.save_state_dict(w);
-            try { managed.load_state_dict(r); }
+            try
+            {
+                using var sectionReader = new BinaryReader(new MemoryStream(section), System.Text.Encoding.UTF8);
+                managed.load_state_dict(sectionReader);
+            }
             catch
             {
                 optimizerBefore.Position = 0;

@@ -110,7 +110,14 @@ public sealed class FuzzRegressionTests
         using (var m = nn.Linear(4, 3))
         using (var o = optim.SGD(m.parameters(), 0.1, momentum: 0.9))
         using (var g = new Generator(11))
+        {
+            using (var scope = torch.NewDisposeScope())
+            {
+                m.forward(torch.ones(5, 4)).pow(2).sum().backward();
+                o.step();   // the momentum buffers exist from here on
+            }
             FineTuningCheckpoint.Save(path, m, o, id, new FineTuningCheckpoint.State(1, false, [], 0, null, 0, false, false), g, []);
+        }
         using var r = new BinaryReader(File.OpenRead(path), Encoding.UTF8);
         string magic = r.ReadString();
         int version = r.ReadInt32();
@@ -206,5 +213,59 @@ public sealed class FuzzRegressionTests
             }
             using var _ = torch.rand(100 * (draws + 1), generator: g);
         }
+    }
+
+    /// <summary>
+    /// finetuning case 265 (LEB128 FF FF FF FF FF FF FF FF FF 01 inserted into the optimizer's section): TorchSharp reads a
+    /// momentum buffer's dtype, rank and dimensions from the file and builds a tensor of them before comparing anything
+    /// (the host process ended after "ComplexHalf support is experimental"); a rank of 2^27 costs a 1 GiB array. The
+    /// section must be checked against the optimizer and refused as a CheckpointException, changing nothing.
+    /// </summary>
+    [Theory]
+    [InlineData("insert FFFFFFFFFFFFFFFFFF01 before the rank", "the state tensor of parameter 0")]
+    [InlineData("dtype := ComplexHalf", "expected dtype Float32 (6), got 8")]
+    [InlineData("rank := 2^27", "expected rank 2 (3×4), got 134217728")]
+    [InlineData("optimizer name := Adam", "expected the state of a SGD optimizer, got 'Adam'")]
+    [InlineData("one byte more", "1 more byte(s)")]
+    public void FineTuningCheckpoint_OptimizerSectionTorchSharpWouldMisread_IsACheckpointException(string change, string expected)
+    {
+        using var dir = new Data.TempDirectory();
+        var path = dir.File("run.ckpt");
+        var (magic, version, header, rest) = FineTuningCheckpointParts(path);
+        // rest: the tensors (int32 length, bytes) of weight (3×4) and bias (3), then SGD's section: name, group and state
+        // counts, 42 bytes of options, then per parameter a bool and the momentum buffer (dtype, rank, dimensions, data).
+        int section = 4 + 48 + 4 + 12;
+        Assert.Equal("SGD", Encoding.UTF8.GetString(rest, section + 1, 3));
+        int dtypeAt = section + 4 + 2 + 42 + 1;
+        Assert.Equal(6, rest[dtypeAt]);   // Float32
+        Assert.Equal(2, rest[dtypeAt + 1]);
+        rest = change switch
+        {
+            "insert FFFFFFFFFFFFFFFFFF01 before the rank" => [.. rest[..(dtypeAt + 1)], 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, .. rest[(dtypeAt + 1)..]],
+            "dtype := ComplexHalf" => [.. rest[..dtypeAt], 8, .. rest[(dtypeAt + 1)..]],
+            "rank := 2^27" => [.. rest[..(dtypeAt + 1)], 0x80, 0x80, 0x80, 0x40, .. rest[(dtypeAt + 2)..]],
+            "optimizer name := Adam" => [.. rest[..section], 4, (byte)'A', (byte)'d', (byte)'a', (byte)'m', .. rest[(section + 4)..]],
+            _ => [.. rest, 0],
+        };
+        using (var w = new BinaryWriter(File.Create(path), Encoding.UTF8))
+        {
+            w.Write(magic);
+            w.Write(version);
+            w.Write(header.ToJsonString());
+            w.Write(rest);
+        }
+
+        var options = new ClassifierTrainingOptions { Epochs = 2, ValidationCount = 0 };
+        var id = new FineTuningCheckpoint.Identity(options, null, 5, torch.CPU);
+        using var model = nn.Linear(4, 3);
+        using var optimizer = optim.SGD(model.parameters(), 0.5, momentum: 0.9);
+        using var generator = new Generator(22);
+        using var weight0 = model.weight!.detach().clone();
+
+        var e = Assert.Throws<CheckpointException>(() => FineTuningCheckpoint.Load(path, model, optimizer, id, generator, _ => []));
+        Assert.Contains(expected, e.Message);
+        Assert.Contains(path, e.Message);
+        TestUtil.AllClose(weight0, model.weight!, 0, "weight");
+        Assert.Equal(0.5, optimizer.ParamGroups.First().LearningRate);
     }
 }

@@ -180,8 +180,15 @@ public static class Checkpoint
             throw new CheckpointException($"Checkpoint sidecar not found: expected '{sidecarPath}' beside the weights.");
         JsonObject? json;
         // Duplicate keys are refused while parsing: JsonNode would accept them and throw ArgumentException on first access.
-        try { json = JsonNode.Parse(File.ReadAllText(sidecarPath), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject; }
-        catch (JsonException e) { throw new CheckpointException($"Checkpoint sidecar '{sidecarPath}' is not valid JSON: {e.Message}", e); }
+        // Every string is decoded once here: an unpaired surrogate ("\ud800") would throw InvalidOperationException from a
+        // later read, or from the message of another error.
+        try
+        {
+            json = JsonNode.Parse(File.ReadAllText(sidecarPath), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject;
+            _ = json?.ToJsonString();
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        { throw new CheckpointException($"Checkpoint sidecar '{sidecarPath}' is not valid JSON: {e.Message}", e); }
         if (json is null || (json["format"] as JsonValue)?.TryGetValue<string>(out var format) != true || format != FormatName)
             throw new CheckpointException($"'{sidecarPath}': expected a JSON object with \"format\": \"{FormatName}\", got {(json is null ? "something else" : $"format {json["format"]?.ToJsonString() ?? "missing"}")}.");
         int version = json.Optional<int?>("format_version", $"'{sidecarPath}'") ?? 0;

@@ -268,4 +268,32 @@ public sealed class FuzzRegressionTests
         TestUtil.AllClose(weight0, model.weight!, 0, "weight");
         Assert.Equal(0.5, optimizer.ParamGroups.First().LearningRate);
     }
+
+    /// <summary>
+    /// checkpoint cases 1069, 1924, 2163 (a string value made "\ud800"): JSON text may escape an unpaired surrogate; it
+    /// parses, and then writing or reading the string throws InvalidOperationException, out of Checkpoint.Load (from
+    /// ReadSidecar's format check, from JsonFields' message, from the architecture's message). It must be refused as
+    /// invalid JSON.
+    /// </summary>
+    [Theory]
+    [InlineData("format")]
+    [InlineData("format_version")]
+    [InlineData("architecture")]
+    [InlineData("training")]
+    public void Checkpoint_SidecarStringWithAnUnpairedSurrogate_IsRefusedAsInvalidJson(string key)
+    {
+        using var dir = new Data.TempDirectory();
+        var path = dir.File("rbm.pt");
+        using (var rbm = TestUtil.RandomRbm(6, 3, seed: 1, dtype: ScalarType.Float32)) Checkpoint.Save(rbm, path, new { epochs = 1 });
+        var sidecar = Checkpoint.SidecarPath(path);
+        var o = JsonNode.Parse(File.ReadAllText(sidecar))!.AsObject();
+        o[key] = "__SURROGATE__";
+        File.WriteAllText(sidecar, o.ToJsonString().Replace("\"__SURROGATE__\"", "\"\\ud800\""));
+
+        foreach (var read in new Action[] { () => Checkpoint.Load(path).Dispose(), () => Checkpoint.Provenance(path) })
+        {
+            var e = Assert.Throws<CheckpointException>(read);
+            Assert.Contains("is not valid JSON", e.Message);
+        }
+    }
 }

@@ -117,7 +117,8 @@ public static class Checkpoint
         if (factory is null)
             throw new CheckpointException($"{where}: unknown model_type '{modelType}' (known: {string.Join(", ", Factories.Keys)}).");
         try { return factory(architecture); }
-        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException or CheckpointException)
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException or CheckpointException
+                                      or OverflowException or System.Runtime.InteropServices.ExternalException)   // Enum.Parse of "200"; libtorch refusing a size or dtype
         { throw new CheckpointException($"{where}: invalid architecture {architecture.ToJsonString()}: {e.Message}", e); }
     }
 

@@ -80,26 +80,47 @@ public static class DbnCheckpoints
     }
 
     /// <summary>Builds a Sequential from <see cref="DescribeSequential"/>'s JSON (weights uninitialised until loaded).</summary>
+    /// <exception cref="CheckpointException">A field is missing or of the wrong type, a dtype is not floating-point, a
+    /// layer name repeats, a Linear's size is not positive, or a layer type is unsupported.</exception>
     public static Sequential CreateSequential(JsonObject arch)
     {
         var dtype = Enum.Parse<ScalarType>(arch.Required<string>("dtype"));
+        if (!Functional.DTypes.IsFloat(dtype))
+            throw new CheckpointException($"architecture: expected a floating-point \"dtype\", got {dtype}.");
         var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
-        foreach (var node in arch.Required<JsonArray>("layers"))
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        try
         {
-            var o = node as JsonObject ?? throw new CheckpointException($"architecture: expected each of \"layers\" to be an object, got {node?.ToJsonString() ?? "null"}.");
-            string name = o.Required<string>("name", "architecture layer");
-            string where = $"architecture layer '{name}'", type = o.Required<string>("type", where);
-            nn.Module<Tensor, Tensor> m = type switch
+            foreach (var node in arch.Required<JsonArray>("layers"))
             {
-                "Linear" => nn.Linear(o.Required<long>("in_features", where), o.Required<long>("out_features", where), hasBias: o.Required<bool>("bias", where), dtype: dtype),
-                "Dropout" => new Modules.FastDropout(o.Required<double>("p", where)),
-                "Sigmoid" => nn.Sigmoid(),
-                "ReLU" => nn.ReLU(),
-                "Tanh" => nn.Tanh(),
-                _ => throw new CheckpointException($"architecture: unsupported layer type '{type}' (supported: Linear, Sigmoid, ReLU, Tanh, Dropout)."),
-            };
-            modules.Add((name, m));
+                var o = node as JsonObject ?? throw new CheckpointException($"architecture: expected each of \"layers\" to be an object, got {node?.ToJsonString() ?? "null"}.");
+                string name = o.Required<string>("name", "architecture layer");
+                // Two children of one name would build another network than the one described (one replaces the other).
+                if (!names.Add(name)) throw new CheckpointException($"architecture: layer name '{name}' appears twice.");
+                string where = $"architecture layer '{name}'", type = o.Required<string>("type", where);
+                nn.Module<Tensor, Tensor> m = type switch
+                {
+                    "Linear" => nn.Linear(Positive(o, "in_features", where), Positive(o, "out_features", where), hasBias: o.Required<bool>("bias", where), dtype: dtype),
+                    "Dropout" => new Modules.FastDropout(o.Required<double>("p", where)),
+                    "Sigmoid" => nn.Sigmoid(),
+                    "ReLU" => nn.ReLU(),
+                    "Tanh" => nn.Tanh(),
+                    _ => throw new CheckpointException($"architecture: unsupported layer type '{type}' (supported: Linear, Sigmoid, ReLU, Tanh, Dropout)."),
+                };
+                modules.Add((name, m));
+            }
+        }
+        catch
+        {
+            foreach (var (_, m) in modules) m.Dispose();
+            throw;
         }
         return nn.Sequential(modules);
+    }
+
+    private static long Positive(JsonObject o, string key, string where)
+    {
+        long v = o.Required<long>(key, where);
+        return v > 0 ? v : throw new CheckpointException($"{where}: expected \"{key}\" to be positive, got {v}.");
     }
 }

@@ -296,4 +296,42 @@ public sealed class FuzzRegressionTests
             Assert.Contains("is not valid JSON", e.Message);
         }
     }
+
+    /// <summary>
+    /// checkpoint case 1629 ($.architecture.layers[1].in_features := 0; after JSON mutations were focused on the
+    /// architecture) and the fields next to it: libtorch refused the size with an ExternalException ("from is out of
+    /// bounds for float"), Enum.Parse refused the dtype "200" with an OverflowException (ScalarType is an sbyte), and an
+    /// integer dtype made nn.Linear throw ExternalException, all out of Checkpoint.Load; two layers of one name loaded as
+    /// a network other than the one described. Each must be a CheckpointException naming the sidecar.
+    /// </summary>
+    [Theory]
+    [InlineData("classifier", "layers/1/in_features", "0", "expected \"in_features\" to be positive, got 0")]
+    [InlineData("classifier", "layers/1/in_features", "-1", "expected \"in_features\" to be positive, got -1")]
+    [InlineData("classifier", "layers/1/out_features", "-8", "expected \"out_features\" to be positive, got -8")]
+    [InlineData("classifier", "layers/2/name", "\"fc1\"", "layer name 'fc1' appears twice")]
+    [InlineData("classifier", "dtype", "\"Int64\"", "expected a floating-point \"dtype\", got Int64")]
+    [InlineData("classifier", "dtype", "\"200\"", "invalid architecture")]
+    [InlineData("rbm", "dtype", "\"200\"", "invalid architecture")]
+    [InlineData("dbn", "dtype", "\"-200\"", "invalid architecture")]
+    public void Checkpoint_ArchitectureLibtorchOrEnumParseRefuses_IsACheckpointException(string model, string field, string json, string expected)
+    {
+        using var dir = new Data.TempDirectory();
+        var path = dir.File(model + ".pt");
+        using (nn.Module m = model switch
+        {
+            "rbm" => TestUtil.RandomRbm(12, 5, seed: 3, dtype: ScalarType.Float32),
+            "dbn" => new DBN([12, 8, 6], n_classes: 3, dtype: ScalarType.Float32),
+            _ => DbnClassifier.Build([12, 8, 6], n_classes: 3, input_dropout: 0.2, hidden_dropout: 0.5),
+        }) Checkpoint.Save(m, path);
+        var sidecar = JsonNode.Parse(File.ReadAllText(Checkpoint.SidecarPath(path)))!.AsObject();
+        JsonNode parent = sidecar["architecture"]!;
+        var parts = field.Split('/');
+        foreach (var part in parts[..^1]) parent = int.TryParse(part, out int k) ? parent[k]! : parent[part]!;
+        parent[parts[^1]] = JsonNode.Parse(json);
+        File.WriteAllText(Checkpoint.SidecarPath(path), sidecar.ToJsonString());
+
+        var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(path).Dispose());
+        Assert.Contains(expected, e.Message);
+        Assert.Contains(Checkpoint.SidecarPath(path), e.Message);
+    }
 }

@@ -110,6 +110,7 @@ internal static class FineTuningCheckpoint
             if (magic != Magic || version != Version)
                 throw new CheckpointException($"'{path}': not a fine-tuning checkpoint of format {Magic} {Version} (found '{magic}' {version}).");
             var h = JsonSerializer.Deserialize<Header>(r.ReadString(), Json) ?? throw new CheckpointException($"'{path}': empty header.");
+            CheckRunState(path, h);
             CheckIdentity(path, h, id);
 
             var state = model.state_dict();
@@ -193,6 +194,24 @@ internal static class FineTuningCheckpoint
             if (t != m && !(absentMatchesNull && t == "(absent)" && m == "null")) differ.Add($"{k} = {t} in the checkpoint, {m} now");
         }
         return differ;
+    }
+
+    /// <summary>
+    /// Refuses a header whose record of the run cannot be what <see cref="Save"/> wrote: a field missing (null), a
+    /// negative count (a negative epochs-done would have the run train for billions of epochs), a best epoch after the
+    /// last one done.
+    /// </summary>
+    private static void CheckRunState(string path, Header h)
+    {
+        string? problem =
+            h.Options is null || h.Tag is null || h.Device is null || h.GlobalRng is null || h.Generator is null ? "a field is missing"
+            : h.Tensors is null || h.Tensors.Any(t => t?.Name is null || t.Shape is null || t.DType is null) ? "the tensor list is missing or incomplete"
+            : h.Epochs is null || h.Epochs.Any(e => e is null) ? "the epochs' metrics are missing or incomplete"
+            : h.EpochsDone < 0 ? $"{h.EpochsDone} epochs done"
+            : h.BestEpoch < 0 || h.BestEpoch > h.EpochsDone || h.SinceBest < 0 ? $"best epoch {h.BestEpoch} and {h.SinceBest} epochs since, after {h.EpochsDone}"
+            : null;
+        if (problem is not null)
+            throw new CheckpointException($"'{path}': not a record of a run that {Magic} {Version} writes ({problem}). Delete it to start over.");
     }
 
     private static void CheckIdentity(string path, Header h, Identity id)

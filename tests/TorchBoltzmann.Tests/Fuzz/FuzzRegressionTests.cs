@@ -334,4 +334,55 @@ public sealed class FuzzRegressionTests
         Assert.Contains(expected, e.Message);
         Assert.Contains(Checkpoint.SidecarPath(path), e.Message);
     }
+
+    /// <summary>
+    /// finetuning case 711 ($.Epochs := null, after header mutations were focused on the run's record): FineTuner.Fit
+    /// threw ArgumentNullException from List.AddRange. The record of where the run is must be checked when the file is
+    /// read: a negative number of epochs done made Fit train from that epoch on (int.MinValue: billions of epochs).
+    /// </summary>
+    [Theory]
+    [InlineData("Epochs", "null", "the epochs' metrics are missing or incomplete")]
+    [InlineData("Epochs", "[null]", "the epochs' metrics are missing or incomplete")]
+    [InlineData("EpochsDone", "-3", "-3 epochs done")]
+    [InlineData("EpochsDone", "-2147483648", "-2147483648 epochs done")]
+    [InlineData("BestEpoch", "2", "best epoch 2")]
+    [InlineData("SinceBest", "-1", "-1 epochs since")]
+    [InlineData("Tensors", "[null]", "the tensor list is missing or incomplete")]
+    [InlineData("GlobalRng", "null", "a field is missing")]
+    public void FineTuner_CheckpointWhoseRunRecordCannotBe_IsACheckpointException(string field, string json, string expected)
+    {
+        using var dir = new Data.TempDirectory();
+        var path = dir.File("run.ckpt");
+        var options = new ClassifierTrainingOptions { Epochs = 1, BatchSize = 4, ValidationCount = 4, Seed = 7 };
+        using var g = new Generator(5);
+        using var x = torch.rand(12, 6, generator: g);
+        using var y = torch.randint(0, 3, 12, generator: g);
+        using (var m = nn.Sequential(("fc1", nn.Linear(6, 3))))
+        using (var tuner = new FineTuner(m, options) { CheckpointPath = path })
+            tuner.Fit(x, y);
+        string magic, header;
+        int version;
+        byte[] rest;
+        using (var r = new BinaryReader(File.OpenRead(path), Encoding.UTF8))
+        {
+            (magic, version, header) = (r.ReadString(), r.ReadInt32(), r.ReadString());
+            rest = r.ReadBytes((int)(r.BaseStream.Length - r.BaseStream.Position));
+        }
+        var o = JsonNode.Parse(header)!.AsObject();
+        o["Finished"] = false;
+        o[field] = JsonNode.Parse(json);
+        using (var w = new BinaryWriter(File.Create(path), Encoding.UTF8))
+        {
+            w.Write(magic);
+            w.Write(version);
+            w.Write(o.ToJsonString());
+            w.Write(rest);
+        }
+
+        using var model = nn.Sequential(("fc1", nn.Linear(6, 3)));
+        using var tuner2 = new FineTuner(model, options with { Epochs = 2 }) { CheckpointPath = path };
+        var e = Assert.Throws<CheckpointException>(() => tuner2.Fit(x, y));
+        Assert.Contains(expected, e.Message);
+        Assert.Contains(path, e.Message);
+    }
 }

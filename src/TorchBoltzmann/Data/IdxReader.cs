@@ -14,6 +14,9 @@ namespace TorchBoltzmann.Data;
 /// </remarks>
 public static class IdxReader
 {
+    /// <summary>The first buffer for a gzip payload; it doubles as data arrives (MNIST's 47 MB take 10 doublings).</summary>
+    internal const int InitialGzipBuffer = 1 << 16;
+
     /// <summary>Reads an IDX file (raw or gzip).</summary>
     /// <param name="path">The file to read.</param>
     /// <returns>The shape and payload.</returns>
@@ -131,12 +134,13 @@ public static class IdxReader
     }
 
     /// <summary>
-    /// Reads up to <paramref name="expected"/> bytes of a gzip stream into a buffer that starts at ≤ 16 MiB and doubles
-    /// only as data arrives; returns exactly the bytes read (fewer than expected when the stream ends early).
+    /// Reads up to <paramref name="expected"/> bytes of a gzip stream into a buffer that starts at ≤ 64 KiB and doubles
+    /// only as data arrives; returns exactly the bytes read (fewer than expected when the stream ends early). The
+    /// header's count is not trusted with the first allocation: a 50-byte gzip file declaring 16 MiB must not get them.
     /// </summary>
     private static byte[] ReadGrowing(Stream stream, int expected, string path)
     {
-        var buffer = new byte[Math.Min(expected, 1 << 24)];
+        var buffer = new byte[Math.Min(expected, InitialGzipBuffer)];
         int total = 0;
         while (true)
         {

@@ -209,7 +209,8 @@ public static class Checkpoint
         if (factory is null)
             throw new CheckpointException($"{where}: unknown model_type '{modelType}' (known: {string.Join(", ", Factories.Keys)}).");
         try { return factory(architecture); }
-        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException or CheckpointException)
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException or CheckpointException
+                                      or OverflowException or System.Runtime.InteropServices.ExternalException)   // Enum.Parse of "200"; libtorch refusing a size or dtype
         { throw new CheckpointException($"{where}: invalid architecture {architecture.ToJsonString()}: {e.Message}", e); }
     }
 
@@ -379,8 +380,16 @@ public static class Checkpoint
         if (!File.Exists(sidecarPath))
             throw new CheckpointException($"Checkpoint sidecar not found: expected '{sidecarPath}' beside the weights.");
         JsonObject? json;
-        try { json = JsonNode.Parse(File.ReadAllText(sidecarPath)) as JsonObject; }
-        catch (JsonException e) { throw new CheckpointException($"Checkpoint sidecar '{sidecarPath}' is not valid JSON: {e.Message}", e); }
+        // Duplicate keys are refused while parsing: JsonNode would accept them and throw ArgumentException on first access.
+        // Every string is decoded once here: an unpaired surrogate ("\ud800") would throw InvalidOperationException from a
+        // later read, or from the message of another error.
+        try
+        {
+            json = JsonNode.Parse(File.ReadAllText(sidecarPath), documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject;
+            _ = json?.ToJsonString();
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        { throw new CheckpointException($"Checkpoint sidecar '{sidecarPath}' is not valid JSON: {e.Message}", e); }
         if (json is null || (json["format"] as JsonValue)?.TryGetValue<string>(out var format) != true || format != FormatName)
             throw new CheckpointException($"'{sidecarPath}': expected a JSON object with \"format\": \"{FormatName}\", got {(json is null ? "something else" : $"format {json["format"]?.ToJsonString() ?? "missing"}")}.");
         int version = json.Optional<int?>("format_version", $"'{sidecarPath}'") ?? 0;
@@ -442,16 +451,19 @@ public static class Checkpoint
         // is allocated: an edited sidecar must not ask for terabytes.
         IReadOnlyDictionary<string, long[]>? expectedShapes;
         try { expectedShapes = shapes?.Invoke(arch); }
-        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException or CheckpointException)
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException or CheckpointException
+                                      or OverflowException or System.Runtime.InteropServices.ExternalException)
         { throw Invalid(e); }
         if (expectedShapes is not null) CheckShapes(weights, sidecarPath, type, arch, expectedShapes, data);
 
         nn.Module module;
         try { module = factory(arch); }
-        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException or CheckpointException)
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException or CheckpointException
+                                      or OverflowException or System.Runtime.InteropServices.ExternalException)
         { throw Invalid(e); }
         try
         {
+            StateDictFormat.Check(data, module.state_dict());   // TorchSharp allocates by the sizes it reads: checked first
             using var ms = new MemoryStream(data);
             module.load(ms, strict: true);
         }

@@ -98,21 +98,33 @@ public static class DbnCheckpoints
     }
 
     /// <summary>Builds a Sequential from <see cref="DescribeSequential"/>'s JSON (weights uninitialised until loaded).</summary>
+    /// <exception cref="CheckpointException">A field is missing or of the wrong type, a dtype is not floating-point, a
+    /// layer name repeats, a Linear's size is not positive, or a layer type is unsupported.</exception>
     public static Sequential CreateSequential(JsonObject arch)
     {
         var dtype = Enum.Parse<ScalarType>(arch.Required<string>("dtype"));
+        if (!Functional.DTypes.IsFloat(dtype))
+            throw new CheckpointException($"architecture: expected a floating-point \"dtype\", got {dtype}.");
         var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
-        foreach (var layer in ReadLayers(arch))
+        try
         {
-            nn.Module<Tensor, Tensor> m = layer.Type switch
+            foreach (var layer in ReadLayers(arch))
             {
-                "Linear" => nn.Linear(layer.InFeatures, layer.OutFeatures, hasBias: layer.Bias, dtype: dtype),
-                "Dropout" => new Modules.FastDropout(layer.P),
-                "Sigmoid" => nn.Sigmoid(),
-                "ReLU" => nn.ReLU(),
-                _ => nn.Tanh(),
-            };
-            modules.Add((layer.Name, m));
+                nn.Module<Tensor, Tensor> m = layer.Type switch
+                {
+                    "Linear" => nn.Linear(layer.InFeatures, layer.OutFeatures, hasBias: layer.Bias, dtype: dtype),
+                    "Dropout" => new Modules.FastDropout(layer.P),
+                    "Sigmoid" => nn.Sigmoid(),
+                    "ReLU" => nn.ReLU(),
+                    _ => nn.Tanh(),
+                };
+                modules.Add((layer.Name, m));
+            }
+        }
+        catch
+        {
+            foreach (var (_, m) in modules) m.Dispose();   // a failed build disposes the layers it made
+            throw;
         }
         return nn.Sequential(modules);
     }
@@ -138,19 +150,28 @@ public static class DbnCheckpoints
     private static List<LayerSpec> ReadLayers(JsonObject arch)
     {
         var layers = new List<LayerSpec>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var node in arch.Required<JsonArray>("layers"))
         {
             var o = node as JsonObject ?? throw new CheckpointException($"architecture: expected each of \"layers\" to be an object, got {node?.ToJsonString() ?? "null"}.");
             string name = o.Required<string>("name", "architecture layer");
+            // Two children of one name would build another network than the one described (one replaces the other).
+            if (!names.Add(name)) throw new CheckpointException($"architecture: layer name '{name}' appears twice.");
             string where = $"architecture layer '{name}'", type = o.Required<string>("type", where);
             layers.Add(type switch
             {
-                "Linear" => new LayerSpec(name, type, o.Required<long>("in_features", where), o.Required<long>("out_features", where), o.Required<bool>("bias", where)),
+                "Linear" => new LayerSpec(name, type, Positive(o, "in_features", where), Positive(o, "out_features", where), o.Required<bool>("bias", where)),
                 "Dropout" => new LayerSpec(name, type, P: o.Required<double>("p", where)),
                 "Sigmoid" or "ReLU" or "Tanh" => new LayerSpec(name, type),
                 _ => throw new CheckpointException($"architecture: unsupported layer type '{type}' (supported: Linear, Sigmoid, ReLU, Tanh, Dropout)."),
             });
         }
         return layers;
+    }
+
+    private static long Positive(JsonObject o, string key, string where)
+    {
+        long v = o.Required<long>(key, where);
+        return v > 0 ? v : throw new CheckpointException($"{where}: expected \"{key}\" to be positive, got {v}.");
     }
 }

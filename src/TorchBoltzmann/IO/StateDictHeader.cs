@@ -30,24 +30,21 @@ internal static class StateDictHeader
         problem = null;
         try
         {
-            long count = ReadLeb128(bytes, ref pos);
+            long count = StateDictFormat.ReadLeb128(bytes, ref pos, "the number of entries");
             if (count > bytes.Length) { problem = $"{count} entries in {bytes.Length} bytes"; return null; }
             for (long i = 0; i < count; i++)
             {
-                int nameLength = Read7BitInt(bytes, ref pos);
-                if (nameLength < 0 || nameLength > bytes.Length - pos) { problem = $"entry {i}: a name of {nameLength} bytes past the end"; return null; }
-                string name = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes, pos, nameLength);
-                pos += nameLength;
-                long code = ReadLeb128(bytes, ref pos);
+                string name = StateDictFormat.ReadString(bytes, ref pos, $"entry {i}'s name");
+                long code = StateDictFormat.ReadLeb128(bytes, ref pos, $"'{name}''s dtype");
                 var dtype = (ScalarType)code;
                 if (code > byte.MaxValue || ElementSize(dtype) is not { } size) { problem = $"'{name}': unknown dtype {code}"; return null; }
-                long rank = ReadLeb128(bytes, ref pos);
+                long rank = StateDictFormat.ReadLeb128(bytes, ref pos, $"'{name}''s rank");
                 if (rank > 64) { problem = $"'{name}': rank {rank}"; return null; }
                 var shape = new long[rank];
                 long dataBytes = size;
                 for (int d = 0; d < rank; d++)
                 {
-                    shape[d] = ReadLeb128(bytes, ref pos);
+                    shape[d] = StateDictFormat.ReadLeb128(bytes, ref pos, $"'{name}''s dimension {d}");
                     dataBytes = shape[d] == 0 ? 0 : dataBytes > (bytes.Length - pos) / shape[d] ? long.MaxValue : dataBytes * shape[d];
                 }
                 if (dataBytes > bytes.Length - pos) { problem = $"'{name}': {Describe(shape)} {dtype} runs past the end of the file"; return null; }
@@ -57,7 +54,7 @@ internal static class StateDictHeader
             if (pos != bytes.Length) { problem = $"{bytes.Length - pos} bytes after the last entry"; return null; }
             return entries;
         }
-        catch (Exception e) when (e is EndOfStreamException or FormatException or ArgumentException)
+        catch (Exception e) when (e is InvalidDataException or ArgumentException)
         {
             problem = e.Message;
             return null;
@@ -76,26 +73,4 @@ internal static class StateDictHeader
         ScalarType.ComplexFloat64 => 16,
         _ => null,
     };
-
-    /// <summary>TorchSharp's <c>BinaryWriter.Encode</c>: unsigned LEB128 of a non-negative long.</summary>
-    private static long ReadLeb128(byte[] bytes, ref int pos)
-    {
-        long value = 0;
-        for (int shift = 0; ; shift += 7)
-        {
-            if (pos >= bytes.Length) throw new EndOfStreamException("cut short");
-            if (shift > 56) throw new FormatException("an integer longer than 9 bytes");
-            byte b = bytes[pos++];
-            value |= (long)(b & 0x7f) << shift;
-            if ((b & 0x80) == 0) return value;
-        }
-    }
-
-    /// <summary><see cref="BinaryWriter.Write7BitEncodedInt"/>'s encoding (the length prefix of a string).</summary>
-    private static int Read7BitInt(byte[] bytes, ref int pos)
-    {
-        long v = ReadLeb128(bytes, ref pos);
-        if (v > int.MaxValue) throw new FormatException("a string length over 2³¹");
-        return (int)v;
-    }
 }

@@ -300,6 +300,10 @@ public sealed class FineTuner : IDisposable
     /// <exception cref="ArgumentException">Shapes do not match, a validation set given has no rows, the validation split
     /// leaves no training data, an input is NaN or infinite, or a label is not a class index of the model's output.</exception>
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
+    /// <exception cref="IO.CheckpointException">The file at <see cref="CheckpointPath"/> cannot be continued from: not a
+    /// fine-tuning checkpoint, truncated or corrupt, or written by another run (the differences are named). Nothing in
+    /// the model, the optimizer or the generators has changed then.</exception>
+    /// <exception cref="NotSupportedException"><see cref="CheckpointPath"/> is set and TorchSharp cannot save the optimizer's state.</exception>
     public ClassifierHistory Fit(Tensor x, Tensor y, Tensor? validationX = null, Tensor? validationY = null,
                                  IProgress<ClassifierProgress>? progress = null, CancellationToken cancellationToken = default)
     {

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using TorchBoltzmann.IO;
@@ -16,8 +17,9 @@ namespace TorchBoltzmann.Training;
 /// Layout: magic "TBMFT", format version, a JSON header (what the run was: hyperparameters, caller's tag, device, number
 /// of training examples, tensor names, shapes and dtypes; where it is: epochs done, metrics, early stopping, generator
 /// states), the tensors as raw bytes (the model's state_dict entries "model:…", best weights "best:…", averages
-/// "average:i"), then the optimizer's state (TorchSharp's format). Loading checks the header against the run and reads
-/// every tensor into a temporary before anything in the model changes.
+/// "average:i"), then the optimizer's state (TorchSharp's format). Loading checks the header against the run, the
+/// optimizer's state against the optimizer (<see cref="OptimizerSection"/>) and the generator states against what
+/// libtorch accepts, and reads every tensor into a temporary, before anything in the model changes.
 /// </remarks>
 internal static class FineTuningCheckpoint
 {
@@ -108,6 +110,7 @@ internal static class FineTuningCheckpoint
             if (magic != Magic || version != Version)
                 throw new CheckpointException($"'{path}': not a fine-tuning checkpoint of format {Magic} {Version} (found '{magic}' {version}).");
             var h = JsonSerializer.Deserialize<Header>(r.ReadString(), Json) ?? throw new CheckpointException($"'{path}': empty header.");
+            CheckRunState(path, h);
             CheckIdentity(path, h, id);
 
             var state = model.state_dict();
@@ -140,11 +143,18 @@ internal static class FineTuningCheckpoint
             }
             // The generator states are decoded before anything changes, and the optimizer's state (which
             // load_state_dict writes in place as it reads) is kept to be put back if its section is cut short.
-            globalRng = RngTensor(h.GlobalRng);
-            generatorRng = RngTensor(h.Generator);
+            globalRng = RngTensor(path, h.GlobalRng, torch.get_rng_state(), DeviceType.CPU, "the global generator's state");
+            generatorRng = RngTensor(path, h.Generator, generator.get_state(), generator.device.type, "the run's generator state");
+            // TorchSharp allocates by the sizes it reads: the optimizer's section is checked first.
+            var section = r.ReadBytes(checked((int)(stream.Length - stream.Position)));
+            OptimizerSection.Check(section, managed);
             var optimizerBefore = new MemoryStream();
             using (var w = new BinaryWriter(optimizerBefore, System.Text.Encoding.UTF8, leaveOpen: true)) managed.save_state_dict(w);
-            try { managed.load_state_dict(r); }
+            try
+            {
+                using var sectionReader = new BinaryReader(new MemoryStream(section), System.Text.Encoding.UTF8);
+                managed.load_state_dict(sectionReader);
+            }
             catch
             {
                 optimizerBefore.Position = 0;
@@ -186,6 +196,24 @@ internal static class FineTuningCheckpoint
         return differ;
     }
 
+    /// <summary>
+    /// Refuses a header whose record of the run cannot be what <see cref="Save"/> wrote: a field missing (null), a
+    /// negative count (a negative epochs-done would have the run train for billions of epochs), a best epoch after the
+    /// last one done.
+    /// </summary>
+    private static void CheckRunState(string path, Header h)
+    {
+        string? problem =
+            h.Options is null || h.Tag is null || h.Device is null || h.GlobalRng is null || h.Generator is null ? "a field is missing"
+            : h.Tensors is null || h.Tensors.Any(t => t?.Name is null || t.Shape is null || t.DType is null) ? "the tensor list is missing or incomplete"
+            : h.Epochs is null || h.Epochs.Any(e => e is null) ? "the epochs' metrics are missing or incomplete"
+            : h.EpochsDone < 0 ? $"{h.EpochsDone} epochs done"
+            : h.BestEpoch < 0 || h.BestEpoch > h.EpochsDone || h.SinceBest < 0 ? $"best epoch {h.BestEpoch} and {h.SinceBest} epochs since, after {h.EpochsDone}"
+            : null;
+        if (problem is not null)
+            throw new CheckpointException($"'{path}': not a record of a run that {Magic} {Version} writes ({problem}). Delete it to start over.");
+    }
+
     private static void CheckIdentity(string path, Header h, Identity id)
     {
         var differ = Differences(h.Options, Fingerprint(id.Options), absentMatchesNull: true);
@@ -203,10 +231,49 @@ internal static class FineTuningCheckpoint
         using (state) return state.bytes.ToArray();
     }
 
-    private static Tensor RngTensor(string base64)
+    /// <summary>
+    /// A generator state from the header, as a tensor for <c>set_state</c>, after checking that <c>set_state</c> will take
+    /// it (<see cref="CheckGeneratorState"/>). <paramref name="current"/> is the generator's state now (disposed here).
+    /// </summary>
+    private static Tensor RngTensor(string path, string base64, Tensor current, DeviceType device, string what)
     {
         var bytes = Convert.FromBase64String(base64);
+        CheckGeneratorState(path, bytes, RngBytes(current).Length, device, what);
         return FromBytes(bytes, [bytes.Length], ScalarType.Byte);
+    }
+
+    /// <summary>
+    /// Refuses a generator state that libtorch's <c>set_state</c> would refuse: it does so with a C++ exception that
+    /// TorchSharp does not catch, which ends the process. Checked: the length of the generator's own state now and, for
+    /// the CPU generator, the fields mt19937's <c>is_valid</c> reads; for a CUDA generator, the offset's alignment.
+    /// </summary>
+    /// <remarks>
+    /// The CPU state is libtorch's <c>CPUGeneratorImplState</c> (ATen/CPUGeneratorImpl.cpp, 5056 bytes): the_initial_seed
+    /// (uint64), left (int, byte 8), seeded (int, byte 12), next (uint64, byte 16), state (624 × uint64), normal_x,
+    /// normal_y, normal_rho (double), normal_is_valid (int), next_float_normal_sample (float), its validity (bool);
+    /// accepted when seeded ≠ 0, 0 &lt; left ≤ 624 and (uint32)next ≤ 624 (a test checks this layout against the
+    /// libtorch in use). The CUDA state is the seed (uint64) and the Philox offset (int64, byte 8), which must be a
+    /// multiple of 4.
+    /// </remarks>
+    private static void CheckGeneratorState(string path, byte[] state, int expectedLength, DeviceType device, string what)
+    {
+        const int MersenneStateN = 624;
+        string? problem = null;
+        if (state.Length != expectedLength)
+            problem = $"{state.Length} bytes, expected {expectedLength}";
+        else if (device == DeviceType.CPU && state.Length >= 24)
+        {
+            int left = BinaryPrimitives.ReadInt32LittleEndian(state.AsSpan(8)), seeded = BinaryPrimitives.ReadInt32LittleEndian(state.AsSpan(12));
+            uint next = (uint)BinaryPrimitives.ReadUInt64LittleEndian(state.AsSpan(16));
+            if (seeded == 0 || left is <= 0 or > MersenneStateN || next > MersenneStateN)
+                problem = $"not a valid Mersenne Twister state (seeded {seeded}, left {left}, next {next})";
+        }
+        else if (device == DeviceType.CPU)
+            problem = $"{state.Length} bytes, too short for a Mersenne Twister state";
+        else if (device == DeviceType.CUDA && state.Length == 16 && BinaryPrimitives.ReadInt64LittleEndian(state.AsSpan(8)) % 4 != 0)
+            problem = "a Philox offset that is not a multiple of 4";
+        if (problem is not null)
+            throw new CheckpointException($"'{path}': {what} is {problem}. Delete it to start over.");
     }
 
     /// <summary>A new CPU tensor of this shape and dtype holding <paramref name="bytes"/> (its raw contents).</summary>

@@ -23,13 +23,12 @@ public sealed class CheckpointFuzzTests(ITestOutputHelper output) : IDisposable
 
     /// <summary>
     /// A sidecar whose architecture claims a model far larger than its weights file makes <see cref="Checkpoint.Load"/>
-    /// allocate that model before the weights refuse it (layer_sizes [784, 500, 1000000000]: terabytes). That is FIXED ON
-    /// ANOTHER BRANCH (a check that the sidecar's sizes match the weights before the model is allocated), so this family
-    /// is excluded from the run unless TB_FUZZ_OVERSIZED=1; once that branch is merged, include it by default.
+    /// allocate that model before the weights refuse it (layer_sizes [784, 500, 1000000000]: terabytes) unless the sizes
+    /// are checked against the weights file first, as Load does; this family checks it. TB_FUZZ_OVERSIZED=0 leaves it out.
     /// </summary>
-    private const string OversizedFamily = "sidecar claims a model larger than its weights (fixed on another branch; TB_FUZZ_OVERSIZED=1 runs it)";
+    private const string OversizedFamily = "sidecar claims a model larger than its weights";
 
-    private static bool IncludeOversized => Environment.GetEnvironmentVariable("TB_FUZZ_OVERSIZED") == "1";
+    private static bool IncludeOversized => Environment.GetEnvironmentVariable("TB_FUZZ_OVERSIZED") != "0";
 
     private readonly string _dir = Directory.CreateTempSubdirectory("tb-ckpt-fuzz-").FullName;
     private readonly List<Seed> _seeds = [];

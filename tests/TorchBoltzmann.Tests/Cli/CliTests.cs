@@ -18,6 +18,17 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         "--class-conditional", "false", "--refit", "false", "--patience", "0", "--threads", "1", .. more,
     ];
 
+    /// <summary>
+    /// Whether SIGINT is ignored by this process (bit 1 of SigIgn in /proc/self/status): a shell starts background jobs
+    /// so, and a child inherits it, so a SIGINT test cannot reach the CLI there.
+    /// </summary>
+    private static bool SigintIgnored()
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+        return line is not null && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & 0x2) != 0;
+    }
+
     private static void AssertPlain(string text) =>
         Assert.False(text.Contains('\u001b'), $"escape codes in redirected output:\n{text}");
 
@@ -166,9 +177,10 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     /// command continues from them (no pretraining, fine-tuning from the saved epoch on) and finishes; the checkpoints
     /// are then gone. Default output: runs/dbn-quick.pt.
     /// </summary>
-    [Fact]
+    [SkippableFact(DisplayName = "CliTests.Mnist_Sigint_KeepsTheCheckpoints_AndTheSameCommandContinues (runs only where SIGINT is not ignored, as a shell's background jobs ignore it)")]
     public void Mnist_Sigint_KeepsTheCheckpoints_AndTheSameCommandContinues()
     {
+        Skip.If(SigintIgnored(), "SIGINT is ignored by this process (started as a background job), and so by the CLI it starts");
         using var work = new TempDirectory();
         string[] args = QuickMnist("--finetune-epochs", "40");
         int savedEpoch;
@@ -224,7 +236,7 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
             cli.WaitForLine(l => l.StartsWith("Continuing from the checkpoint out/m-pretrained.pt"), Patience);
             cli.WaitForLine(l => l.StartsWith("layer 2/2 epoch 1/200 "), Patience);
             Assert.DoesNotContain(cli.StdoutLines, l => l.StartsWith("layer 1/2 epoch"));
-            cli.Signal(CliProcess.SIGINT);
+            cli.Signal(CliProcess.SIGTERM);
             Assert.Equal(130, cli.WaitForExit(Patience));
         }
     }

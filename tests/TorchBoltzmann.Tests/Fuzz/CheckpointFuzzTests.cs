@@ -58,33 +58,22 @@ public sealed class CheckpointFuzzTests(ITestOutputHelper output) : IDisposable
         var offsets = new List<int>();
         using var r = new BinaryReader(new MemoryStream(bytes));
         offsets.Add(0);
-        long count = Leb(r);
+        long count = Mutations.ReadLeb128(r);
         for (long i = 0; i < count; i++)
         {
             r.ReadString();
             offsets.Add((int)r.BaseStream.Position);
-            var dtype = (ScalarType)Leb(r);
+            var dtype = (ScalarType)Mutations.ReadLeb128(r);
             offsets.Add((int)r.BaseStream.Position);
-            long rank = Leb(r), numel = 1;
+            long rank = Mutations.ReadLeb128(r), numel = 1;
             for (long d = 0; d < rank; d++)
             {
                 offsets.Add((int)r.BaseStream.Position);
-                numel *= Leb(r);
+                numel *= Mutations.ReadLeb128(r);
             }
             r.BaseStream.Position += numel * (dtype == ScalarType.Float64 ? 8 : 4);
         }
         return offsets;
-
-        static long Leb(BinaryReader r)
-        {
-            long v = 0;
-            for (int shift = 0; ; shift += 7)
-            {
-                byte b = r.ReadByte();
-                v |= (long)(b & 0x7F) << shift;
-                if ((b & 0x80) == 0) return v;
-            }
-        }
     }
 
     /// <summary>The sidecar with weights_bytes and weights_sha256 made to match <paramref name="weights"/> (when it parses).</summary>

@@ -92,36 +92,25 @@ public sealed class FineTuningCheckpointFuzzTests(ITestOutputHelper output)
         var numbers = new List<int>();
         r.ReadString();
         numbers.Add((int)r.BaseStream.Position - restAt);
-        long groups = Leb(r);
+        long groups = Mutations.ReadLeb128(r);
         numbers.Add((int)r.BaseStream.Position - restAt);
-        long states = Leb(r);
+        long states = Mutations.ReadLeb128(r);
         r.BaseStream.Position += groups * (5 * 8 + 2);
         for (long s = 0; s < states; s++)
         {
             if (!r.ReadBoolean()) continue;
             numbers.Add((int)r.BaseStream.Position - restAt);
-            Leb(r);
+            Mutations.ReadLeb128(r);
             numbers.Add((int)r.BaseStream.Position - restAt);
-            long rank = Leb(r), numel = 1;
+            long rank = Mutations.ReadLeb128(r), numel = 1;
             for (long d = 0; d < rank; d++)
             {
                 numbers.Add((int)r.BaseStream.Position - restAt);
-                numel *= Leb(r);
+                numel *= Mutations.ReadLeb128(r);
             }
             r.BaseStream.Position += numel * 4;
         }
         return new Parts(magic, version, header, file[restAt..], lengths, numbers);
-
-        static long Leb(BinaryReader r)
-        {
-            long v = 0;
-            for (int shift = 0; ; shift += 7)
-            {
-                byte b = r.ReadByte();
-                v |= (long)(b & 0x7F) << shift;
-                if ((b & 0x80) == 0) return v;
-            }
-        }
     }
 
     internal static byte[] Join(string magic, int version, string header, byte[] rest)

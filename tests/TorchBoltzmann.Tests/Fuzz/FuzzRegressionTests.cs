@@ -101,11 +101,24 @@ public sealed class FuzzRegressionTests
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"took {clock.Elapsed}");
     }
 
+    /// <summary>The identity (options, data) of the fine-tuning checkpoints of a Linear(4, 3) these tests write.</summary>
+    private static FineTuningCheckpoint.Identity LinearIdentity()
+        => new(new ClassifierTrainingOptions { Epochs = 2, ValidationCount = 0 }, null, 5, torch.CPU);
+
+    /// <summary>Writes a fine-tuning checkpoint from the parts <see cref="FineTuningCheckpointParts"/> reads.</summary>
+    private static void WriteFineTuningCheckpoint(string path, string magic, int version, JsonNode header, byte[] rest)
+    {
+        using var w = new BinaryWriter(File.Create(path), Encoding.UTF8);
+        w.Write(magic);
+        w.Write(version);
+        w.Write(header.ToJsonString());
+        w.Write(rest);
+    }
+
     /// <summary>A fine-tuning checkpoint of a Linear(4, 3) after one SGD step with momentum, and its parts.</summary>
     private static (string magic, int version, JsonObject header, byte[] rest) FineTuningCheckpointParts(string path)
     {
-        var options = new ClassifierTrainingOptions { Epochs = 2, ValidationCount = 0 };
-        var id = new FineTuningCheckpoint.Identity(options, null, 5, torch.CPU);
+        var id = LinearIdentity();
         using (var m = nn.Linear(4, 3))
         using (var o = optim.SGD(m.parameters(), 0.1, momentum: 0.9))
         using (var g = new Generator(11))
@@ -153,16 +166,9 @@ public sealed class FuzzRegressionTests
             _ => Set(state, 16, 625),
         };
         header[field] = Convert.ToBase64String(state);
-        using (var w = new BinaryWriter(File.Create(path), Encoding.UTF8))
-        {
-            w.Write(magic);
-            w.Write(version);
-            w.Write(header.ToJsonString());
-            w.Write(rest);
-        }
+        WriteFineTuningCheckpoint(path, magic, version, header, rest);
 
-        var options = new ClassifierTrainingOptions { Epochs = 2, ValidationCount = 0 };
-        var id = new FineTuningCheckpoint.Identity(options, null, 5, torch.CPU);
+        var id = LinearIdentity();
         using var model = nn.Linear(4, 3);
         using var optimizer = optim.SGD(model.parameters(), 0.1, momentum: 0.9);
         using var generator = new Generator(22);
@@ -246,16 +252,9 @@ public sealed class FuzzRegressionTests
             "optimizer name := Adam" => [.. rest[..section], 4, (byte)'A', (byte)'d', (byte)'a', (byte)'m', .. rest[(section + 4)..]],
             _ => [.. rest, 0],
         };
-        using (var w = new BinaryWriter(File.Create(path), Encoding.UTF8))
-        {
-            w.Write(magic);
-            w.Write(version);
-            w.Write(header.ToJsonString());
-            w.Write(rest);
-        }
+        WriteFineTuningCheckpoint(path, magic, version, header, rest);
 
-        var options = new ClassifierTrainingOptions { Epochs = 2, ValidationCount = 0 };
-        var id = new FineTuningCheckpoint.Identity(options, null, 5, torch.CPU);
+        var id = LinearIdentity();
         using var model = nn.Linear(4, 3);
         using var optimizer = optim.SGD(model.parameters(), 0.5, momentum: 0.9);
         using var generator = new Generator(22);
@@ -370,13 +369,7 @@ public sealed class FuzzRegressionTests
         var o = JsonNode.Parse(header)!.AsObject();
         o["Finished"] = false;
         o[field] = JsonNode.Parse(json);
-        using (var w = new BinaryWriter(File.Create(path), Encoding.UTF8))
-        {
-            w.Write(magic);
-            w.Write(version);
-            w.Write(o.ToJsonString());
-            w.Write(rest);
-        }
+        WriteFineTuningCheckpoint(path, magic, version, o, rest);
 
         using var model = nn.Sequential(("fc1", nn.Linear(6, 3)));
         using var tuner2 = new FineTuner(model, options with { Epochs = 2 }) { CheckpointPath = path };

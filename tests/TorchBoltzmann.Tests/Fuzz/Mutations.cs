@@ -10,6 +10,18 @@ namespace TorchBoltzmann.Tests.Fuzz;
 /// <summary>Byte-level mutations of an input, each logged in words so that a failure says what was done.</summary>
 internal static class Mutations
 {
+    /// <summary>An unsigned LEB128 number, as TorchSharp writes counts, dtypes, ranks and sizes (to find fields to mutate).</summary>
+    public static long ReadLeb128(BinaryReader r)
+    {
+        long v = 0;
+        for (int shift = 0; ; shift += 7)
+        {
+            byte b = r.ReadByte();
+            v |= (long)(b & 0x7F) << shift;
+            if ((b & 0x80) == 0) return v;
+        }
+    }
+
     /// <summary>Single bytes at the edges of signed and unsigned ranges.</summary>
     public static readonly byte[] InterestingBytes = [0x00, 0xFF, 0x7F, 0x80, 0x01, 0xFE, 0x81, 0x08];
 

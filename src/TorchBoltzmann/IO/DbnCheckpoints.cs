@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
 using TorchBoltzmann.Modules;
+using TorchBoltzmann.Units;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -23,7 +24,10 @@ public static class DbnCheckpoints
         Checkpoint.Register<Sequential>("Sequential", DescribeSequential, CreateSequential, SequentialShapes);
     }
 
-    /// <summary>The DBN's architecture: <c>{"layer_sizes": [...], "n_classes": C, "unit_types": [...], "dtype": "Float32"}</c>.</summary>
+    /// <summary>
+    /// The DBN's architecture: <c>{"layer_sizes": [...], "n_classes": C, "visible_units": [...], "hidden_units": [...],
+    /// "dtype": "Float32"}</c>, with one unit-type name (<see cref="UnitType.Name"/>) per RBM, bottom first.
+    /// </summary>
     public static JsonObject Describe(DBN dbn) => new()
     {
         ["layer_sizes"] = new JsonArray(dbn.layer_sizes.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
@@ -33,13 +37,50 @@ public static class DbnCheckpoints
         ["dtype"] = dbn.dtype.ToString(),
     };
 
-    /// <summary>Builds an untrained DBN from <see cref="Describe"/>'s JSON.</summary>
+    /// <summary>
+    /// Builds an untrained DBN from <see cref="Describe"/>'s JSON: the bottom RBM's visible unit type comes from
+    /// <c>visible_units[0]</c> through the unit-type registry (<see cref="UnitType.FromName"/>); the other RBMs' types must
+    /// be the ones a DBN builds (Bernoulli, the top one label-joined when <c>n_classes</c> &gt; 0). Files without the
+    /// unit-type fields load as Bernoulli DBNs.
+    /// </summary>
+    /// <exception cref="CheckpointException">A unit-type list of the wrong length, an unknown unit-type name, or a layer
+    /// whose stored type differs from the one the DBN builds (the message names the layer, expected and stored).</exception>
     public static DBN Create(JsonObject arch)
     {
         var sizes = arch.Required<int[]>("layer_sizes");
         int classes = arch.Optional<int?>("n_classes") ?? 0;
         var dtype = Enum.Parse<ScalarType>(arch.Required<string>("dtype"));
-        return new DBN(sizes, classes, dtype: dtype);
+        var visibleNames = arch.Optional<string[]>("visible_units");
+        var hiddenNames = arch.Optional<string[]>("hidden_units");
+        int layers = sizes.Length - 1;
+        foreach (var (key, names) in new[] { ("visible_units", visibleNames), ("hidden_units", hiddenNames) })
+            if (names is not null && names.Length != layers)
+                throw new CheckpointException($"architecture: expected \"{key}\" to name {layers} unit types (one per RBM), got {names.Length}.");
+        UnitType? bottom = null;
+        if (visibleNames is not null && !(classes > 0 && layers == 1))
+        {
+            try { bottom = UnitType.FromName(visibleNames[0]); }
+            catch (ArgumentException ex) { throw new CheckpointException($"architecture: visible_units[0]: {ex.Message}"); }
+            if (bottom.Name == UnitType.Bernoulli.Name) bottom = null;
+        }
+        var dbn = new DBN(sizes, classes, null, dtype, null, bottom);
+        try
+        {
+            for (int l = 0; l < layers; l++)
+            {
+                var rbm = dbn.layers[l];
+                if (visibleNames is not null && visibleNames[l] != rbm.visible_units.Name)
+                    throw new CheckpointException($"architecture: visible_units[{l}]: a DBN's RBM {l} has {rbm.visible_units.Name} visible units, the file says {visibleNames[l]}.");
+                if (hiddenNames is not null && hiddenNames[l] != rbm.hidden_units.Name)
+                    throw new CheckpointException($"architecture: hidden_units[{l}]: a DBN's RBM {l} has {rbm.hidden_units.Name} hidden units, the file says {hiddenNames[l]}.");
+            }
+        }
+        catch
+        {
+            dbn.Dispose();
+            throw;
+        }
+        return dbn;
     }
 
     /// <summary>

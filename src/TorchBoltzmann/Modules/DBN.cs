@@ -36,7 +36,16 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
     /// <exception cref="ArgumentException">Fewer than two layer sizes.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A size is not positive, or n_classes is 1 or negative.</exception>
     public DBN(IReadOnlyList<int> layer_sizes, int n_classes = 0, Device? device = null, ScalarType? dtype = null,
-               Generator? generator = null) : base(nameof(DBN))
+               Generator? generator = null) : this(layer_sizes, n_classes, device, dtype, generator, null)
+    {
+    }
+
+    /// <summary>Creates a DBN whose bottom RBM has the visible unit type <paramref name="visible_units"/>; see <see cref="boltzmann.DBN"/>.</summary>
+    /// <exception cref="ArgumentException">Fewer than two layer sizes, or a visible unit type given for a single
+    /// class-conditional RBM (whose visible layer is the label-joined one).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A size is not positive, or n_classes is 1 or negative.</exception>
+    public DBN(IReadOnlyList<int> layer_sizes, int n_classes, Device? device, ScalarType? dtype, Generator? generator,
+               UnitType? visible_units) : base(nameof(DBN))
     {
         ArgumentNullException.ThrowIfNull(layer_sizes);
         if (layer_sizes.Count < 2)
@@ -46,6 +55,8 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
                 throw new ArgumentOutOfRangeException(nameof(layer_sizes), layer_sizes[i], $"layer_sizes[{i}] must be positive.");
         if (n_classes < 0 || n_classes == 1)
             throw new ArgumentOutOfRangeException(nameof(n_classes), n_classes, "n_classes must be 0 (no labels) or at least 2.");
+        if (visible_units is not null && n_classes > 0 && layer_sizes.Count == 2)
+            throw new ArgumentException($"visible_units: a DBN of one class-conditional RBM has the label-joined visible layer; got {visible_units.Name}.", nameof(visible_units));
         _sizes = layer_sizes.ToArray();
         this.n_classes = n_classes;
         var rbms = new RBM[_sizes.Length - 1];
@@ -54,7 +65,7 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
             bool top = l == rbms.Length - 1;
             rbms[l] = top && n_classes > 0
                 ? new RBM(_sizes[l] + n_classes, _sizes[l + 1], new LabelledBernoulliUnits(n_classes), null, device, dtype, generator)
-                : new RBM(_sizes[l], _sizes[l + 1], null, null, device, dtype, generator);
+                : new RBM(_sizes[l], _sizes[l + 1], l == 0 ? visible_units : null, null, device, dtype, generator);
         }
         _layers = new ModuleList<RBM>(rbms);
         RegisterComponents();
@@ -392,7 +403,7 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
     public void check_input(Tensor v, string what = "DBN input")
     {
         Checks.Width(v, n_visible, what);
-        if (validate_values) UnitType.Bernoulli.check_values(v, what);
+        if (validate_values) _layers[0].visible_units.check_values(v, what);
     }
 
     /// <summary>The architecture, PyTorch <c>extra_repr</c> style.</summary>

@@ -1,4 +1,5 @@
 using TorchBoltzmann.Modules;
+using TorchBoltzmann.Units;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -18,7 +19,8 @@ public static partial class boltzmann
     /// <param name="device">Device of the parameters.</param>
     /// <param name="dtype">Floating-point type of the parameters.</param>
     /// <param name="generator">Generator for the initial weights.</param>
+    /// <param name="visible_units">The bottom RBM's visible unit type (default Bernoulli); every hidden layer is Bernoulli.</param>
     public static DBN DBN(IReadOnlyList<int> layer_sizes, int n_classes = 0, Device? device = null, ScalarType? dtype = null,
-                          Generator? generator = null)
-        => new(layer_sizes, n_classes, device, dtype, generator);
+                          Generator? generator = null, UnitType? visible_units = null)
+        => new(layer_sizes, n_classes, device, dtype, generator, visible_units);
 }

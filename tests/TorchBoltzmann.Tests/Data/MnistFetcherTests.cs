@@ -337,6 +337,80 @@ public sealed class MnistFetcherTests(ITestOutputHelper output)
         Assert.Equal(Path.GetFullPath(data.Path), MnistFetcher.ResolveCore(data.Path, null, null, env.Path, fallback.Path, none, hashes));
     }
 
+    /// <summary>
+    /// With no directory named: data/mnist when it holds MNIST; otherwise the per-user directory, which receives the
+    /// download (a tool run from any directory fetches once per user); a data/mnist holding someone else's files under
+    /// MNIST's names is refused, not passed over; a named directory never falls back to the per-user copy.
+    /// </summary>
+    [Fact]
+    public void Resolve_WithNoDirectoryNamed_UsesDataMnistWhenItHoldsMnist_ElseThePerUserDirectory()
+    {
+        using var local = new TempDirectory();
+        using var user = new TempDirectory();
+        using var env = new TempDirectory();
+        var hashes = FakeHashes();
+        var fetchedInto = new List<string>();
+        MnistFetchRoute provide = new("provide", (dir, missing, sha, _) =>
+        {
+            fetchedInto.Add(dir);
+            foreach (var n in missing)
+            {
+                using var s = new MemoryStream(Content(n));
+                MnistFetcher.InstallVerified(s, dir, n, sha[n], "test");
+            }
+        });
+        string userDir = Path.Combine(user.Path, "torchboltzmann", "mnist");
+
+        // Neither holds MNIST: downloaded into the per-user directory (created), data/mnist left untouched.
+        var lines = new List<string>();
+        Assert.Equal(Path.GetFullPath(userDir), MnistFetcher.ResolveCore(null, new SyncProgress(lines), null, null, local.Path, [provide], hashes, userDir: userDir));
+        Assert.Equal([Path.GetFullPath(userDir)], fetchedInto);
+        Assert.Empty(Directory.GetFileSystemEntries(local.Path));
+        Assert.Contains(lines, l => l.Contains("ready in " + Path.GetFullPath(userDir)));
+
+        // Now found there without fetching again.
+        MnistFetchRoute none = new("must not run", (_, _, _, _) => throw new InvalidOperationException("fetch attempted"));
+        Assert.Equal(Path.GetFullPath(userDir), MnistFetcher.ResolveCore(null, null, null, null, local.Path, [none], hashes, userDir: userDir));
+
+        // data/mnist holding MNIST comes first.
+        WriteFakeSet(local.Path);
+        Assert.Equal(Path.GetFullPath(local.Path), MnistFetcher.ResolveCore(null, null, null, null, local.Path, [none], hashes, userDir: userDir));
+
+        // A named directory ($MNIST_DIR) without MNIST is the fetch target, never swapped for the per-user copy.
+        var ex = Assert.Throws<MnistUnavailableException>(() => MnistFetcher.ResolveCore(null, null, null, env.Path, local.Path, [none], hashes, userDir: userDir));
+        Assert.Contains(Path.GetFullPath(env.Path), ex.Message);
+
+        // Someone's own file under an MNIST name in data/mnist: refused, naming it, not passed over for the per-user copy.
+        File.WriteAllText(Path.Combine(local.Path, Names[0]), "not mnist");
+        ex = Assert.Throws<MnistUnavailableException>(() => MnistFetcher.ResolveCore(null, null, null, null, local.Path, [none], hashes, userDir: userDir));
+        Assert.Contains(Path.Combine(Path.GetFullPath(local.Path), Names[0]), ex.Message);
+        Assert.Contains("not MNIST", ex.Message);
+    }
+
+    /// <summary>The per-user directory is where the docs say: $XDG_DATA_HOME (else ~/.local/share) on Linux, %LOCALAPPDATA% on Windows.</summary>
+    [Fact]
+    public void UserDirectory_IsTorchboltzmannMnist_InThePlatformsPerUserDataFolder()
+    {
+        string expectedRoot;
+        if (OperatingSystem.IsLinux())
+        {
+            string? xdg = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
+            expectedRoot = !string.IsNullOrEmpty(xdg) && Path.IsPathRooted(xdg)
+                ? xdg
+                : Path.Combine(Environment.GetEnvironmentVariable("HOME")!, ".local", "share");
+        }
+        else if (OperatingSystem.IsWindows())
+        {
+            expectedRoot = Environment.GetEnvironmentVariable("LOCALAPPDATA")!;
+        }
+        else
+        {
+            expectedRoot = Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify);
+        }
+
+        Assert.Equal(Path.Combine(expectedRoot, "torchboltzmann", "mnist"), MnistFetcher.UserDirectory);
+    }
+
     [Fact]
     public void LocalGzipRoute_DecompressesAndVerifies()
     {

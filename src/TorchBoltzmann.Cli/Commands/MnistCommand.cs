@@ -44,22 +44,25 @@ internal static class MnistCommand
         var seed = CommonOptions.Seed();
         var threads = CommonOptions.Threads();
         var limit = CommonOptions.Limit();
+        var tensorBoard = TensorBoardRun.Option();
         var cmd = new Command("mnist", "Main job: pretrain a DBN on MNIST, fine-tune it as a classifier, report validation and test error. " +
                                        $"Exit codes: 0 done, 1 error, {ExitCodes.UselessModel} the classifier did not learn (≥ {100 * ChanceLevelError:F0} % error, or a last training loss above 2 ln 10; files written, see the warning), " +
                                        $"{ExitCodes.Interrupted} interrupted (Ctrl+C or SIGTERM: the checkpoints are kept and the same command continues)")
         {
-            preset, output, pretrained, device, seed, threads, limit, checkpointEvery,
+            preset, output, pretrained, device, seed, threads, limit, checkpointEvery, tensorBoard,
         };
         data.AddTo(cmd);
         overrides.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(
             r.GetValue(preset)!, p => overrides.Apply(r, p), r.GetValue(output), r.GetValue(pretrained),
-            data.Read(r), r.GetValue(device)!, r.GetValue(seed), r.GetValue(threads), r.GetValue(limit), r.GetValue(checkpointEvery), r.GetValue(CommonOptions.Verbose), ct)));
+            data.Read(r), r.GetValue(device)!, r.GetValue(seed), r.GetValue(threads), r.GetValue(limit), r.GetValue(checkpointEvery), r.GetValue(CommonOptions.Verbose),
+            r.GetValue(tensorBoard), ct)));
         return cmd;
     }
 
     private static int Run(string presetName, Func<DbnClassifierPreset, DbnClassifierPreset> overrides, string? output, string? pretrainedPath,
-                           CommonOptions.DataSource source, string deviceName, ulong seed, int threads, int? limit, int checkpointEvery, bool verbose, CancellationToken ct)
+                           CommonOptions.DataSource source, string deviceName, ulong seed, int threads, int? limit, int checkpointEvery, bool verbose,
+                           string? tensorBoardRoot, CancellationToken ct)
     {
         // Set by the body, read by the interruption notice.
         string? checkpointStem = null;
@@ -116,12 +119,15 @@ internal static class MnistCommand
                                        $"{(preset.ClassConditional ? "joins" : "pretrains without")} them; add --class-conditional {(has ? "true" : "false")} to fine-tune it");
             }
             ct.ThrowIfCancellationRequested();
+            // Every epoch's pretraining and fine-tuning metrics as TensorBoard scalars, in the run this command continues.
+            using var tensorBoard = TensorBoardRun.Open(tensorBoardRoot, preset.Name, seed, continuing.Count > 0);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             DbnClassifierResult result;
             try
             {
                 result = ConsoleProgress.Run(p => DbnClassifierPipeline.Run(preset, trainX, trainY, testX, testY, seed, pretrained,
-                    p, new FineTuneProgress(p, saved), ct, checkpointStem, Math.Max(checkpointEvery, 1)));
+                    TensorBoardRun.Tee(p, tensorBoard), TensorBoardRun.Tee<ClassifierProgress>(new FineTuneProgress(p, saved), tensorBoard),
+                    ct, checkpointStem, Math.Max(checkpointEvery, 1)));
             }
             finally
             {

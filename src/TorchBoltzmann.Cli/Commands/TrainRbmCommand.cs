@@ -33,11 +33,12 @@ internal static class TrainRbmCommand
         var seed = CommonOptions.Seed();
         var threads = CommonOptions.Threads();
         var limit = CommonOptions.Limit();
+        var tensorBoard = TensorBoardRun.Option();
 
         var cmd = new Command("train-rbm", "Train an RBM on MNIST (binarised at 0.5): checkpoint, filters, samples, reconstructions, learning curve. " +
                                            "Exit codes: 0 done, 1 error, 3 the RBM reconstructs no better than the per-pixel mean (files written, see the warning), 130 interrupted (Ctrl+C or SIGTERM: nothing is written)")
         {
-            hidden, epochs, lr, k, pcd, batch, weightDecay, output, device, seed, threads, limit,
+            hidden, epochs, lr, k, pcd, batch, weightDecay, output, device, seed, threads, limit, tensorBoard,
         };
         data.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(
@@ -46,7 +47,8 @@ internal static class TrainRbmCommand
                 Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), K = r.GetValue(k), Persistent = r.GetValue(pcd),
                 BatchSize = r.GetValue(batch), WeightDecay = r.GetValue(weightDecay), Seed = r.GetValue(seed),
             },
-            r.GetValue(output)!, data.Read(r), r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose), ct)));
+            r.GetValue(output)!, data.Read(r), r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose),
+            r.GetValue(tensorBoard), ct)));
         return cmd;
     }
 
@@ -66,7 +68,7 @@ internal static class TrainRbmCommand
         !double.IsFinite(heldRecon) || heldRecon >= 1.5 * baseline || (heldRecon >= baseline && updates >= UpdatesToLearn);
 
     private static int Run(int hidden, RbmTrainingOptions options, string output, CommonOptions.DataSource source, string deviceName,
-                           int threads, int? limit, bool verbose, CancellationToken ct)
+                           int threads, int? limit, bool verbose, string? tensorBoardRoot, CancellationToken ct)
         => CommonOptions.Guard(() =>
         {
             CommonOptions.ApplyThreads(threads);
@@ -97,8 +99,14 @@ internal static class TrainRbmCommand
             using var rbm = boltzmann.RBM(784, hidden, device: device, generator: gen);
             rbm.init_visible_bias_from_data(train);
             using var trainer = new RbmTrainer(rbm, options, generator: gen);
+            using var tensorBoard = TensorBoardRun.Open(tensorBoardRoot, "train-rbm", options.Seed, continuing: false);
+            if (tensorBoard is not null)
+            {
+                tensorBoard.Watch(trainer.Stage, rbm);
+                tensorBoard.RbmImages = TensorBoardRun.MnistImages(held);
+            }
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var history = ConsoleProgress.Run(p => trainer.Fit(train, held, p, ct));
+            var history = ConsoleProgress.Run(p => trainer.Fit(train, held, TensorBoardRun.Tee(p, tensorBoard), ct));
             clock.Stop();
             Interrupt.StopsAt = "once the result files are written (a few seconds)";
 

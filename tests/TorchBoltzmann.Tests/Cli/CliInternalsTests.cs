@@ -107,6 +107,25 @@ public sealed class CliInternalsTests
         Assert.Equal("Argument 'adam' not recognized. Must be one of: 'sgd' 'cg'", OptionFlags.ParseError("Argument 'adam' not recognized. Must be one of:\n\t'sgd'\n\t'cg'"));
     }
 
+    /// <summary>A run gets NAME-seedS-TIME under --tensorboard; a continued run reopens the newest such directory, and
+    /// another seed or name gets its own; a file in the way is an error naming --tensorboard.</summary>
+    [Fact]
+    public void TensorBoardRun_NamesRunsByNameSeedAndTime_AndAContinuedRunReopensItsNewest()
+    {
+        using var root = new TempDirectory();
+        Directory.CreateDirectory(Path.Combine(root.Path, "quick-seed42-20200101-000000"));
+        string first;
+        using (var log = TensorBoardRun.Open(root.Path, "quick", 42, continuing: false)!) first = log.RunDirectory;
+        Assert.Matches(@"quick-seed42-\d{8}-\d{6}$", first);
+        Assert.NotEqual(Path.Combine(root.Path, "quick-seed42-20200101-000000"), first);
+        using (var again = TensorBoardRun.Open(root.Path, "quick", 42, continuing: true)!) Assert.Equal(first, again.RunDirectory);
+        using (var other = TensorBoardRun.Open(root.Path, "quick", 7, continuing: true)!) Assert.Contains("quick-seed7-", other.RunDirectory);
+        Assert.Null(TensorBoardRun.Open(null, "quick", 42, continuing: false));
+        File.WriteAllText(Path.Combine(root.Path, "file"), "");
+        var ex = Assert.Throws<CliException>(() => TensorBoardRun.Open(Path.Combine(root.Path, "file"), "quick", 42, false));
+        Assert.StartsWith("--tensorboard ", ex.Message);
+    }
+
     [Fact]
     public void CommandLine_IsQuotedForAPosixShell()
     {

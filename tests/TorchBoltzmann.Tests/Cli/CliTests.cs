@@ -146,6 +146,41 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.True(done.Length > 80 && done.EndsWith("rbm-mnist-metrics.json"), done);
     }
 
+    /// <summary>
+    /// --tensorboard DIR: one run directory DIR/train-rbm-seed42-TIME whose reconstruction-error scalars are the metrics the
+    /// command wrote to its metrics file, epoch by epoch, with filter images; without the option no event file is written.
+    /// </summary>
+    [Fact]
+    public void TrainRbm_TensorBoard_LogsTheReturnedMetrics_AndNothingWithoutTheOption()
+    {
+        using var work = new TempDirectory();
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null,
+            "train-rbm", "--data", fake.Path, "--no-verify", "--limit", "500", "--epochs", "2", "--hidden", "32", "--threads", "1",
+            "--tensorboard", "tb");
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        string run = Assert.Single(Directory.GetDirectories(work.File("tb")));
+        Assert.Matches(@"train-rbm-seed42-\d{8}-\d{6}$", run);
+        Assert.Contains($"TensorBoard: writing {run}", stdout);
+        var values = TorchBoltzmann.Logging.TensorBoardEventReader.ReadDirectory(run);
+        using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(work.Path, "runs", "rbm-mnist-metrics.json")));
+        var expected = metrics.RootElement.EnumerateArray()
+            .Select(e => (float)e.EnumerateObject().Single(p => p.Name.Replace("_", "").Equals("ReconstructionError", StringComparison.OrdinalIgnoreCase)).Value.GetDouble())
+            .ToList();
+        var logged = values.Where(v => v.Tag == "rbm/reconstruction_error").ToList();
+        Assert.Equal([1L, 2L], logged.Select(v => v.Step));
+        Assert.Equal(expected, logged.Select(v => v.Scalar));
+        Assert.Contains(values, v => v.Tag == "rbm/filters" && v.Kind == TorchBoltzmann.Logging.TensorBoardValueKind.Image && v.Step == 2);
+        Assert.Contains(values, v => v.Tag == "rbm/reconstructions" && v.Step == 2);
+        Assert.Equal(2, values.Count(v => v.Tag == "rbm/update_to_weight_ratio/weight"));
+
+        using var plain = new TempDirectory();
+        (code, stdout, stderr) = CliProcess.Run(plain.Path, null,
+            "train-rbm", "--data", fake.Path, "--no-verify", "--limit", "500", "--epochs", "1", "--hidden", "32", "--threads", "1");
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Empty(Directory.GetFiles(plain.Path, "events.out.tfevents.*", SearchOption.AllDirectories));
+        Assert.DoesNotContain("TensorBoard", stdout);
+    }
+
     /// <summary>A learning rate that wrecks the RBM ends with a warning naming --lr and exit code 3 (the files are still written).</summary>
     [Fact]
     public void TrainRbm_LearningRateFarTooHigh_WarnsAndExits3()

@@ -310,35 +310,56 @@ internal static class MnistCommand
         Terminal.Line(($"Wrote {dbnPath} (+ .json), {stem}-classifier.pt, {stem}-{{filters,samples,confusion,finetune{(r.Pretraining.Count > 0 ? ",pretrain" : "")}}}.png, {stem}-metrics.json, {stem}-finetune.csv"));
     }
 
+    /// <summary>
+    /// The presets' values of one setting for a help text, read from <see cref="DbnClassifierPreset.All"/> rather than
+    /// restated: "quick 30, hinton2006 …", or one value when they all agree ("10000 in every preset").
+    /// </summary>
+    internal static string PresetValues(Func<DbnClassifierPreset, object?> value)
+    {
+        static string Format(object? v) => v switch
+        {
+            null => "none",
+            bool b => b ? "true" : "false",
+            double d => d.ToString("G6", CultureInfo.InvariantCulture),
+            IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+            _ => v.ToString() ?? "none",
+        };
+        var values = DbnClassifierPreset.All.Select(kv => (kv.Key, Value: Format(value(kv.Value)))).ToList();
+        return values.Select(v => v.Value).Distinct().Count() == 1
+            ? $"{values[0].Value} in every preset"
+            : string.Join(", ", values.Select(v => $"{v.Key} {v.Value}"));
+    }
+
     /// <summary>Command-line overrides of a preset's hyperparameters (any not given keeps the preset's value).</summary>
     private sealed class PresetOverrides
     {
-        private readonly Option<int?> _pretrainEpochs = new("--pretrain-epochs") { Description = "Override the preset's CD epochs per layer (every layer; ≥ 1)" };
-        private readonly Option<int?> _topEpochs = new("--top-epochs") { Description = "Override the CD epochs of the top RBM alone (after --pretrain-epochs; ≥ 1)" };
-        private readonly Option<int?> _topK = new("--top-k") { Description = "Gibbs steps k of CD-k for the top RBM (the preset's: 5 for quick, 1 for hinton2006 and dropout); more steps make a class-conditional DBN's samples more often of the clamped digit" };
-        private readonly Option<double?> _initStd = new("--init-std") { Description = "Re-initialise each RBM right before it trains with W ~ N(0, σ²), zero biases (default: the preset's: dropout 0.1 as rbm.m of Hinton & Salakhutdinov 2006; quick and hinton2006 the DBN's own initialisation, σ = 0.01)" };
-        private readonly Option<string?> _visibleBiasInit = new("--visible-bias-init") { Description = "Each RBM's visible biases before it trains: data (b_i = log p_i/(1 − p_i) of its input, Hinton's guide §8) or zero (as rbm.m). Default: the preset's (dropout zero, the others data)" };
-        private readonly Option<int?> _finetuneEpochs = new("--finetune-epochs") { Description = "Override the preset's maximum fine-tuning epochs (≥ 1)" };
-        private readonly Option<int?> _validation = new("--validation") { Description = "Validation digits held out from the end of the training set (default: the preset's, 10000; dropout: 0)" };
-        private readonly Option<double?> _lr = new("--lr") { Description = "Override the fine-tuning learning rate η₀ (a classifier that ends at chance level exits with code 3 and names it as the likely cause)" };
-        private readonly Option<double?> _momentum = new("--momentum") { Description = "Override the fine-tuning momentum" };
+        private static string Top(Func<RbmTrainingOptions, object?> value) => PresetValues(p => value(p.Pretraining.ForLayer(p.LayerSizes.Length - 2)));
+        private readonly Option<int?> _pretrainEpochs = new("--pretrain-epochs") { Description = $"Override the preset's CD epochs per layer (every layer; ≥ 1; bottom layer: {PresetValues(p => p.Pretraining.ForLayer(0).Epochs)})" };
+        private readonly Option<int?> _topEpochs = new("--top-epochs") { Description = $"Override the CD epochs of the top RBM alone (after --pretrain-epochs; ≥ 1; {Top(o => o.Epochs)})" };
+        private readonly Option<int?> _topK = new("--top-k") { Description = $"Gibbs steps k of CD-k for the top RBM ({Top(o => o.K)}); more steps make a class-conditional DBN's samples more often of the clamped digit" };
+        private readonly Option<double?> _initStd = new("--init-std") { Description = $"Re-initialise each RBM right before it trains with W ~ N(0, σ²), zero biases (σ: {PresetValues(p => p.Pretraining.InitialWeightStd)}; none: the DBN's own initialisation, σ = 0.01; dropout's 0.1 is rbm.m's of Hinton & Salakhutdinov 2006)" };
+        private readonly Option<string?> _visibleBiasInit = new("--visible-bias-init") { Description = $"Each RBM's visible biases before it trains: data (b_i = log p_i/(1 − p_i) of its input, Hinton's guide §8) or zero (as rbm.m). Default: the preset's ({PresetValues(p => p.Pretraining.InitVisibleBiasFromData ? "data" : "zero")})" };
+        private readonly Option<int?> _finetuneEpochs = new("--finetune-epochs") { Description = $"Override the preset's maximum fine-tuning epochs (≥ 1; {PresetValues(p => p.FineTuning.Epochs)})" };
+        private readonly Option<int?> _validation = new("--validation") { Description = $"Validation digits held out from the end of the training set (default: the preset's, {PresetValues(p => p.FineTuning.ValidationCount)})" };
+        private readonly Option<double?> _lr = new("--lr") { Description = $"Override the fine-tuning learning rate η₀ ({PresetValues(p => p.FineTuning.LearningRate)}; a classifier that ends at chance level exits with code 3 and names it as the likely cause)" };
+        private readonly Option<double?> _momentum = new("--momentum") { Description = $"Override the fine-tuning momentum ({PresetValues(p => p.FineTuning.Momentum)})" };
         private readonly Option<double?> _initialMomentum = new("--initial-momentum") { Description = "Momentum at the first epoch, rising linearly to --momentum over --momentum-ramp epochs" };
         private readonly Option<int?> _momentumRamp = new("--momentum-ramp") { Description = "Epochs over which the momentum rises from --initial-momentum to --momentum (0: constant)" };
         private readonly Option<bool?> _dampen = new("--dampen-momentum") { Description = "Velocity as an average of gradients, v ← m v + (1 − m) g, so the step size is set by --lr alone (Hinton et al. 2012) (true/false)" };
         private readonly Option<double?> _maxNorm = new("--max-norm") { Description = "Max-norm constraint c on each unit's incoming weights, ‖w_j‖ ≤ c after every step (0: off)" };
-        private readonly Option<string?> _dropoutConvention = new("--dropout-convention") { Description = "What --lr, --weight-decay and --max-norm mean with dropout: inverted (as torch.optim: every parameter gets them as given) or non-inverted (as Hinton et al. 2012 and Srivastava et al. 2014: a weight behind dropout with keep probability q steps with η q²). Default: the preset's (inverted)" };
+        private readonly Option<string?> _dropoutConvention = new("--dropout-convention") { Description = $"What --lr, --weight-decay and --max-norm mean with dropout: inverted (as torch.optim: every parameter gets them as given) or non-inverted (as Hinton et al. 2012 and Srivastava et al. 2014: a weight behind dropout with keep probability q steps with η q²). Default: the preset's ({PresetValues(p => p.FineTuning.DropoutConvention == DropoutConvention.Inverted ? "inverted" : "non-inverted")})" };
         private readonly Option<double?> _lrDecay = new("--lr-decay") { Description = "Override the per-epoch learning-rate decay γ (η_e = η₀ γ^e)" };
-        private readonly Option<double?> _weightDecay = new("--weight-decay") { Description = "Override the fine-tuning L2 weight decay" };
-        private readonly Option<int?> _batch = new("--batch-size") { Description = "Override the fine-tuning mini-batch size (at most the training digits left after --validation)" };
-        private readonly Option<int?> _patience = new("--patience") { Description = "Override the early-stopping patience (0: never stop early)" };
+        private readonly Option<double?> _weightDecay = new("--weight-decay") { Description = $"Override the fine-tuning L2 weight decay ({PresetValues(p => p.FineTuning.WeightDecay)})" };
+        private readonly Option<int?> _batch = new("--batch-size") { Description = $"Override the fine-tuning mini-batch size (at most the training digits left after --validation; {PresetValues(p => p.FineTuning.BatchSize)})" };
+        private readonly Option<int?> _patience = new("--patience") { Description = $"Override the early-stopping patience (0: never stop early; {PresetValues(p => p.FineTuning.Patience)})" };
         private readonly Option<int?> _headEpochs = new("--head-epochs") { Description = "Override the epochs that train only the output layer before the whole network" };
         private readonly Option<double?> _average = new("--average") { Description = "Iterate averaging: decay a of the moving average of the weights that validation measures and the model keeps (0: off; e.g. 0.999); the raw weights' validation error is printed beside it and written to -finetune.csv's raw_validation_error" };
-        private readonly Option<bool?> _classConditional = new("--class-conditional") { Description = "Join ten label units to the top RBM while pretraining (Hinton, Osindero & Teh 2006; true/false; default: the preset's: quick and hinton2006 true, dropout false). Must match a --pretrained DBN" };
-        private readonly Option<bool?> _refit = new("--refit") { Description = "After choosing the epochs on the validation split, retrain on all training digits for that many epochs (true/false; default: the preset's)" };
+        private readonly Option<bool?> _classConditional = new("--class-conditional") { Description = $"Join ten label units to the top RBM while pretraining (Hinton, Osindero & Teh 2006; true/false; default: the preset's: {PresetValues(p => p.ClassConditional)}). Must match a --pretrained DBN" };
+        private readonly Option<bool?> _refit = new("--refit") { Description = $"After choosing the epochs on the validation split, retrain on all training digits for that many epochs (true/false; default: the preset's: {PresetValues(p => p.Refit)})" };
         private readonly Option<string?> _optimizer = new("--optimizer") { Description = "Fine-tuning optimizer: sgd, or cg (conjugate gradients with line searches per mini-batch, as Hinton & Salakhutdinov 2006; use with --batch-size 1000). Switching keeps the preset's other values: give --lr and --batch-size for the new optimizer too" };
         private readonly Option<int?> _lineSearches = new("--line-searches") { Description = "Line searches per mini-batch with --optimizer cg (default 3)" };
-        private readonly Option<double?> _inputDropout = new("--input-dropout") { Description = "Override the dropout probability on the inputs" };
-        private readonly Option<double?> _hiddenDropout = new("--hidden-dropout") { Description = "Override the dropout probability after each hidden layer" };
+        private readonly Option<double?> _inputDropout = new("--input-dropout") { Description = $"Override the dropout probability on the inputs ({PresetValues(p => p.InputDropout)})" };
+        private readonly Option<double?> _hiddenDropout = new("--hidden-dropout") { Description = $"Override the dropout probability after each hidden layer ({PresetValues(p => p.HiddenDropout)})" };
 
         private readonly Option<string?> _computeDtype = new("--compute-dtype") { Description = "Mixed precision: the dtype of the fine-tuning passes' matrix products (float32 or bfloat16); weights and updates stay float32, validation and test passes too. Faster on CPUs with bfloat16 instructions (see the README's benchmarks), possibly slower without them. Default: float32" };
         private Option[] All => [_pretrainEpochs, _topEpochs, _topK, _initStd, _visibleBiasInit, _finetuneEpochs, _validation, _lr, _momentum, _initialMomentum, _momentumRamp, _dampen, _maxNorm, _dropoutConvention, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _classConditional, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout, _computeDtype];

@@ -126,6 +126,19 @@ public sealed class CliInternalsTests
         Assert.StartsWith("--tensorboard ", ex.Message);
     }
 
+    /// <summary>The mnist help states each preset's value as the preset holds it (read, not restated): changing a preset changes the help.</summary>
+    [Fact]
+    public void MnistHelp_ReadsThePresetsValues()
+    {
+        Assert.Equal(string.Join(", ", DbnClassifierPreset.All.Select(kv => $"{kv.Key} {kv.Value.FineTuning.Epochs}")),
+                     MnistCommand.PresetValues(p => p.FineTuning.Epochs));
+        Assert.Equal("7 in every preset", MnistCommand.PresetValues(_ => 7));
+        Assert.Equal("none in every preset", MnistCommand.PresetValues(_ => null));
+        var topK = MnistCommand.Create().Options.Single(o => o.Name == "--top-k").Description!;
+        int quickTop = DbnClassifierPreset.Quick.Pretraining.ForLayer(DbnClassifierPreset.Quick.LayerSizes.Length - 2).K;
+        Assert.Contains($"quick {quickTop}", topK);
+    }
+
     [Fact]
     public void CommandLine_IsQuotedForAPosixShell()
     {

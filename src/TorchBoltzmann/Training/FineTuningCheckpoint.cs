@@ -255,7 +255,7 @@ internal static class FineTuningCheckpoint
     /// libtorch in use). The CUDA state is the seed (uint64) and the Philox offset (int64, byte 8), which must be a
     /// multiple of 4.
     /// </remarks>
-    private static void CheckGeneratorState(string path, byte[] state, int expectedLength, DeviceType device, string what)
+    internal static void CheckGeneratorState(string path, byte[] state, int expectedLength, DeviceType device, string what)
     {
         const int MersenneStateN = 624;
         string? problem = null;

@@ -46,7 +46,7 @@ internal static class FineTuningCheckpoint
     /// The hyperparameters a continued run must share with the one that wrote the checkpoint: all but
     /// <see cref="ClassifierTrainingOptions.Epochs"/> and <see cref="ClassifierTrainingOptions.Patience"/>.
     /// </summary>
-    private static Dictionary<string, string> Fingerprint(ClassifierTrainingOptions o)
+    internal static Dictionary<string, string> Fingerprint(ClassifierTrainingOptions o)
         => typeof(ClassifierTrainingOptions).GetProperties()
             .Where(p => p.Name is not (nameof(ClassifierTrainingOptions.Epochs) or nameof(ClassifierTrainingOptions.Patience)))
             .ToDictionary(p => p.Name, p => Convert.ToString(p.GetValue(o), System.Globalization.CultureInfo.InvariantCulture) ?? "null");

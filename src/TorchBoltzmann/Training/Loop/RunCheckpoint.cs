@@ -46,7 +46,7 @@ public static class RunCheckpoint
             using var r = new BinaryReader(stream, System.Text.Encoding.UTF8);
             return r.ReadString() == Magic;
         }
-        catch (Exception e) when (e is IOException or EndOfStreamException or UnauthorizedAccessException or FormatException) { return false; }
+        catch (Exception e) when (e is not OutOfMemoryException) { return false; }
     }
 
     /// <summary>Writes the components' states atomically to <paramref name="path"/>.</summary>
@@ -190,8 +190,9 @@ public static class RunCheckpoint
                     foreach (var d in shape) elements = d == 0 ? 0 : elements > (stream.Length + 1) / d ? stream.Length + 1 : elements * d;
                     long expected = elements * ElementSize(dtype);
                     int n = r.ReadInt32();
-                    if (n != expected || n > stream.Length - stream.Position)   // before reading: a corrupt length must not size an allocation
-                        throw Corrupt(path, $"tensor '{name}/{tname}' should hold {expected} bytes; the file gives {n}{(n > stream.Length - stream.Position ? " and ends before them (truncated)" : "")}");
+                    // Before reading: a corrupt length must not size an allocation.
+                    if (n != expected) throw Corrupt(path, $"tensor '{name}/{tname}' should hold {expected} bytes; the file gives {n}");
+                    CheckRemaining(path, stream, n, $"tensor '{name}/{tname}'");
                     var tensor = torch.empty(shape, dtype).DetachFromDisposeScope();
                     section.Adopt(tname, tensor);
                     r.ReadBytes(n).CopyTo(tensor.bytes);
@@ -202,8 +203,8 @@ public static class RunCheckpoint
                     string bname = bo["name"]?.GetValue<string>() ?? throw Corrupt(path, $"section '{name}': a blob without a name");
                     long length = bo["length"]?.GetValue<long>() ?? -1;
                     int n = r.ReadInt32();
-                    if (n != length || n < 0 || n > stream.Length - stream.Position)
-                        throw Corrupt(path, $"blob '{name}/{bname}' should hold {length} bytes; the file gives {n}");
+                    if (n != length || n < 0) throw Corrupt(path, $"blob '{name}/{bname}' should hold {length} bytes; the file gives {n}");
+                    CheckRemaining(path, stream, n, $"blob '{name}/{bname}'");
                     section.AdoptBytes(bname, r.ReadBytes(n));
                 }
             }
@@ -217,6 +218,14 @@ public static class RunCheckpoint
             if (e is CheckpointException or OutOfMemoryException) throw;
             throw new CheckpointException($"'{path}': truncated or corrupt run checkpoint ({e.GetType().Name}: {e.Message}). Delete it to start over.", e);
         }
+    }
+
+    /// <summary>Refuses a file that ends before the <paramref name="n"/> bytes of <paramref name="what"/>.</summary>
+    private static void CheckRemaining(string path, Stream stream, long n, string what)
+    {
+        long remaining = stream.Length - stream.Position;
+        if (n > remaining)
+            throw new CheckpointException($"'{path}': truncated run checkpoint: {what} needs {n} bytes, {remaining} remain. Delete it to start over.");
     }
 
     private static CheckpointException Corrupt(string path, string problem)

@@ -23,7 +23,7 @@ public sealed class ModuleState(string name, nn.Module module) : IStateful
     public Action PrepareLoad(StateSection section)
     {
         var state = module.state_dict();
-        var pairs = state.Select(kv => (target: kv.Value, source: section.Tensor(kv.Key, kv.Value))).ToList();
+        var pairs = state.Select(kv => (target: kv.Value, source: section.Tensor(kv.Key, kv.Value, "in the model"))).ToList();
         var extra = section.Tensors.Select(t => t.Name).Where(n => !state.ContainsKey(n)).ToList();
         if (extra.Count > 0) throw section.Refuse($"tensors {string.Join(", ", extra)} are not in the model");
         return () =>

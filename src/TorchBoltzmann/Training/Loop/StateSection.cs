@@ -10,7 +10,7 @@ namespace TorchBoltzmann.Training;
 /// </summary>
 /// <remarks>
 /// Writing: <see cref="Put"/> borrows a tensor until the file is written (<see cref="PutCopy"/> hands over a copy the
-/// section disposes). Reading: the tensors are CPU temporaries the section owns; <see cref="Tensor(string, Tensor)"/>
+/// section disposes). Reading: the tensors are CPU temporaries the section owns; <see cref="Tensor(string, TorchSharp.torch.Tensor, string)"/>
 /// checks a tensor's shape and dtype against the target it is meant for, so a component can refuse a section before it
 /// changes anything.
 /// </remarks>
@@ -78,12 +78,15 @@ public sealed class StateSection : IDisposable
         => _tensors.FirstOrDefault(t => t.Name == name).Tensor ?? throw Refuse($"tensor '{name}' is missing");
 
     /// <summary>The tensor <paramref name="name"/>, checked to have <paramref name="like"/>'s shape and dtype.</summary>
+    /// <param name="name">The tensor's name in the section.</param>
+    /// <param name="like">The tensor it is to be copied into.</param>
+    /// <param name="where">Where <paramref name="like"/> is, for the message ("in the model").</param>
     /// <exception cref="CheckpointException">No such tensor, or another shape or dtype.</exception>
-    public Tensor Tensor(string name, Tensor like)
+    public Tensor Tensor(string name, Tensor like, string where = "here")
     {
         var t = Tensor(name);
         if (!t.shape.SequenceEqual(like.shape) || t.dtype != like.dtype)
-            throw Refuse($"tensor '{name}' is {Describe(t)} in the checkpoint, {Describe(like)} here");
+            throw Refuse($"tensor '{name}' is {Describe(t)} in the checkpoint, {Describe(like)} {where}");
         return t;
     }
 

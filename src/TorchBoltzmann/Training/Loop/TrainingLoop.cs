@@ -112,6 +112,8 @@ public abstract class TrainingLoop
     public bool StoppedEarly { get; protected set; }
     /// <summary>Wall time recorded for the epochs restored from a checkpoint (0 for a fresh run).</summary>
     public double RestoredSeconds { get; protected set; }
+    /// <summary>Epochs restored from a checkpoint (0 for a fresh run).</summary>
+    public int RestoredEpochs { get; protected set; }
 }
 
 /// <summary>
@@ -141,6 +143,7 @@ public sealed class TrainingLoop<TMetrics> : TrainingLoop, IStateful where TMetr
     private readonly List<TMetrics> _history = new();
     private double _seconds;
     private bool _finished;
+    private bool _recordRestored;
 
     /// <summary>Examples per mini-batch (the last batch may be smaller).</summary>
     public required int BatchSize { get; init; }
@@ -180,7 +183,9 @@ public sealed class TrainingLoop<TMetrics> : TrainingLoop, IStateful where TMetr
         if (Checkpoint is { Every: < 1 }) throw new ArgumentOutOfRangeException(nameof(Checkpoint), Checkpoint.Every, "CheckpointPolicy.Every must be ≥ 1.");
         var names = Components.Select(c => c.StateName).ToList();
         if (names.Distinct().Count() != names.Count) throw new InvalidOperationException($"state components with the same name: {string.Join(", ", names)}.");
-        if (Checkpoint is not null && File.Exists(Checkpoint.Path) && RunCheckpoint.IsRunCheckpoint(Checkpoint.Path))
+        // A file the trainer has already read (an earlier format, RestoreRecord) is not read again; any other file must
+        // be a run checkpoint of this run, or is refused.
+        if (Checkpoint is not null && !_recordRestored && File.Exists(Checkpoint.Path))
             RunCheckpoint.Restore(Checkpoint.Path, Checkpoint.Kind, Checkpoint.Identity, Components);
         if (_finished) return History;
         StopRequested = false;
@@ -234,7 +239,8 @@ public sealed class TrainingLoop<TMetrics> : TrainingLoop, IStateful where TMetr
     {
         _history.Clear();
         _history.AddRange(history);
-        (EpochsDone, _finished, StoppedEarly, _seconds, RestoredSeconds) = (epochsDone, finished, stoppedEarly, seconds, seconds);
+        (EpochsDone, _finished, StoppedEarly, _seconds, RestoredSeconds, RestoredEpochs) = (epochsDone, finished, stoppedEarly, seconds, seconds, epochsDone);
+        _recordRestored = true;
     }
 
     string IStateful.StateName => "loop";
@@ -253,12 +259,16 @@ public sealed class TrainingLoop<TMetrics> : TrainingLoop, IStateful where TMetr
         int done = section.Value<int>("epochs_done");
         bool finished = section.Value<bool>("finished"), stopped = section.Value<bool>("stopped_early");
         double seconds = section.Value<double>("seconds");
+        if (done < 0) throw section.Refuse($"{done} epochs done");
         List<TMetrics>? history;
         try { history = section.Values["history"].Deserialize<List<TMetrics>>(Json); }
         catch (JsonException e) { throw section.Refuse($"the history is unreadable ({e.Message})"); }
         if (history is null || history.Any(h => h is null) || history.Count != done)
             throw section.Refuse($"expected the records of {done} epochs, found {history?.Count(h => h is not null) ?? 0}");
-        if (done < 0) throw section.Refuse($"{done} epochs done");
-        return () => RestoreRecord(history, done, finished, stopped, seconds);
+        return () =>
+        {
+            RestoreRecord(history, done, finished, stopped, seconds);
+            _recordRestored = false;   // read from this run's checkpoint, not from an earlier format
+        };
     }
 }

@@ -192,7 +192,7 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
             Assert.True(code == 130, $"exit {code}\n{cli.Stdout}\n{cli.Stderr}");
             string stderr = cli.Stderr;
             Assert.Contains("SIGINT received: stopping at the next batch", stderr);
-            Assert.Contains("Interrupted by SIGINT. Saved runs/dbn-quick-pretrained.pt (the DBN after 2 of 2 layers' pretraining), runs/dbn-quick-finetune.ckpt (fine-tuning after epoch ", stderr);
+            Assert.Contains("Interrupted by SIGINT. Saved runs/dbn-quick-pretrained.ckpt (the DBN after 2 of 2 layers' pretraining), runs/dbn-quick-finetune.ckpt (fine-tuning after epoch ", stderr);
             Assert.Contains($"Continue with: tbm {string.Join(" ", args)}", stderr);
             savedEpoch = int.Parse(System.Text.RegularExpressions.Regex.Match(stderr, @"fine-tuning after epoch (\d+)").Groups[1].Value);
             Assert.InRange(savedEpoch, 2, 39);
@@ -210,7 +210,7 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.Contains("fine-tune epoch 40/40 ", stdout);
         Assert.True(File.Exists(Path.Combine(work.Path, "runs", "dbn-quick.pt")));
         Assert.Empty(Directory.GetFiles(Path.Combine(work.Path, "runs"), "*.ckpt"));
-        Assert.False(File.Exists(Path.Combine(work.Path, "runs", "dbn-quick-pretrained.pt")));
+        Assert.False(File.Exists(Path.Combine(work.Path, "runs", "dbn-quick-pretrained.ckpt")));
     }
 
     /// <summary>
@@ -228,12 +228,12 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
             cli.Signal(CliProcess.SIGTERM);
             int code = cli.WaitForExit(Patience);
             Assert.True(code == 130, $"exit {code}\n{cli.Stdout}\n{cli.Stderr}");
-            Assert.Contains("Interrupted by SIGTERM. Saved out/m-pretrained.pt (the DBN after 1 of 2 layers' pretraining). Continue with: tbm mnist ", cli.Stderr);
+            Assert.Contains("Interrupted by SIGTERM. Saved out/m-pretrained.ckpt (the DBN after 1 of 2 layers' pretraining). Continue with: tbm mnist ", cli.Stderr);
         }
 
         using (var cli = CliProcess.Start(work.Path, null, args))
         {
-            cli.WaitForLine(l => l.StartsWith("Continuing from the checkpoint out/m-pretrained.pt"), Patience);
+            cli.WaitForLine(l => l.StartsWith("Continuing from the checkpoint out/m-pretrained.ckpt"), Patience);
             cli.WaitForLine(l => l.StartsWith("layer 2/2 epoch 1/200 "), Patience);
             Assert.DoesNotContain(cli.StdoutLines, l => l.StartsWith("layer 1/2 epoch"));
             cli.Signal(CliProcess.SIGTERM);

@@ -151,6 +151,29 @@ public static class RunCheckpoint
         }
     }
 
+    /// <summary>The identity and one section's values of a run checkpoint, read from its header alone (no tensors).</summary>
+    /// <exception cref="CheckpointException">Not a run checkpoint, a corrupt header, or no such section.</exception>
+    public static (IReadOnlyDictionary<string, string> Identity, JsonObject Values) ReadRecord(string path, string section)
+    {
+        try
+        {
+            using var stream = File.OpenRead(path);
+            using var r = new BinaryReader(stream, System.Text.Encoding.UTF8);
+            if (r.ReadString() != Magic || r.ReadInt32() != Version)
+                throw new CheckpointException($"'{path}': not a run checkpoint of format {Magic} {Version}.");
+            var header = JsonNode.Parse(r.ReadString()) as JsonObject ?? throw Corrupt(path, "the header is not a JSON object");
+            var identity = (header["identity"] as JsonObject ?? throw Corrupt(path, "no identity"))
+                .ToDictionary(kv => kv.Key, kv => kv.Value?.GetValue<string>() ?? "");
+            var values = (header["sections"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(s => s["name"]?.GetValue<string>() == section)?["values"] as JsonObject
+                         ?? throw Corrupt(path, $"no section '{section}'");
+            return (identity, (JsonObject)values.DeepClone());
+        }
+        catch (Exception e) when (e is not (CheckpointException or OutOfMemoryException))
+        {
+            throw new CheckpointException($"'{path}': truncated or corrupt run checkpoint ({e.GetType().Name}: {e.Message}).", e);
+        }
+    }
+
     /// <summary>Reads a whole run checkpoint into memory: its kind, identity and sections (CPU tensors the caller disposes).</summary>
     /// <exception cref="CheckpointException">Not a run checkpoint, or truncated or corrupt.</exception>
     internal static (string Kind, Dictionary<string, string> Identity, List<StateSection> Sections) Read(string path)

@@ -24,8 +24,12 @@ namespace TorchBoltzmann.Training;
 /// first (the other parameters get <c>requires_grad = false</c> and are restored at the end), and
 /// <see cref="ClassifierTrainingOptions.AverageDecay"/> keeps an exponential moving average of the weights, which
 /// validation measures and the model ends with.</para>
-/// <para>Memory: one dispose scope per batch; the shuffled data is materialised once per epoch; metrics leave scopes as
-/// .NET numbers.</para>
+/// <para>Memory: one dispose scope per batch, each gathering its rows through the epoch's permutation; metrics leave
+/// scopes as .NET numbers.</para>
+/// <para><see cref="Fit"/> runs on the shared <see cref="TrainingLoop{TMetrics}"/>: the fine-tuner supplies the closure step
+/// of a batch and the epoch's validation, and its options become components (<see cref="ExponentialLearningRate"/>,
+/// <see cref="MaxNorm"/>, <see cref="EarlyStopping"/>, <see cref="IterateAverage"/>, the momentum ramp and head-only
+/// epochs), each saving its own state in the run's checkpoints.</para>
 /// </remarks>
 public sealed class FineTuner : IDisposable
 {

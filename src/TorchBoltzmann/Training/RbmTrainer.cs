@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using TorchBoltzmann.Evaluation;
 using TorchBoltzmann.Modules;
 using TorchBoltzmann.Sampling;
@@ -24,6 +23,9 @@ namespace TorchBoltzmann.Training;
 /// <para>Memory: one dispose scope per batch; each epoch draws one permutation and every batch gathers its rows from it
 /// (a cache-sized copy, rather than a copy of the whole data set per epoch);
 /// persistent chains are allocated once and updated in place. Move the model to its device before creating the trainer.</para>
+/// <para><see cref="Fit"/> runs on the shared <see cref="TrainingLoop{TMetrics}"/>: the trainer supplies the CD/PCD update
+/// of a batch and the epoch's metrics, and a momentum schedule as a component; with <see cref="CheckpointPath"/> the run
+/// is checkpointed (<see cref="RunCheckpoint"/>) and continues bit for bit, persistent chains included.</para>
 /// </remarks>
 public sealed class RbmTrainer : IDisposable
 {

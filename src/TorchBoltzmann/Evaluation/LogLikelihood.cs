@@ -156,7 +156,9 @@ public static class LogLikelihood
     /// </code>
     /// B(v) = log p(v) − KL(q(h | v) ‖ p(h | v)) ≤ log p(v). The expectations are estimated from
     /// <paramref name="samples"/> draws of h ~ q per row (the entropies given each drawn parent are exact), an unbiased
-    /// estimate of B; <see cref="LikelihoodEstimate.StandardError"/> is its Monte-Carlo standard error over rows.</para>
+    /// estimate of B. <see cref="LikelihoodEstimate.StandardError"/> is its Monte-Carlo standard error for these rows,
+    /// √(Σ_n s_n² / S) / N with s_n² the variance of row n's S samples (NaN for S = 1), not the spread of B over a data
+    /// set.</para>
     /// <para>For L = 1 (one RBM) B(v) = log p(v) exactly. With log Z_top from AIS the bound inherits AIS's bias (log Ẑ
     /// errs low, so the bound errs high) and the interval from log Z_top's.</para>
     /// <para>Class-conditional DBN: the top RBM models (h^{L−1}, y); the label is summed out, so the figure is a bound on
@@ -183,7 +185,7 @@ public static class LogLikelihood
         using var _ = torch.no_grad();
         using var rows = data.reshape(-1, dbn.n_visible);
         long n = rows.shape[0];
-        double sum = 0, sumSq = 0;
+        double sum = 0, withinVariance = 0;
         for (long s = 0; s < n; s += batch_size)
         {
             using var scope = torch.NewDisposeScope();
@@ -206,12 +208,11 @@ public static class LogLikelihood
                 x = h;
             }
             total.add_(TopNegFreeEnergy(dbn, x)).sub_(top_log_partition.LogZ);
-            var perRow = total.reshape(b, samples).mean([1L]);
-            sum += perRow.sum().ToDouble();
-            sumSq += perRow.square().sum().ToDouble();
+            var bySample = total.reshape(b, samples);
+            sum += bySample.mean([1L]).sum().ToDouble();
+            if (samples > 1) withinVariance += bySample.var(1).sum().ToDouble();
         }
         double mean = sum / n;
-        double variance = n > 1 ? Math.Max(0, (sumSq - n * mean * mean) / (n - 1)) : 0;
         return new LikelihoodEstimate
         {
             MeanLogLikelihood = mean,
@@ -220,7 +221,7 @@ public static class LogLikelihood
             PartitionFunction = top_log_partition,
             Count = n,
             Kind = LikelihoodKind.VariationalLowerBound,
-            StandardError = Math.Sqrt(variance / n),
+            StandardError = samples > 1 ? Math.Sqrt(withinVariance / samples) / n : double.NaN,
         };
     }
 
@@ -284,7 +285,8 @@ public sealed record LikelihoodEstimate
     /// <summary>Whether the figure is log p(v) or a lower bound on it.</summary>
     public required LikelihoodKind Kind { get; init; }
 
-    /// <summary>Monte-Carlo standard error of the figure from sampling h ~ q (DBN bound); 0 for an RBM.</summary>
+    /// <summary>Monte-Carlo standard error of the figure for these rows from sampling h ~ q (DBN bound; NaN with one
+    /// sample per row); 0 for an RBM.</summary>
     public double StandardError { get; init; }
 
     /// <summary>

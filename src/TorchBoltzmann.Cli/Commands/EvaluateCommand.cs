@@ -98,7 +98,7 @@ internal static class EvaluateCommand
             {
                 using var bias = LogLikelihood.base_bias(rbm!, train, options);
                 var r = WithProgress(false, p => ReverseAnnealing.log_likelihood(rbm!, test, bias, options.Ais, gen, p, ct));
-                Terminal.Line($"test, conservative (RAISE, {r.Steps} steps, one chain per digit): {Nats(r.MeanLogLikelihood)} nats, a stochastic lower bound " +
+                Terminal.Line($"test, conservative (RAISE, {r.Steps} steps, one chain per digit): average log p(v) = {Nats(r.MeanLogLikelihood)} nats, a stochastic lower bound " +
                               $"(spread of the digits' estimates: standard error {r.StandardError.ToString("F2", CultureInfo.InvariantCulture)})");
             }
         }

@@ -60,11 +60,11 @@ public sealed class EvaluateCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     }
 
     [Fact]
-    public void Rbm_TooLargeToEnumerate_RunsAis_AndPrintsTheIntervalAroundEachFigure()
+    public void Rbm_TooLargeToEnumerate_RunsAis_AndPrintsTheIntervalAroundEachFigure_AndRaiseOnRequest()
     {
         using var work = new TempDirectory();
         string model = SaveRbm(work, 30, 2);
-        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, Evaluate(model, "--limit", "100", "--runs", "8", "--betas", "60"));
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, Evaluate(model, "--limit", "100", "--runs", "8", "--betas", "60", "--raise"));
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Contains("by AIS (8 runs, 60 steps; log(Ẑ ± 3σ̂) = [", stdout);
         foreach (var prefix in new[] { "train:", "test :" })
@@ -78,6 +78,8 @@ public sealed class EvaluateCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
             Assert.True(lo <= mid && mid <= hi, line);
         }
         Assert.Contains("100 digits", stdout);
+        Assert.True(double.IsFinite(Figure(stdout, "test, conservative (RAISE, 60 steps")), stdout);
+        Assert.Contains("a stochastic lower bound", stdout);
     }
 
     [Fact]

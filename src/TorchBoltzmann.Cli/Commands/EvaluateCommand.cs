@@ -141,7 +141,9 @@ internal static class EvaluateCommand
         }
     }
 
-    private static string Nats(double x) => x.ToString("F2", CultureInfo.InvariantCulture).Replace("-", "−");
+    /// <summary>A figure with two decimals and a true minus sign; ±∞ (an interval end when Ẑ − 3σ̂ ≤ 0) as ∞.</summary>
+    internal static string Nats(double x) => double.IsPositiveInfinity(x) ? "∞" : double.IsNegativeInfinity(x) ? "−∞"
+        : x.ToString("F2", CultureInfo.InvariantCulture).Replace("-", "−");
 
     internal static string DescribeLogZ(PartitionFunctionEstimate z, bool top)
     {

@@ -48,8 +48,10 @@ internal sealed class AnnealingPath : IDisposable
     public static AnnealingPath Create(RBM model, Tensor? baseBias)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (!model.visible_units.has_linear_bias || !model.hidden_units.has_linear_bias)
-            throw new ArgumentException($"Annealing needs unit types whose self-energy is linear in the bias (E_self = −a·x); {model} has {model.visible_units.Name} visible and {model.hidden_units.Name} hidden units.", nameof(model));
+        // The base-rate factor enters the visible conditional as the field (1 − β) b_A added to the net input, which is
+        // right only when E_self is linear in the bias; the hidden side needs only its log-partition at β.
+        if (!model.visible_units.has_linear_bias)
+            throw new ArgumentException($"Annealing needs visible units whose self-energy is linear in the bias (E_self = −a·x); {model} has {model.visible_units.Name} visible units.", nameof(model));
         if (baseBias is null)
         {
             using var zeros = torch.zeros(model.n_visible, dtype: ScalarType.Float64, device: model.device);

@@ -29,6 +29,7 @@ public sealed class GibbsChains : IDisposable
     private Tensor? _visibleMean;
     private Tensor? _temperatures;
     private Tensor? _clampValues;
+    private Tensor? _visibleField;
     private long _clampFirst;
     private double _temperature = 1.0;
 
@@ -79,6 +80,32 @@ public sealed class GibbsChains : IDisposable
             if (!(lo.ToDouble() > 0) || !double.IsFinite(hi.ToDouble()))
                 throw new ArgumentException("temperatures: expected finite positive values.");
             _temperatures = value.to(model.dtype, model.device).clone().DetachFromDisposeScope();
+        }
+    }
+
+    /// <summary>
+    /// An external field a on the visible units that the temperature does not scale, shape (n_visible), or null (none):
+    /// with it the chains sample p(v, h) ∝ e^{aᵀv − E(v,h)/T}, so p(v | h) = mean_v((b + Wᵀh)/T + a). Annealed importance
+    /// sampling moves along p_β ∝ e^{(1−β) b_Aᵀv − βE(v,h)} from a base-rate model with visible biases b_A: it steps at
+    /// T = 1/β with a = (1 − β) b_A. Meant for unit types whose self-energy is linear in the bias
+    /// (<see cref="Units.UnitType.has_linear_bias"/>) and whose mean depends on η/T. The tensor is copied; it is not part of
+    /// <see cref="state_dict"/> (a caller that sets it sets it again after a load).
+    /// </summary>
+    /// <exception cref="ArgumentException">Not a vector of n_visible finite values.</exception>
+    public Tensor? visible_field
+    {
+        get => _visibleField;
+        set
+        {
+            _visibleField?.Dispose();
+            _visibleField = null;
+            if (value is null) return;
+            using var _ = torch.no_grad();
+            if (value.dim() != 1 || value.shape[0] != model.n_visible)
+                throw new ArgumentException($"visible_field: expected shape ({model.n_visible}), got ({string.Join(", ", value.shape)}).");
+            using (var finite = value.isfinite().all())
+                if (!finite.ToBoolean()) throw new ArgumentException("visible_field: expected finite values.");
+            _visibleField = value.to(model.dtype, model.device).clone().DetachFromDisposeScope();
         }
     }
 
@@ -165,7 +192,7 @@ public sealed class GibbsChains : IDisposable
         var t = _temperatures is null ? null : (partial ? _temperatures.narrow(0, 0, count!.Value) : _temperatures).unsqueeze(1);
         var hm = hidden_mean ?? Mean(model.hidden_net(v), model.hidden_units, t);
         var h = model.hidden_units.sample_from_mean(hm, generator);
-        var pv = Mean(model.visible_net(h), model.visible_units, t);
+        var pv = Mean(model.visible_net(h), model.visible_units, t, _visibleField);
         var next = sample_visible ? model.visible_units.sample_from_mean(pv, generator) : pv;
         ApplyClamp(next);
         if (partial)
@@ -329,14 +356,23 @@ public sealed class GibbsChains : IDisposable
     {
         Replace(null, null);
         temperatures = null;
+        visible_field = null;
         release();
     }
 
     private const string FileMagic = "TorchBoltzmann.GibbsChains/1";
 
-    /// <summary>mean(η / T) for per-chain temperatures T (B, 1), else the unit type's mean at the scalar temperature, in place.</summary>
-    private Tensor Mean(Tensor net, Units.UnitType units, Tensor? perChain)
-        => perChain is null ? units.mean_(net, _temperature) : units.mean_(net.div_(perChain), 1.0);
+    /// <summary>
+    /// mean(η / T) for per-chain temperatures T (B, 1), else the unit type's mean at the scalar temperature, in place; with
+    /// an untempered <paramref name="field"/> a, mean(η / T + a).
+    /// </summary>
+    private Tensor Mean(Tensor net, Units.UnitType units, Tensor? perChain, Tensor? field = null)
+    {
+        if (field is null)
+            return perChain is null ? units.mean_(net, _temperature) : units.mean_(net.div_(perChain), 1.0);
+        if (perChain is null) net.div_(_temperature); else net.div_(perChain);
+        return units.mean_(net.add_(field), 1.0);
+    }
 
     private void ApplyClamp(Tensor v)
     {

@@ -26,6 +26,42 @@ public class GibbsChainsTests
     }
 
     [Fact]
+    public void VisibleField_IsNotTempered_ChainsSampleTheEquivalentRbm()
+    {
+        // With field a at T = 2 the chains sample p(v, h) ∝ e^{aᵀv − E(v,h)/T}: the RBM with W/T, b/T + a, c/T at T = 1.
+        // 400 chains × 400 steps; tolerance 0.02 as above (~8 standard errors of independent draws); fixed seeds.
+        using var rbm = TestUtil.RandomRbm(6, 4, 22, std: 0.8);
+        using var field = torch.tensor(new double[] { 1.5, -1.0, 0.5, -2.0, 0.0, 1.0 });
+        using var equivalent = TestUtil.RandomRbm(6, 4, 22);
+        using (torch.no_grad())
+        {
+            equivalent.weight.copy_(rbm.weight / 2);
+            equivalent.visible_bias.copy_(rbm.visible_bias / 2 + field);
+            equivalent.hidden_bias.copy_(rbm.hidden_bias / 2);
+        }
+        using var g = new Generator(6);
+        using var chains = new GibbsChains(rbm, g, temperature: 2.0) { visible_field = field };
+        chains.start_random(400);
+        using var exact = ExactEnumeration.visible_marginals(equivalent);
+        using var m = LongRunMean(chains, 400);
+        TestUtil.AllClose(exact, m, 0.02, "p(v_i = 1) with an untempered field");
+        // Without the field the same chains sample the tempered RBM alone, whose marginals differ from these by more
+        // than the tolerance (the test above would notice a field that is ignored).
+        using var plain = TestUtil.RandomRbm(6, 4, 22);
+        using (torch.no_grad())
+        {
+            plain.weight.copy_(rbm.weight / 2);
+            plain.visible_bias.copy_(rbm.visible_bias / 2);
+            plain.hidden_bias.copy_(rbm.hidden_bias / 2);
+        }
+        using var withoutField = ExactEnumeration.visible_marginals(plain);
+        using var diff = (withoutField - exact).abs().max();
+        Assert.True(diff.ToDouble() > 0.1);
+        var e = Assert.Throws<ArgumentException>(() => chains.visible_field = torch.zeros(5, ScalarType.Float64));
+        Assert.Contains("visible_field", e.Message);
+    }
+
+    [Fact]
     public void LongRunMarginals_MatchEnumeration_AtTheModelsTemperature_AndPerChainTemperatures()
     {
         // 6×4 RBM, 400 chains × 400 steps = 160,000 (correlated) draws per unit: the tolerance 0.02 is ~8 standard errors

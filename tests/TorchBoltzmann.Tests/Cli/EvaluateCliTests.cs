@@ -1,0 +1,120 @@
+using System.Globalization;
+using TorchBoltzmann.Data;
+using TorchBoltzmann.Evaluation;
+using TorchBoltzmann.IO;
+using TorchBoltzmann.Tests.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Tests.Cli;
+
+/// <summary><c>tbm evaluate</c> run as a child process on the fake MNIST (<see cref="FakeMnist"/>, <c>--no-verify</c>).</summary>
+public sealed class EvaluateCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
+{
+    /// <summary>A random 784 × <paramref name="hidden"/> RBM (W ~ N(0, 0.05²), biases N(0, 0.5²)) saved as a checkpoint.</summary>
+    private static string SaveRbm(TempDirectory work, int hidden, ulong seed)
+    {
+        using var g = new Generator(seed);
+        using var rbm = boltzmann.RBM(784, hidden, generator: g);
+        using (torch.no_grad())
+        {
+            rbm.weight.normal_(0, 0.05, g);
+            rbm.visible_bias.normal_(0, 0.5, g);
+            rbm.hidden_bias.normal_(0, 0.5, g);
+        }
+        return Checkpoint.Save(rbm, work.File($"rbm{hidden}.pt"));
+    }
+
+    private string[] Evaluate(string model, params string[] more) =>
+        ["evaluate", model, "--data", fake.Path, "--no-verify", "--threads", "1", .. more];
+
+    private static double Figure(string stdout, string prefix)
+    {
+        var line = Assert.Single(stdout.Split('\n'), l => l.StartsWith(prefix, StringComparison.Ordinal));
+        var m = System.Text.RegularExpressions.Regex.Match(line, @"= (−?[0-9.]+) nats");
+        Assert.True(m.Success, line);
+        return double.Parse(m.Groups[1].Value.Replace("−", "-"), CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public void Rbm_WithAnEnumerableLayer_PrintsTheExactLogLikelihood_OfTheDigitsBinarisedFromTheSeed()
+    {
+        // 784 × 8: log Z exact over the 2⁸ hidden states. The test recomputes the figure from the same data: the first 150
+        // training and test digits, binarised stochastically from Generator(seed 5), train first (the fake digits are 0/1,
+        // so here the draw cannot change them; the order still matters for real MNIST).
+        using var work = new TempDirectory();
+        string model = SaveRbm(work, 8, 1);
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, Evaluate(model, "--limit", "150", "--seed", "5"));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("log Z = ", stdout);
+        Assert.Contains("(exact: one layer enumerated)", stdout);
+        using var rbm = Checkpoint.Load<TorchBoltzmann.Modules.RBM>(model);
+        using var gen = new Generator(5);
+        using var trainSet = MnistDataset.Load(fake.Path, MnistSplit.Train, 150);
+        using var testSet = MnistDataset.Load(fake.Path, MnistSplit.Test, 150);
+        using var train = Binarize.Stochastic(trainSet.Images, gen);
+        using var test = Binarize.Stochastic(testSet.Images, gen);
+        Assert.Equal(ExactEnumeration.log_likelihood(rbm, train), Figure(stdout, "train:"), 2);
+        Assert.Equal(ExactEnumeration.log_likelihood(rbm, test), Figure(stdout, "test :"), 2);
+        Assert.Contains("150 digits", stdout);
+    }
+
+    [Fact]
+    public void Rbm_TooLargeToEnumerate_RunsAis_AndPrintsTheIntervalAroundEachFigure_AndRaiseOnRequest()
+    {
+        using var work = new TempDirectory();
+        string model = SaveRbm(work, 30, 2);
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, Evaluate(model, "--limit", "100", "--runs", "8", "--betas", "60", "--raise"));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("by AIS (8 runs, 60 steps; log(Ẑ ± 3σ̂) = [", stdout);
+        foreach (var prefix in new[] { "train:", "test :" })
+        {
+            var line = Assert.Single(stdout.Split('\n'), l => l.StartsWith(prefix, StringComparison.Ordinal));
+            var m = System.Text.RegularExpressions.Regex.Match(line, @"= (−?[0-9.]+) nats \(interval \[(−?[0-9.]+|−∞), (−?[0-9.]+|∞)\]");
+            Assert.True(m.Success, line);
+            double Parse(string s) => s == "∞" ? double.PositiveInfinity : s == "−∞" ? double.NegativeInfinity
+                                    : double.Parse(s.Replace("−", "-"), CultureInfo.InvariantCulture);
+            double mid = Parse(m.Groups[1].Value), lo = Parse(m.Groups[2].Value), hi = Parse(m.Groups[3].Value);
+            Assert.True(lo <= mid && mid <= hi, line);
+        }
+        Assert.Contains("100 digits", stdout);
+        Assert.True(double.IsFinite(Figure(stdout, "test, conservative (RAISE, 60 steps")), stdout);
+        Assert.Contains("a stochastic lower bound", stdout);
+    }
+
+    [Fact]
+    public void Dbn_PrintsTheVariationalLowerBound()
+    {
+        using var work = new TempDirectory();
+        using var g = new Generator(3);
+        using var dbn = boltzmann.DBN(new[] { 784, 12, 6 }, generator: g);
+        string model = Checkpoint.Save(dbn, work.File("dbn.pt"));
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, Evaluate(model, "--limit", "50", "--samples", "2"));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("log Z of the top RBM = ", stdout);
+        Assert.Contains("train: variational lower bound on average log p(v) = ", stdout);
+        Assert.Contains("test : variational lower bound on average log p(v) = ", stdout);
+    }
+
+    [Theory]
+    [InlineData("--runs must be ≥ 2, got 1", "--runs", "1")]
+    [InlineData("--betas must be ≥ 3, got 2", "--betas", "2")]
+    [InlineData("--limit must be ≥ 1, got 0", "--limit", "0")]
+    [InlineData("--samples must be ≥ 1, got 0", "--samples", "0")]
+    [InlineData("no such checkpoint", "{missing}")]
+    [InlineData("expected a model of 784 visible units (28×28 MNIST), got 10", "{small}")]
+    public void BadInput_IsOneErrorLine_NamingTheOptionOrFile(string expected, params string[] args)
+    {
+        using var work = new TempDirectory();
+        string model = SaveRbm(work, 4, 4);
+        using (var small = boltzmann.RBM(10, 3)) Checkpoint.Save(small, work.File("small.pt"));
+        string target = args[0] == "{missing}" ? work.File("missing.pt") : args[0] == "{small}" ? work.File("small.pt") : model;
+        var rest = args[0].StartsWith('{') ? args[1..] : args;
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, Evaluate(target, rest));
+        Assert.Equal(1, code);
+        Assert.DoesNotContain('\n', stderr);
+        Assert.StartsWith("error: ", stderr);
+        Assert.Contains(expected, stderr);
+        Assert.DoesNotContain("Exception", stderr);
+    }
+}

@@ -119,15 +119,16 @@ internal static class MnistCommand
                                        $"{(preset.ClassConditional ? "joins" : "pretrains without")} them; add --class-conditional {(has ? "true" : "false")} to fine-tune it");
             }
             ct.ThrowIfCancellationRequested();
-            // Every epoch's pretraining and fine-tuning metrics as TensorBoard scalars, in the run this command continues.
+            // Every stage's epoch metrics, histograms and update ratios, and the bottom layer's filters, in TensorBoard (in the
+            // run this command continues, when it continues).
             using var tensorBoard = TensorBoardRun.Open(tensorBoardRoot, preset.Name, seed, continuing.Count > 0);
+            if (tensorBoard is not null) tensorBoard.RbmImages = TensorBoardRun.MnistImages(null);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             DbnClassifierResult result;
             try
             {
                 result = ConsoleProgress.Run(p => DbnClassifierPipeline.Run(preset, trainX, trainY, testX, testY, seed, pretrained,
-                    TensorBoardRun.Tee(p, tensorBoard), TensorBoardRun.Tee<ClassifierProgress>(new FineTuneProgress(p, saved), tensorBoard),
-                    ct, checkpointStem, Math.Max(checkpointEvery, 1)));
+                    p, new FineTuneProgress(p, saved), ct, checkpointStem, Math.Max(checkpointEvery, 1), tensorBoard));
             }
             finally
             {

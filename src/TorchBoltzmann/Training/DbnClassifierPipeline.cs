@@ -131,12 +131,20 @@ public static class DbnClassifierPipeline
     /// results are safe.
     /// </param>
     /// <param name="checkpointEvery">Epochs between checkpoints.</param>
+    /// <param name="tensorBoard">When given, every stage's progress also goes to this logger, which watches the DBN's
+    /// layers while they pretrain and the classifier while it is fine-tuned (and refit): histograms, update ratios and
+    /// the images its <see cref="Logging.TensorBoardLogger.RbmImages"/> renders.</param>
     /// <exception cref="IO.CheckpointException">A checkpoint under <paramref name="checkpointStem"/> was written by another run (the differences are named) or is corrupt.</exception>
     public static DbnClassifierResult Run(DbnClassifierPreset preset, Tensor trainX, Tensor trainY, Tensor testX, Tensor testY,
         ulong seed = 42, DBN? pretrained = null, IProgress<TrainingProgress>? pretrainProgress = null,
         IProgress<ClassifierProgress>? fineTuneProgress = null, CancellationToken cancellationToken = default,
-        string? checkpointStem = null, int checkpointEvery = 1)
+        string? checkpointStem = null, int checkpointEvery = 1, Logging.TensorBoardLogger? tensorBoard = null)
     {
+        if (tensorBoard is not null)
+        {
+            pretrainProgress = pretrainProgress is null ? tensorBoard : new Both<TrainingProgress>(pretrainProgress, tensorBoard);
+            fineTuneProgress = fineTuneProgress is null ? tensorBoard : new Both<ClassifierProgress>(fineTuneProgress, tensorBoard);
+        }
         ArgumentNullException.ThrowIfNull(preset);
         preset.FineTuning.Validate();
         DbnClassifier.CheckDropout(preset.InputDropout, preset.HiddenDropout);   // before pretraining, not after it
@@ -153,6 +161,7 @@ public static class DbnClassifierPipeline
 
         using var gen = new Generator(seed, device);
         var dbn = boltzmann.DBN(preset.LayerSizes, preset.ClassConditional ? 10 : 0, device: device, generator: gen);
+        tensorBoard?.Watch(dbn);
         try
         {
             IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> pretraining = Array.Empty<IReadOnlyList<RbmEpochMetrics>>();
@@ -198,6 +207,7 @@ public static class DbnClassifierPipeline
                 using (var tuner = new FineTuner(classifier, preset.FineTuning with { Seed = seed }, generator: gen)
                        { CheckpointPath = checkpointStem is null ? null : FineTuningCheckpointPath(checkpointStem), CheckpointEvery = checkpointEvery, CheckpointTag = tag })
                 {
+                    tensorBoard?.Watch(tuner.Stage, classifier);
                     history = nVal > 0 ? tuner.Fit(fitX, fitY, valX, valY, fineTuneProgress, cancellationToken)
                                        : tuner.Fit(fitX, fitY, progress: fineTuneProgress, cancellationToken: cancellationToken);
                     test = tuner.Evaluate(testX, testY);
@@ -220,6 +230,7 @@ public static class DbnClassifierPipeline
                         Stage = "refit on all digits", CheckpointEvery = checkpointEvery, CheckpointTag = tag,
                         CheckpointPath = checkpointStem is null ? null : RefitCheckpointPath(checkpointStem),
                     };
+                    tensorBoard?.Watch(tuner.Stage, classifier);
                     refit = tuner.Fit(trainX, trainY, progress: fineTuneProgress, cancellationToken: cancellationToken);
                     restoredSeconds += tuner.RestoredSeconds;
                     selected = test;
@@ -242,6 +253,16 @@ public static class DbnClassifierPipeline
         {
             dbn.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Reports to both receivers in order (the caller's, then the TensorBoard logger).</summary>
+    private sealed class Both<T>(IProgress<T> first, IProgress<T> second) : IProgress<T>
+    {
+        public void Report(T value)
+        {
+            first.Report(value);
+            second.Report(value);
         }
     }
 }

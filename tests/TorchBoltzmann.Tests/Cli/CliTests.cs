@@ -181,6 +181,31 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.DoesNotContain("TensorBoard", stdout);
     }
 
+    /// <summary>
+    /// tbm mnist --tensorboard: one run directory quick-seed42-TIME holding every pretraining layer's and fine-tuning's
+    /// epoch scalars (the fine-tuning losses equal those of the -finetune.csv the command wrote), parameter histograms
+    /// and update ratios of the layers and the classifier, and the bottom layer's filters.
+    /// </summary>
+    [Fact]
+    public void Mnist_TensorBoard_LogsEveryStage()
+    {
+        using var work = new TempDirectory();
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, QuickMnist("--finetune-epochs", "2", "--tensorboard", "tb"));
+        Assert.True(code is 0 or 3, $"exit {code}\n{stdout}\n{stderr}");
+        string run = Assert.Single(Directory.GetDirectories(work.File("tb")));
+        Assert.Matches(@"quick-seed42-\d{8}-\d{6}$", run);
+        var values = TorchBoltzmann.Logging.TensorBoardEventReader.ReadDirectory(run);
+        var tags = values.Select(v => v.Tag).ToHashSet();
+        foreach (var t in new[] { "layer1/reconstruction_error", "layer2/reconstruction_error", "layer1/weight", "layer1/update_to_weight_ratio/weight",
+                                  "layer1/filters", "fine-tune/train_loss", "fine-tune/validation_error", "fine-tune/fc1.weight" })
+            Assert.Contains(t, tags);
+        var csv = File.ReadAllLines(Path.Combine(work.Path, "runs", "dbn-quick-finetune.csv")).Skip(1)
+            .Select(l => (float)double.Parse(l.Split(',')[1], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        var logged = values.Where(v => v.Tag == "fine-tune/train_loss").Select(v => v.Scalar).ToList();
+        Assert.Equal(csv.Count, logged.Count);
+        for (int i = 0; i < csv.Count; i++) Assert.Equal(csv[i], logged[i], 5e-6 * Math.Abs(csv[i]));   // the CSV holds 6 significant digits
+    }
+
     /// <summary>A learning rate that wrecks the RBM ends with a warning naming --lr and exit code 3 (the files are still written).</summary>
     [Fact]
     public void TrainRbm_LearningRateFarTooHigh_WarnsAndExits3()

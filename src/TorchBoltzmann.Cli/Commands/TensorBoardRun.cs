@@ -45,7 +45,8 @@ internal static class TensorBoardRun
 
     /// <summary>
     /// Images of an RBM whose visible layer starts with 28×28 pixels (the bottom layer on MNIST): its first 100 filters,
-    /// and 16 held-out digits beside their mean-field reconstructions. Other RBMs get none.
+    /// 16 held-out digits beside their mean-field reconstructions, and 16 samples (p(v|h) after 200 Gibbs steps from
+    /// random states). Other RBMs get none.
     /// </summary>
     public static Func<string, RBM, IEnumerable<(string Name, byte[] Png)>> MnistImages(Tensor? heldOut) => (stage, rbm) =>
     {
@@ -60,6 +61,10 @@ internal static class TensorBoardRun
             var pairs = torch.stack(new[] { originals, rbm.reconstruct(originals) }, 1).reshape(2 * m, rbm.n_visible);
             images.Add(("reconstructions", ImageGrid.EncodeTiles(pairs, 28, 28, columns: 16)));
         }
+        // Samples from chains of the RBM alone, with their own generator: the training's random stream is not touched.
+        using var gen = new Generator(0, rbm.device);
+        var samples = rbm.generate(16, burn_in: 200, generator: gen, return_means: true);
+        images.Add(("samples", ImageGrid.EncodeTiles(samples.narrow(1, 0, 784), 28, 28, columns: 16)));
         return images;
     };
 

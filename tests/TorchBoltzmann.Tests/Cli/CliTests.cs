@@ -173,12 +173,19 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.Contains(values, v => v.Tag == "rbm/reconstructions" && v.Step == 2);
         Assert.Equal(2, values.Count(v => v.Tag == "rbm/update_to_weight_ratio/weight"));
 
+        Assert.Contains(values, v => v.Tag == "rbm/samples" && v.Step == 2);
+
+        // The same run without the option: no event file anywhere, and the same training (logging draws nothing from
+        // the training's random stream).
         using var plain = new TempDirectory();
         (code, stdout, stderr) = CliProcess.Run(plain.Path, null,
-            "train-rbm", "--data", fake.Path, "--no-verify", "--limit", "500", "--epochs", "1", "--hidden", "32", "--threads", "1");
+            "train-rbm", "--data", fake.Path, "--no-verify", "--limit", "500", "--epochs", "2", "--hidden", "32", "--threads", "1");
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Empty(Directory.GetFiles(plain.Path, "events.out.tfevents.*", SearchOption.AllDirectories));
         Assert.DoesNotContain("TensorBoard", stdout);
+        using var plainMetrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(plain.Path, "runs", "rbm-mnist-metrics.json")));
+        Assert.Equal(expected, plainMetrics.RootElement.EnumerateArray()
+            .Select(e => (float)e.EnumerateObject().Single(p => p.Name.Replace("_", "").Equals("ReconstructionError", StringComparison.OrdinalIgnoreCase)).Value.GetDouble()));
     }
 
     /// <summary>

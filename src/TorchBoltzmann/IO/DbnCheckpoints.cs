@@ -23,8 +23,18 @@ public static class DbnCheckpoints
         Checkpoint.Register<Sequential>("Sequential", DescribeSequential, CreateSequential, SequentialShapes);
     }
 
-    /// <summary>The DBN's architecture: <c>{"layer_sizes": [...], "n_classes": C, "unit_types": [...], "dtype": "Float32"}</c>.</summary>
-    public static JsonObject Describe(DBN dbn) => new()
+    /// <summary>
+    /// The DBN's architecture: <c>{"layer_sizes": [...], "n_classes": C, "unit_types": [...], "dtype": "Float32"}</c>, with
+    /// <c>"untied": true</c> added for an untied DBN (<see cref="DBN.untie"/>) only, so a tied DBN's sidecar is what it was.
+    /// </summary>
+    public static JsonObject Describe(DBN dbn)
+    {
+        var arch = DescribeTied(dbn);
+        if (dbn.is_untied) arch["untied"] = true;
+        return arch;
+    }
+
+    private static JsonObject DescribeTied(DBN dbn) => new()
     {
         ["layer_sizes"] = new JsonArray(dbn.layer_sizes.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
         ["n_classes"] = dbn.n_classes,
@@ -33,29 +43,40 @@ public static class DbnCheckpoints
         ["dtype"] = dbn.dtype.ToString(),
     };
 
-    /// <summary>Builds an untrained DBN from <see cref="Describe"/>'s JSON.</summary>
+    /// <summary>Builds an untrained DBN from <see cref="Describe"/>'s JSON (untied when it says <c>"untied": true</c>).</summary>
     public static DBN Create(JsonObject arch)
     {
         var sizes = arch.Required<int[]>("layer_sizes");
         int classes = arch.Optional<int?>("n_classes") ?? 0;
         var dtype = Enum.Parse<ScalarType>(arch.Required<string>("dtype"));
-        return new DBN(sizes, classes, dtype: dtype);
+        bool untied = arch.Optional<bool?>("untied") ?? false;
+        if (untied && sizes.Length < 3) throw new CheckpointException("architecture: \"untied\" needs at least two layers of weights (three layer sizes).");
+        var dbn = new DBN(sizes, classes, dtype: dtype);
+        if (untied) dbn.untie();
+        return dbn;
     }
 
     /// <summary>
     /// The state_dict shapes of the DBN <see cref="Describe"/>'s JSON gives, without building it: per layer l,
     /// <c>layers.l.weight</c> (n_{l+1}, n_l), <c>layers.l.visible_bias</c>, <c>layers.l.hidden_bias</c>; the top layer's
-    /// visible side has n_classes label units more.
+    /// visible side has n_classes label units more; an untied DBN adds <c>recognition.l.weight</c> (n_{l+1}, n_l) and
+    /// <c>recognition.l.bias</c> (n_{l+1}) for l &lt; L − 1.
     /// </summary>
     public static IReadOnlyDictionary<string, long[]> Shapes(JsonObject arch)
     {
         var sizes = arch.Required<int[]>("layer_sizes");
         int classes = arch.Optional<int?>("n_classes") ?? 0;
+        bool untied = arch.Optional<bool?>("untied") ?? false;
         var shapes = new Dictionary<string, long[]>();
         for (int l = 0; l + 1 < sizes.Length; l++)
         {
             long visible = sizes[l] + (l + 2 == sizes.Length ? (long)classes : 0);
             foreach (var (k, v) in Checkpoint.RbmShapes(visible, sizes[l + 1], $"layers.{l}.")) shapes[k] = v;
+            if (untied && l + 2 < sizes.Length)
+            {
+                shapes[$"recognition.{l}.weight"] = [sizes[l + 1], sizes[l]];
+                shapes[$"recognition.{l}.bias"] = [sizes[l + 1]];
+            }
         }
         return shapes;
     }

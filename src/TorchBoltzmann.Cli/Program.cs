@@ -15,6 +15,7 @@ var root = new RootCommand("TorchBoltzmann: restricted Boltzmann machines and de
 {
     MnistCommand.Create(),
     TrainRbmCommand.Create(),
+    DbnUpDownCommand.Create(),
     PyTorchCommands.Export(), PyTorchCommands.Import(),
     CommonOptions.Verbose,
 };

@@ -178,7 +178,7 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// The training input of RBM <paramref name="layer"/> as greedy pretraining computes it: x⁰ = v and
-    /// x^{l+1} = p(h | x^l) under RBM l (or a sample of it when <paramref name="sample"/>), computed in batches of
+    /// x^{l+1} = p(h | x^l) under RBM l (q(h | x^l) = σ(R_l x^l + r_l) once untied; or a sample of it when <paramref name="sample"/>), computed in batches of
     /// <paramref name="batch_size"/> under no_grad on the model's device; for the top RBM of a class-conditional DBN the
     /// one-hot labels are appended: [x^{L−1} ; e_y].
     /// </summary>

@@ -230,6 +230,7 @@ public sealed class UpDownTrainer : IDisposable
             double? error = null;
             if (measure)
             {
+                using var scope = torch.NewDisposeScope();
                 using var predicted = trainer._dbn.classify(held!);
                 using var wrong = predicted.ne(heldLabels!);
                 using var mean = wrong.to_type(ScalarType.Float64).mean();
@@ -242,9 +243,9 @@ public sealed class UpDownTrainer : IDisposable
     private bool AllFinite()
     {
         using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
         foreach (var p in _dbn.parameters())
-            using (var ok = p.isfinite().all())
-                if (!ok.ToBoolean()) return false;
+            if (!p.isfinite().all().ToBoolean()) return false;
         return true;
     }
 

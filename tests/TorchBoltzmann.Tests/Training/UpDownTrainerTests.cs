@@ -263,6 +263,39 @@ public class UpDownTrainerTests
         data.Dispose(); labels.Dispose(); held.Dispose(); heldLabels.Dispose();
     }
 
+    /// <summary>The live-tensor count after a run does not grow with the number of batches (one dispose scope per batch; the chain's states replaced, not accumulated).</summary>
+    [Fact]
+    public void Fit_DoesNotLeakTensors_OverManyBatches()
+    {
+        var (small, smallLabels, _) = Prototypes(perClass: 5, seed: 71);    // 20 digits: 4 batches of 5
+        var (large, largeLabels, _) = Prototypes(perClass: 20, seed: 72);   // 80 digits: 16 batches
+        var (held, heldLabels, _) = Prototypes(perClass: 2, seed: 73);
+        using var dbn = RandomDbn([16, 8, 8, 6], 4, seed: 74, std: 0.1);
+        using var t = new UpDownTrainer(dbn, new UpDownOptions { Epochs = 1, BatchSize = 5 });
+        t.Fit(small, smallLabels, held, heldLabels);   // warm-up: gradient and momentum buffers, the chain
+        long a = TestUtil.LiveTensorsAfter(() => t.Fit(small, smallLabels, held, heldLabels));
+        long b = TestUtil.LiveTensorsAfter(() => t.Fit(large, largeLabels, held, heldLabels));
+        Assert.True(a == b, $"live tensors after 4 batches: {a}, after 16: {b}");
+        Assert.True(b <= 0, $"a run left {b} tensors alive");
+        foreach (var x in new[] { small, smallLabels, large, largeLabels, held, heldLabels }) x.Dispose();
+    }
+
+    [SkippableFact(DisplayName = "UpDownTrainerTests.Cuda_Fit_TrainsOnTheDevice (runs only where CUDA is available)")]
+    public void Cuda_Fit_TrainsOnTheDevice()
+    {
+        Skip.IfNot(torch.cuda.is_available(), "CUDA is not available on this machine (torch.cuda.is_available() is false)");
+        var (data, labels, _) = Prototypes(perClass: 10, seed: 81);
+        using var dbn = RandomDbn([16, 8, 8, 6], 4, seed: 82, std: 0.1);
+        dbn.to(torch.CUDA);
+        using var g = new Generator(83, torch.CUDA);
+        using var t = new UpDownTrainer(dbn, new UpDownOptions { Epochs = 2, BatchSize = 8 }, g);
+        var history = t.Fit(data.cuda(), labels.cuda(), data.cuda(), labels.cuda());
+        Assert.Equal(2, history.Count);
+        Assert.All(dbn.parameters(), p => Assert.Equal(DeviceType.CUDA, p.device_type));
+        Assert.All(dbn.parameters(), p => Assert.True(p.isfinite().all().ToBoolean()));
+        data.Dispose(); labels.Dispose();
+    }
+
     [Fact]
     public void Fit_Diverging_NamesEpochAndBatch()
     {

@@ -124,6 +124,20 @@ public class DBNUntyingTests
     }
 
     [Fact]
+    public void DbnClassifier_OfAnUntiedDbn_StartsFromTheRecognitionWeights()
+    {
+        using var dbn = RandomDbn([6, 5, 4, 3], 2, seed: 14);
+        dbn.untie();
+        PerturbRecognition(dbn, seed: 15);
+        using var classifier = DbnClassifier.Build(dbn, n_classes: 2, generator: new Generator(16));
+        var state = classifier.state_dict();
+        Assert.True(DbnTestUtil.Same(state["fc1.weight"], dbn.recognition![0].weight));
+        Assert.True(DbnTestUtil.Same(state["fc1.bias"], dbn.recognition[0].bias));
+        Assert.True(DbnTestUtil.Same(state["fc2.weight"], dbn.recognition[1].weight));
+        Assert.True(DbnTestUtil.Same(state["fc2.bias"], dbn.recognition[1].bias));
+    }
+
+    [Fact]
     public void Checkpoint_TiedToUntiedSavedLoaded_RoundTrip()
     {
         using var dir = new TempDirectory();

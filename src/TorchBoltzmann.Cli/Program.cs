@@ -16,6 +16,7 @@ var root = new RootCommand("TorchBoltzmann: restricted Boltzmann machines and de
     MnistCommand.Create(),
     TrainRbmCommand.Create(),
     EvaluateCommand.Create(),
+    DbnUpDownCommand.Create(),
     PyTorchCommands.Export(), PyTorchCommands.Import(),
     CommonOptions.Verbose,
 };

@@ -26,9 +26,17 @@ public static class DbnCheckpoints
 
     /// <summary>
     /// The DBN's architecture: <c>{"layer_sizes": [...], "n_classes": C, "visible_units": [...], "hidden_units": [...],
-    /// "dtype": "Float32"}</c>, with one unit-type name (<see cref="UnitType.Name"/>) per RBM, bottom first.
+    /// "dtype": "Float32"}</c>, with one unit-type name (<see cref="UnitType.Name"/>) per RBM, bottom first, and
+    /// <c>"untied": true</c> added for an untied DBN (<see cref="DBN.untie"/>) only, so a tied DBN's sidecar is what it was.
     /// </summary>
-    public static JsonObject Describe(DBN dbn) => new()
+    public static JsonObject Describe(DBN dbn)
+    {
+        var arch = DescribeTied(dbn);
+        if (dbn.is_untied) arch["untied"] = true;
+        return arch;
+    }
+
+    private static JsonObject DescribeTied(DBN dbn) => new()
     {
         ["layer_sizes"] = new JsonArray(dbn.layer_sizes.Select(s => (JsonNode?)JsonValue.Create(s)).ToArray()),
         ["n_classes"] = dbn.n_classes,
@@ -38,13 +46,14 @@ public static class DbnCheckpoints
     };
 
     /// <summary>
-    /// Builds an untrained DBN from <see cref="Describe"/>'s JSON: the bottom RBM's visible unit type comes from
-    /// <c>visible_units[0]</c> through the unit-type registry (<see cref="UnitType.FromName"/>); the other RBMs' types must
-    /// be the ones a DBN builds (Bernoulli, the top one label-joined when <c>n_classes</c> &gt; 0). Files without the
-    /// unit-type fields load as Bernoulli DBNs.
+    /// Builds an untrained DBN from <see cref="Describe"/>'s JSON (untied when it says <c>"untied": true</c>): the bottom
+    /// RBM's visible unit type comes from <c>visible_units[0]</c> through the unit-type registry
+    /// (<see cref="UnitType.FromName"/>); the other RBMs' types must be the ones a DBN builds (Bernoulli, the top one
+    /// label-joined when <c>n_classes</c> &gt; 0). Files without the unit-type fields load as Bernoulli DBNs.
     /// </summary>
-    /// <exception cref="CheckpointException">A unit-type list of the wrong length, an unknown unit-type name, or a layer
-    /// whose stored type differs from the one the DBN builds (the message names the layer, expected and stored).</exception>
+    /// <exception cref="CheckpointException">A unit-type list of the wrong length, an unknown unit-type name, a layer
+    /// whose stored type differs from the one the DBN builds (the message names the layer, expected and stored), or
+    /// "untied" on a DBN of one RBM.</exception>
     public static DBN Create(JsonObject arch)
     {
         var sizes = arch.Required<int[]>("layer_sizes");
@@ -63,9 +72,12 @@ public static class DbnCheckpoints
             catch (ArgumentException ex) { throw new CheckpointException($"architecture: visible_units[0]: {ex.Message}"); }
             if (bottom.Name == UnitType.Bernoulli.Name) bottom = null;
         }
+        bool untied = arch.Optional<bool?>("untied") ?? false;
+        if (untied && sizes.Length < 3) throw new CheckpointException("architecture: \"untied\" needs at least two layers of weights (three layer sizes).");
         var dbn = new DBN(sizes, classes, null, dtype, null, bottom);
         try
         {
+            if (untied) dbn.untie();
             for (int l = 0; l < layers; l++)
             {
                 var rbm = dbn.layers[l];
@@ -86,17 +98,24 @@ public static class DbnCheckpoints
     /// <summary>
     /// The state_dict shapes of the DBN <see cref="Describe"/>'s JSON gives, without building it: per layer l,
     /// <c>layers.l.weight</c> (n_{l+1}, n_l), <c>layers.l.visible_bias</c>, <c>layers.l.hidden_bias</c>; the top layer's
-    /// visible side has n_classes label units more.
+    /// visible side has n_classes label units more; an untied DBN adds <c>recognition.l.weight</c> (n_{l+1}, n_l) and
+    /// <c>recognition.l.bias</c> (n_{l+1}) for l &lt; L − 1.
     /// </summary>
     public static IReadOnlyDictionary<string, long[]> Shapes(JsonObject arch)
     {
         var sizes = arch.Required<int[]>("layer_sizes");
         int classes = arch.Optional<int?>("n_classes") ?? 0;
+        bool untied = arch.Optional<bool?>("untied") ?? false;
         var shapes = new Dictionary<string, long[]>();
         for (int l = 0; l + 1 < sizes.Length; l++)
         {
             long visible = sizes[l] + (l + 2 == sizes.Length ? (long)classes : 0);
             foreach (var (k, v) in Checkpoint.RbmShapes(visible, sizes[l + 1], $"layers.{l}.")) shapes[k] = v;
+            if (untied && l + 2 < sizes.Length)
+            {
+                shapes[$"recognition.{l}.weight"] = [sizes[l + 1], sizes[l]];
+                shapes[$"recognition.{l}.bias"] = [sizes[l + 1]];
+            }
         }
         return shapes;
     }

@@ -22,6 +22,16 @@ namespace TorchBoltzmann.Modules;
 /// (<see cref="LabelledBernoulliUnits"/>), so it models p(h^{L−1}, y). It classifies by free energy,
 /// ŷ = argmin_y F([μ^{L−1} ; e_y]) (equivalently p(y | μ^{L−1}) = softmax_y(−F([μ^{L−1} ; e_y])), exact since Z cancels),
 /// and draws digits of a chosen class by clamping y during Gibbs sampling in the top RBM.</para>
+/// <para>Untied DBN (<see cref="untie"/>): the up-down algorithm (<see cref="Training.UpDownTrainer"/>) trains the
+/// recognition (up) and generative (down) connections of the lower layers apart. The generative ones stay where a tied DBN
+/// keeps them, in the RBMs (<c>layers.l.weight</c> W_l and <c>layers.l.visible_bias</c> b_l, used by
+/// <see cref="down_pass"/>, <see cref="generate"/> and <see cref="generate_class"/>), and the recognition ones are added as
+/// <c>recognition.l.weight</c> R_l and <c>recognition.l.bias</c> r_l (l = 0 … L − 2), used by every up-pass
+/// (<see cref="forward"/>, <see cref="features"/>, <see cref="classify"/>, <see cref="ToEncoder"/>). Keeping the generative
+/// weights under the old keys means a tied checkpoint's keys are a subset of an untied one's, and the sidecar says
+/// <c>"untied": true</c> only for untied DBNs, so checkpoints of tied DBNs load unchanged. The lower RBMs' hidden biases
+/// (<c>layers.l.hidden_bias</c>, l &lt; L − 1) take part in neither pass once untied (the generative model of h^{l+1} has
+/// its bias in RBM l + 1): they keep their pretrained values, and r_l starts as their copy.</para>
 /// <para>Shapes: inputs (B, n_visible) or (n_visible), n_visible = layer_sizes[0].</para>
 /// <para>References: Hinton, Osindero &amp; Teh (2006) A fast learning algorithm for deep belief nets; Hinton &amp;
 /// Salakhutdinov (2006) Reducing the dimensionality of data with neural networks; Bengio et al. (2007) Greedy
@@ -30,6 +40,8 @@ namespace TorchBoltzmann.Modules;
 public sealed class DBN : nn.Module<Tensor, Tensor>
 {
     [ComponentName(Name = "layers")] private readonly ModuleList<RBM> _layers;
+    // Registered (as "recognition") by untie only, so a tied DBN's state_dict has no such keys.
+    private ModuleList<RecognitionLayer>? _recognition;
     private readonly int[] _sizes;
 
     /// <summary>Creates a DBN; see <see cref="boltzmann.DBN"/>.</summary>
@@ -99,8 +111,37 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
     /// <summary>When true (default), public methods check input values (range, NaN), not only their shape.</summary>
     public bool validate_values { get; set; } = true;
 
+    // ---------------------------------------------------------------- untying
+
+    /// <summary>Whether the lower layers have recognition weights of their own (<see cref="untie"/>).</summary>
+    public bool is_untied => _recognition is not null;
+
+    /// <summary>The recognition layers R_l, r_l of the lower L − 1 layers, bottom first; null while the DBN is tied.</summary>
+    public ModuleList<RecognitionLayer>? recognition => _recognition;
+
     /// <summary>
-    /// Deterministic up-pass μ^{l+1} = σ(c_l + W_l μ^l) from μ⁰ = v, returning the top hidden probabilities μᴸ,
+    /// Unties the recognition and generative weights of the L − 1 layers below the top RBM: adds recognition layers
+    /// (<c>recognition.l.weight</c> = W_l, <c>recognition.l.bias</c> = c_l, exact copies) and from then on every up-pass
+    /// uses q(h^{l+1} = 1 | h^l) = σ(R_l h^l + r_l) while the down-pass keeps p(h^l = 1 | h^{l+1}) = σ(b_l + W_lᵀ h^{l+1}).
+    /// Nothing changes at untying: both passes compute what they computed before. Draws no random numbers.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The DBN is untied already, or has a single RBM (nothing below the top).</exception>
+    public void untie()
+    {
+        if (is_untied) throw new InvalidOperationException("untie: the DBN is untied already.");
+        if (n_layers < 2) throw new InvalidOperationException("untie: a DBN of one RBM has no layers below its top associative memory.");
+        var rec = new RecognitionLayer[n_layers - 1];
+        for (int l = 0; l < rec.Length; l++) rec[l] = new RecognitionLayer(_layers[l].weight, _layers[l].hidden_bias);
+        _recognition = new ModuleList<RecognitionLayer>(rec);
+        register_module("recognition", _recognition);
+    }
+
+    /// <summary>q(h^{l+1} = 1 | x) of the up-pass through layer <paramref name="l"/>: σ(R_l x + r_l) when untied and
+    /// below the top, σ(W_l x + c_l) otherwise.</summary>
+    private Tensor UpProb(int l, Tensor x) => _recognition is not null && l < _recognition.Count ? _recognition[l].forward(x) : _layers[l].prob_h(x);
+
+    /// <summary>
+    /// Deterministic up-pass μ^{l+1} = σ(c_l + W_l μ^l) from μ⁰ = v (σ(r_l + R_l μ^l) below the top once untied), returning the top hidden probabilities μᴸ,
     /// shape (B, n_hidden). In a class-conditional DBN the label units of the top RBM are set to the uniform mean-field
     /// value 1/n_classes: μᴸ = σ(c + W [μ^{L−1} ; 1/C]).
     /// </summary>
@@ -139,7 +180,7 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
         var x = v.to(dtype, device, copy: n == 0);
         for (int l = 0; l < n; l++)
         {
-            var next = _layers[l].prob_h(x);
+            var next = UpProb(l, x);
             x.Dispose();
             x = next;
         }
@@ -148,7 +189,7 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// The training input of RBM <paramref name="layer"/> as greedy pretraining computes it: x⁰ = v and
-    /// x^{l+1} = p(h | x^l) under RBM l (or a sample of it when <paramref name="sample"/>), computed in batches of
+    /// x^{l+1} = p(h | x^l) under RBM l (q(h | x^l) = σ(R_l x^l + r_l) once untied; or a sample of it when <paramref name="sample"/>), computed in batches of
     /// <paramref name="batch_size"/> under no_grad on the model's device; for the top RBM of a class-conditional DBN the
     /// one-hot labels are appended: [x^{L−1} ; e_y].
     /// </summary>
@@ -168,7 +209,9 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
         using (var moved = v.to(dtype, device)) x = moved.clone();
         for (int l = 0; l < layer; l++)
         {
-            var next = PropagateUp(_layers[l], x, sample, generator, batch_size);
+            var next = _recognition is not null && l < _recognition.Count
+                ? PropagateUp(_recognition[l].forward, _layers[l].hidden_units, _layers[l].n_hidden, x, sample, generator, batch_size)
+                : PropagateUp(_layers[l], x, sample, generator, batch_size);
             x.Dispose();
             x = next;
         }
@@ -185,17 +228,21 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
     /// batches under no_grad into one preallocated (N, n_hidden) tensor: the next layer's input in greedy pretraining.
     /// </summary>
     internal static Tensor PropagateUp(RBM rbm, Tensor x, bool sample, Generator? generator, int batchSize)
+        => PropagateUp(v => rbm.prob_h(v), rbm.hidden_units, rbm.n_hidden, x, sample, generator, batchSize);
+
+    /// <summary><paramref name="prob"/>(x) row batch by row batch (or a sample of it from <paramref name="units"/>) into one (N, width) tensor.</summary>
+    private static Tensor PropagateUp(Func<Tensor, Tensor> prob, UnitType units, long width, Tensor x, bool sample, Generator? generator, int batchSize)
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "batch size must be positive.");
         using var _ = torch.no_grad();
         long n = x.shape[0];
-        var result = torch.empty(n, rbm.n_hidden, dtype: rbm.dtype, device: rbm.device);
+        var result = torch.empty(n, width, dtype: x.dtype, device: x.device);
         for (long s = 0; s < n; s += batchSize)
         {
             using var scope = torch.NewDisposeScope();
             long b = Math.Min(batchSize, n - s);
-            var p = rbm.prob_h(x.narrow(0, s, b));
-            if (sample) p = rbm.hidden_units.sample_from_mean(p, generator);
+            var p = prob(x.narrow(0, s, b));
+            if (sample) p = units.sample_from_mean(p, generator);
             result.narrow(0, s, b).copy_(p);
         }
         return result;
@@ -376,7 +423,8 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// The feature layers as a plain <c>Sequential</c> encoder: for l = 1 … n_feature_layers a <c>Linear</c> named
-    /// <c>fc{l}</c> with weight = W_l (n_hidden × n_visible, the same layout) and bias = c_l, COPIED (later changes to
+    /// <c>fc{l}</c> with weight = W_l (n_hidden × n_visible, the same layout) and bias = c_l (R_l and r_l below the top of
+    /// an untied DBN: the recognition weights), COPIED (later changes to
     /// either model do not affect the other), followed by <c>Sigmoid</c> named <c>sigmoid{l}</c>. Its output equals
     /// <see cref="features"/> (and <see cref="forward"/> for an unconditional DBN).
     /// </summary>
@@ -388,10 +436,19 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
         var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
         for (int l = 0; l < n_feature_layers; l++)
         {
-            modules.Add(($"fc{l + 1}", _layers[l].ToLinear()));
+            modules.Add(($"fc{l + 1}", _recognition is not null && l < _recognition.Count ? RecognitionLinear(_recognition[l]) : _layers[l].ToLinear()));
             modules.Add(($"sigmoid{l + 1}", nn.Sigmoid()));
         }
         return nn.Sequential(modules);
+    }
+
+    private static Linear RecognitionLinear(RecognitionLayer r)
+    {
+        var linear = nn.Linear(r.n_in, r.n_out, hasBias: true, device: r.weight.device, dtype: r.weight.dtype);
+        using var _ = torch.no_grad();
+        linear.weight!.copy_(r.weight);
+        linear.bias!.copy_(r.bias);
+        return linear;
     }
 
     // ---------------------------------------------------------------- validation
@@ -408,5 +465,5 @@ public sealed class DBN : nn.Module<Tensor, Tensor>
 
     /// <summary>The architecture, PyTorch <c>extra_repr</c> style.</summary>
     public override string ToString()
-        => $"DBN(layer_sizes=[{string.Join(", ", _sizes)}], n_classes={n_classes})";
+        => $"DBN(layer_sizes=[{string.Join(", ", _sizes)}], n_classes={n_classes}{(is_untied ? ", untied=True" : "")})";
 }

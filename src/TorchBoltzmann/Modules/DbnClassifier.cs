@@ -27,7 +27,8 @@ namespace TorchBoltzmann.Modules;
 /// </remarks>
 public static class DbnClassifier
 {
-    /// <summary>Builds the classifier from a DBN, copying its weights (later training does not change the DBN).</summary>
+    /// <summary>Builds the classifier from a DBN, copying its weights (later training does not change the DBN); the layers
+    /// below the top of an untied DBN (<see cref="DBN.untie"/>) get its recognition weights, those of its up-pass.</summary>
     /// <param name="dbn">The pretrained DBN.</param>
     /// <param name="n_classes">Output classes.</param>
     /// <param name="input_dropout">Dropout probability on the inputs (0 = none).</param>
@@ -48,6 +49,14 @@ public static class DbnClassifier
         for (int l = 0; l < linears.Count; l++)
         {
             var rbm = dbn.layers[l];
+            if (dbn.recognition is { } rec && l < rec.Count)
+            {
+                // An untied DBN's up-pass: its recognition weights R_l, r_l, not the generative W_l.
+                using var noGrad = torch.no_grad();
+                linears[l].weight!.copy_(rec[l].weight);
+                linears[l].bias!.copy_(rec[l].bias);
+                continue;
+            }
             if (l < dbn.n_feature_layers) { rbm.CopyInto(linears[l]); continue; }
             // The labelled top RBM: its weight is (n_hidden, n_features + n_classes); keep the feature columns.
             using var _ = torch.no_grad();

@@ -1,0 +1,74 @@
+using TorchBoltzmann.IO;
+using TorchBoltzmann.Modules;
+using TorchBoltzmann.Tests.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Tests.Cli;
+
+/// <summary>
+/// <c>tbm dbn-updown</c> run as a child process on the fake MNIST (<see cref="FakeMnist"/>): its one-line option errors,
+/// and a short run from a small class-conditional DBN checkpoint to the untied DBN, the sample grid and the metrics.
+/// </summary>
+public sealed class DbnUpDownCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
+{
+    /// <summary>A random class-conditional DBN 784-16-20 (+10 labels) saved as <paramref name="path"/>.</summary>
+    private static void SaveSmallDbn(string path)
+    {
+        using var g = new Generator(5);
+        using var dbn = boltzmann.DBN([784, 16, 20], 10, generator: g);
+        Checkpoint.Save(dbn, path);
+    }
+
+    [Theory]
+    [InlineData("--epochs must be ≥ 1, got 0", "--epochs", "0")]
+    [InlineData("--lr must be > 0 and finite, got -1", "--lr", "-1")]
+    [InlineData("--momentum must be in [0, 1), got 1", "--momentum", "1")]
+    [InlineData("--k-schedule must list whole numbers ≥ 1 separated by commas (e.g. 3,6,10), got '3,x'", "--k-schedule", "3,x")]
+    [InlineData("--k-schedule must list whole numbers ≥ 1 separated by commas (e.g. 3,6,10), got '3,0'", "--k-schedule", "3,0")]
+    [InlineData("--judge-burn-in must be ≥ 1, got 0", "--judge-burn-in", "0")]
+    [InlineData("--dbn runs/dbn-quick.pt: no such checkpoint (make one with: tbm mnist -o runs/dbn-quick.pt)")]
+    [InlineData("--judge nowhere.pt: no such checkpoint ('none' skips judging)", "--dbn", "{dbn}", "--judge", "nowhere.pt")]
+    [InlineData("--validation must be less than the number of training digits, 300, got 300", "--dbn", "{dbn}", "--data", "{data}", "--no-verify", "--limit", "300", "--validation", "300")]
+    public void BadOption_IsOneErrorLineOnStderr_NamingTheFlag(string expected, params string[] args)
+    {
+        using var work = new TempDirectory();
+        SaveSmallDbn(work.File("small.pt"));
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null,
+            ["dbn-updown", .. args.Select(a => a.Replace("{data}", fake.Path).Replace("{dbn}", work.File("small.pt")))]);
+        Assert.Equal(1, code);
+        Assert.DoesNotContain('\n', stderr);
+        Assert.StartsWith("error: ", stderr);
+        Assert.Contains(expected, stderr);
+        Assert.DoesNotContain("Exception", stderr);
+        Assert.DoesNotContain("error", stdout);
+    }
+
+    /// <summary>
+    /// Two epochs on 200 fake digits: exit 0; the untied DBN loads (with its recognition weights), the sample grid and the
+    /// metrics are written, both error figures are printed, and the run checkpoint is gone once the results are written.
+    /// </summary>
+    [Fact]
+    public void ShortRun_WritesTheUntiedDbn_Samples_AndMetrics()
+    {
+        using var work = new TempDirectory();
+        SaveSmallDbn(work.File("small.pt"));
+        using (var judge = nn.Sequential(("fc1", (nn.Module<Tensor, Tensor>)nn.Linear(784, 10))))
+            Checkpoint.Save(judge, work.File("small-classifier.pt"));
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null,
+            "dbn-updown", "--dbn", work.File("small.pt"), "--data", fake.Path, "--no-verify", "--limit", "300", "--validation", "100",
+            "--epochs", "2", "--batch", "20", "--judge-per-class", "3", "--judge-burn-in", "5", "--threads", "1");
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("Before: generative classifier test error", stdout);
+        Assert.Contains("After 2 epochs", stdout);
+        Assert.Contains("of the class-conditional samples their digit", stdout);   // judged by small-classifier.pt, found beside --dbn
+        Assert.Contains("up-down epoch 2/2  k 6", stdout);
+        using var untied = Checkpoint.Load<DBN>(work.File("small-updown.pt"));
+        Assert.True(untied.is_untied);
+        Assert.True(File.Exists(work.File("small-updown-samples.png")));
+        var metrics = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(work.File("small-updown-metrics.json")))!;
+        Assert.InRange(metrics["summary"]!["test_error_after"]!.GetValue<double>(), 0, 1);
+        Assert.Equal(2, metrics["history"]!.AsArray().Count);
+        Assert.False(File.Exists(work.File("small-updown-train.ckpt")));
+    }
+}

@@ -1,0 +1,249 @@
+using System.Diagnostics;
+using TorchBoltzmann.Evaluation;
+using TorchBoltzmann.Modules;
+using TorchBoltzmann.Sampling;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Training;
+
+/// <summary>
+/// Trains a <see cref="BoltzmannMachine"/> by the contrastive Hebbian rule (Ackley, Hinton &amp; Sejnowski 1985) with any
+/// <c>torch.optim</c> optimizer, in the style of <see cref="RbmTrainer"/>.
+/// </summary>
+/// <remarks>
+/// <para>The log-likelihood gradient of p_T(v) = Σ_h e^{−E(v,h)/T} / Z_T is
+/// <code>∂ log p / ∂w_ij = (⟨x_i x_j⟩_clamped − ⟨x_i x_j⟩_free) / T,   ∂ log p / ∂b_i = (⟨x_i⟩_clamped − ⟨x_i⟩_free) / T</code>
+/// Per mini-batch of B examples: the <b>clamped phase</b> fixes the visible units of one chain per example and samples
+/// the hidden units (<see cref="BoltzmannTrainingOptions.ClampedBurnIn"/> sweeps from random states, then
+/// <see cref="BoltzmannTrainingOptions.ClampedSamples"/> sweeps averaged; chains restart every batch) or takes their
+/// mean-field means; the <b>free phase</b> runs <see cref="BoltzmannTrainingOptions.FreeChains"/> persistent chains
+/// (Tieleman 2008) for <see cref="BoltzmannTrainingOptions.FreeSweeps"/> sweeps and averages
+/// <see cref="BoltzmannTrainingOptions.FreeSamples"/> more. Both statistics are matrix products over the chains' states,
+/// XᵀX / rows. The negative log-likelihood gradient is written into <c>.grad</c> (<see cref="WriteGradients"/>), so any
+/// optimizer steps; the default is SGD with the options' learning rate and momentum.</para>
+/// <para>Epoch metrics: the exact mean log-likelihood of the training data (<see cref="ExactEnumeration"/>) when the
+/// machine has at most <see cref="ExactEnumeration.MaxEnumeratedUnits"/> units; null otherwise.</para>
+/// <para>Memory: one dispose scope per batch; the chains are allocated once and updated in place.</para>
+/// </remarks>
+public sealed class BoltzmannTrainer : IDisposable
+{
+    private readonly BoltzmannMachine _bm;
+    private readonly optim.Optimizer _optimizer;
+    private readonly bool _ownsOptimizer;
+    private readonly Generator _generator;
+    private readonly bool _ownsGenerator;
+    private GibbsChains? _clamped;
+    private GibbsChains? _free;
+
+    /// <summary>Creates a trainer.</summary>
+    /// <param name="bm">The machine (already on its device).</param>
+    /// <param name="options">Hyperparameters (validated here).</param>
+    /// <param name="optimizer">Any optimizer over <c>bm.parameters()</c>; default SGD(learning rate, momentum). Not disposed when given.</param>
+    /// <param name="generator">Random generator on the machine's device; default <c>new Generator(options.Seed, device)</c>.</param>
+    public BoltzmannTrainer(BoltzmannMachine bm, BoltzmannTrainingOptions? options = null, optim.Optimizer? optimizer = null, Generator? generator = null)
+    {
+        _bm = bm ?? throw new ArgumentNullException(nameof(bm));
+        Options = options ?? new BoltzmannTrainingOptions();
+        Options.Validate();
+        _ownsOptimizer = optimizer is null;
+        _optimizer = optimizer ?? optim.SGD(bm.parameters(), Options.LearningRate, momentum: Options.Momentum);
+        _ownsGenerator = generator is null;
+        _generator = generator ?? new Generator(Options.Seed, bm.device);
+    }
+
+    /// <summary>The hyperparameters.</summary>
+    public BoltzmannTrainingOptions Options { get; }
+
+    /// <summary>The optimizer taking the steps.</summary>
+    public optim.Optimizer Optimizer => _optimizer;
+
+    /// <summary>The persistent chains of the free phase (null before the first batch).</summary>
+    public GibbsChains? FreeChains => _free;
+
+    /// <summary>Label used in <see cref="TrainingProgress.Stage"/>.</summary>
+    public string Stage { get; init; } = "BM";
+
+    /// <summary>
+    /// Trains for <see cref="BoltzmannTrainingOptions.Epochs"/> epochs on <paramref name="train"/> (N × n_visible),
+    /// reporting progress after every batch and metrics after every epoch.
+    /// </summary>
+    /// <param name="train">Training data; moved to the machine's device and dtype once.</param>
+    /// <param name="progress">Receives a <see cref="TrainingProgress"/> after every batch (its RBM metrics field stays null).</param>
+    /// <param name="epochs">Receives each epoch's metrics.</param>
+    /// <param name="cancellationToken">Checked before every batch.</param>
+    /// <returns>The metrics of every epoch.</returns>
+    /// <exception cref="ArgumentException">Bad data shape or values.</exception>
+    /// <exception cref="TrainingDivergedException">The gradient or the weights became NaN or infinite (naming epoch and batch).</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    public IReadOnlyList<BoltzmannEpochMetrics> Fit(Tensor train, IProgress<TrainingProgress>? progress = null,
+                                                    IProgress<BoltzmannEpochMetrics>? epochs = null, CancellationToken cancellationToken = default)
+    {
+        _bm.check_visible(train, "training data");
+        Checks.Rows(train, _bm.n_visible, "training data");
+        using var data = train.to(_bm.dtype, _bm.device);
+        long n = data.shape[0];
+        int batches = (int)((n + Options.BatchSize - 1) / Options.BatchSize);
+        var history = new List<BoltzmannEpochMetrics>();
+        var previous = _bm.validate_values;
+        _bm.validate_values = false;   // checked once above
+        try
+        {
+            for (int epoch = 0; epoch < Options.Epochs; epoch++)
+            {
+                var clock = Stopwatch.StartNew();
+                using (var order = Options.Shuffle ? torch.randperm(n, generator: _generator, device: data.device) : null)
+                {
+                    for (int b = 0; b < batches; b++)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        using (var scope = torch.NewDisposeScope())
+                        {
+                            long start = (long)b * Options.BatchSize;
+                            long size = Math.Min(Options.BatchSize, n - start);
+                            var v0 = order is null ? data.narrow(0, start, size) : data.index_select(0, order.narrow(0, start, size));
+                            if (!Step(v0)) throw new TrainingDivergedException(epoch + 1, b + 1, "the gradient");
+                        }
+                        progress?.Report(new TrainingProgress(Stage, epoch + 1, Options.Epochs, b + 1, batches, null));
+                    }
+                }
+                clock.Stop();
+                if (!AllFinite()) throw new TrainingDivergedException(epoch + 1, batches, "the weights");
+                bool measure = Options.MetricsEvery > 0 && ((epoch + 1) % Options.MetricsEvery == 0 || epoch == Options.Epochs - 1);
+                double? ll = measure && _bm.n_units <= ExactEnumeration.MaxEnumeratedUnits && _bm.n_hidden <= BoltzmannMachine.MaxEnumeratedHidden
+                    ? ExactEnumeration.log_likelihood(_bm, data) : null;
+                var metrics = new BoltzmannEpochMetrics(epoch + 1, Options.Epochs, clock.Elapsed.TotalSeconds, ll);
+                history.Add(metrics);
+                epochs?.Report(metrics);
+            }
+        }
+        finally { _bm.validate_values = previous; }
+        return history;
+    }
+
+    /// <summary>
+    /// One update on a batch v⁰ (B × n_visible, on the machine's device): clamped and free statistics, gradient into
+    /// <c>.grad</c>, optimizer step. Returns false (and takes no step) when the gradient is not finite.
+    /// </summary>
+    /// <exception cref="ArgumentException">v⁰ is not a (B, n_visible) batch of valid values.</exception>
+    public bool Step(Tensor v0)
+    {
+        _bm.check_visible(v0, "batch");
+        Checks.Rows(v0, _bm.n_visible, "batch", "B", param: nameof(v0));
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var clamped = ClampedStates(v0);
+        var free = FreeStates();
+        WriteGradients(_bm, clamped, free, Options.Temperature, Options.WeightDecay);
+        using (var g = _bm.bias.grad!)
+        using (var sum = g.sum())
+            if (!double.IsFinite(sum.ToDouble())) return false;
+        _optimizer.step();
+        return true;
+    }
+
+    /// <summary>
+    /// Writes the negative log-likelihood gradient estimated from two sets of states (rows of (R, n); sampled states, or
+    /// means for mean-field statistics) into <c>bm.weight.grad</c> and <c>bm.bias.grad</c>, overwriting them:
+    /// <code>C = XᵀX / R,   m = Xᵀ1 / R   (for the clamped X⁺ and the free X⁻)
+    /// ∂L/∂weight = −triu(C⁺ − C⁻, 1) ⊙ mask / T + λ triu(weight, 1) ⊙ mask,   ∂L/∂b = −(m⁺ − m⁻) / T</code>
+    /// Only the used (upper, connected) entries of <c>weight</c> get a gradient, so no optimizer can break the symmetry.
+    /// </summary>
+    /// <param name="bm">The machine.</param>
+    /// <param name="clamped">Clamped-phase states X⁺, (R⁺, n).</param>
+    /// <param name="free">Free-phase states X⁻, (R⁻, n).</param>
+    /// <param name="temperature">Temperature T of the model whose likelihood is maximised.</param>
+    /// <param name="weight_decay">λ (≥ 0).</param>
+    /// <exception cref="ArgumentException">A state set is not (R ≥ 1, n).</exception>
+    public static void WriteGradients(BoltzmannMachine bm, Tensor clamped, Tensor free, double temperature = 1.0, double weight_decay = 0)
+    {
+        ArgumentNullException.ThrowIfNull(bm);
+        Checks.Width(clamped, bm.n_units, "clamped states");
+        Checks.Width(free, bm.n_units, "free states");
+        Checks.Rows(clamped, bm.n_units, "clamped states", "R");
+        Checks.Rows(free, bm.n_units, "free states", "R");
+        Checks.Temperature(temperature);
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var xp = clamped.to(bm.dtype, bm.device);
+        var xn = free.to(bm.dtype, bm.device);
+        // −(C⁺ − C⁻)/T = (xnᵀxn / R⁻ − xpᵀxp / R⁺) / T, as two matrix products.
+        var diff = xn.t().mm(xn).div_(xn.shape[0] * temperature).sub_(xp.t().mm(xp).div_(xp.shape[0] * temperature));
+        var used = bm.mask.triu(1);
+        var gw = diff.triu_(1).mul_(used);
+        if (weight_decay > 0) gw.add_(bm.weight.triu(1).mul_(used), alpha: weight_decay);
+        var gb = xn.mean(new long[] { 0 }).sub_(xp.mean(new long[] { 0 })).div_(temperature);
+        SetGrad(bm.weight, gw);
+        SetGrad(bm.bias, gb);
+    }
+
+    private static void SetGrad(Parameter p, Tensor value)
+    {
+        var g = p.grad;
+        if (g is null) p.grad = value.detach().clone().DetachFromDisposeScope();
+        else { g.copy_(value); g.Dispose(); }
+    }
+
+    /// <summary>The clamped phase's states, (rows, n): sampled hidden units (several sweeps stacked) or [v, m_h].</summary>
+    private Tensor ClampedStates(Tensor v0)
+    {
+        long b = v0.shape[0];
+        if (Options.Clamped == ClampedPhase.MeanField || _bm.n_hidden == 0)
+        {
+            if (_bm.n_hidden == 0) return v0.clone();
+            var mh = _bm.mean_field(v0, Options.Temperature);
+            return torch.cat(new[] { v0, mh }, 1);
+        }
+        _clamped ??= new GibbsChains(_bm, _generator, Options.Temperature, Options.Scan);
+        _clamped.clamp(0, v0);
+        _clamped.start_random((int)b);
+        for (int s = 0; s < Options.ClampedBurnIn; s++) _clamped.step();
+        return Collect(_clamped, Options.ClampedSamples);
+    }
+
+    /// <summary>The free phase's states from the persistent chains, (rows, n).</summary>
+    private Tensor FreeStates()
+    {
+        if (_free is null)
+        {
+            _free = new GibbsChains(_bm, _generator, Options.Temperature, Options.Scan);
+            _free.start_random(Options.FreeChains);
+        }
+        for (int s = 0; s < Options.FreeSweeps; s++) _free.step();
+        return Collect(_free, Options.FreeSamples);
+    }
+
+    private static Tensor Collect(GibbsChains chains, int samples)
+    {
+        var taken = new Tensor[samples];
+        for (int s = 0; s < samples; s++)
+        {
+            chains.step();
+            taken[s] = chains.states.clone();
+        }
+        return samples == 1 ? taken[0] : torch.cat(taken, 0);
+    }
+
+    private bool AllFinite()
+    {
+        using var _ = torch.no_grad();
+        foreach (var p in _bm.parameters())
+        {
+            using var finite = p.isfinite();
+            using var ok = finite.all();
+            if (!ok.item<bool>()) return false;
+        }
+        return true;
+    }
+
+    /// <summary>Releases the chains and the optimizer/generator the trainer created.</summary>
+    public void Dispose()
+    {
+        _clamped?.Dispose();
+        _free?.Dispose();
+        _clamped = _free = null;
+        if (_ownsOptimizer) (_optimizer as IDisposable)?.Dispose();
+        if (_ownsGenerator) _generator.Dispose();
+    }
+}

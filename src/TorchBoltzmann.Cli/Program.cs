@@ -16,6 +16,7 @@ var root = new RootCommand("TorchBoltzmann: restricted Boltzmann machines and de
     MnistCommand.Create(),
     TrainRbmCommand.Create(),
     PyTorchCommands.Export(), PyTorchCommands.Import(),
+    BoltzmannCommands.Train(), BoltzmannCommands.Anneal(),
     CommonOptions.Verbose,
 };
 var parsed = root.Parse(args);

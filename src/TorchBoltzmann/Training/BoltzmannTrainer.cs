@@ -103,7 +103,7 @@ public sealed class BoltzmannTrainer : IDisposable
                             long start = (long)b * Options.BatchSize;
                             long size = Math.Min(Options.BatchSize, n - start);
                             var v0 = order is null ? data.narrow(0, start, size) : data.index_select(0, order.narrow(0, start, size));
-                            if (!Step(v0)) throw new TrainingDivergedException(epoch + 1, b + 1, "the gradient");
+                            if (!Step(v0)) throw new TrainingDivergedException(epoch + 1, b + 1, "the net inputs or the gradient");
                         }
                         progress?.Report(new TrainingProgress(Stage, epoch + 1, Options.Epochs, b + 1, batches, null));
                     }
@@ -124,7 +124,8 @@ public sealed class BoltzmannTrainer : IDisposable
 
     /// <summary>
     /// One update on a batch v⁰ (B × n_visible, on the machine's device): clamped and free statistics, gradient into
-    /// <c>.grad</c>, optimizer step. Returns false (and takes no step) when the gradient is not finite.
+    /// <c>.grad</c>, optimizer step. Returns false (and takes no step) when the chains' conditional means or the gradient
+    /// are not finite (weights so large that net inputs overflow).
     /// </summary>
     /// <exception cref="ArgumentException">v⁰ is not a (B, n_visible) batch of valid values.</exception>
     public bool Step(Tensor v0)
@@ -135,10 +136,11 @@ public sealed class BoltzmannTrainer : IDisposable
         using var scope = torch.NewDisposeScope();
         var clamped = ClampedStates(v0);
         var free = FreeStates();
+        // Sampled states are always 0/1 (a NaN mean draws 0), so a NaN net input shows only in the chains' means.
+        if (!Finite(clamped) || !Finite(_free!.visible_mean) || (_clamped is { } c && !Finite(c.visible_mean))) return false;
         WriteGradients(_bm, clamped, free, Options.Temperature, Options.WeightDecay);
         using (var g = _bm.bias.grad!)
-        using (var sum = g.sum())
-            if (!double.IsFinite(sum.ToDouble())) return false;
+            if (!Finite(g)) return false;
         _optimizer.step();
         return true;
     }
@@ -223,6 +225,13 @@ public sealed class BoltzmannTrainer : IDisposable
             taken[s] = chains.states.clone();
         }
         return samples == 1 ? taken[0] : torch.cat(taken, 0);
+    }
+
+    private static bool Finite(Tensor? t)
+    {
+        if (t is null) return true;
+        using var sum = t.sum();
+        return double.IsFinite(sum.ToDouble());
     }
 
     private bool AllFinite()

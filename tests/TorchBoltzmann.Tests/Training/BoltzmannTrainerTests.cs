@@ -129,4 +129,71 @@ public class BoltzmannTrainerTests(ITestOutputHelper output)
         Assert.Equal(4, epochs.Count(e => e.LogLikelihood is not null));
         Assert.True(epochs[^1].LogLikelihood!.Value - before >= 2, $"from {before:F3} to {epochs[^1].LogLikelihood:F3}");
     }
+
+    [Fact]
+    public void Fit_DoesNotLeakTensors_OverManyBatches_ForEveryScanAndClampedPhase()
+    {
+        // Live tensors after 4 and after 16 batches are the same and not positive (the chains and gradient buffers are
+        // allocated in the warm-up run and reused).
+        using var g = new Generator(1);
+        using var data = torch.rand(64, 5, generator: g).round();
+        foreach (var (scan, phase) in new[] { (GibbsScan.Systematic, ClampedPhase.Sampling), (GibbsScan.Random, ClampedPhase.Sampling), (GibbsScan.Blocked, ClampedPhase.MeanField) })
+        {
+            using var bm = boltzmann.BM(5, 3, generator: g);
+            using var t = new BoltzmannTrainer(bm, new BoltzmannTrainingOptions
+            {
+                Epochs = 1, BatchSize = 16, Scan = scan, Clamped = phase, ClampedBurnIn = 2, ClampedSamples = 2, FreeChains = 16, FreeSamples = 2,
+            });
+            using var small = data.narrow(0, 0, 64);
+            using var quarter = data.narrow(0, 0, 16);
+            t.Fit(quarter);   // warm-up
+            long a = TestUtil.LiveTensorsAfter(() => t.Fit(quarter));
+            long b = TestUtil.LiveTensorsAfter(() => t.Fit(small));
+            Assert.True(a == b, $"{scan}/{phase}: live tensors after 1 batch: {a}, after 4: {b}");
+            Assert.True(b <= 0, $"{scan}/{phase}: a training run left {b} tensors alive");
+        }
+    }
+
+    [Theory]
+    [InlineData(ClampedPhase.Sampling)]
+    [InlineData(ClampedPhase.MeanField)]
+    public void Fit_StopsWithEpochAndBatch_WhenANetInputIsNaN(ClampedPhase phase)
+    {
+        // A NaN weight makes net inputs NaN. Sampled states stay 0/1 (a NaN mean draws 0), so the trainer checks the
+        // chains' conditional means: the first batch fails, nothing is stepped, and the exception names epoch 1, batch 1.
+        using var data = EncoderData();
+        using var g = new Generator(2);
+        using var bm = boltzmann.BM(8, 2, dtype: ScalarType.Float64, generator: g);
+        using (torch.no_grad()) bm.weight[0, 5] = torch.tensor(double.NaN);
+        using var before = bm.bias.clone();
+        using var t = new BoltzmannTrainer(bm, new BoltzmannTrainingOptions { Epochs = 3, BatchSize = 2, Clamped = phase, MetricsEvery = 0 });
+        var e = Assert.Throws<TrainingDivergedException>(() => t.Fit(data));
+        Assert.Equal((1, 1), (e.Epoch, e.Batch));
+        Assert.StartsWith("Training diverged at epoch 1, batch 1: the net inputs or the gradient became NaN or infinite.", e.Message);
+        TestUtil.AllClose(before, bm.bias, 0, "biases (no step taken)");
+    }
+
+    [SkippableFact(DisplayName = "BoltzmannTrainerTests.Cuda_MachineChainsAndTrainer_RunOnTheDevice (runs only where CUDA is available)")]
+    public void Cuda_MachineChainsAndTrainer_RunOnTheDevice()
+    {
+        Skip.IfNot(torch.cuda.is_available(), "CUDA is not available on this machine (torch.cuda.is_available() is false)");
+        using var g = new Generator(1, torch.CUDA);
+        using var bm = boltzmann.BM(6, 4, Connectivity.Layered, hidden_layers: [2, 2], device: torch.CUDA, generator: g);
+        using var v = torch.ones(3, 6, device: torch.CUDA);
+        Assert.Equal(DeviceType.CUDA, bm.forward(v).device_type);
+        foreach (var scan in new[] { GibbsScan.Systematic, GibbsScan.Random, GibbsScan.Blocked })
+        {
+            using var chains = new GibbsChains(bm, g, scan: scan);
+            chains.start_random(8);
+            chains.run(3);
+            Assert.Equal(DeviceType.CUDA, chains.states.device_type);
+        }
+        using var data = torch.ones(8, 6, device: torch.CUDA);
+        using var t = new BoltzmannTrainer(bm, new BoltzmannTrainingOptions { Epochs = 2, BatchSize = 4, FreeChains = 8 }, generator: g);
+        var history = t.Fit(data);
+        Assert.NotNull(history[^1].LogLikelihood);
+        Assert.Equal(DeviceType.CUDA, bm.weight.grad!.device_type);
+        using var result = SimulatedAnnealing.run(bm, AnnealingSchedule.Geometric(2, 0.1, 5), n_chains: 4, generator: g);
+        Assert.Equal(DeviceType.CUDA, result.state.device_type);
+    }
 }

@@ -35,7 +35,7 @@ internal static class MnistCommand
         var pretrained = new Option<string?>("--pretrained") { Description = "Fine-tune this DBN checkpoint instead of pretraining (same architecture)" };
         var checkpointEvery = new Option<int>("--checkpoint-every")
         {
-            Description = "Write a fine-tuning checkpoint (OUTPUT-STEM-finetune.ckpt, -refit.ckpt) every N epochs, and the DBN after every pretrained layer (OUTPUT-STEM-pretrained.pt); a run that finds them continues from them (also after Ctrl+C or SIGTERM), and they are deleted when the run's results are written (0: no checkpoints)",
+            Description = "Write a fine-tuning checkpoint (OUTPUT-STEM-finetune.ckpt, -refit.ckpt) every N epochs, and the DBN after every pretrained layer (OUTPUT-STEM-pretrained.ckpt); a run that finds them continues from them (also after Ctrl+C or SIGTERM), and they are deleted when the run's results are written (0: no checkpoints)",
             DefaultValueFactory = _ => 1,
         };
         var overrides = new PresetOverrides();
@@ -184,20 +184,31 @@ internal static class MnistCommand
         if (stem is null || present.Count == 0)
             return $"No checkpoint had been written yet (the DBN is saved after each pretraining layer, fine-tuning every {checkpointEvery} epoch{(checkpointEvery == 1 ? "" : "s")}), " +
                    $"so a rerun starts over: {CommonOptions.CommandLine}";
-        var what = present.Select(c => c == DbnClassifierPipeline.PretrainedCheckpointPath(stem) ? $"{c} (the DBN after {PretrainedLayers(c)} pretraining)"
+        string pretrainedPath = DbnClassifierPipeline.PretrainedCheckpointPath(stem);
+        var what = present.Select(c => c == pretrainedPath || c == Checkpoint.WeightsPath(pretrainedPath) ? $"{c} (the DBN after {PretrainedLayers(c)} pretraining)"
                                      : c == DbnClassifierPipeline.FineTuningCheckpointPath(stem) ? $"{c} (fine-tuning{saved.Describe(refit: false)})"
                                      : $"{c} (the refit on all digits{saved.Describe(refit: true)})");
         return $"Saved {string.Join(", ", what)}. Continue with: {CommonOptions.CommandLine}";
     }
 
-    /// <summary>"2 of 3 layers' ", from the pretraining checkpoint's sidecar, or "its finished layers'" if it cannot be read.</summary>
+    /// <summary>"2 of 3 layers' ", from the pretraining checkpoint's record (or an earlier version's sidecar), or "its finished layers'" if it cannot be read.</summary>
     private static string PretrainedLayers(string path)
     {
         try
         {
-            var training = Checkpoint.ReadSidecar(path)["training"];
-            int done = training?["Layers"]?.AsArray().Count ?? throw new InvalidDataException("no layers");
-            int total = training["Tag"]?["layers"]?.GetValue<string>().Split('-').Length - 1 ?? 0;
+            int done, total;
+            if (Path.GetExtension(path) == ".pt")
+            {
+                var training = Checkpoint.ReadSidecar(path)["training"];
+                done = training?["Layers"]?.AsArray().Count ?? throw new InvalidDataException("no layers");
+                total = training["Tag"]?["layers"]?.GetValue<string>().Split('-').Length - 1 ?? 0;
+            }
+            else
+            {
+                var (identity, values) = RunCheckpoint.ReadRecord(path, "pretraining");
+                done = values["layers"]?.AsArray().Count ?? throw new InvalidDataException("no layers");
+                total = identity.TryGetValue("layers", out var sizes) ? sizes.Split('-').Length - 1 : 0;
+            }
             return total > 0 ? $"{done} of {total} layers'" : $"{done} layers'";
         }
         catch (Exception e) when (e is IOException or InvalidDataException or InvalidOperationException or System.Text.Json.JsonException or CheckpointException)

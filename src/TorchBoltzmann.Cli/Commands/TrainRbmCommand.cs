@@ -28,6 +28,11 @@ internal static class TrainRbmCommand
             Description = $"Checkpoint path (.pt; a .json sidecar and PNGs are written beside it; {CommonOptions.RunsDirectory}/ is ignored by git). Its directory is created, and checked to be writable before training starts",
             DefaultValueFactory = _ => Path.Combine(CommonOptions.RunsDirectory, "rbm-mnist.pt"),
         };
+        var checkpointEvery = new Option<int>("--checkpoint-every")
+        {
+            Description = "Write a checkpoint of the run (OUTPUT-STEM-train.ckpt) every N epochs; a run that finds it continues from it (also after Ctrl+C or SIGTERM), and it is deleted when the results are written (0: no checkpoint)",
+            DefaultValueFactory = _ => 1,
+        };
         var data = new CommonOptions.DataOptions();
         var device = CommonOptions.Device();
         var seed = CommonOptions.Seed();
@@ -35,9 +40,9 @@ internal static class TrainRbmCommand
         var limit = CommonOptions.Limit();
 
         var cmd = new Command("train-rbm", "Train an RBM on MNIST (binarised at 0.5): checkpoint, filters, samples, reconstructions, learning curve. " +
-                                           "Exit codes: 0 done, 1 error, 3 the RBM reconstructs no better than the per-pixel mean (files written, see the warning), 130 interrupted (Ctrl+C or SIGTERM: nothing is written)")
+                                           "Exit codes: 0 done, 1 error, 3 the RBM reconstructs no better than the per-pixel mean (files written, see the warning), 130 interrupted (Ctrl+C or SIGTERM: the checkpoint is kept and the same command continues)")
         {
-            hidden, epochs, lr, k, pcd, batch, weightDecay, output, device, seed, threads, limit,
+            hidden, epochs, lr, k, pcd, batch, weightDecay, output, device, seed, threads, limit, checkpointEvery,
         };
         data.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(
@@ -46,7 +51,7 @@ internal static class TrainRbmCommand
                 Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), K = r.GetValue(k), Persistent = r.GetValue(pcd),
                 BatchSize = r.GetValue(batch), WeightDecay = r.GetValue(weightDecay), Seed = r.GetValue(seed),
             },
-            r.GetValue(output)!, data.Read(r), r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose), ct)));
+            r.GetValue(output)!, data.Read(r), r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(checkpointEvery), r.GetValue(CommonOptions.Verbose), ct)));
         return cmd;
     }
 
@@ -65,15 +70,22 @@ internal static class TrainRbmCommand
     internal static bool Failed(double heldRecon, double baseline, long updates) =>
         !double.IsFinite(heldRecon) || heldRecon >= 1.5 * baseline || (heldRecon >= baseline && updates >= UpdatesToLearn);
 
+    /// <summary>The run checkpoint of a train-rbm run writing <paramref name="output"/>: <c>OUTPUT-STEM-train.ckpt</c>.</summary>
+    internal static string CheckpointPath(string output) => Path.ChangeExtension(output, null) + "-train.ckpt";
+
     private static int Run(int hidden, RbmTrainingOptions options, string output, CommonOptions.DataSource source, string deviceName,
-                           int threads, int? limit, bool verbose, CancellationToken ct)
-        => CommonOptions.Guard(() =>
+                           int threads, int? limit, int checkpointEvery, bool verbose, CancellationToken ct)
+    {
+        string? checkpoint = null;   // set by the body, read by the interruption notice
+        int savedEpoch = 0;
+        return CommonOptions.Guard(() =>
         {
             CommonOptions.ApplyThreads(threads);
             var device = CommonOptions.ParseDevice(deviceName);
             OptionFlags.AtLeast("--hidden", hidden, 1);
             OptionFlags.AtLeast("--epochs", options.Epochs, 1);
             if (limit is { } lim) OptionFlags.AtLeast("--limit", lim, 1);
+            OptionFlags.AtLeast("--checkpoint-every", checkpointEvery, 0);
             OptionFlags.Validate(options.Validate, OptionFlags.TrainRbm);
             if (options.LearningRate >= 1)
                 Terminal.Warning($"--lr {options.LearningRate}: at 1 and above, CD training of an RBM on MNIST learns nothing (its reconstructions stay no better than the pixel means); the default is 0.1.");
@@ -96,10 +108,17 @@ internal static class TrainRbmCommand
             using var gen = new Generator(options.Seed, device);
             using var rbm = boltzmann.RBM(784, hidden, device: device, generator: gen);
             rbm.init_visible_bias_from_data(train);
-            using var trainer = new RbmTrainer(rbm, options, generator: gen);
+            checkpoint = checkpointEvery > 0 ? CheckpointPath(output) : null;
+            if (checkpoint is not null && File.Exists(checkpoint))
+                Terminal.Line($"Continuing from the checkpoint {checkpoint} (an earlier run of this command stopped; delete it to start over).");
+            // What else the checkpoint must share with this run: the data (the trainer checks the options, the model, the
+            // numbers of rows and the device).
+            var tag = new Dictionary<string, string> { ["data"] = $"MNIST binarised at 0.5, limit {limit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}" };
+            using var trainer = new RbmTrainer(rbm, options, generator: gen) { CheckpointPath = checkpoint, CheckpointEvery = Math.Max(checkpointEvery, 1), CheckpointTag = tag };
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var history = ConsoleProgress.Run(p => trainer.Fit(train, held, p, ct));
+            var history = ConsoleProgress.Run(p => trainer.Fit(train, held, new SavedEpochs(p, Math.Max(checkpointEvery, 1), e => savedEpoch = e), ct));
             clock.Stop();
+            double seconds = trainer.RestoredSeconds + clock.Elapsed.TotalSeconds;
             Interrupt.StopsAt = "once the result files are written (a few seconds)";
 
             // Useless training (e.g. a learning rate far too high) ends without an error: compare with the baseline of
@@ -113,7 +132,7 @@ internal static class TrainRbmCommand
                 baseline = (held - means).square().sum(1).mean().ToDouble();
             }
 
-            var weights = Checkpoint.Save(rbm, output, new { command = "train-rbm", hidden, options, seconds = clock.Elapsed.TotalSeconds, history });
+            var weights = Checkpoint.Save(rbm, output, new { command = "train-rbm", hidden, options, seconds, history });
             var stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights))!, Path.GetFileNameWithoutExtension(weights));
             ImageGrid.SaveFilters(stem + "-filters.png", rbm.weight, 28, 28);
             using (torch.no_grad())
@@ -135,7 +154,8 @@ internal static class TrainRbmCommand
                     new Series("held-out", epochsX, history.Select(h => h.ValidationReconstructionError ?? double.NaN).ToArray()),
                 }));
             AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(history, CommonOptions.MetricsJson));
-            Terminal.Line($"Done in {clock.Elapsed.TotalSeconds:F0} s. Wrote {weights}, its .json sidecar, and {stem}-{{filters,samples,reconstructions,curve}}.png, {stem}-metrics.json");
+            if (checkpoint is not null) File.Delete(checkpoint);   // the results are written: nothing left to continue
+            Terminal.Line($"Done in {seconds:F0} s. Wrote {weights}, its .json sidecar, and {stem}-{{filters,samples,reconstructions,curve}}.png, {stem}-metrics.json");
             Terminal.Line($"Held-out reconstruction error {heldRecon:F2} per digit (reconstructing every digit as the training pixel means: {baseline:F2}).");
             long updates = (long)options.Epochs * ((train.shape[0] + options.BatchSize - 1) / options.BatchSize);
             if (Failed(heldRecon, baseline, updates))
@@ -148,5 +168,20 @@ internal static class TrainRbmCommand
             if (heldRecon >= baseline)
                 Terminal.Warning($"after only {updates} update{(updates == 1 ? "" : "s")} the RBM reconstructs held-out digits no better than the training pixel means ({heldRecon:F2} vs {baseline:F2}): train longer (--epochs, --limit).");
             return ExitCodes.Success;
-        }, () => $"train-rbm keeps no checkpoint to continue from: nothing was written (the model and its pictures are written only when training ends, to {output}). Run it again to start over: {CommonOptions.CommandLine}");
+        }, () => checkpointEvery == 0
+            ? $"train-rbm keeps no checkpoint to continue from with --checkpoint-every 0: nothing was written (the model and its pictures are written only when training ends, to {output}). Run it again to start over: {CommonOptions.CommandLine}"
+            : checkpoint is not null && File.Exists(checkpoint)
+                ? $"Saved {checkpoint} ({(savedEpoch > 0 ? $"the run after epoch {savedEpoch} of {options.Epochs}" : "written by an earlier run of this command")}). Continue with: {CommonOptions.CommandLine}"
+                : $"No checkpoint had been written yet (one is written every {checkpointEvery} epoch{(checkpointEvery == 1 ? "" : "s")}), so a rerun starts over: {CommonOptions.CommandLine}");
+    }
+
+    /// <summary>Passes progress on, noting the last epoch after which the trainer wrote its checkpoint (every <paramref name="every"/> epochs).</summary>
+    private sealed class SavedEpochs(IProgress<TrainingProgress> inner, int every, Action<int> saved) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value)
+        {
+            if (value.EpochMetrics is { } m && (m.Epoch % every == 0 || m.Epoch == m.Epochs)) saved(m.Epoch);
+            inner.Report(value);
+        }
+    }
 }

@@ -56,19 +56,21 @@ public static class DbnClassifierPipeline
     public static string RefitCheckpointPath(string stem) => stem + "-refit.ckpt";
 
     /// <summary>
-    /// The DBN pretrained by a run with checkpoint stem <paramref name="stem"/>: <c>{stem}-pretrained.pt</c> and its
-    /// sidecar <c>{stem}-pretrained.json</c> (<see cref="IO.Checkpoint"/>), written after every pretrained layer
-    /// (<see cref="GreedyPretrainer.CheckpointPath"/>), so a run that stops does not pretrain the finished layers again.
+    /// The DBN pretrained by a run with checkpoint stem <paramref name="stem"/>: <c>{stem}-pretrained.ckpt</c>, a
+    /// <see cref="RunCheckpoint"/> written after every pretrained layer (<see cref="GreedyPretrainer.CheckpointPath"/>), so
+    /// a run that stops does not pretrain the finished layers again. (Earlier versions wrote <c>{stem}-pretrained.pt</c>
+    /// and its sidecar <c>{stem}-pretrained.json</c>; a run that finds them continues from them.)
     /// </summary>
-    public static string PretrainedCheckpointPath(string stem) => stem + "-pretrained.pt";
+    public static string PretrainedCheckpointPath(string stem) => stem + "-pretrained.ckpt";
 
     /// <summary>
     /// Every file a run with checkpoint stem <paramref name="stem"/> may leave to continue from (the caller deletes them
-    /// once its results are safe): the pretrained DBN and its sidecar (only when the run pretrains, i.e. no
-    /// <c>pretrained</c> DBN is given to <see cref="Run"/>), then the fine-tuning and refit checkpoints.
+    /// once its results are safe): the pretrained DBN's checkpoint and the pair of the earlier format (only when the run
+    /// pretrains, i.e. no <c>pretrained</c> DBN is given to <see cref="Run"/>), then the fine-tuning and refit checkpoints.
     /// </summary>
     public static IReadOnlyList<string> CheckpointFiles(string stem, bool pretrainsHere = true) => pretrainsHere
-        ? [PretrainedCheckpointPath(stem), IO.Checkpoint.SidecarPath(PretrainedCheckpointPath(stem)), FineTuningCheckpointPath(stem), RefitCheckpointPath(stem)]
+        ? [PretrainedCheckpointPath(stem), IO.Checkpoint.WeightsPath(PretrainedCheckpointPath(stem)), IO.Checkpoint.SidecarPath(PretrainedCheckpointPath(stem)),
+           FineTuningCheckpointPath(stem), RefitCheckpointPath(stem)]
         : [FineTuningCheckpointPath(stem), RefitCheckpointPath(stem)];
 
     /// <summary>Σ t in float64 (order-insensitive; the fine-tuning tag keeps it so that existing checkpoints stay valid).</summary>

@@ -24,8 +24,12 @@ namespace TorchBoltzmann.Training;
 /// first (the other parameters get <c>requires_grad = false</c> and are restored at the end), and
 /// <see cref="ClassifierTrainingOptions.AverageDecay"/> keeps an exponential moving average of the weights, which
 /// validation measures and the model ends with.</para>
-/// <para>Memory: one dispose scope per batch; the shuffled data is materialised once per epoch; metrics leave scopes as
-/// .NET numbers.</para>
+/// <para>Memory: one dispose scope per batch, each gathering its rows through the epoch's permutation; metrics leave
+/// scopes as .NET numbers.</para>
+/// <para><see cref="Fit"/> runs on the shared <see cref="TrainingLoop{TMetrics}"/>: the fine-tuner supplies the closure step
+/// of a batch and the epoch's validation, and its options become components (<see cref="ExponentialLearningRate"/>,
+/// <see cref="MaxNorm"/>, <see cref="EarlyStopping"/>, <see cref="IterateAverage"/>, the momentum ramp and head-only
+/// epochs), each saving its own state in the run's checkpoints.</para>
 /// </remarks>
 public sealed class FineTuner : IDisposable
 {
@@ -227,30 +231,6 @@ public sealed class FineTuner : IDisposable
         }
     }
 
-    /// <summary>
-    /// Max-norm constraint: each row w_j of every trainable 2-D weight (unit j's incoming weights) is scaled by
-    /// min(1, c / ‖w_j‖₂), so that ‖w_j‖₂ ≤ c (Srivastava et al. 2014, c = <see cref="ClassifierTrainingOptions.MaxNorm"/>;
-    /// q c for a weight behind dropout with keep probability q under <see cref="DropoutConvention.NonInverted"/>).
-    /// </summary>
-    private void ApplyMaxNorm()
-    {
-        if (Options.MaxNorm <= 0) return;
-        using var _ = torch.no_grad();
-        foreach (var p in _model.parameters())
-        {
-            if (p.dim() != 2 || !p.requires_grad) continue;
-            double c = Options.MaxNorm * KeepOf(p);
-            using var norms = p.norm(1, keepdim: true);
-            using var scale = norms.reciprocal_().mul_(c).clamp_max_(1.0);
-            p.mul_(scale);
-        }
-
-        double KeepOf(TorchSharp.Modules.Parameter p)
-        {
-            foreach (var (w, q) in _keep) if (w.Handle == p.Handle) return q;
-            return 1;
-        }
-    }
     /// <summary>The optimizer taking the steps.</summary>
     public optim.Optimizer Optimizer => _optimizer;
     /// <summary>Label used in <see cref="ClassifierProgress.Stage"/>.</summary>
@@ -346,186 +326,197 @@ public sealed class FineTuner : IDisposable
         long logits = LogitCount(trainX);
         CheckInputs(trainX, trainY, logits, "training");
         if (valX is not null) CheckInputs(valX, valY!, logits, "validation");
-        int batches = (int)((nTrain + Options.BatchSize - 1) / Options.BatchSize);
-        var epochs = new List<ClassifierEpochMetrics>();
-        Dictionary<string, Tensor>? best = null;
-        double? bestError = null;
-        int bestEpoch = 0, sinceBest = 0;
-        bool stoppedEarly = false, restored = false;
-        bool wasTraining = _model.training;
         var frozen = Options.HeadOnlyEpochs > 0 ? BodyParameters() : new List<TorchSharp.Modules.Parameter>();
-        using var average = Options.AverageDecay > 0 ? new IterateAverage(_model, Options.AverageDecay) : null;
         if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
-        if (CheckpointPath is not null) FineTuningCheckpoint.Supported(_optimizer);   // before an epoch is spent
-        var identity = new FineTuningCheckpoint.Identity(Options, CheckpointTag, nTrain, _device);
-        void Checkpoint(int epochsDone, bool finished)
+        var optimizerState = CheckpointPath is null ? null : new OptimizerCheckpointState("optimizer", _optimizer);   // before an epoch is spent
+        bool wasTraining = _model.training;
+        using var early = new EarlyStopping(_model, Options.Patience, Options.RestoreBest);
+        using var average = Options.AverageDecay > 0 ? new IterateAverage(_model, Options.AverageDecay, yieldsTo: early) : null;
+        var rate = new ExponentialLearningRate(_optimizer, Options.LearningRateDecay, _baseRates);
+        var loop = new TrainingLoop<ClassifierEpochMetrics>
         {
-            if (CheckpointPath is null) return;
-            var extra = new List<(string, Tensor)>();
-            if (best is not null) extra.AddRange(best.Select(kv => ("best:" + kv.Key, kv.Value)));
-            if (average is not null) extra.AddRange(average.Averages.Select((t, i) => ($"average:{i}", t)));
-            FineTuningCheckpoint.Save(CheckpointPath, _model, _optimizer, identity,
-                new FineTuningCheckpoint.State(epochsDone, finished, epochs, bestEpoch, bestError, sinceBest, stoppedEarly, restored), _generator, extra);
-        }
+            Stage = Stage, Epochs = Options.Epochs, BatchSize = Options.BatchSize, Generator = _generator, Shuffle = Options.Shuffle,
+            Checkpoint = CheckpointPath is null ? null : new CheckpointPolicy(CheckpointPath, "fine-tuning", Identity(nTrain), CheckpointEvery),
+        };
+        // Order matters where two act at the same point: max-norm before the average's update after each batch; early
+        // stopping's best weights before the average at the end (the model keeps the one that was put back).
+        loop.Callbacks.Add(new Schedule(this, frozen));
+        loop.Callbacks.Add(rate);
+        if (Options.MaxNorm > 0) loop.Callbacks.Add(new MaxNorm(_model, p => Options.MaxNorm * KeepOf(p)));
+        loop.Callbacks.Add(early);
+        if (average is not null) loop.Callbacks.Add(average);
+        if (optimizerState is not null)
+            loop.State.AddRange([new ModuleState("model", _model), optimizerState, new GeneratorState("generator", _generator), GeneratorState.Global()]);
         try
         {
-            int startEpoch = 0;
             RestoredSeconds = 0;
-            if (CheckpointPath is not null && File.Exists(CheckpointPath))
-            {
-                var state = FineTuningCheckpoint.Load(CheckpointPath, _model, _optimizer, identity, _generator, names =>
-                {
-                    var tensors = new List<Tensor>();
-                    var averages = average?.Averages;
-                    foreach (var name in names)
-                    {
-                        if (name.StartsWith("best:", StringComparison.Ordinal))
-                        {
-                            if (best is null) SaveBest(ref best);   // allocates tensors of the right shapes; overwritten next
-                            tensors.Add(best![name["best:".Length..]]);
-                        }
-                        else if (name.StartsWith("average:", StringComparison.Ordinal) && averages is not null)
-                            tensors.Add(averages[int.Parse(name["average:".Length..], System.Globalization.CultureInfo.InvariantCulture)]);
-                        else throw new IO.CheckpointException($"'{CheckpointPath}': unexpected tensor '{name}' for these options.");
-                    }
-                    return tensors;
-                });
-                epochs.AddRange(state.Epochs);
-                RestoredSeconds = state.Epochs.Sum(m => m.Seconds);
-                (bestEpoch, bestError, sinceBest, stoppedEarly, restored) = (state.BestEpoch, state.BestError, state.SinceBest, state.StoppedEarly, state.Restored);
-                if (state.Finished) return new ClassifierHistory(epochs, bestEpoch, bestError, stoppedEarly, restored);
-                startEpoch = stoppedEarly ? Options.Epochs : state.EpochsDone;
-            }
-            for (int epoch = startEpoch; epoch < Options.Epochs; epoch++)
-            {
-                bool headOnly = epoch < Options.HeadOnlyEpochs;
-                foreach (var p in frozen) p.requires_grad = !headOnly;
-                double factor = Math.Pow(Options.LearningRateDecay, epoch);
-                int gi = 0;
-                foreach (var g in _optimizer.ParamGroups) g.LearningRate = _baseRates[gi++] * factor;
-                // TorchSharp's native L-BFGS takes its rate from the optimizer itself, not from its (managed) group.
-                if (!_managedOptimizer && _optimizer is optim.ILearningRateController self && _baseRates.Length == 1)
-                    self.LearningRate = _baseRates[0] * factor;
-                double lr = _baseRates.Length > 0 ? _baseRates[0] * factor : double.NaN;
-                SetMomentum(epoch);
-
-                var clock = Stopwatch.StartNew();
-                _model.train();
-                double lossSum = 0;
-                using (var perm = Options.Shuffle ? torch.randperm(nTrain, generator: _generator, device: _device) : torch.arange(nTrain, device: _device))
-                using (var sx = trainX.index_select(0, perm))
-                using (var sy = trainY.index_select(0, perm))
-                {
-                    for (int b = 0; b < batches; b++)
-                    {
-                        cancellationToken.ThrowIfCancellationRequested();
-                        using (var scope = torch.NewDisposeScope())
-                        {
-                            long start = (long)b * Options.BatchSize, size = Math.Min(Options.BatchSize, nTrain - start);
-                            var xb = sx.narrow(0, start, size);
-                            var yb = sy.narrow(0, start, size);
-                            // One closure serves every optimizer: SGD-like ones call it once, line-search ones (L-BFGS,
-                            // ConjugateGradient) once per function evaluation. The loss reported is the first call's.
-                            double l = double.NaN;
-                            int calls = 0;
-                            ExceptionDispatchInfo? failure = null;
-                            Tensor BatchLoss()
-                            {
-                                _optimizer.zero_grad();
-                                return nn.functional.cross_entropy(_trainingForward(xb), yb);
-                            }
-                            Tensor Closure()
-                            {
-                                if (_managedOptimizer)
-                                {
-                                    // Managed optimizers evaluate the closure before touching the weights, so an
-                                    // exception here leaves them as they were.
-                                    var loss = BatchLoss();
-                                    if (calls++ == 0)
-                                    {
-                                        l = loss.ToDouble();
-                                        if (!double.IsFinite(l)) throw new TrainingDivergedException(epoch + 1, b + 1, "the loss");
-                                    }
-                                    loss.backward();
-                                    return loss;
-                                }
-                                // Native optimizers (L-BFGS) call this from native code, which an exception must not
-                                // cross: keep it for after the step, and leave the gradients zero so that the optimizer
-                                // stops (L-BFGS returns without a step when the first gradient is zero).
-                                using var evaluation = torch.NewDisposeScope();
-                                try
-                                {
-                                    var loss = BatchLoss();
-                                    double v = loss.ToDouble();
-                                    if (calls++ == 0) l = v;
-                                    if (failure is null && double.IsFinite(l)) loss.backward();
-                                    return loss.detach().MoveToOuterDisposeScope();
-                                }
-                                catch (Exception e)
-                                {
-                                    failure ??= ExceptionDispatchInfo.Capture(e);
-                                    calls++;
-                                    _optimizer.zero_grad();
-                                    return torch.tensor(double.NaN).MoveToOuterDisposeScope();
-                                }
-                            }
-                            _optimizer.step(Closure)?.Dispose();
-                            failure?.Throw();
-                            if (!double.IsFinite(l)) throw new TrainingDivergedException(epoch + 1, b + 1, "the loss");
-                            ApplyMaxNorm();
-                            average?.Update();
-                            lossSum += l * size;
-                        }
-                        NativeAllocator.ReleaseIfGrown();   // glibc fragmentation, see NativeAllocator
-                        progress?.Report(new ClassifierProgress(Stage, epoch + 1, Options.Epochs, b + 1, batches, null));
-                    }
-                }
-
-                double? valError = null, valLoss = null, rawError = null;
-                bool isBest = false;
-                if (valX is not null)
-                {
-                    // With iterate averaging the averaged weights are measured (and kept as the best) in place of θ;
-                    // the raw iterate θ is measured too, before the swap, for comparison.
-                    if (average is not null) rawError = ClassificationMetricsFor(valX, valY!).error;
-                    using var swapped = average?.Swap();
-                    var m = ClassificationMetricsFor(valX, valY!);
-                    valError = m.error;
-                    valLoss = m.loss;
-                    if (bestError is null || m.error < bestError)
-                    {
-                        isBest = true;
-                        bestError = m.error;
-                        bestEpoch = epoch + 1;
-                        sinceBest = 0;
-                        if (Options.RestoreBest) SaveBest(ref best);
-                    }
-                    else sinceBest++;
-                }
-                clock.Stop();
-                var metrics = new ClassifierEpochMetrics(epoch + 1, Options.Epochs, lossSum / nTrain, valError, valLoss, lr, clock.Elapsed.TotalSeconds, isBest, rawError);
-                epochs.Add(metrics);
-                stoppedEarly = Options.Patience > 0 && sinceBest >= Options.Patience && epoch < Options.Epochs - 1;
-                if ((epoch + 1) % CheckpointEvery == 0 || stoppedEarly) Checkpoint(epoch + 1, finished: false);
-                progress?.Report(new ClassifierProgress(Stage, epoch + 1, Options.Epochs, batches, batches, metrics));
-                if (stoppedEarly) break;
-            }
-            if (best is not null && bestEpoch != epochs.Count)
-            {
-                using var _ = torch.no_grad();
-                foreach (var (name, t) in _model.state_dict()) t.copy_(best[name]);
-                restored = true;
-            }
-            else average?.CopyInto();   // the model ends with the averaged weights
-            Checkpoint(epochs.Count, finished: true);
+            if (CheckpointPath is not null && File.Exists(CheckpointPath) && !RunCheckpoint.IsRunCheckpoint(CheckpointPath))
+                RestoreEarlierFormat(CheckpointPath, nTrain, loop, early, average);
+            var step = new EpochStep(this, trainX, trainY, valX, valY, early, average, rate);
+            loop.Run(step, nTrain, _device, MappedProgress<LoopProgress<ClassifierEpochMetrics>, ClassifierProgress>.Of(progress,
+                p => new ClassifierProgress(p.Stage, p.Epoch, p.Epochs, p.Batch, p.Batches, p.EpochMetrics)), cancellationToken);
         }
         finally
         {
+            RestoredSeconds = loop.History.Take(loop.RestoredEpochs).Sum(m => m.Seconds);
             foreach (var p in frozen) p.requires_grad = true;
-            if (best is not null) foreach (var t in best.Values) t.Dispose();
             _model.train(wasTraining);
         }
-        return new ClassifierHistory(epochs, bestEpoch, bestError, stoppedEarly, restored);
+        return new ClassifierHistory(loop.History.ToList(), early.BestEpoch, early.BestError, loop.StoppedEarly, early.Restored);
+    }
+
+    /// <summary>
+    /// The keep probability q of the dropout before a weight under <see cref="DropoutConvention.NonInverted"/> (1 otherwise):
+    /// its max-norm bound is q c.
+    /// </summary>
+    private double KeepOf(TorchSharp.Modules.Parameter p)
+    {
+        foreach (var (w, q) in _keep) if (w.Handle == p.Handle) return q;
+        return 1;
+    }
+
+    /// <summary>What a run continuing from a checkpoint must share with the run that wrote it: the hyperparameters but
+    /// <see cref="ClassifierTrainingOptions.Epochs"/> and <see cref="ClassifierTrainingOptions.Patience"/>, the
+    /// <see cref="CheckpointTag"/>, the number of training examples and the device (the model's tensors are checked by
+    /// shape when they are read).</summary>
+    private Dictionary<string, string> Identity(long nTrain)
+    {
+        var id = FineTuningCheckpoint.Fingerprint(Options).ToDictionary(kv => "options." + kv.Key, kv => kv.Value);
+        foreach (var (k, v) in CheckpointTag ?? new Dictionary<string, string>()) id["tag." + k] = v;
+        id["training_rows"] = nTrain.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        id["device"] = _device.ToString();
+        return id;
+    }
+
+    /// <summary>
+    /// Continues from a checkpoint in the format before the run checkpoint (<see cref="FineTuningCheckpoint"/>, TBMFT 2):
+    /// the weights, optimizer, generators, best weights and averages go where the loop's components keep them, and the
+    /// loop's and early stopping's records are set. The next checkpoint is written in the run-checkpoint format.
+    /// </summary>
+    private void RestoreEarlierFormat(string path, long nTrain, TrainingLoop<ClassifierEpochMetrics> loop, EarlyStopping early, IterateAverage? average)
+    {
+        var identity = new FineTuningCheckpoint.Identity(Options, CheckpointTag, nTrain, _device);
+        var state = FineTuningCheckpoint.Load(path, _model, _optimizer, identity, _generator, names =>
+        {
+            var tensors = new List<Tensor>();
+            foreach (var name in names)
+            {
+                if (name.StartsWith("best:", StringComparison.Ordinal) && early.BestBuffers().TryGetValue(name["best:".Length..], out var best))
+                    tensors.Add(best);
+                else if (name.StartsWith("average:", StringComparison.Ordinal) && average is not null
+                         && int.TryParse(name["average:".Length..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int i)
+                         && i < average.Averages.Count)
+                    tensors.Add(average.Averages[i]);
+                else throw new IO.CheckpointException($"'{path}': unexpected tensor '{name}' for these options.");
+            }
+            return tensors;
+        });
+        loop.RestoreRecord(state.Epochs, state.EpochsDone, state.Finished, state.StoppedEarly, state.Epochs.Sum(m => m.Seconds));
+        early.SetRecord(state.BestEpoch, state.BestError, state.SinceBest, state.Restored);
+    }
+
+    /// <summary>The per-epoch settings: the output layer alone for the first <see cref="ClassifierTrainingOptions.HeadOnlyEpochs"/>
+    /// epochs (the other parameters frozen), and the momentum ramp (<see cref="MomentumAt"/>).</summary>
+    private sealed class Schedule(FineTuner tuner, List<TorchSharp.Modules.Parameter> frozen) : ITrainingCallback
+    {
+        public void OnEpochStart(TrainingLoop loop, int epoch)
+        {
+            bool headOnly = epoch < tuner.Options.HeadOnlyEpochs;
+            foreach (var p in frozen) p.requires_grad = !headOnly;
+            tuner.SetMomentum(epoch);
+        }
+    }
+
+    /// <summary>The fine-tuner's part of the loop: the closure step on a batch, validation and the epoch's record.</summary>
+    private sealed class EpochStep(FineTuner tuner, Tensor trainX, Tensor trainY, Tensor? valX, Tensor? valY,
+                                   EarlyStopping early, IterateAverage? average, ExponentialLearningRate rate) : ITrainingStep<ClassifierEpochMetrics>
+    {
+        private Stopwatch _clock = new();
+        private double _lossSum;
+
+        public void BeginEpoch(int epoch)
+        {
+            _clock = Stopwatch.StartNew();
+            tuner._model.train();
+            _lossSum = 0;
+        }
+
+        public double TrainBatch(Batch batch)
+        {
+            var optimizer = tuner._optimizer;
+            var xb = batch.Rows(trainX);
+            var yb = batch.Rows(trainY);
+            // One closure serves every optimizer: SGD-like ones call it once, line-search ones (L-BFGS,
+            // ConjugateGradient) once per function evaluation. The loss reported is the first call's.
+            double l = double.NaN;
+            int calls = 0;
+            ExceptionDispatchInfo? failure = null;
+            Tensor BatchLoss()
+            {
+                optimizer.zero_grad();
+                return nn.functional.cross_entropy(tuner._trainingForward(xb), yb);
+            }
+            Tensor Closure()
+            {
+                if (tuner._managedOptimizer)
+                {
+                    // Managed optimizers evaluate the closure before touching the weights, so an exception here
+                    // leaves them as they were.
+                    var loss = BatchLoss();
+                    if (calls++ == 0)
+                    {
+                        l = loss.ToDouble();
+                        if (!double.IsFinite(l)) throw batch.Diverged("the loss");
+                    }
+                    loss.backward();
+                    return loss;
+                }
+                // Native optimizers (L-BFGS) call this from native code, which an exception must not cross: keep it
+                // for after the step, and leave the gradients zero so that the optimizer stops (L-BFGS returns
+                // without a step when the first gradient is zero).
+                using var evaluation = torch.NewDisposeScope();
+                try
+                {
+                    var loss = BatchLoss();
+                    double v = loss.ToDouble();
+                    if (calls++ == 0) l = v;
+                    if (failure is null && double.IsFinite(l)) loss.backward();
+                    return loss.detach().MoveToOuterDisposeScope();
+                }
+                catch (Exception e)
+                {
+                    failure ??= ExceptionDispatchInfo.Capture(e);
+                    calls++;
+                    optimizer.zero_grad();
+                    return torch.tensor(double.NaN).MoveToOuterDisposeScope();
+                }
+            }
+            optimizer.step(Closure)?.Dispose();
+            failure?.Throw();
+            if (!double.IsFinite(l)) throw batch.Diverged("the loss");
+            _lossSum += l * batch.Size;
+            return l;
+        }
+
+        public ClassifierEpochMetrics EndEpoch(EpochEnd end)
+        {
+            double? valError = null, valLoss = null, rawError = null;
+            bool isBest = false;
+            if (valX is not null)
+            {
+                // With iterate averaging the averaged weights are measured (and kept as the best) in place of θ; the
+                // raw iterate θ is measured too, before the swap, for comparison.
+                if (average is not null) rawError = tuner.ClassificationMetricsFor(valX, valY!).error;
+                using var swapped = average?.Swap();
+                var m = tuner.ClassificationMetricsFor(valX, valY!);
+                (valError, valLoss) = (m.error, m.loss);
+                isBest = early.Observe(end.Epoch, m.error);
+            }
+            _clock.Stop();
+            var o = tuner.Options;
+            return new ClassifierEpochMetrics(end.Epoch + 1, o.Epochs, _lossSum / trainX.shape[0], valError, valLoss, rate.Rate,
+                                              _clock.Elapsed.TotalSeconds, isBest, rawError);
+        }
     }
 
     /// <summary>
@@ -565,77 +556,6 @@ public sealed class FineTuner : IDisposable
             return ((double)wrong / n, loss / n);
         }
         finally { _model.train(); }
-    }
-
-    private void SaveBest(ref Dictionary<string, Tensor>? best)
-    {
-        using var _ = torch.no_grad();
-        if (best is null)
-        {
-            best = new Dictionary<string, Tensor>();
-            foreach (var (name, t) in _model.state_dict()) best[name] = t.detach().clone().DetachFromDisposeScope();
-        }
-        else
-        {
-            foreach (var (name, t) in _model.state_dict()) best[name].copy_(t);
-        }
-    }
-
-    /// <summary>
-    /// Exponential moving average of a model's parameters, θ̄ ← a θ̄ + (1 − a) θ (Polyak averaging with exponential
-    /// weights), updated in place after every step; <see cref="Swap"/> puts θ̄ into the model until disposed.
-    /// </summary>
-    private sealed class IterateAverage : IDisposable
-    {
-        private readonly List<(TorchSharp.Modules.Parameter p, Tensor avg, Tensor spare)> _items;
-        private readonly double _decay;
-
-        public IterateAverage(nn.Module<Tensor, Tensor> model, double decay)
-        {
-            _decay = decay;
-            using var _ = torch.no_grad();
-            _items = model.parameters().Where(p => p.is_floating_point())
-                .Select(p => (p, p.detach().clone().DetachFromDisposeScope(), torch.empty_like(p).DetachFromDisposeScope())).ToList();
-        }
-
-        /// <summary>θ̄ ← a θ̄ + (1 − a) θ for every parameter.</summary>
-        public void Update()
-        {
-            using var _ = torch.no_grad();
-            foreach (var (p, avg, _) in _items) avg.mul_(_decay).add_(p, alpha: 1 - _decay);
-        }
-
-        /// <summary>Puts θ̄ into the model (keeping θ aside) until the returned handle is disposed.</summary>
-        public IDisposable Swap()
-        {
-            using (torch.no_grad())
-                foreach (var (p, avg, spare) in _items) { spare.copy_(p); p.copy_(avg); }
-            return new Restore(this);
-        }
-
-        /// <summary>Leaves θ̄ in the model for good.</summary>
-        public void CopyInto()
-        {
-            using var _ = torch.no_grad();
-            foreach (var (p, avg, _) in _items) p.copy_(avg);
-        }
-
-        private sealed class Restore(IterateAverage owner) : IDisposable
-        {
-            public void Dispose()
-            {
-                using var _ = torch.no_grad();
-                foreach (var (p, _, spare) in owner._items) p.copy_(spare);
-            }
-        }
-
-        /// <summary>θ̄, one tensor per parameter (checkpoints save and restore them in place).</summary>
-        public IReadOnlyList<Tensor> Averages => _items.Select(i => i.avg).ToList();
-
-        public void Dispose()
-        {
-            foreach (var (_, avg, spare) in _items) { avg.Dispose(); spare.Dispose(); }
-        }
     }
 
     /// <summary>Releases the optimizer and generator the fine-tuner created.</summary>

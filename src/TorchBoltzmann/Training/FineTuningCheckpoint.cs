@@ -46,7 +46,7 @@ internal static class FineTuningCheckpoint
     /// The hyperparameters a continued run must share with the one that wrote the checkpoint: all but
     /// <see cref="ClassifierTrainingOptions.Epochs"/> and <see cref="ClassifierTrainingOptions.Patience"/>.
     /// </summary>
-    private static Dictionary<string, string> Fingerprint(ClassifierTrainingOptions o)
+    internal static Dictionary<string, string> Fingerprint(ClassifierTrainingOptions o)
         => typeof(ClassifierTrainingOptions).GetProperties()
             .Where(p => p.Name is not (nameof(ClassifierTrainingOptions.Epochs) or nameof(ClassifierTrainingOptions.Patience)))
             .ToDictionary(p => p.Name, p => Convert.ToString(p.GetValue(o), System.Globalization.CultureInfo.InvariantCulture) ?? "null");
@@ -255,7 +255,7 @@ internal static class FineTuningCheckpoint
     /// libtorch in use). The CUDA state is the seed (uint64) and the Philox offset (int64, byte 8), which must be a
     /// multiple of 4.
     /// </remarks>
-    private static void CheckGeneratorState(string path, byte[] state, int expectedLength, DeviceType device, string what)
+    internal static void CheckGeneratorState(string path, byte[] state, int expectedLength, DeviceType device, string what)
     {
         const int MersenneStateN = 624;
         string? problem = null;

@@ -18,7 +18,7 @@ namespace TorchBoltzmann.Training;
 /// <remarks>
 /// <para>Memory: only the current layer's input (N × width) and the next one while it is computed are alive; every
 /// RbmTrainer is disposed after its layer. Progress is reported with <see cref="TrainingProgress.Stage"/> = "layer l/L".</para>
-/// <para>With <see cref="CheckpointPath"/>, the DBN is saved (<see cref="Checkpoint"/>, atomically) after every layer
+/// <para>With <see cref="CheckpointPath"/>, the DBN is saved (<see cref="RunCheckpoint"/>, atomically) after every layer
 /// with the metrics so far, and a later <c>Fit</c> with the same options, architecture, device and data loads it and
 /// trains only the layers left: the inputs of the next layer are recomputed from the saved ones (replaying the same
 /// generator draws when hidden inputs are sampled), so the result is the unbroken run's.</para>
@@ -39,12 +39,14 @@ public sealed class GreedyPretrainer
     public DbnPretrainingOptions Options { get; }
 
     /// <summary>
-    /// When set, the DBN and the metrics so far are saved here after every layer (<c>.pt</c> + <c>.json</c> sidecar,
-    /// with <see cref="Checkpoint.Save"/>: if the process dies while saving, the previous layer's checkpoint or the new
-    /// one loads; weights without a sidecar are ignored), and <c>Fit</c> continues from such a file: it replaces ALL the DBN's weights with the file's
-    /// (the layers not yet trained hold the initial weights they were saved with) and trains only the layers left. A
-    /// file from other options, architecture, dtype, device or data is refused with the differences named, leaving the
-    /// DBN untouched. The caller deletes it (with <see cref="Checkpoint.SidecarPath"/>) when it is no longer needed.
+    /// When set, the DBN and the metrics so far are saved here after every layer (a <see cref="RunCheckpoint"/>, written
+    /// atomically: if the process dies while saving, the previous layer's checkpoint or the new one is in place), and
+    /// <c>Fit</c> continues from such a file: it replaces ALL the DBN's weights with the file's (the layers not yet trained
+    /// hold the initial weights they were saved with) and trains only the layers left. A file from other options,
+    /// architecture, dtype, device or data is refused with the differences named, leaving the DBN untouched. A checkpoint of
+    /// the earlier format (a <see cref="Checkpoint"/> pair <c>X.pt</c> + <c>X.json</c> with the record in the sidecar, at
+    /// this path with its extension changed) is read too, and removed once the first new checkpoint is written; weights
+    /// without a sidecar are ignored. The caller deletes the file when it is no longer needed.
     /// </summary>
     public string? CheckpointPath { get; init; }
 
@@ -94,9 +96,17 @@ public sealed class GreedyPretrainer
         double restoredSeconds = 0;
         Seconds = 0;
         var tag = CheckpointPath is null ? null : Tag(train, labels, validation, validationLabels);
-        if (CheckpointPath is not null && Checkpoint.Exists(CheckpointPath))
+        if (CheckpointPath is not null && File.Exists(CheckpointPath) && RunCheckpoint.IsRunCheckpoint(CheckpointPath))
         {
-            var record = Restore(CheckpointPath, tag!);
+            var record = new LayerRecord(this);
+            RunCheckpoint.Restore(CheckpointPath, "pretraining", tag!, [record, new ModuleState("model", _dbn)]);
+            history.AddRange(record.Layers);
+            restoredSeconds = record.Seconds;
+        }
+        else if (CheckpointPath is not null && Checkpoint.Exists(CheckpointPath))
+        {
+            // The format before the run checkpoint: the DBN as a Checkpoint pair with the record in its sidecar.
+            var record = RestoreEarlierFormat(CheckpointPath, tag!);
             history.AddRange(record.Layers);
             restoredSeconds = record.Seconds;
             // A save of this run killed after its weights were in place, or leftovers of killed saves: tidied here, as
@@ -187,17 +197,52 @@ public sealed class GreedyPretrainer
         };
     }
 
+    /// <summary>
+    /// Writes the run checkpoint (<see cref="RunCheckpoint"/>, kind "pretraining"): the tag as its identity, the record of
+    /// the layers done, and the DBN's weights. A checkpoint pair of the earlier format at the same path is removed once
+    /// the new file is in place.
+    /// </summary>
     private void Save(string path, Dictionary<string, string> tag, List<IReadOnlyList<RbmEpochMetrics>> history, double seconds)
     {
-        // NaN metrics (a diverged layer's) must not stop the save: numbers as named literals, parsed back as strings.
-        var record = JsonNode.Parse(JsonSerializer.Serialize(new Record(tag, history.Select(h => h.ToList()).ToList(), seconds), RecordJson));
-        // Checkpoint.Save replaces the pair so that the last layer's checkpoint or this one loads at every instant: a
-        // crash while saving costs at most this layer's training.
-        Checkpoint.Save(_dbn, path, record);
+        var record = new LayerRecord(this) { Layers = history.Select(h => h.ToList()).ToList(), Seconds = seconds };
+        RunCheckpoint.Save(path, "pretraining", tag, [record, new ModuleState("model", _dbn)]);
+        foreach (var old in new[] { Checkpoint.SidecarPath(path), Checkpoint.WeightsPath(path) })
+            if (!string.Equals(Path.GetFullPath(old), Path.GetFullPath(path), StringComparison.Ordinal) && File.Exists(old)) File.Delete(old);
     }
 
-    /// <summary>Loads the layers a checkpoint holds into the DBN after checking it comes from this run; returns its record.</summary>
-    private Record Restore(string path, Dictionary<string, string> tag)
+    /// <summary>The pretraining run's record in its checkpoint: the metrics of the layers done and their wall time.</summary>
+    private sealed class LayerRecord(GreedyPretrainer owner) : IStateful
+    {
+        public List<List<RbmEpochMetrics>> Layers { get; set; } = new();
+        public double Seconds { get; set; }
+
+        public string StateName => "pretraining";
+
+        public void SaveState(StateSection section)
+        {
+            // NaN metrics (a diverged layer's) must not stop the save: numbers as named literals.
+            section.Values["layers"] = JsonSerializer.SerializeToNode(Layers, RecordJson);
+            section.Values["seconds"] = Seconds;
+        }
+
+        public Action PrepareLoad(StateSection section)
+        {
+            List<List<RbmEpochMetrics>>? layers;
+            try { layers = section.Values["layers"].Deserialize<List<List<RbmEpochMetrics>>>(RecordJson); }
+            catch (JsonException e) { throw section.Refuse($"the layers' metrics are unreadable ({e.Message})"); }
+            double seconds = section.Value<double>("seconds");
+            int n = owner._dbn.n_layers;
+            if (layers is null || layers.Count > n || layers.Any(l => l is null || l.Any(m => m is null)))
+                throw section.Refuse($"expected the metrics of at most {n} layers, found {(layers is null ? "none" : $"{layers.Count} entries")}");
+            return () => (Layers, Seconds) = (layers, seconds);
+        }
+    }
+
+    /// <summary>
+    /// Loads the layers a checkpoint of the earlier format (a <see cref="Checkpoint"/> pair with the record in its sidecar)
+    /// holds into the DBN after checking it comes from this run; returns its record.
+    /// </summary>
+    private Record RestoreEarlierFormat(string path, Dictionary<string, string> tag)
     {
         string files = $"'{Checkpoint.WeightsPath(path)}' and its sidecar '{Checkpoint.SidecarPath(path)}'";
         Record? record;

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using TorchBoltzmann.Evaluation;
 using TorchBoltzmann.Modules;
 using TorchBoltzmann.Sampling;
@@ -24,6 +23,9 @@ namespace TorchBoltzmann.Training;
 /// <para>Memory: one dispose scope per batch; each epoch draws one permutation and every batch gathers its rows from it
 /// (a cache-sized copy, rather than a copy of the whole data set per epoch);
 /// persistent chains are allocated once and updated in place. Move the model to its device before creating the trainer.</para>
+/// <para><see cref="Fit"/> runs on the shared <see cref="TrainingLoop{TMetrics}"/>: the trainer supplies the CD/PCD update
+/// of a batch and the epoch's metrics, and a momentum schedule as a component; with <see cref="CheckpointPath"/> the run
+/// is checkpointed (<see cref="RunCheckpoint"/>) and continues bit for bit, persistent chains included.</para>
 /// </remarks>
 public sealed class RbmTrainer : IDisposable
 {
@@ -112,54 +114,153 @@ public sealed class RbmTrainer : IDisposable
             _rbm.check_visible(validation, "validation data");
             Checks.Rows(validation, _rbm.n_visible, "validation data", "M", "; pass null to skip validation");
         }
+        if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
+        var state = CheckpointPath is null ? null : StateComponents();   // before an epoch is spent: the optimizer must be saveable
 
         using var data = train.to(_rbm.dtype, _rbm.device);
         using var held = validation?.to(_rbm.dtype, _rbm.device);
-        long n = data.shape[0];
-        int batches = (int)((n + Options.BatchSize - 1) / Options.BatchSize);
-        var history = new List<RbmEpochMetrics>();
+        var loop = new TrainingLoop<RbmEpochMetrics>
+        {
+            Stage = Stage, Epochs = Options.Epochs, BatchSize = Options.BatchSize, Generator = _generator, Shuffle = Options.Shuffle,
+            Checkpoint = CheckpointPath is null ? null : new CheckpointPolicy(CheckpointPath, "rbm", Identity(data, held), CheckpointEvery),
+        };
+        loop.Callbacks.Add(new MomentumSchedule(this));
+        if (state is not null) loop.State.AddRange(state);
         var previousValidate = _rbm.validate_values;
         _rbm.validate_values = false; // the data was checked once above
         try
         {
-            for (int epoch = 0; epoch < Options.Epochs; epoch++)
-            {
-                double? momentum = null;
-                double scheduled = epoch < Options.MomentumSwitchEpoch ? Options.InitialMomentum : Options.FinalMomentum;
-                if (FoldsMomentum) momentum = _momentum = scheduled;
-                else if (SetMomentum(_optimizer, scheduled)) momentum = scheduled;
-                var clock = Stopwatch.StartNew();
-                using (var order = Options.Shuffle ? torch.randperm(n, generator: _generator, device: data.device) : null)
-                {
-                    for (int b = 0; b < batches; b++)
-                    {
-                        cancellationToken.ThrowIfCancellationRequested();
-                        using (var scope = torch.NewDisposeScope())
-                        {
-                            long start = (long)b * Options.BatchSize;
-                            long size = Math.Min(Options.BatchSize, n - start);
-                            var v0 = order is null ? data.narrow(0, start, size) : data.index_select(0, order.narrow(0, start, size));
-                            if (!Step(v0)) throw new TrainingDivergedException(epoch + 1, b + 1, "the gradient");
-                        }
-                        NativeAllocator.ReleaseIfGrown();   // glibc fragmentation, see NativeAllocator
-                        progress?.Report(new TrainingProgress(Stage, epoch + 1, Options.Epochs, b + 1, batches, null));
-                    }
-                }
-                clock.Stop();
-                if (!AllFinite()) throw new TrainingDivergedException(epoch + 1, batches, "the weights");
-
-                bool measure = Options.MetricsEvery > 0 && ((epoch + 1) % Options.MetricsEvery == 0 || epoch == Options.Epochs - 1);
-                var metrics = measure ? Measure(epoch, clock.Elapsed.TotalSeconds, momentum, data, held)
-                                      : new RbmEpochMetrics(epoch + 1, Options.Epochs, clock.Elapsed.TotalSeconds, momentum, null, null, null, null, null);
-                history.Add(metrics);
-                progress?.Report(new TrainingProgress(Stage, epoch + 1, Options.Epochs, batches, batches, metrics));
-            }
+            var history = loop.Run(new EpochStep(this, data, held), data.shape[0], data.device,
+                MappedProgress<LoopProgress<RbmEpochMetrics>, TrainingProgress>.Of(progress, p => new TrainingProgress(p.Stage, p.Epoch, p.Epochs, p.Batch, p.Batches, p.EpochMetrics)),
+                cancellationToken);
+            return history.ToList();
         }
         finally
         {
+            RestoredSeconds = loop.RestoredSeconds;
             _rbm.validate_values = previousValidate;
         }
-        return history;
+    }
+
+    /// <summary>
+    /// When set, <see cref="Fit"/> writes a checkpoint of the whole run here (<see cref="RunCheckpoint"/>, atomically) every
+    /// <see cref="CheckpointEvery"/> epochs and at the end, and a <see cref="Fit"/> that finds this file continues from it:
+    /// the weights, the optimizer's state and the folded momentum buffers, the generator's state, the persistent chains of
+    /// PCD and the epochs' metrics are restored, so on the CPU a run stopped after epoch k and continued ends exactly as one
+    /// that never stopped (same thread count). The file must come from a run with the same model, hyperparameters
+    /// (<see cref="RbmTrainingOptions.Epochs"/> aside), <see cref="CheckpointTag"/>, numbers of training and validation rows
+    /// and device; a finished run's file makes <see cref="Fit"/> load its final weights and return its history (delete it to
+    /// train again). Needs an optimizer whose state TorchSharp saves (the default SGD, Adam, …), checked when
+    /// <see cref="Fit"/> starts.
+    /// </summary>
+    public string? CheckpointPath { get; init; }
+
+    /// <summary>Epochs between checkpoints when <see cref="CheckpointPath"/> is set (default 1: after every epoch).</summary>
+    public int CheckpointEvery { get; init; } = 1;
+
+    /// <summary>What else a continued run must share with the one that wrote the checkpoint (e.g. the data's origin); a
+    /// checkpoint with another tag is refused, naming the entries that differ.</summary>
+    public IReadOnlyDictionary<string, string>? CheckpointTag { get; init; }
+
+    /// <summary>Wall time, in seconds, recorded for the epochs the last <see cref="Fit"/> restored from <see cref="CheckpointPath"/> (0 when it started afresh).</summary>
+    public double RestoredSeconds { get; private set; }
+
+    /// <summary>What a checkpoint of this run holds besides the loop's record: weights, optimizer, folded momentum, generator, PCD chains.</summary>
+    private List<IStateful> StateComponents()
+    {
+        var list = new List<IStateful> { new ModuleState("model", _rbm), new OptimizerCheckpointState("optimizer", _optimizer) };
+        if (FoldsMomentum) list.Add(new GradientBuffers("momentum", _rbm));
+        list.Add(new GeneratorState("generator", _generator));
+        if (Options.Persistent) list.Add(new PersistentChainsState(this));
+        return list;
+    }
+
+    /// <summary>What a run continuing from a checkpoint must share with the run that wrote it.</summary>
+    private Dictionary<string, string> Identity(Tensor data, Tensor? held)
+    {
+        var id = typeof(RbmTrainingOptions).GetProperties()
+            .Where(p => p.Name != nameof(RbmTrainingOptions.Epochs))
+            .ToDictionary(p => "options." + p.Name, p => Convert.ToString(p.GetValue(Options), System.Globalization.CultureInfo.InvariantCulture) ?? "null");
+        var (type, architecture) = IO.Checkpoint.Describe(_rbm);
+        id["model"] = $"{type} {architecture.ToJsonString()}";
+        id["optimizer"] = _optimizer.GetType().Name;
+        id["training_rows"] = data.shape[0].ToString(System.Globalization.CultureInfo.InvariantCulture);
+        id["validation_rows"] = (held?.shape[0] ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        id["device"] = _rbm.device.ToString();
+        foreach (var (k, v) in CheckpointTag ?? new Dictionary<string, string>()) id["tag." + k] = v;
+        return id;
+    }
+
+    /// <summary>The momentum schedule: μ = <see cref="RbmTrainingOptions.InitialMomentum"/> before epoch
+    /// <see cref="RbmTrainingOptions.MomentumSwitchEpoch"/>, <see cref="RbmTrainingOptions.FinalMomentum"/> from it on; set
+    /// at the start of every epoch (folded into the gradient buffer, or in every parameter group of a caller's optimizer).</summary>
+    private sealed class MomentumSchedule(RbmTrainer trainer) : ITrainingCallback
+    {
+        public void OnEpochStart(TrainingLoop loop, int epoch)
+        {
+            var o = trainer.Options;
+            double scheduled = epoch < o.MomentumSwitchEpoch ? o.InitialMomentum : o.FinalMomentum;
+            trainer._epochMomentum = null;
+            if (trainer.FoldsMomentum) trainer._epochMomentum = trainer._momentum = scheduled;
+            else if (SetMomentum(trainer._optimizer, scheduled)) trainer._epochMomentum = scheduled;
+        }
+    }
+
+    /// <summary>The momentum of the current epoch as its metrics report it (null when the optimizer has none).</summary>
+    private double? _epochMomentum;
+
+    /// <summary>The trainer's part of the loop: one CD/PCD update per batch, the divergence check and metrics per epoch.</summary>
+    private sealed class EpochStep(RbmTrainer trainer, Tensor data, Tensor? held) : ITrainingStep<RbmEpochMetrics>
+    {
+        public double TrainBatch(Batch batch)
+        {
+            if (!trainer.Step(batch.Rows(data))) throw batch.Diverged("the gradient");
+            return double.NaN;
+        }
+
+        public RbmEpochMetrics EndEpoch(EpochEnd end)
+        {
+            if (!trainer.AllFinite()) throw end.Diverged("the weights");
+            var o = trainer.Options;
+            int epoch = end.Epoch;
+            bool measure = o.MetricsEvery > 0 && ((epoch + 1) % o.MetricsEvery == 0 || epoch == o.Epochs - 1);
+            return measure ? trainer.Measure(epoch, end.Seconds, trainer._epochMomentum, data, held)
+                           : new RbmEpochMetrics(epoch + 1, o.Epochs, end.Seconds, trainer._epochMomentum, null, null, null, null, null);
+        }
+    }
+
+    /// <summary>The persistent chains of PCD as a checkpoint component (their states; the generator is saved once, as the trainer's).</summary>
+    private sealed class PersistentChainsState(RbmTrainer trainer) : IStateful
+    {
+        public string StateName => "chains";
+
+        public void SaveState(StateSection section)
+        {
+            section.Values["started"] = trainer._negative is { n_chains: > 0 };
+            if (trainer._negative is not { n_chains: > 0 } chains) return;
+            foreach (var (name, t) in chains.state_dict())
+            {
+                if (name == "generator_state") t.Dispose();   // the trainer's generator, saved by its own component
+                else section.PutCopy(name, t);
+            }
+        }
+
+        public Action PrepareLoad(StateSection section)
+        {
+            var rbm = trainer._rbm;
+            if (!section.Value<bool>("started")) return () => { trainer._negative?.Dispose(); trainer._negative = null; };
+            var visible = section.Tensor("visible");
+            if (visible.dim() != 2 || visible.shape[1] != rbm.n_visible || visible.dtype != rbm.dtype)
+                throw section.Refuse($"the chains' states are {StateSection.Describe(visible)}, expected (n_chains, {rbm.n_visible}) {rbm.dtype}");
+            var unexpected = section.Tensors.Select(t => t.Name).Except(["visible", "temperature", "temperatures", "clamp_values", "clamp_first"]).ToList();
+            if (unexpected.Count > 0) throw section.Refuse($"unexpected tensors {string.Join(", ", unexpected)}");
+            var state = section.Tensors.ToDictionary(t => t.Name, t => t.Tensor);
+            return () =>
+            {
+                trainer._negative ??= new GibbsChains(rbm, trainer._generator);
+                trainer._negative.load_state_dict(state);
+            };
+        }
     }
 
     /// <summary>

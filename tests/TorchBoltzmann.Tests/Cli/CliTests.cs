@@ -192,7 +192,7 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
             Assert.True(code == 130, $"exit {code}\n{cli.Stdout}\n{cli.Stderr}");
             string stderr = cli.Stderr;
             Assert.Contains("SIGINT received: stopping at the next batch", stderr);
-            Assert.Contains("Interrupted by SIGINT. Saved runs/dbn-quick-pretrained.pt (the DBN after 2 of 2 layers' pretraining), runs/dbn-quick-finetune.ckpt (fine-tuning after epoch ", stderr);
+            Assert.Contains("Interrupted by SIGINT. Saved runs/dbn-quick-pretrained.ckpt (the DBN after 2 of 2 layers' pretraining), runs/dbn-quick-finetune.ckpt (fine-tuning after epoch ", stderr);
             Assert.Contains($"Continue with: tbm {string.Join(" ", args)}", stderr);
             savedEpoch = int.Parse(System.Text.RegularExpressions.Regex.Match(stderr, @"fine-tuning after epoch (\d+)").Groups[1].Value);
             Assert.InRange(savedEpoch, 2, 39);
@@ -210,7 +210,7 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.Contains("fine-tune epoch 40/40 ", stdout);
         Assert.True(File.Exists(Path.Combine(work.Path, "runs", "dbn-quick.pt")));
         Assert.Empty(Directory.GetFiles(Path.Combine(work.Path, "runs"), "*.ckpt"));
-        Assert.False(File.Exists(Path.Combine(work.Path, "runs", "dbn-quick-pretrained.pt")));
+        Assert.False(File.Exists(Path.Combine(work.Path, "runs", "dbn-quick-pretrained.ckpt")));
     }
 
     /// <summary>
@@ -228,12 +228,12 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
             cli.Signal(CliProcess.SIGTERM);
             int code = cli.WaitForExit(Patience);
             Assert.True(code == 130, $"exit {code}\n{cli.Stdout}\n{cli.Stderr}");
-            Assert.Contains("Interrupted by SIGTERM. Saved out/m-pretrained.pt (the DBN after 1 of 2 layers' pretraining). Continue with: tbm mnist ", cli.Stderr);
+            Assert.Contains("Interrupted by SIGTERM. Saved out/m-pretrained.ckpt (the DBN after 1 of 2 layers' pretraining). Continue with: tbm mnist ", cli.Stderr);
         }
 
         using (var cli = CliProcess.Start(work.Path, null, args))
         {
-            cli.WaitForLine(l => l.StartsWith("Continuing from the checkpoint out/m-pretrained.pt"), Patience);
+            cli.WaitForLine(l => l.StartsWith("Continuing from the checkpoint out/m-pretrained.ckpt"), Patience);
             cli.WaitForLine(l => l.StartsWith("layer 2/2 epoch 1/200 "), Patience);
             Assert.DoesNotContain(cli.StdoutLines, l => l.StartsWith("layer 1/2 epoch"));
             cli.Signal(CliProcess.SIGTERM);
@@ -241,19 +241,52 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         }
     }
 
-    /// <summary>train-rbm has no checkpoint: SIGTERM ends it with 130, nothing written, and the notice says so and how to start over.</summary>
+    /// <summary>train-rbm with --checkpoint-every 0 keeps no checkpoint: SIGTERM ends it with 130, nothing written, and the notice says so and how to start over.</summary>
     [Fact]
-    public void TrainRbm_Sigterm_WritesNothing_AndSaysSo()
+    public void TrainRbm_SigtermWithoutCheckpoints_WritesNothing_AndSaysSo()
     {
         using var work = new TempDirectory();
-        string[] args = ["train-rbm", "--data", fake.Path, "--no-verify", "--limit", "1000", "--epochs", "1000", "--hidden", "64", "--threads", "1"];
+        string[] args = ["train-rbm", "--data", fake.Path, "--no-verify", "--limit", "1000", "--epochs", "1000", "--hidden", "64", "--threads", "1", "--checkpoint-every", "0"];
         using var cli = CliProcess.Start(work.Path, null, args);
         cli.WaitForLine(l => l.StartsWith("RBM epoch 1/1000 "), Patience);
         cli.Signal(CliProcess.SIGTERM);
         int code = cli.WaitForExit(Patience);
         Assert.True(code == 130, $"exit {code}\n{cli.Stdout}\n{cli.Stderr}");
-        Assert.Contains("Interrupted by SIGTERM. train-rbm keeps no checkpoint to continue from: nothing was written", cli.Stderr);
+        Assert.Contains("Interrupted by SIGTERM. train-rbm keeps no checkpoint to continue from with --checkpoint-every 0: nothing was written", cli.Stderr);
         Assert.Contains($"Run it again to start over: tbm {string.Join(" ", args)}", cli.Stderr);
         Assert.Empty(Directory.GetFiles(work.Path, "*", SearchOption.AllDirectories));
+    }
+
+    /// <summary>
+    /// train-rbm checkpoints every epoch by default: SIGTERM ends it with 130 keeping runs/rbm-mnist-train.ckpt, the notice
+    /// names it and the command that continues, and that command continues after the saved epoch.
+    /// </summary>
+    [Fact]
+    public void TrainRbm_Sigterm_KeepsItsCheckpoint_AndTheSameCommandContinues()
+    {
+        using var work = new TempDirectory();
+        string[] args = ["train-rbm", "--data", fake.Path, "--no-verify", "--limit", "1000", "--epochs", "1000", "--hidden", "64", "--threads", "1", "--pcd"];
+        var checkpoint = Path.Combine("runs", "rbm-mnist-train.ckpt");
+        using (var cli = CliProcess.Start(work.Path, null, args))
+        {
+            cli.WaitForLine(l => l.StartsWith("RBM epoch 2/1000 "), Patience);
+            cli.Signal(CliProcess.SIGTERM);
+            int code = cli.WaitForExit(Patience);
+            Assert.True(code == 130, $"exit {code}\n{cli.Stdout}\n{cli.Stderr}");
+            Assert.Contains($"Interrupted by SIGTERM. Saved {checkpoint} (the run after epoch ", cli.Stderr);
+            Assert.Contains($"Continue with: tbm {string.Join(" ", args)}", cli.Stderr);
+        }
+        Assert.True(File.Exists(Path.Combine(work.Path, checkpoint)), "the checkpoint is kept");
+        Assert.False(File.Exists(Path.Combine(work.Path, "runs", "rbm-mnist.pt")), "no model is written before training ends");
+        using (var cli = CliProcess.Start(work.Path, null, args))
+        {
+            cli.WaitForLine(l => l.StartsWith($"Continuing from the checkpoint {checkpoint}"), Patience);
+            // The first epoch this process trains comes after the saved ones (at least two: epoch 2's line was printed).
+            var line = cli.WaitForLine(l => l.StartsWith("RBM epoch "), Patience);
+            int epoch = int.Parse(line["RBM epoch ".Length..line.IndexOf('/')], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(epoch >= 3, line);
+            cli.Signal(CliProcess.SIGTERM);
+            Assert.Equal(130, cli.WaitForExit(Patience));
+        }
     }
 }

@@ -12,7 +12,8 @@ using static TorchSharp.torch;
 namespace TorchBoltzmann.Tests.Fuzz;
 
 /// <summary>
-/// Mutation fuzzing of the fine-tuning run checkpoint, read where users meet it: <see cref="FineTuner.Fit"/> with a
+/// Mutation fuzzing of the fine-tuning checkpoint of the format before the run checkpoint (TBMFT 2), which FineTuner
+/// still reads for files written before; read where users meet it: <see cref="FineTuner.Fit"/> with a
 /// <see cref="FineTuner.CheckpointPath"/> that holds the mutated file. Every case must continue the run, or be refused
 /// with <see cref="CheckpointException"/> leaving the model and both generators as they were (or, when the run
 /// continued from weights that make the loss NaN, end in the documented <see cref="TrainingDivergedException"/>), within
@@ -44,30 +45,16 @@ public sealed class FineTuningCheckpointFuzzTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Two checkpoints written by the library: a finished one-epoch run, and a two-epoch run's file after its first epoch
-    /// (not finished). Both hold the model, best weights, iterate averages and SGD momentum buffers.
+    /// Two checkpoints FineTuner wrote in this format before it moved to the run checkpoint (committed fixtures, written
+    /// by the library at that commit with these options, model and data): a finished one-epoch run (manual_seed 3), and a
+    /// two-epoch run's file after its first epoch (manual_seed 4, not finished). Both hold the model, best weights,
+    /// iterate averages and SGD momentum buffers.
     /// </summary>
-    internal static (byte[] finished, byte[] midRun) Seeds()
-    {
-        using var dir = new Data.TempDirectory();
-        var (x, y) = Data();
-        using (x) using (y)
-        {
-            torch.manual_seed(3);
-            using (var m = Model())
-            using (var tuner = new FineTuner(m, Options(1)) { CheckpointPath = dir.File("a.ckpt"), CheckpointTag = Tag })
-                tuner.Fit(x, y);
-            byte[]? mid = null;
-            torch.manual_seed(4);
-            using (var m = Model())
-            using (var tuner = new FineTuner(m, Options(2)) { CheckpointPath = dir.File("b.ckpt"), CheckpointTag = Tag })
-                tuner.Fit(x, y, progress: new CallbackProgress<ClassifierProgress>(p =>
-                {
-                    if (p.Epoch == 1 && p.EpochMetrics is not null) mid = System.IO.File.ReadAllBytes(dir.File("b.ckpt"));
-                }));
-            return (System.IO.File.ReadAllBytes(dir.File("a.ckpt")), mid!);
-        }
-    }
+    internal static (byte[] finished, byte[] midRun) Seeds() =>
+        (System.IO.File.ReadAllBytes(Fixture("finetune-v2-finished.ckpt")), System.IO.File.ReadAllBytes(Fixture("finetune-v2-midrun.ckpt")));
+
+    /// <summary>The path of a committed fixture (copied beside the test assembly).</summary>
+    internal static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fuzz", "Fixtures", name);
 
     /// <summary>The parts of a checkpoint: magic, version, JSON header, then the tensors and optimizer section.</summary>
     internal sealed record Parts(string Magic, int Version, string Header, byte[] Rest, List<int> TensorLengthOffsets, List<int> OptimizerNumberOffsets);

@@ -336,7 +336,8 @@ public sealed class FuzzRegressionTests
     /// <summary>
     /// finetuning case 711 ($.Epochs := null, after header mutations were focused on the run's record): FineTuner.Fit
     /// threw ArgumentNullException from List.AddRange. The record of where the run is must be checked when the file is
-    /// read: a negative number of epochs done made Fit train from that epoch on (int.MinValue: billions of epochs).
+    /// read: a negative number of epochs done made Fit train from that epoch on (int.MinValue: billions of epochs). Kept
+    /// for the reader of that format (TBMFT 2), which FineTuner still uses for files written before the run checkpoint.
     /// </summary>
     [Theory]
     [InlineData("Epochs", "null", "the epochs' metrics are missing or incomplete")]
@@ -355,9 +356,16 @@ public sealed class FuzzRegressionTests
         using var g = new Generator(5);
         using var x = torch.rand(12, 6, generator: g);
         using var y = torch.randint(0, 3, 12, generator: g);
+        // A checkpoint in the format FineTuner wrote before the run checkpoint (TBMFT 2), which it still reads: written
+        // by that format's writer for this model, the SGD FineTuner builds for it, and its 8 training rows.
         using (var m = nn.Sequential(("fc1", nn.Linear(6, 3))))
-        using (var tuner = new FineTuner(m, options) { CheckpointPath = path })
-            tuner.Fit(x, y);
+        using (var tuner = new FineTuner(m, options))
+        using (var gen = new Generator(7))
+        {
+            var metrics = new ClassifierEpochMetrics(1, 1, 1.0, 0.5, 1.0, 0.1, 0.01, true, null);
+            FineTuningCheckpoint.Save(path, m, tuner.Optimizer, new FineTuningCheckpoint.Identity(options, null, 8, torch.CPU),
+                new FineTuningCheckpoint.State(1, true, [metrics], 1, 0.5, 0, false, false), gen, []);
+        }
         string magic, header;
         int version;
         byte[] rest;

@@ -197,9 +197,9 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
                 Assert.True(2 - layersOnDisk == stages.Count, $"{what}: trained {string.Join(", ", stages)}");
                 DbnTestUtil.AssertSameParameters(unbroken, continued, what);
                 Assert.Equal(expected.Select(l => l.Select(m => m.ReconstructionError).ToList()), history.Select(l => l.Select(m => m.ReconstructionError).ToList()));
-                // Its saves, or when every layer was on disk its restore, finished the killed save and removed the leftovers.
-                Assert.Equal(["dbn.json", "dbn.pt"], dir.GetFiles().Select(f => f.Name).Order(StringComparer.Ordinal));
-                Assert.Equal(2, Checkpoint.ReadSidecar(path)["training"]!["Layers"]!.AsArray().Count);
+                // Its saves removed the leftovers of the killed one: the run checkpoint alone, holding both layers.
+                Assert.Equal(["dbn.pt"], dir.GetFiles().Select(f => f.Name).Order(StringComparer.Ordinal));
+                Assert.Equal(2, RunCheckpoint.ReadRecord(path, "pretraining").Values["layers"]!.AsArray().Count);
             }
         }
         finally
@@ -241,7 +241,7 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
                 var progress = new CallbackProgress<TrainingProgress>(p => { if (p.Stage == "layer 2/3") cts.Cancel(); });
                 Assert.ThrowsAny<OperationCanceledException>(() => Fit(stopped, opts, path, progress, cts.Token));
             }
-            Assert.True(File.Exists(Checkpoint.SidecarPath(path)));
+            Assert.True(RunCheckpoint.IsRunCheckpoint(path));
 
             // Continued in a fresh DBN: layers 2 and 3 train, layer 1 comes from the file; all ends as the unbroken run.
             var stages = new HashSet<string>();
@@ -269,7 +269,7 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
             {
                 var e = Assert.Throws<CheckpointException>(() => Fit(other, opts with { SampleHiddenInputs = false }, path));
                 Assert.Contains("\"SampleHiddenInputs\":true", e.Message);
-                Assert.Contains("hold a DBN pretrained for another run: pretraining = ", e.Message);
+                Assert.Contains("was written by another run: pretraining = ", e.Message);
                 using var fewer = data.narrow(0, 0, 250);
                 e = Assert.Throws<CheckpointException>(() => new GreedyPretrainer(other, opts) { CheckpointPath = path }
                     .Fit(fewer, classConditional ? labels.narrow(0, 0, 250) : null, validation, classConditional ? validationLabels : null));
@@ -278,6 +278,7 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
                 DbnTestUtil.AssertSameParameters(initial, other, "a refused checkpoint leaves the DBN as it was");
             }
             // Weights without a sidecar (left by an earlier version's interrupted save, or a sidecar deleted by hand): pretraining starts over.
+            using (var initial = Fresh()) Checkpoint.Save(initial, path);
             File.Delete(Checkpoint.SidecarPath(path));
             stages.Clear();
             using (var restarted = Fresh())
@@ -291,6 +292,66 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
         {
             dir.Delete(recursive: true);
         }
+    }
+
+    /// <summary>Captures the values of one section of a run checkpoint (what an earlier version's sidecar record held).</summary>
+    private sealed class SectionValues(string name) : IStateful
+    {
+        public System.Text.Json.Nodes.JsonObject Values { get; private set; } = new();
+        public string StateName => name;
+        public void SaveState(StateSection section) { }
+        public Action PrepareLoad(StateSection section) => () => Values = (System.Text.Json.Nodes.JsonObject)section.Values.DeepClone();
+    }
+
+    /// <summary>
+    /// A pretraining checkpoint of the format before the run checkpoint (the DBN as a Checkpoint pair X.pt + X.json, the
+    /// record {Tag, Layers, Seconds} in the sidecar's "training", as GreedyPretrainer wrote it with Checkpoint.Save) is
+    /// continued from: the run trains only the layers left, ends as the unbroken run, and leaves the run checkpoint alone.
+    /// The old pair is rebuilt here from a run checkpoint's own record and weights, so it carries this run's tag.
+    /// </summary>
+    [Fact]
+    public void Fit_ContinuesFromACheckpointOfTheEarlierFormat_AsAnUnbrokenRun()
+    {
+        using var data = SyntheticData.BarsAndStripes(4);   // 30 × 16
+        var opts = new DbnPretrainingOptions
+        {
+            Layer = new RbmTrainingOptions { Epochs = 1, BatchSize = 10, MetricsEvery = 1, MetricsSamples = 30, Seed = 11 },
+            SampleHiddenInputs = true,
+        };
+        DBN Fresh() { using var g = new Generator(5); return boltzmann.DBN([16, 8, 6, 4], generator: g); }
+        using var dir = new TorchBoltzmann.Tests.Data.TempDirectory();
+        var path = dir.File("dbn.ckpt");
+        using var unbroken = Fresh();
+        var expected = new GreedyPretrainer(unbroken, opts).Fit(data);
+        using (var stopped = Fresh())
+        using (var cts = new CancellationTokenSource())
+        {
+            var progress = new CallbackProgress<TrainingProgress>(p => { if (p.Stage == "layer 2/3") cts.Cancel(); });
+            Assert.ThrowsAny<OperationCanceledException>(() => new GreedyPretrainer(stopped, opts) { CheckpointPath = path }.Fit(data, progress: progress, cancellationToken: cts.Token));
+        }
+
+        var identity = RunCheckpoint.ReadRecord(path, "pretraining").Identity;
+        var record = new SectionValues("pretraining");
+        using (var layerOne = Fresh())
+        {
+            RunCheckpoint.Restore(path, "pretraining", identity, [record, new ModuleState("model", layerOne)]);
+            var training = new System.Text.Json.Nodes.JsonObject
+            {
+                ["Tag"] = System.Text.Json.JsonSerializer.SerializeToNode(identity), ["Layers"] = record.Values["layers"]!.DeepClone(), ["Seconds"] = record.Values["seconds"]!.DeepClone(),
+            };
+            Checkpoint.Save(layerOne, Checkpoint.WeightsPath(path), training);
+        }
+        File.Delete(path);
+        Assert.True(Checkpoint.Exists(path), "the pair of the earlier format beside the path");
+
+        var stages = new HashSet<string>();
+        using var continued = Fresh();
+        var history = new GreedyPretrainer(continued, opts) { CheckpointPath = path }
+            .Fit(data, progress: new CallbackProgress<TrainingProgress>(p => stages.Add(p.Stage)));
+        Assert.Equal(["layer 2/3", "layer 3/3"], stages.Order());
+        DbnTestUtil.AssertSameParameters(unbroken, continued, "continued from the earlier format");
+        Assert.Equal(expected.Select(l => l.Select(m => m.ReconstructionError).ToList()), history.Select(l => l.Select(m => m.ReconstructionError).ToList()));
+        Assert.Equal(["dbn.ckpt"], Directory.GetFiles(dir.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
     }
 
     [Fact]

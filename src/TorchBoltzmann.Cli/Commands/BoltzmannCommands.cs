@@ -75,10 +75,10 @@ internal static class BoltzmannCommands
                           $"Exact log-likelihood per pattern (optimum log ¼ = {Math.Log(0.25):F3}); at the start {ExactEnumeration.log_likelihood(bm, data):F3}");
             using var trainer = new BoltzmannTrainer(bm, options, generator: gen);
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var history = trainer.Fit(data, epochs: new Printer(m =>
+            var history = trainer.Fit(data, new Printer(p =>
             {
-                if (m.Epoch % every == 0 || m.Epoch == m.Epochs) Terminal.Line($"epoch {m.Epoch,4}: log-likelihood {m.LogLikelihood:F4}");
-            }), cancellationToken: ct);
+                if (p.EpochMetrics is { } m && (m.Epoch % every == 0 || m.Epoch == m.Epochs)) Terminal.Line($"epoch {m.Epoch,4}: log-likelihood {m.LogLikelihood:F4}");
+            }), ct);
             clock.Stop();
 
             // Completion: clamp group 1 to e_k and read the mean of group 2 over 500 chains after 100 sweeps.
@@ -217,8 +217,8 @@ internal static class BoltzmannCommands
             return ExitCodes.Success;
         });
 
-    private sealed class Printer(Action<BoltzmannEpochMetrics> report) : IProgress<BoltzmannEpochMetrics>
+    private sealed class Printer(Action<LoopProgress<BoltzmannEpochMetrics>> report) : IProgress<LoopProgress<BoltzmannEpochMetrics>>
     {
-        public void Report(BoltzmannEpochMetrics value) => report(value);
+        public void Report(LoopProgress<BoltzmannEpochMetrics> value) => report(value);
     }
 }

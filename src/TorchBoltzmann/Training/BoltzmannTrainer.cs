@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using TorchBoltzmann.Evaluation;
 using TorchBoltzmann.Modules;
 using TorchBoltzmann.Sampling;
@@ -23,6 +22,8 @@ namespace TorchBoltzmann.Training;
 /// <see cref="BoltzmannTrainingOptions.FreeSamples"/> more. Both statistics are matrix products over the chains' states,
 /// XᵀX / rows. The negative log-likelihood gradient is written into <c>.grad</c> (<see cref="WriteGradients"/>), so any
 /// optimizer steps; the default is SGD with the options' learning rate and momentum.</para>
+/// <para><see cref="Fit"/> runs on the shared <see cref="TrainingLoop{TMetrics}"/>, which owns epochs, batches, progress,
+/// cancellation, the divergence stop and run checkpoints (<see cref="CheckpointPath"/>).</para>
 /// <para>Epoch metrics: the exact mean log-likelihood of the training data (<see cref="ExactEnumeration"/>) when the
 /// machine has at most <see cref="ExactEnumeration.MaxEnumeratedUnits"/> units; null otherwise.</para>
 /// <para>Memory: one dispose scope per batch; the chains are allocated once and updated in place.</para>
@@ -62,64 +63,127 @@ public sealed class BoltzmannTrainer : IDisposable
     /// <summary>The persistent chains of the free phase (null before the first batch).</summary>
     public GibbsChains? FreeChains => _free;
 
-    /// <summary>Label used in <see cref="TrainingProgress.Stage"/>.</summary>
+    /// <summary>Label of the progress reports (<see cref="LoopProgress{TMetrics}.Stage"/>).</summary>
     public string Stage { get; init; } = "BM";
 
     /// <summary>
-    /// Trains for <see cref="BoltzmannTrainingOptions.Epochs"/> epochs on <paramref name="train"/> (N × n_visible),
-    /// reporting progress after every batch and metrics after every epoch.
+    /// Trains for <see cref="BoltzmannTrainingOptions.Epochs"/> epochs on <paramref name="train"/> (N × n_visible) on the
+    /// shared <see cref="TrainingLoop{TMetrics}"/>: shuffled batches, one dispose scope per batch, progress after every
+    /// batch and with the metrics after every epoch, cancellation, a divergence stop naming epoch and batch, and a run
+    /// checkpoint when <see cref="CheckpointPath"/> is set.
     /// </summary>
     /// <param name="train">Training data; moved to the machine's device and dtype once.</param>
-    /// <param name="progress">Receives a <see cref="TrainingProgress"/> after every batch (its RBM metrics field stays null).</param>
-    /// <param name="epochs">Receives each epoch's metrics.</param>
+    /// <param name="progress">Receives a report after every batch, and with <see cref="LoopProgress{TMetrics}.EpochMetrics"/> after every epoch.</param>
     /// <param name="cancellationToken">Checked before every batch.</param>
     /// <returns>The metrics of every epoch.</returns>
     /// <exception cref="ArgumentException">Bad data shape or values.</exception>
-    /// <exception cref="TrainingDivergedException">The gradient or the weights became NaN or infinite (naming epoch and batch).</exception>
+    /// <exception cref="TrainingDivergedException">The net inputs, the gradient or the weights became NaN or infinite (naming epoch and batch).</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    public IReadOnlyList<BoltzmannEpochMetrics> Fit(Tensor train, IProgress<TrainingProgress>? progress = null,
-                                                    IProgress<BoltzmannEpochMetrics>? epochs = null, CancellationToken cancellationToken = default)
+    /// <exception cref="IO.CheckpointException">The file at <see cref="CheckpointPath"/> cannot be continued from.</exception>
+    public IReadOnlyList<BoltzmannEpochMetrics> Fit(Tensor train, IProgress<LoopProgress<BoltzmannEpochMetrics>>? progress = null,
+                                                    CancellationToken cancellationToken = default)
     {
         _bm.check_visible(train, "training data");
         Checks.Rows(train, _bm.n_visible, "training data");
+        if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
         using var data = train.to(_bm.dtype, _bm.device);
-        long n = data.shape[0];
-        int batches = (int)((n + Options.BatchSize - 1) / Options.BatchSize);
-        var history = new List<BoltzmannEpochMetrics>();
+        var loop = new TrainingLoop<BoltzmannEpochMetrics>
+        {
+            Stage = Stage, Epochs = Options.Epochs, BatchSize = Options.BatchSize, Generator = _generator, Shuffle = Options.Shuffle,
+            Checkpoint = CheckpointPath is null ? null : new CheckpointPolicy(CheckpointPath, "boltzmann-machine", Identity(data), CheckpointEvery),
+        };
+        if (CheckpointPath is not null)
+            loop.State.AddRange([new ModuleState("model", _bm), new OptimizerCheckpointState("optimizer", _optimizer),
+                                 new GeneratorState("generator", _generator), new FreeChainsState(this)]);
         var previous = _bm.validate_values;
         _bm.validate_values = false;   // checked once above
         try
         {
-            for (int epoch = 0; epoch < Options.Epochs; epoch++)
-            {
-                var clock = Stopwatch.StartNew();
-                using (var order = Options.Shuffle ? torch.randperm(n, generator: _generator, device: data.device) : null)
-                {
-                    for (int b = 0; b < batches; b++)
-                    {
-                        cancellationToken.ThrowIfCancellationRequested();
-                        using (var scope = torch.NewDisposeScope())
-                        {
-                            long start = (long)b * Options.BatchSize;
-                            long size = Math.Min(Options.BatchSize, n - start);
-                            var v0 = order is null ? data.narrow(0, start, size) : data.index_select(0, order.narrow(0, start, size));
-                            if (!Step(v0)) throw new TrainingDivergedException(epoch + 1, b + 1, "the net inputs or the gradient");
-                        }
-                        progress?.Report(new TrainingProgress(Stage, epoch + 1, Options.Epochs, b + 1, batches, null));
-                    }
-                }
-                clock.Stop();
-                if (!AllFinite()) throw new TrainingDivergedException(epoch + 1, batches, "the weights");
-                bool measure = Options.MetricsEvery > 0 && ((epoch + 1) % Options.MetricsEvery == 0 || epoch == Options.Epochs - 1);
-                double? ll = measure && _bm.n_units <= ExactEnumeration.MaxEnumeratedUnits && _bm.n_hidden <= BoltzmannMachine.MaxEnumeratedHidden
-                    ? ExactEnumeration.log_likelihood(_bm, data) : null;
-                var metrics = new BoltzmannEpochMetrics(epoch + 1, Options.Epochs, clock.Elapsed.TotalSeconds, ll);
-                history.Add(metrics);
-                epochs?.Report(metrics);
-            }
+            return loop.Run(new EpochStep(this, data), data.shape[0], data.device, progress, cancellationToken).ToList();
         }
         finally { _bm.validate_values = previous; }
-        return history;
+    }
+
+    /// <summary>
+    /// When set, <see cref="Fit"/> writes a run checkpoint here (<see cref="RunCheckpoint"/>, kind
+    /// <c>boltzmann-machine</c>) every <see cref="CheckpointEvery"/> epochs and at the end, and a <see cref="Fit"/> that
+    /// finds the file continues from it: weights and mask, optimizer state, generator, the persistent free chains and the
+    /// epochs' metrics, so a stopped run continues as one that never stopped. The file must come from a run with the
+    /// same machine, options (<see cref="BoltzmannTrainingOptions.Epochs"/> aside), optimizer type, number of training
+    /// rows and device.
+    /// </summary>
+    public string? CheckpointPath { get; init; }
+
+    /// <summary>Epochs between checkpoints when <see cref="CheckpointPath"/> is set (default 1).</summary>
+    public int CheckpointEvery { get; init; } = 1;
+
+    /// <summary>What a run continuing from a checkpoint must share with the run that wrote it.</summary>
+    private Dictionary<string, string> Identity(Tensor data)
+    {
+        var id = typeof(BoltzmannTrainingOptions).GetProperties()
+            .Where(p => p.Name != nameof(BoltzmannTrainingOptions.Epochs))
+            .ToDictionary(p => "options." + p.Name, p => Convert.ToString(p.GetValue(Options), System.Globalization.CultureInfo.InvariantCulture) ?? "null");
+        var (type, architecture) = IO.Checkpoint.Describe(_bm);
+        id["model"] = $"{type} {architecture.ToJsonString()}";
+        id["optimizer"] = _optimizer.GetType().Name;
+        id["training_rows"] = data.shape[0].ToString(System.Globalization.CultureInfo.InvariantCulture);
+        id["device"] = _bm.device.ToString();
+        return id;
+    }
+
+    /// <summary>The trainer's part of the loop: one contrastive Hebbian update per batch; the weights' check and the exact log-likelihood per epoch.</summary>
+    private sealed class EpochStep(BoltzmannTrainer trainer, Tensor data) : ITrainingStep<BoltzmannEpochMetrics>
+    {
+        public double TrainBatch(Batch batch)
+        {
+            if (!trainer.Step(batch.Rows(data))) throw batch.Diverged("the net inputs or the gradient");
+            return double.NaN;
+        }
+
+        public BoltzmannEpochMetrics EndEpoch(EpochEnd end)
+        {
+            if (!trainer.AllFinite()) throw end.Diverged("the weights");
+            var o = trainer.Options;
+            var bm = trainer._bm;
+            bool measure = o.MetricsEvery > 0 && ((end.Epoch + 1) % o.MetricsEvery == 0 || end.Epoch == o.Epochs - 1);
+            double? ll = measure && bm.n_units <= ExactEnumeration.MaxEnumeratedUnits && bm.n_hidden <= BoltzmannMachine.MaxEnumeratedHidden
+                ? ExactEnumeration.log_likelihood(bm, data) : null;
+            return new BoltzmannEpochMetrics(end.Epoch + 1, o.Epochs, end.Seconds, ll);
+        }
+    }
+
+    /// <summary>The persistent free-phase chains as a checkpoint component (their states; the generator is saved once, as the trainer's).</summary>
+    private sealed class FreeChainsState(BoltzmannTrainer trainer) : IStateful
+    {
+        public string StateName => "free_chains";
+
+        public void SaveState(StateSection section)
+        {
+            section.Values["started"] = trainer._free is { n_chains: > 0 };
+            if (trainer._free is not { n_chains: > 0 } chains) return;
+            foreach (var (name, t) in chains.state_dict())
+            {
+                if (name == "generator_state") t.Dispose();
+                else section.PutCopy(name, t);
+            }
+        }
+
+        public Action PrepareLoad(StateSection section)
+        {
+            var bm = trainer._bm;
+            if (!section.Value<bool>("started")) return () => { trainer._free?.Dispose(); trainer._free = null; };
+            var states = section.Tensor("visible");
+            if (states.dim() != 2 || states.shape[1] != bm.n_units || states.dtype != bm.dtype)
+                throw section.Refuse($"the free chains' states are {StateSection.Describe(states)}, expected (n_chains, {bm.n_units}) {bm.dtype}");
+            var unexpected = section.Tensors.Select(t => t.Name).Except(["visible", "temperature", "temperatures"]).ToList();
+            if (unexpected.Count > 0) throw section.Refuse($"unexpected tensors {string.Join(", ", unexpected)}");
+            var state = section.Tensors.ToDictionary(t => t.Name, t => t.Tensor);
+            return () =>
+            {
+                trainer._free ??= new GibbsChains(bm, trainer._generator, trainer.Options.Temperature, trainer.Options.Scan);
+                trainer._free.load_state_dict(state);
+            };
+        }
     }
 
     /// <summary>

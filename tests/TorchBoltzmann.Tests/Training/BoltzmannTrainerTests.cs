@@ -116,14 +116,18 @@ public class BoltzmannTrainerTests(ITestOutputHelper output)
         using var g = new Generator(8);
         using var bm = boltzmann.BM(8, 4, Connectivity.Bipartite, dtype: ScalarType.Float64, generator: g);
         double before = ExactEnumeration.log_likelihood(bm, data);
-        var batches = new List<TrainingProgress>();
+        var batches = new List<LoopProgress<BoltzmannEpochMetrics>>();
         var epochs = new List<BoltzmannEpochMetrics>();
         using var trainer = new BoltzmannTrainer(bm, new BoltzmannTrainingOptions
         {
             Epochs = 100, BatchSize = 2, LearningRate = 0.3, Clamped = ClampedPhase.MeanField, Scan = GibbsScan.Blocked,
             FreeChains = 50, MetricsEvery = 25, Seed = 2,
         });
-        trainer.Fit(data, new CallbackProgress<TrainingProgress>(batches.Add), new CallbackProgress<BoltzmannEpochMetrics>(epochs.Add));
+        trainer.Fit(data, new CallbackProgress<LoopProgress<BoltzmannEpochMetrics>>(p =>
+        {
+            if (p.EpochMetrics is { } m) epochs.Add(m);
+            else batches.Add(p);
+        }));
         Assert.Equal(200, batches.Count);
         Assert.Equal(100, epochs.Count);
         Assert.Equal(4, epochs.Count(e => e.LogLikelihood is not null));
@@ -171,6 +175,47 @@ public class BoltzmannTrainerTests(ITestOutputHelper output)
         Assert.Equal((1, 1), (e.Epoch, e.Batch));
         Assert.StartsWith("Training diverged at epoch 1, batch 1: the net inputs or the gradient became NaN or infinite.", e.Message);
         TestUtil.AllClose(before, bm.bias, 0, "biases (no step taken)");
+    }
+
+    [Theory]
+    [InlineData(ClampedPhase.Sampling, GibbsScan.Random)]
+    [InlineData(ClampedPhase.MeanField, GibbsScan.Blocked)]
+    public void Fit_StoppedAfterThreeEpochsAndContinuedFromItsCheckpoint_EndsAsTheUnbrokenRun(ClampedPhase phase, GibbsScan scan)
+    {
+        // Six epochs in one run against a run cancelled after epoch 3 and a new machine and trainer continuing from its run
+        // checkpoint: weights and biases are bit-identical, the free chains are restored, and the history has six epochs.
+        using var dir = new TorchBoltzmann.Tests.Data.TempDirectory();
+        using var data = EncoderData();
+        BoltzmannTrainingOptions Options(int epochs) => new()
+        {
+            Epochs = epochs, BatchSize = 3, Clamped = phase, Scan = scan, FreeChains = 12, ClampedBurnIn = 2, ClampedSamples = 2, Seed = 9,
+        };
+        BoltzmannMachine Machine(ulong seed)
+        {
+            using var g = new Generator(seed);
+            return boltzmann.BM(8, 2, dtype: ScalarType.Float64, generator: g);
+        }
+        using var straight = Machine(1);
+        using (var t = new BoltzmannTrainer(straight, Options(6), optimizer: null) { CheckpointPath = Path.Combine(dir.Path, "a.ckpt") }) t.Fit(data);
+        using var first = Machine(1);
+        string path = Path.Combine(dir.Path, "b.ckpt");
+        using (var cancel = new CancellationTokenSource())
+        using (var t = new BoltzmannTrainer(first, Options(6)) { CheckpointPath = path })
+        {
+            // Cancelled once epoch 3's record is reported (its checkpoint is written before the report).
+            var stop = new CallbackProgress<LoopProgress<BoltzmannEpochMetrics>>(p => { if (p.EpochMetrics?.Epoch == 3) cancel.Cancel(); });
+            Assert.Throws<OperationCanceledException>(() => t.Fit(data, stop, cancel.Token));
+        }
+        using var resumed = Machine(2);   // other initial weights: the checkpoint's replace them
+        IReadOnlyList<BoltzmannEpochMetrics> history;
+        using (var t = new BoltzmannTrainer(resumed, Options(6)) { CheckpointPath = path })
+        {
+            history = t.Fit(data);
+            Assert.Equal(12, t.FreeChains!.n_chains);
+        }
+        Assert.Equal(Enumerable.Range(1, 6), history.Select(m => m.Epoch));
+        TestUtil.AllClose(straight.weight, resumed.weight, 0, "weights");
+        TestUtil.AllClose(straight.bias, resumed.bias, 0, "biases");
     }
 
     [SkippableFact(DisplayName = "BoltzmannTrainerTests.Cuda_MachineChainsAndTrainer_RunOnTheDevice (runs only where CUDA is available)")]

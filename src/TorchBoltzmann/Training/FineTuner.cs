@@ -237,7 +237,7 @@ public sealed class FineTuner : IDisposable
     public string Stage { get; init; } = "fine-tune";
 
     /// <summary>
-    /// When set, <see cref="Fit"/> writes a checkpoint of the whole run here (atomically) every
+    /// When set, <see cref="Fit"/> writes a checkpoint of the whole run here (a <see cref="RunCheckpoint"/>, atomically) every
     /// <see cref="CheckpointEvery"/> epochs and at the end, and a <see cref="Fit"/> that finds this file continues from it:
     /// the weights, the optimizer's state (momentum buffers), the metrics, early stopping's record and best weights, the
     /// iterate average and the states of the shuffling generator and the global CPU generator are restored, so on the CPU a
@@ -247,7 +247,8 @@ public sealed class FineTuner : IDisposable
     /// and <see cref="ClassifierTrainingOptions.Patience"/> aside), <see cref="CheckpointTag"/>, number of training
     /// examples and device; a finished run's file makes <see cref="Fit"/> load its final weights and return its history (delete
     /// it to train again). Needs an optimizer whose state TorchSharp saves (SGD, <see cref="ConjugateGradient"/>, …; not the
-    /// native L-BFGS), checked when <see cref="Fit"/> starts.
+    /// native L-BFGS), checked when <see cref="Fit"/> starts. A checkpoint of the format written before the run checkpoint
+    /// (<c>TBMFT</c> 2) is continued from too; the next checkpoint replaces it in the new format.
     /// </summary>
     public string? CheckpointPath { get; init; }
 

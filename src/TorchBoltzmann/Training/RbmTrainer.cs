@@ -252,8 +252,12 @@ public sealed class RbmTrainer : IDisposable
             var visible = section.Tensor("visible");
             if (visible.dim() != 2 || visible.shape[1] != rbm.n_visible || visible.dtype != rbm.dtype)
                 throw section.Refuse($"the chains' states are {StateSection.Describe(visible)}, expected (n_chains, {rbm.n_visible}) {rbm.dtype}");
-            var unexpected = section.Tensors.Select(t => t.Name).Except(["visible", "temperature", "temperatures", "clamp_values", "clamp_first"]).ToList();
+            // The trainer's chains run at T = 1 without clamps: their state is the visible states and that temperature.
+            var unexpected = section.Tensors.Select(t => t.Name).Except(["visible", "temperature"]).ToList();
             if (unexpected.Count > 0) throw section.Refuse($"unexpected tensors {string.Join(", ", unexpected)}");
+            var temperature = section.Tensor("temperature");
+            if (temperature.numel() != 1 || temperature.dtype != ScalarType.Float64 || temperature.ToDouble() != 1.0)
+                throw section.Refuse($"the chains' temperature is {StateSection.Describe(temperature)}{(temperature.numel() == 1 ? $" {temperature.ToDouble()}" : "")}, expected 1");
             var state = section.Tensors.ToDictionary(t => t.Name, t => t.Tensor);
             return () =>
             {

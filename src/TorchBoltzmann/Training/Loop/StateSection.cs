@@ -103,7 +103,7 @@ public sealed class StateSection : IDisposable
         {
             if (Values[key] is { } node && node.GetValue<T>() is { } v) return v;
         }
-        catch (Exception e) when (e is InvalidOperationException or FormatException) { }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or OverflowException or ArgumentException) { }
         throw Refuse($"value '{key}' is missing or not a {typeof(T).Name}");
     }
 

@@ -264,6 +264,7 @@ public sealed class BoltzmannTrainer : IDisposable
         _clamped ??= new GibbsChains(_bm, _generator, Options.Temperature, Options.Scan);
         _clamped.clamp(0, v0);
         _clamped.start_random((int)b);
+        if (Options.AnnealClamped) Anneal(_clamped);
         for (int s = 0; s < Options.ClampedBurnIn; s++) _clamped.step();
         return Collect(_clamped, Options.ClampedSamples);
     }
@@ -276,8 +277,20 @@ public sealed class BoltzmannTrainer : IDisposable
             _free = new GibbsChains(_bm, _generator, Options.Temperature, Options.Scan);
             _free.start_random(Options.FreeChains);
         }
+        if (Options.AnnealFree) Anneal(_free);
         for (int s = 0; s < Options.FreeSweeps; s++) _free.step();
         return Collect(_free, Options.FreeSamples);
+    }
+
+    /// <summary>One sweep at each temperature of <see cref="BoltzmannTrainingOptions.Annealing"/>, then back to <see cref="BoltzmannTrainingOptions.Temperature"/>.</summary>
+    private void Anneal(GibbsChains chains)
+    {
+        foreach (double t in Options.Annealing!.Temperatures)
+        {
+            chains.temperature = t;
+            chains.step();
+        }
+        chains.temperature = Options.Temperature;
     }
 
     private static Tensor Collect(GibbsChains chains, int samples)

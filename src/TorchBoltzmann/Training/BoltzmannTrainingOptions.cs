@@ -43,6 +43,16 @@ public sealed record BoltzmannTrainingOptions
     public int FreeSweeps { get; init; } = 1;
     /// <summary>Free phase: sweeps whose states are averaged into ⟨x xᵀ⟩_free (after <see cref="FreeSweeps"/>).</summary>
     public int FreeSamples { get; init; } = 1;
+    /// <summary>
+    /// Temperatures to sweep through (one sweep each) before a phase's burn-in when <see cref="AnnealClamped"/> or
+    /// <see cref="AnnealFree"/> is set: the original procedure (Ackley, Hinton &amp; Sejnowski 1985) annealed each phase
+    /// towards <see cref="Temperature"/> before collecting statistics.
+    /// </summary>
+    public AnnealingSchedule? Annealing { get; init; }
+    /// <summary>Anneal the clamped phase: its chains (restarted every batch) sweep through <see cref="Annealing"/> before <see cref="ClampedBurnIn"/>.</summary>
+    public bool AnnealClamped { get; init; }
+    /// <summary>Anneal the free phase: the persistent chains sweep through <see cref="Annealing"/> before <see cref="FreeSweeps"/> at every update (re-heating them, so they keep less of their past).</summary>
+    public bool AnnealFree { get; init; }
     /// <summary>Update order of every sweep.</summary>
     public GibbsScan Scan { get; init; } = GibbsScan.Systematic;
     /// <summary>Temperature T of both phases (the gradient of log p_T carries 1/T).</summary>
@@ -54,7 +64,10 @@ public sealed record BoltzmannTrainingOptions
     /// <summary>Seed of the trainer's generator when none is passed to the trainer.</summary>
     public ulong Seed { get; init; } = 42;
 
-    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for a value outside its range, naming the option, the rule and the value.</summary>
+    /// <summary>
+    /// Throws <see cref="ArgumentOutOfRangeException"/> for a value outside its range, naming the option, the rule and the
+    /// value, and <see cref="ArgumentException"/> for annealing asked for without a schedule.
+    /// </summary>
     public void Validate()
     {
         OptionRules.Sgd(Epochs, BatchSize, LearningRate);
@@ -69,6 +82,8 @@ public sealed record BoltzmannTrainingOptions
         OptionRules.NonNegative(MetricsEvery, nameof(MetricsEvery));
         if (!Enum.IsDefined(Clamped)) throw new ArgumentOutOfRangeException(nameof(Clamped), Clamped, "Clamped must be Sampling or MeanField.");
         if (!Enum.IsDefined(Scan)) throw new ArgumentOutOfRangeException(nameof(Scan), Scan, "Scan must be Systematic, Random or Blocked.");
+        if ((AnnealClamped || AnnealFree) && Annealing is null)
+            throw new ArgumentException($"Annealing: expected a schedule when {(AnnealClamped ? nameof(AnnealClamped) : nameof(AnnealFree))} is set, got none.", nameof(Annealing));
     }
 }
 

@@ -135,6 +135,29 @@ public class BoltzmannTrainerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AnnealedPhases_TheOriginalProcedure_AlsoLearn_AndNeedASchedule()
+    {
+        // Both phases swept through T = 10 … 1 (geometric, 8 stages) before their burn-in, on the encoder data with four
+        // hidden units and every pair connected: the exact log-likelihood rises by at least 2 nats in 150 epochs, and the
+        // chains are left at the training temperature. Asking for annealing without a schedule names the option.
+        using var data = EncoderData();
+        using var g = new Generator(12);
+        using var bm = boltzmann.BM(8, 4, dtype: ScalarType.Float64, generator: g);
+        double before = ExactEnumeration.log_likelihood(bm, data);
+        using var trainer = new BoltzmannTrainer(bm, new BoltzmannTrainingOptions
+        {
+            Epochs = 150, BatchSize = 4, LearningRate = 0.3, Annealing = AnnealingSchedule.Geometric(10, 1, 8), AnnealClamped = true,
+            AnnealFree = true, ClampedBurnIn = 2, FreeChains = 100, FreeSamples = 2, MetricsEvery = 150, Seed = 3,
+        });
+        double after = trainer.Fit(data)[^1].LogLikelihood!.Value;
+        output.WriteLine($"before {before:F4}, after {after:F4}");
+        Assert.True(after - before >= 2, $"from {before:F3} to {after:F3}");
+        Assert.Equal(1.0, trainer.FreeChains!.temperature);
+        var e = Assert.Throws<ArgumentException>(() => new BoltzmannTrainingOptions { AnnealFree = true }.Validate());
+        Assert.StartsWith("Annealing: expected a schedule when AnnealFree is set, got none.", e.Message);
+    }
+
+    [Fact]
     public void Fit_DoesNotLeakTensors_OverManyBatches_ForEveryScanAndClampedPhase()
     {
         // Live tensors after 4 and after 16 batches are the same and not positive (the chains and gradient buffers are

@@ -394,7 +394,36 @@ public sealed class BoltzmannMachine : nn.Module<Tensor, Tensor>, IEnergyModel
         return (single ? f.squeeze(0) : f).MoveToOuterDisposeScope();
     }
 
-    // ---------------------------------------------------------------- encodings
+    /// <summary>
+    /// Exact pseudo-log-likelihood of each row, Σ_i log p(v_i | v_{−i}) with the hidden units summed out:
+    /// <code>p(v_i | v_{−i}) = e^{−F(v)} / (e^{−F(v)} + e^{−F(v⁽ⁱ⁾)}) = σ(F(v⁽ⁱ⁾) − F(v))</code>
+    /// where v⁽ⁱ⁾ is v with unit i flipped (1 − v_i for bits, −v_i for spins), F = <see cref="free_energy"/> at β = 1. Needs
+    /// n_visible + 1 free energies per row, so it works for any number of visible units (at most
+    /// <see cref="MaxEnumeratedHidden"/> hidden units). Without autograd.
+    /// </summary>
+    /// <param name="v">Visible states, (B, n_visible), values the units can take.</param>
+    /// <returns>Per row, shape (B).</returns>
+    /// <exception cref="NotSupportedException">More than <see cref="MaxEnumeratedHidden"/> hidden units.</exception>
+    public Tensor pseudo_log_likelihood(Tensor v)
+    {
+        check_visible(v, "pseudo_log_likelihood input");
+        Checks.Rows(v, n_visible, "pseudo_log_likelihood input", "B");
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var vb = v.to(dtype, device);
+        var f = free_energy(vb);
+        var total = torch.zeros_like(f);
+        for (int i = 0; i < n_visible; i++)
+        {
+            var flipped = vb.clone();
+            var col = flipped.select(1, i);
+            col.copy_(spins ? col.neg() : col.neg().add_(1));
+            total.add_(nn.functional.logsigmoid(free_energy(flipped).sub(f)));
+        }
+        return total.MoveToOuterDisposeScope();
+    }
+
+    // ---------------------------------------------------------------- encodings    // ---------------------------------------------------------------- encodings
 
     /// <summary>
     /// The machine with the other encoding and the same distribution under s = 2x − 1 (x = (s + 1)/2): from {0, 1} to

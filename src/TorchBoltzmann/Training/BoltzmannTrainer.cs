@@ -25,7 +25,9 @@ namespace TorchBoltzmann.Training;
 /// <para><see cref="Fit"/> runs on the shared <see cref="TrainingLoop{TMetrics}"/>, which owns epochs, batches, progress,
 /// cancellation, the divergence stop and run checkpoints (<see cref="CheckpointPath"/>).</para>
 /// <para>Epoch metrics: the exact mean log-likelihood of the training data (<see cref="ExactEnumeration"/>) when the
-/// machine has at most <see cref="ExactEnumeration.MaxEnumeratedUnits"/> units; null otherwise.</para>
+/// machine has at most <see cref="ExactEnumeration.MaxEnumeratedUnits"/> units; otherwise, with at most
+/// <see cref="BoltzmannMachine.MaxEnumeratedHidden"/> hidden units, the exact pseudo-log-likelihood of the first 1,000
+/// training rows (<see cref="BoltzmannMachine.pseudo_log_likelihood"/>); else neither.</para>
 /// <para>Memory: one dispose scope per batch; the chains are allocated once and updated in place.</para>
 /// </remarks>
 public sealed class BoltzmannTrainer : IDisposable
@@ -146,9 +148,17 @@ public sealed class BoltzmannTrainer : IDisposable
             var o = trainer.Options;
             var bm = trainer._bm;
             bool measure = o.MetricsEvery > 0 && ((end.Epoch + 1) % o.MetricsEvery == 0 || end.Epoch == o.Epochs - 1);
-            double? ll = measure && bm.n_units <= ExactEnumeration.MaxEnumeratedUnits && bm.n_hidden <= BoltzmannMachine.MaxEnumeratedHidden
-                ? ExactEnumeration.log_likelihood(bm, data) : null;
-            return new BoltzmannEpochMetrics(end.Epoch + 1, o.Epochs, end.Seconds, ll);
+            bool exact = bm.n_units <= ExactEnumeration.MaxEnumeratedUnits && bm.n_hidden <= BoltzmannMachine.MaxEnumeratedHidden;
+            double? ll = measure && exact ? ExactEnumeration.log_likelihood(bm, data) : null;
+            double? pll = null;
+            if (measure && !exact && bm.n_hidden <= BoltzmannMachine.MaxEnumeratedHidden)
+            {
+                using var subset = data.narrow(0, 0, Math.Min(1000, data.shape[0]));
+                using var rows = bm.pseudo_log_likelihood(subset);
+                using var mean = rows.mean();
+                pll = mean.ToDouble();
+            }
+            return new BoltzmannEpochMetrics(end.Epoch + 1, o.Epochs, end.Seconds, ll, pll);
         }
     }
 

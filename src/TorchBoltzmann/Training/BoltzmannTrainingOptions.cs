@@ -91,5 +91,6 @@ public sealed record BoltzmannTrainingOptions
 /// <param name="Epoch">One-based epoch.</param>
 /// <param name="Epochs">Total epochs of the run.</param>
 /// <param name="TrainSeconds">Wall time of the epoch's updates (excluding metrics).</param>
-/// <param name="LogLikelihood">Exact mean log-likelihood of the training data (null without metrics this epoch, or when the machine is too large to enumerate).</param>
-public sealed record BoltzmannEpochMetrics(int Epoch, int Epochs, double TrainSeconds, double? LogLikelihood);
+/// <param name="LogLikelihood">Exact mean log-likelihood of the training data (null without metrics this epoch, or when the machine has more than 24 units).</param>
+/// <param name="PseudoLogLikelihood">Exact mean pseudo-log-likelihood of the training data, Σ_i log p(v_i | v_{−i}), when the log-likelihood cannot be enumerated but the hidden units can be summed out (at most 20); else null.</param>
+public sealed record BoltzmannEpochMetrics(int Epoch, int Epochs, double TrainSeconds, double? LogLikelihood, double? PseudoLogLikelihood = null);

@@ -191,6 +191,27 @@ public class BoltzmannMachineTests
         TestUtil.AllClose(half, f0, 1e-12, "F_β = βE without hidden units");
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void PseudoLogLikelihood_IsTheSumOfExactConditionals_FromTheEnumeratedVisibleDistribution(bool spins)
+    {
+        // Σ_i log p(v_i | v_{−i}) against p(v) / (p(v) + p(v⁽ⁱ⁾)) read from ExactEnumeration.visible_distribution, for
+        // every visible state of a 5-visible, 3-hidden fully connected machine, to 1e-10.
+        using var bm = BmTestUtil.Random(5, 3, 11, spins: spins);
+        using var pv = ExactEnumeration.visible_distribution(bm);
+        using var vs = bm.units.enumerate_states(5, 0, 32, ScalarType.Float64)!;
+        var p = TestUtil.ToArray(pv);
+        using var pll = bm.pseudo_log_likelihood(vs);
+        var got = TestUtil.ToArray(pll);
+        for (int k = 0; k < 32; k++)
+        {
+            double expected = 0;
+            for (int i = 0; i < 5; i++) expected += Math.Log(p[k] / (p[k] + p[k ^ (1 << i)]));   // flipping unit i flips bit i of the index
+            Assert.Equal(expected, got[k], 10);
+        }
+    }
+
     [Fact]
     public void Forward_IsAFixedPointOfTheMeanFieldEquations_WithLateralHiddenConnections()
     {

@@ -158,6 +158,23 @@ public class BoltzmannTrainerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TooLargeToEnumerate_ReportsThePseudoLogLikelihoodInstead()
+    {
+        // 26 units (over the 24 that enumeration lists) with 2 hidden: no log-likelihood, and the pseudo-log-likelihood
+        // equals BoltzmannMachine.pseudo_log_likelihood of the data after training (to 1e-9).
+        using var g = new Generator(4);
+        using var data = torch.rand(30, 24, ScalarType.Float64, generator: g).round();
+        using var bm = boltzmann.BM(24, 2, dtype: ScalarType.Float64, generator: g);
+        using var trainer = new BoltzmannTrainer(bm, new BoltzmannTrainingOptions { Epochs = 2, BatchSize = 10, FreeChains = 10 });
+        var last = trainer.Fit(data)[^1];
+        Assert.Null(last.LogLikelihood);
+        using var pll = bm.pseudo_log_likelihood(data);
+        using var mean = pll.mean();
+        Assert.Equal(mean.ToDouble(), last.PseudoLogLikelihood!.Value, 9);
+        Assert.True(last.PseudoLogLikelihood < 0);
+    }
+
+    [Fact]
     public void Fit_DoesNotLeakTensors_OverManyBatches_ForEveryScanAndClampedPhase()
     {
         // Live tensors after 4 and after 16 batches are the same and not positive (the chains and gradient buffers are

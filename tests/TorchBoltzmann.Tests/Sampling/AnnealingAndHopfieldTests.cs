@@ -37,10 +37,6 @@ public class AnnealingAndHopfieldTests
         using var e = bm.energy(result.state);
         Assert.Equal(result.energy, e.ToDouble(), 9);
         Assert.Equal(160, result.sweeps);
-        // A quench (one stage at T = 0.05, one sweep) of a single chain is worse on at least one instance here, so the
-        // schedule matters; checked across the three seeds by the energies being ≥ the ground state.
-        using var quench = SimulatedAnnealing.run(bm, AnnealingSchedule.Given([0.05]), n_chains: 1, generator: g);
-        Assert.True(quench.energy >= e0 - 1e-9);
     }
 
     [Fact]

@@ -14,6 +14,9 @@
 // With --memory: whether a long run's memory stays flat: 784×500 CD-1 training and then the dropout fine-tuning of the
 // 784-500-500-2000-10 classifier, each for --epochs epochs (50 is the figure the docs quote) on --digits digits (default
 // 10,000), printing after chosen epochs the anonymous resident size (RssAnon), the tensors alive and the heap releases.
+// With --bm: Gibbs sweeps of a general Boltzmann machine, 1,000 chains × 100 units (50 visible, 50 hidden), in chain-sweeps
+// per second: systematic and random single-unit scans on a full mask, and systematic against blocked (two colour
+// classes) on a bipartite mask; --epochs sets the timed sweeps in hundreds (no MNIST needed).
 using System.Diagnostics;
 using TorchBoltzmann;
 using TorchBoltzmann.Data;
@@ -23,7 +26,7 @@ using static TorchSharp.torch;
 
 int threads = 2, epochs = 2;
 string deviceName = "cpu";
-bool autograd = false, dropout = false, profile = false, heap = false, bf16 = false, memory = false;
+bool autograd = false, dropout = false, profile = false, heap = false, bf16 = false, memory = false, bmSweeps = false;
 int digits = 10_000;
 string? heapRelease = null;
 for (int i = 0; i < args.Length; i++)
@@ -39,17 +42,19 @@ for (int i = 0; i < args.Length; i++)
         case "--heap": heap = true; break;
         case "--bf16": bf16 = true; break;
         case "--memory": memory = true; break;
+        case "--bm": bmSweeps = true; break;
         case "--digits": digits = int.Parse(args[++i]); break;
         case "--heap-release": heapRelease = args[++i]; break;   // internal: the child processes of --heap
         case "--no-tune": break;
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }
 }
-if (new[] { dropout, profile, heap, bf16, memory }.Count(b => b) > 1) { Console.Error.WriteLine("--dropout, --profile, --heap, --bf16 and --memory are separate benchmarks: give one"); return 2; }
+if (new[] { dropout, profile, heap, bf16, memory, bmSweeps }.Count(b => b) > 1) { Console.Error.WriteLine("--dropout, --profile, --heap, --bf16, --memory and --bm are separate benchmarks: give one"); return 2; }
 if (heap && heapRelease is null) return HeapComparison();
 if (!args.Contains("--no-tune")) NativeAllocator.Tune();
 torch.set_num_threads(threads);
 var device = torch.device(deviceName);
+if (bmSweeps) return BmSweepBenchmark();
 Console.WriteLine($"TorchBoltzmann CD-1 benchmark: device {device}, {torch.get_num_threads()} threads, glibc tuned: {NativeAllocator.IsTuned}");
 
 var dir = MnistFetcher.Resolve(log: new Progress<string>(Console.WriteLine));
@@ -298,6 +303,39 @@ int MemoryRun()
     foreach (var (name, mbs) in new[] { ("RBM", rbmMb), ("fine-tuning", ftMb) })
         if (mbs.ContainsKey(10) && mbs.ContainsKey(epochs))
             Console.WriteLine($"{name}: RssAnon growth from epoch 10 to {epochs}: {mbs[epochs] - mbs[10]:+0;-0;0} MB");
+    return 0;
+}
+
+// --bm: chain-sweeps per second of GibbsChains over a BoltzmannMachine (1,000 chains × 100 units, float32).
+int BmSweepBenchmark()
+{
+    const int chainCount = 1000, visible = 50, hidden = 50;
+    int sweeps = 100 * Math.Max(1, epochs);
+    Console.WriteLine($"BoltzmannMachine Gibbs sweeps: device {device}, {torch.get_num_threads()} threads, {chainCount} chains × {visible + hidden} units, {sweeps} timed sweeps after 10");
+    Console.WriteLine("| mask | scan | updates per sweep | s per sweep | chain-sweeps/s |");
+    Console.WriteLine("|---|---|---|---|---|");
+    foreach (var (connectivity, scan) in new[]
+             {
+                 (TorchBoltzmann.Modules.Connectivity.Full, TorchBoltzmann.Sampling.GibbsScan.Systematic),
+                 (TorchBoltzmann.Modules.Connectivity.Full, TorchBoltzmann.Sampling.GibbsScan.Random),
+                 (TorchBoltzmann.Modules.Connectivity.Bipartite, TorchBoltzmann.Sampling.GibbsScan.Systematic),
+                 (TorchBoltzmann.Modules.Connectivity.Bipartite, TorchBoltzmann.Sampling.GibbsScan.Blocked),
+             })
+    {
+        using var g = new Generator(1, device);
+        using var bm = boltzmann.BM(visible, hidden, connectivity, device: device, generator: g);
+        bm.reset_parameters(0.1, g);
+        using var chains = new TorchBoltzmann.Sampling.GibbsChains(bm, g, scan: scan);
+        chains.start_random(chainCount);
+        for (int s = 0; s < 10; s++) chains.step();
+        Sync();
+        var clock = Stopwatch.StartNew();
+        for (int s = 0; s < sweeps; s++) chains.step();
+        Sync();
+        double perSweep = clock.Elapsed.TotalSeconds / sweeps;
+        int updates = scan == TorchBoltzmann.Sampling.GibbsScan.Blocked ? bm.colour_classes().Length : visible + hidden;
+        Console.WriteLine($"| {connectivity} | {scan} | {updates} | {perSweep * 1e3:F2} ms | {chainCount / perSweep:N0} |");
+    }
     return 0;
 }
 

@@ -18,6 +18,7 @@ var root = new RootCommand("TorchBoltzmann: restricted Boltzmann machines and de
     EvaluateCommand.Create(),
     DbnUpDownCommand.Create(),
     PyTorchCommands.Export(), PyTorchCommands.Import(),
+    BoltzmannCommands.Train(), BoltzmannCommands.Anneal(),
     CommonOptions.Verbose,
 };
 var parsed = root.Parse(args);

@@ -43,6 +43,7 @@ public static class ExactEnumeration
         Checks.Beta(beta);
         using var _ = torch.no_grad();
         if (model is RBM rbm) return RbmLogPartition(rbm, beta);
+        if (model is BoltzmannMachine bm) return MachineLogPartition(bm, beta);
         long total = StateCount(model.n_visible, model.visible_units, "visible");
         return SumOverStates(total, model.n_visible, model.visible_units, model.device, states =>
         {
@@ -137,6 +138,114 @@ public static class ExactEnumeration
         using var net = nn.functional.linear(states, p.W, p.c);
         using var ph = rbm.hidden_units.mean(net, beta == 0 ? double.PositiveInfinity : 1 / beta);
         return pv.matmul(ph);
+    }
+
+    // ---------------------------------------------------------------- general Boltzmann machines
+
+    /// <summary>
+    /// log Z_β = log Σ_x e^{−βE(x)} over all 2ⁿ joint states of a <see cref="BoltzmannMachine"/>, E(x) = −½xᵀWx − bᵀx,
+    /// in float64 and chunks of 2¹⁶ states.
+    /// </summary>
+    private static double MachineLogPartition(BoltzmannMachine bm, double beta)
+    {
+        long total = StateCount(bm.n_units, bm.units, "joint (visible and hidden)");
+        using var p = MachineParams.Of(bm);
+        return SumOverStates(total, bm.n_units, bm.units, bm.device, x =>
+        {
+            using var e = p.Energy(x);
+            return e.mul(-beta);
+        });
+    }
+
+    /// <summary>
+    /// The exact joint distribution p_β(x) = e^{−βE(x)} / Z_β over all 2ⁿ states of a <see cref="BoltzmannMachine"/>
+    /// (visible and hidden units), rows ordered as <see cref="UnitType.enumerate_states"/> of its unit type (unit 0
+    /// varying fastest), float64. Its states are <see cref="joint_states"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">More than 2^<see cref="MaxEnumeratedUnits"/> joint states.</exception>
+    public static Tensor joint_distribution(BoltzmannMachine bm, double beta = 1.0)
+    {
+        ArgumentNullException.ThrowIfNull(bm);
+        Checks.Beta(beta);
+        using var _ = torch.no_grad();
+        using var states = joint_states(bm);
+        using var p = MachineParams.Of(bm);
+        using var e = p.Energy(states);
+        using var logits = e.mul(-beta);
+        return logits.softmax(0);
+    }
+
+    /// <summary>Every joint state of <paramref name="bm"/>, (2ⁿ, n), float64, in the order of <see cref="joint_distribution"/>.</summary>
+    /// <exception cref="ArgumentException">More than 2^<see cref="MaxEnumeratedUnits"/> joint states.</exception>
+    public static Tensor joint_states(BoltzmannMachine bm)
+    {
+        ArgumentNullException.ThrowIfNull(bm);
+        long total = StateCount(bm.n_units, bm.units, "joint (visible and hidden)");
+        return bm.units.enumerate_states(bm.n_units, 0, total, ScalarType.Float64, bm.device)!;
+    }
+
+    /// <summary>Exact means E_β[x_i] = Σ_x p_β(x) x_i of every unit (visible and hidden), shape (n), float64.</summary>
+    public static Tensor unit_means(BoltzmannMachine bm, double beta = 1.0)
+    {
+        using var _ = torch.no_grad();
+        using var p = joint_distribution(bm, beta);
+        using var states = joint_states(bm);
+        return p.matmul(states);
+    }
+
+    /// <summary>
+    /// Exact second moments E_β[x_i x_j] = Σ_x p_β(x) x_i x_j of every pair of units, shape (n, n), float64: the statistics
+    /// the contrastive Hebbian rule compares (diagonal: E[x_i²], = E[x_i] for {0, 1} units and 1 for spins).
+    /// </summary>
+    public static Tensor pairwise_correlations(BoltzmannMachine bm, double beta = 1.0)
+    {
+        using var _ = torch.no_grad();
+        using var p = joint_distribution(bm, beta);
+        using var states = joint_states(bm);
+        using var weighted = states.mul(p.unsqueeze(1));
+        return weighted.t().matmul(states);
+    }
+
+    /// <summary>
+    /// A lowest-energy state of <paramref name="bm"/> and its energy, by listing all 2ⁿ states (ties: the first in
+    /// enumeration order). The oracle for annealing tests.
+    /// </summary>
+    public static (Tensor state, double energy) ground_state(BoltzmannMachine bm)
+    {
+        ArgumentNullException.ThrowIfNull(bm);
+        using var _ = torch.no_grad();
+        using var states = joint_states(bm);
+        using var p = MachineParams.Of(bm);
+        using var e = p.Energy(states);
+        using var i = e.argmin();
+        long k = i.ToInt64();
+        using var row = states[k];
+        using var ek = e[k];
+        return (row.clone(), ek.ToDouble());
+    }
+
+    /// <summary>A <see cref="BoltzmannMachine"/>'s symmetric W and b copied to float64.</summary>
+    private sealed class MachineParams : IDisposable
+    {
+        public required Tensor W, b;
+        public static MachineParams Of(BoltzmannMachine bm)
+        {
+            using var w = bm.weight_matrix();
+            using var b = bm.bias.detach();
+            return new() { W = w.to(ScalarType.Float64), b = b.to(ScalarType.Float64) };
+        }
+
+        /// <summary>E(x) = −½ Σ_ij x_i W_ij x_j − Σ_i b_i x_i, per row.</summary>
+        public Tensor Energy(Tensor x)
+        {
+            using var xw = x.matmul(W);
+            using var quad = xw.mul(x).sum(-1);
+            using var lin = x.matmul(b);
+            using var half = quad.mul(-0.5);
+            return half.sub(lin);
+        }
+
+        public void Dispose() { W.Dispose(); b.Dispose(); }
     }
 
     /// <summary>−F_β of each row, float64 (an RBM's computed from float64 parameters).</summary>

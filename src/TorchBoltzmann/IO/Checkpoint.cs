@@ -33,12 +33,22 @@ public static class Checkpoint
             arch.Required<int>("n_visible"), arch.Required<int>("n_hidden"),
             UnitType.FromName(arch.Required<string>("visible_units")), UnitType.FromName(arch.Required<string>("hidden_units")),
             dtype: Enum.Parse<ScalarType>(arch.Required<string>("dtype"))),
+        // The mask is a buffer in the weights file and replaces the full mask built here when the state_dict loads.
+        ["BoltzmannMachine"] = arch => new BoltzmannMachine(
+            arch.Required<int>("n_visible"), arch.Required<int>("n_hidden"), mask: null,
+            units: UnitType.FromName(arch.Required<string>("units")),
+            dtype: Enum.Parse<ScalarType>(arch.Required<string>("dtype"))),
     };
 
     /// <summary>Per model type, the state_dict shapes an architecture implies, computed without allocating the model.</summary>
     private static readonly Dictionary<string, Func<JsonObject, IReadOnlyDictionary<string, long[]>>> ShapeRules = new()
     {
         ["RBM"] = arch => RbmShapes(arch.Required<int>("n_visible"), arch.Required<int>("n_hidden")),
+        ["BoltzmannMachine"] = arch =>
+        {
+            long n = (long)arch.Required<int>("n_visible") + arch.Required<int>("n_hidden");
+            return new Dictionary<string, long[]> { ["weight"] = [n, n], ["bias"] = [n], ["mask"] = [n, n] };
+        },
     };
 
     /// <summary>The state_dict shapes of an RBM: <c>weight</c> (n_hidden, n_visible), <c>visible_bias</c> (n_visible), <c>hidden_bias</c> (n_hidden).</summary>
@@ -59,6 +69,15 @@ public static class Checkpoint
                 ["n_visible"] = r.n_visible, ["n_hidden"] = r.n_hidden,
                 ["visible_units"] = r.visible_units.Name, ["hidden_units"] = r.hidden_units.Name,
                 ["dtype"] = r.dtype.ToString(),
+            };
+        }),
+        [typeof(BoltzmannMachine)] = ("BoltzmannMachine", m =>
+        {
+            var bm = (BoltzmannMachine)m;
+            return new JsonObject
+            {
+                ["n_visible"] = bm.n_visible, ["n_hidden"] = bm.n_hidden,
+                ["units"] = bm.units.Name, ["dtype"] = bm.dtype.ToString(),
             };
         }),
     };
@@ -178,7 +197,8 @@ public static class Checkpoint
 
     /// <summary>
     /// The model type and architecture JSON a sidecar records for <paramref name="module"/> (RBM:
-    /// <c>{"n_visible", "n_hidden", "visible_units", "hidden_units", "dtype"}</c>; DBN and Sequential: see
+    /// <c>{"n_visible", "n_hidden", "visible_units", "hidden_units", "dtype"}</c>; BoltzmannMachine:
+    /// <c>{"n_visible", "n_hidden", "units", "dtype"}</c>, its mask a buffer in the weights; DBN and Sequential: see
     /// <see cref="DbnCheckpoints"/>): what <see cref="Create"/> needs to rebuild an untrained module of the same shape.
     /// </summary>
     /// <exception cref="ArgumentException">The module's type is not registered, or it cannot be described.</exception>

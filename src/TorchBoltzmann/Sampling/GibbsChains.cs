@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace TorchBoltzmann.Sampling;
 
 /// <summary>
-/// A set of block-Gibbs chains over an <see cref="RBM"/> that owns their state: the visible states of every chain, the
+/// A set of Gibbs chains over an <see cref="RBM"/> or a <see cref="BoltzmannMachine"/> that owns their state: the visible states of every chain, the
 /// temperature (one for all chains, or one per chain for tempering), units held fixed (clamped), and the generator the
 /// steps draw from. Every Gibbs loop of the library runs through it: <see cref="RBM.gibbs"/>, <see cref="RBM.generate"/>,
 /// <see cref="DBN.sample_top"/> and the trainer's negative phase (CD restarts the chains at the data every batch, PCD
@@ -17,6 +17,18 @@ namespace TorchBoltzmann.Sampling;
 /// <code>h ~ p(h | v) = mean_h((c + W v) / T),   v' ~ p(v | h) = mean_v((b + Wᵀ h) / T)</code>
 /// drawn in that order from <see cref="generator"/> (the hidden sample, then the visible sample), so a run is
 /// reproducible from the generator's state. Clamped units are reset to their values after every step.</para>
+/// <para>Over a <see cref="BoltzmannMachine"/> the chains hold all n units (visible first) and one step is one sweep
+/// at temperature T_c, each update drawn for every chain at once:
+/// <list type="bullet">
+/// <item><see cref="GibbsScan.Systematic"/>: units 0, 1, …, n − 1 in turn, x_i ~ p(x_i | rest) = mean(η_i / T), η = xW + b;</item>
+/// <item><see cref="GibbsScan.Random"/>: n updates, each of a unit drawn uniformly for each chain on its own;</item>
+/// <item><see cref="GibbsScan.Blocked"/>: the colour classes of the connectivity graph
+/// (<see cref="BoltzmannMachine.colour_classes"/>) in turn, each class at once (its units are conditionally
+/// independent given the rest): two blocks for a bipartite or layered mask, one block per unit for a full one.</item>
+/// </list>
+/// Clamped units are never updated (the other units see their clamped values throughout the sweep).
+/// <see cref="visible_mean"/> holds every unit's conditional mean at its last update, (n_chains, n).
+/// The blocks are computed from the mask when the chains are created.</para>
 /// <para>Memory: the chains' states are tensors of this object, outside any dispose scope, replaced (not copied) at each
 /// step; <see cref="visible"/> and <see cref="visible_mean"/> are valid until the next step or <see cref="Dispose"/>.</para>
 /// <para>State: <see cref="state_dict"/> / <see cref="load_state_dict"/> hold the visible states, temperatures, clamp
@@ -25,6 +37,12 @@ namespace TorchBoltzmann.Sampling;
 /// </remarks>
 public sealed class GibbsChains : IDisposable
 {
+    private readonly RBM? _rbm;
+    private readonly BoltzmannMachine? _bm;
+    private readonly int[][]? _colours;
+    private List<Tensor>? _blocks;
+    private Tensor? _freeUnits;
+    private Tensor? _visibleView;
     private Tensor? _visible;
     private Tensor? _visibleMean;
     private Tensor? _temperatures;
@@ -40,13 +58,45 @@ public sealed class GibbsChains : IDisposable
     /// <param name="temperature">Temperature T of every chain (see <see cref="temperatures"/> for one per chain).</param>
     public GibbsChains(RBM model, Generator? generator = null, double temperature = 1.0)
     {
-        this.model = model ?? throw new ArgumentNullException(nameof(model));
+        _rbm = model ?? throw new ArgumentNullException(nameof(model));
+        this.model = model;
         this.generator = generator;
         this.temperature = temperature;
     }
 
-    /// <summary>The machine the chains sample.</summary>
-    public RBM model { get; }
+    /// <summary>
+    /// Creates chains over a general <paramref name="machine"/>, whose states are all its units (see the remarks for
+    /// what one step does with each <paramref name="scan"/>).
+    /// </summary>
+    /// <param name="machine">The machine whose conditionals the sweeps sample (on its device already).</param>
+    /// <param name="generator">Random generator on the machine's device, or null for the global one. Not disposed here.</param>
+    /// <param name="temperature">Temperature T of every chain.</param>
+    /// <param name="scan">The order of the updates within a sweep.</param>
+    public GibbsChains(BoltzmannMachine machine, Generator? generator = null, double temperature = 1.0, GibbsScan scan = GibbsScan.Systematic)
+    {
+        _bm = machine ?? throw new ArgumentNullException(nameof(machine));
+        if (!Enum.IsDefined(scan)) throw new ArgumentOutOfRangeException(nameof(scan), scan, "scan: expected Systematic, Random or Blocked.");
+        this.model = machine;
+        this.scan = scan;
+        this.generator = generator;
+        this.temperature = temperature;
+        if (scan == GibbsScan.Blocked) _colours = machine.colour_classes();
+        BuildBlocks();
+    }
+
+    /// <summary>The machine the chains sample (an <see cref="RBM"/> or a <see cref="BoltzmannMachine"/>).</summary>
+    public IEnergyModel model { get; }
+
+    /// <summary>The general machine the chains sample, or null for RBM chains.</summary>
+    public BoltzmannMachine? machine => _bm;
+
+    /// <summary>The update order of a <see cref="BoltzmannMachine"/>'s sweep (RBM chains always update whole layers).</summary>
+    public GibbsScan scan { get; }
+
+    /// <summary>Units per chain state: n_visible for an RBM, all n units for a <see cref="BoltzmannMachine"/>.</summary>
+    public int width => _bm?.n_units ?? _rbm!.n_visible;
+
+    private RBM Rbm => _rbm ?? throw new InvalidOperationException("This operation is for RBM chains; these chains sample a BoltzmannMachine.");
 
     /// <summary>The generator every step draws from (null: the global one).</summary>
     public Generator? generator { get; set; }
@@ -112,21 +162,40 @@ public sealed class GibbsChains : IDisposable
     /// <summary>Number of chains (0 before they are started).</summary>
     public long n_chains => _visible?.shape[0] ?? 0;
 
-    /// <summary>The chains' visible states, (n_chains, n_visible); owned by this object.</summary>
+    /// <summary>
+    /// The chains' visible states, (n_chains, n_visible); owned by this object. For a <see cref="BoltzmannMachine"/> a
+    /// view of the first n_visible columns of <see cref="states"/>.
+    /// </summary>
     /// <exception cref="InvalidOperationException">The chains have not been started.</exception>
-    public Tensor visible => _visible ?? throw new InvalidOperationException("The chains have no states yet: call start, start_random or step(from: …).");
+    public Tensor visible
+    {
+        get
+        {
+            var s = states;
+            if (_bm is null) return s;
+            return _visibleView ??= s.narrow(1, 0, _bm.n_visible).DetachFromDisposeScope();
+        }
+    }
 
-    /// <summary>p(v | h) of the last step, the visible means of which <see cref="visible"/> is a sample; null before the first step.</summary>
+    /// <summary>The chains' full states, (n_chains, <see cref="width"/>): the visible states for an RBM, all units for a <see cref="BoltzmannMachine"/>.</summary>
+    /// <exception cref="InvalidOperationException">The chains have not been started.</exception>
+    public Tensor states => _visible ?? throw new InvalidOperationException("The chains have no states yet: call start, start_random or step(from: …).");
+
+    /// <summary>
+    /// For an RBM, p(v | h) of the last step, the visible means of which <see cref="visible"/> is a sample; for a
+    /// <see cref="BoltzmannMachine"/>, every unit's conditional mean at its last update, (n_chains, n). Null before the
+    /// first step.
+    /// </summary>
     public Tensor? visible_mean => _visibleMean;
 
-    /// <summary>Starts the chains at a copy of <paramref name="states"/>, (n_chains, n_visible), with the clamp applied.</summary>
-    /// <exception cref="ArgumentException">The states do not fit the visible layer.</exception>
+    /// <summary>Starts the chains at a copy of <paramref name="states"/>, (n_chains, <see cref="width"/>), with the clamp applied.</summary>
+    /// <exception cref="ArgumentException">The states do not fit the visible layer (RBM) or the machine's units.</exception>
     public void start(Tensor states)
     {
         ArgumentNullException.ThrowIfNull(states);
-        model.check_visible(states, "chain start");
+        CheckStates(states, "chain start");
         using var _ = torch.no_grad();
-        var v = states.to(model.dtype, model.device).reshape(-1, model.n_visible).clone().DetachFromDisposeScope();
+        var v = states.to(model.dtype, model.device).reshape(-1, width).clone().DetachFromDisposeScope();
         Replace(v, null);
         ApplyClamp(v);
     }
@@ -140,7 +209,7 @@ public sealed class GibbsChains : IDisposable
     {
         if (n_chains < 1) throw new ArgumentOutOfRangeException(nameof(n_chains), n_chains, "n_chains must be at least 1.");
         using var _ = torch.no_grad();
-        var v = model.visible_units.initial_states(n_chains, model.n_visible, model.dtype, model.device, generator).DetachFromDisposeScope();
+        var v = model.visible_units.initial_states(n_chains, width, model.dtype, model.device, generator).DetachFromDisposeScope();
         Replace(v, null);
         ApplyClamp(v);
     }
@@ -150,25 +219,28 @@ public sealed class GibbsChains : IDisposable
     /// after every step (and now, when the chains have states); <see cref="release"/> frees them. A class-conditional
     /// DBN clamps its label group this way.
     /// </summary>
-    /// <exception cref="ArgumentException">The range does not fit the visible layer, or the values' shape does not fit it.</exception>
+    /// <exception cref="ArgumentException">The range does not fit the state (<see cref="width"/> units), or the values' shape does not fit it.</exception>
     public void clamp(long first_unit, Tensor values)
     {
         ArgumentNullException.ThrowIfNull(values);
         long m = values.shape[^1];
-        if (first_unit < 0 || m < 1 || first_unit + m > model.n_visible || values.dim() > 2)
-            throw new ArgumentException($"clamp: expected units within [0, {model.n_visible}) and values of shape (n_chains, m) or (m), got first unit {first_unit} and shape ({string.Join(", ", values.shape)}).");
+        if (first_unit < 0 || m < 1 || first_unit + m > width || values.dim() > 2)
+            throw new ArgumentException($"clamp: expected units within [0, {width}) and values of shape (n_chains, m) or (m), got first unit {first_unit} and shape ({string.Join(", ", values.shape)}).");
         using var _ = torch.no_grad();
         release();
         _clampFirst = first_unit;
         _clampValues = values.to(model.dtype, model.device).clone().DetachFromDisposeScope();
         if (_visible is not null) ApplyClamp(_visible);
+        BuildBlocks();
     }
 
     /// <summary>Frees the clamped units.</summary>
     public void release()
     {
+        bool had = _clampValues is not null;
         _clampValues?.Dispose();
         _clampValues = null;
+        if (had) BuildBlocks();
     }
 
     /// <summary>
@@ -180,8 +252,19 @@ public sealed class GibbsChains : IDisposable
     /// <param name="from">Start this step at these states instead of the chains' own (CD restarts at the data); read, not kept.</param>
     /// <param name="hidden_mean">p(h | v) of the step's start states when the caller has it already (read, not kept).</param>
     /// <param name="count">Step only the first <paramref name="count"/> chains (a short last batch of PCD); the others keep their states.</param>
+    /// <remarks>For a <see cref="BoltzmannMachine"/> one step is one sweep (see the class remarks); every update draws,
+    /// so <paramref name="sample_visible"/> must be true and <paramref name="hidden_mean"/> null.</remarks>
+    /// <exception cref="ArgumentException">An argument that does not apply to the chains' machine, or per-chain temperatures that do not fit.</exception>
     public void step(bool sample_visible = true, Tensor? from = null, Tensor? hidden_mean = null, long? count = null)
     {
+        if (_bm is not null)
+        {
+            if (!sample_visible || hidden_mean is not null)
+                throw new ArgumentException("step: for a BoltzmannMachine every update draws; expected sample_visible = true and no hidden_mean.");
+            Sweep(from, count);
+            return;
+        }
+        var model = Rbm;
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var v = from ?? visible;
@@ -216,8 +299,10 @@ public sealed class GibbsChains : IDisposable
     }
 
     /// <summary>p(h | v) of the chains' current states at their temperatures (a new tensor; the caller owns it).</summary>
+    /// <exception cref="InvalidOperationException">The chains sample a <see cref="BoltzmannMachine"/> (whose hidden units are part of <see cref="states"/>).</exception>
     public Tensor hidden_mean()
     {
+        var model = Rbm;
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var t = _temperatures?.unsqueeze(1);
@@ -235,20 +320,23 @@ public sealed class GibbsChains : IDisposable
             t.Dispose();
             return moved;
         }
+        _visibleView?.Dispose();
+        _visibleView = null;
+        _visibleMean = ReferenceEquals(_visibleMean, _visible) ? null : Move(_visibleMean, device);
         _visible = Move(_visible, device);
-        _visibleMean = Move(_visibleMean, device);
         _temperatures = Move(_temperatures, device);
         _clampValues = Move(_clampValues, device);
     }
 
     /// <summary>
-    /// The chains' state as named tensors (copies the caller owns): <c>visible</c>, and where set <c>temperatures</c>,
+    /// The chains' state as named tensors (copies the caller owns): <c>visible</c> (the <see cref="states"/>: for a
+    /// <see cref="BoltzmannMachine"/> all units), and where set <c>temperatures</c>,
     /// <c>clamp_values</c> with <c>clamp_first</c>, and <c>generator_state</c> (the generator's state bytes).
     /// </summary>
     public Dictionary<string, Tensor> state_dict()
     {
         using var _ = torch.no_grad();
-        var d = new Dictionary<string, Tensor> { ["visible"] = visible.clone() };
+        var d = new Dictionary<string, Tensor> { ["visible"] = states.clone() };
         d["temperature"] = torch.tensor(_temperature, ScalarType.Float64);
         if (_temperatures is not null) d["temperatures"] = _temperatures.clone();
         if (_clampValues is not null)
@@ -266,8 +354,8 @@ public sealed class GibbsChains : IDisposable
     {
         ArgumentNullException.ThrowIfNull(state);
         if (!state.TryGetValue("visible", out var v)) throw new ArgumentException("chain state: 'visible' is missing.");
-        if (v.dim() != 2 || v.shape[1] != model.n_visible)
-            throw new ArgumentException($"chain state: 'visible' expected shape (n_chains, {model.n_visible}), got ({string.Join(", ", v.shape)}).");
+        if (v.dim() != 2 || v.shape[1] != width)
+            throw new ArgumentException($"chain state: 'visible' expected shape (n_chains, {width}), got ({string.Join(", ", v.shape)}).");
         using var _ = torch.no_grad();
         release();
         temperatures = null;
@@ -358,9 +446,111 @@ public sealed class GibbsChains : IDisposable
         temperatures = null;
         visible_field = null;
         release();
+        DisposeBlocks();
     }
 
     private const string FileMagic = "TorchBoltzmann.GibbsChains/1";
+
+    /// <summary>Checks start states: visible states for an RBM, states of all units for a <see cref="BoltzmannMachine"/>.</summary>
+    private void CheckStates(Tensor states, string what)
+    {
+        if (_bm is not null) _bm.check_states(states, what);
+        else Rbm.check_visible(states, what);
+    }
+
+    /// <summary>
+    /// The update blocks of a <see cref="BoltzmannMachine"/>'s sweep over its free (unclamped) units, as index tensors on
+    /// the machine's device: one unit each (systematic), the colour classes (blocked), or the list to draw from (random).
+    /// </summary>
+    private void BuildBlocks()
+    {
+        if (_bm is null) return;
+        DisposeBlocks();
+        long first = _clampValues is null ? 0 : _clampFirst;
+        long last = _clampValues is null ? 0 : _clampFirst + _clampValues.shape[^1];
+        bool Free(int i) => i < first || i >= last;
+        var device = _bm.device;
+        _blocks = new List<Tensor>();
+        if (scan == GibbsScan.Random)
+        {
+            var free = Enumerable.Range(0, width).Where(Free).Select(i => (long)i).ToArray();
+            if (free.Length > 0) _freeUnits = torch.tensor(free, device: device).DetachFromDisposeScope();
+            return;
+        }
+        var groups = scan == GibbsScan.Blocked ? _colours! : Enumerable.Range(0, width).Select(i => new[] { i }).ToArray();
+        foreach (var g in groups)
+        {
+            var free = g.Where(Free).Select(i => (long)i).ToArray();
+            if (free.Length > 0) _blocks.Add(torch.tensor(free, device: device).DetachFromDisposeScope());
+        }
+    }
+
+    private void DisposeBlocks()
+    {
+        if (_blocks is not null) foreach (var b in _blocks) b.Dispose();
+        _blocks = null;
+        _freeUnits?.Dispose();
+        _freeUnits = null;
+    }
+
+    /// <summary>
+    /// One sweep over a <see cref="BoltzmannMachine"/>'s free units for every chain (or the first <paramref name="count"/>),
+    /// in place: for each block B (or randomly drawn unit), η_B = x W_{:,B} + b_B, m_B = mean(η_B / T_c), x_B ~ m_B.
+    /// </summary>
+    private void Sweep(Tensor? from, long? count)
+    {
+        var bm = _bm!;
+        using var _ = torch.no_grad();
+        if (from is not null)
+        {
+            CheckStates(from, "step start");
+            var v = from.to(bm.dtype, bm.device).reshape(-1, width).clone().DetachFromDisposeScope();
+            Replace(v, null);
+            ApplyClamp(v);
+        }
+        var x = states;
+        long c = x.shape[0];
+        if (_temperatures is not null && _temperatures.shape[0] != c)
+            throw new ArgumentException($"temperatures: expected one per chain ({c}), got {_temperatures.shape[0]}.");
+        if (_blocks is null || (_blocks.Count > 0 ? _blocks[0].device : _freeUnits?.device ?? bm.device) != bm.device) BuildBlocks();
+        if (_visibleMean is null || ReferenceEquals(_visibleMean, _visible))
+            _visibleMean = x.clone().DetachFromDisposeScope();   // units not updated yet report their state
+        bool partial = count is { } k && k < c;
+        using var scope = torch.NewDisposeScope();
+        var xs = partial ? x.narrow(0, 0, count!.Value) : x;
+        var means = partial ? _visibleMean.narrow(0, 0, count!.Value) : _visibleMean;
+        var t = _temperatures is null ? null : (partial ? _temperatures.narrow(0, 0, count!.Value) : _temperatures).unsqueeze(1);
+        var w = bm.weight_matrix();
+        var b = bm.bias.detach();
+        var units = bm.units;
+        if (scan == GibbsScan.Random)
+        {
+            if (_freeUnits is null) return;
+            long f = _freeUnits.shape[0], rows = xs.shape[0];
+            for (long r = 0; r < f; r++)
+            {
+                using var inner = torch.NewDisposeScope();
+                // Each chain updates its own uniformly drawn free unit u_c: η_c = b_u + W_u · x_c.
+                var pick = torch.randint(0, f, new long[] { rows }, ScalarType.Int64, bm.device, generator: generator);
+                var u = _freeUnits.index_select(0, pick).unsqueeze(1);                 // (C, 1)
+                var eta = w.index_select(0, u.squeeze(1)).mul_(xs).sum(1, keepdim: true).add_(b.index_select(0, u.squeeze(1)).unsqueeze(1));
+                var m = Mean(eta, units, t);
+                var sample = units.sample_from_mean(m, generator);
+                xs.scatter_(1, u, sample);
+                means.scatter_(1, u, m);
+            }
+            return;
+        }
+        foreach (var idx in _blocks!)
+        {
+            using var inner = torch.NewDisposeScope();
+            var eta = xs.mm(w.index_select(1, idx)).add_(b.index_select(0, idx));   // (C, |B|)
+            var m = Mean(eta, units, t);
+            var sample = units.sample_from_mean(m, generator);
+            xs.index_copy_(1, idx, sample);
+            means.index_copy_(1, idx, m);
+        }
+    }
 
     /// <summary>
     /// mean(η / T) for per-chain temperatures T (B, 1), else the unit type's mean at the scalar temperature, in place; with
@@ -386,6 +576,8 @@ public sealed class GibbsChains : IDisposable
 
     private void Replace(Tensor? visible, Tensor? mean)
     {
+        _visibleView?.Dispose();
+        _visibleView = null;
         if (_visibleMean is not null && !ReferenceEquals(_visibleMean, _visible)) _visibleMean.Dispose();
         _visible?.Dispose();
         _visible = visible;

@@ -137,6 +137,7 @@ public abstract class UnitType
     [
         ("Bernoulli", name => name == "Bernoulli" ? Bernoulli : null, new BernoulliUnits()),
         ("Bernoulli+Softmax(K) with K ≥ 2", LabelledBernoulliUnits.Parse, new LabelledBernoulliUnits(3)),
+        ("Spin", name => name == "Spin" ? Spin : null, new SpinUnits()),
     ];
 
     /// <summary>
@@ -169,7 +170,8 @@ public abstract class UnitType
 
     /// <summary>
     /// Creates a unit type from its <see cref="Name"/>, as stored in checkpoints, through the registry: <c>Bernoulli</c>,
-    /// <c>Bernoulli+Softmax(K)</c> (<see cref="LabelledBernoulliUnits"/> with K label units), and any type added with
+    /// <c>Bernoulli+Softmax(K)</c> (<see cref="LabelledBernoulliUnits"/> with K label units), <c>Spin</c>
+    /// (<see cref="SpinUnits"/>), and any type added with
     /// <see cref="Register"/>.
     /// </summary>
     /// <exception cref="ArgumentException">No registered type has this name.</exception>
@@ -186,6 +188,9 @@ public abstract class UnitType
 
     /// <summary>Binary {0,1} units.</summary>
     public static UnitType Bernoulli { get; } = new BernoulliUnits();
+
+    /// <summary>Spin units {−1, +1} (<see cref="SpinUnits"/>).</summary>
+    public static UnitType Spin { get; } = new SpinUnits();
 
     /// <inheritdoc />
     public override string ToString() => Name;

@@ -292,10 +292,13 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
             {
                 if (p.EpochMetrics?.Epoch == 2) cts.Cancel();
             }), ct: cts.Token));
-            string pretrainedFile = DbnClassifierPipeline.PretrainedCheckpointPath(stem), sidecar = Checkpoint.SidecarPath(pretrainedFile);
-            foreach (var f in new[] { pretrainedFile, sidecar, DbnClassifierPipeline.FineTuningCheckpointPath(stem) })
+            // The pretrained DBN is a run checkpoint; the pair of the earlier format (X-pretrained.pt + .json) is listed
+            // too, so that a caller deleting the run's checkpoints deletes one left by an earlier version.
+            string pretrainedFile = DbnClassifierPipeline.PretrainedCheckpointPath(stem);
+            string oldWeights = Checkpoint.WeightsPath(pretrainedFile), oldSidecar = Checkpoint.SidecarPath(pretrainedFile);
+            foreach (var f in new[] { pretrainedFile, DbnClassifierPipeline.FineTuningCheckpointPath(stem) })
                 Assert.True(File.Exists(f), $"{f} written");
-            Assert.Equal([pretrainedFile, sidecar, DbnClassifierPipeline.FineTuningCheckpointPath(stem), DbnClassifierPipeline.RefitCheckpointPath(stem)],
+            Assert.Equal([pretrainedFile, oldWeights, oldSidecar, DbnClassifierPipeline.FineTuningCheckpointPath(stem), DbnClassifierPipeline.RefitCheckpointPath(stem)],
                 DbnClassifierPipeline.CheckpointFiles(stem));
             Assert.Equal([DbnClassifierPipeline.FineTuningCheckpointPath(stem), DbnClassifierPipeline.RefitCheckpointPath(stem)],
                 DbnClassifierPipeline.CheckpointFiles(stem, pretrainsHere: false));
@@ -315,7 +318,7 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
             // A DBN pretrained another way is refused, naming what differs, and stays on disk.
             var other = preset with { Pretraining = preset.Pretraining with { Layer = preset.Pretraining.Layer with { Epochs = 2 } } };
             var e = Assert.Throws<CheckpointException>(() => Run(other, stem));
-            Assert.Contains("pretrained for another run: pretraining = ", e.Message);
+            Assert.Contains("was written by another run: pretraining = ", e.Message);
             Assert.Contains("\"Epochs\":1", e.Message);
             using var fewer = x.narrow(0, 0, 500);
             using var fewerY = y.narrow(0, 0, 500);
@@ -324,20 +327,30 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
             Assert.Contains(" in the checkpoint, 400 training rows + 100 validation rows, SHA-256 ", e.Message);
             Assert.True(File.Exists(pretrainedFile));
 
-            // A sidecar whose record is not a pipeline's: refused as a checkpoint error naming both files.
-            var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(sidecar))!.AsObject();
-            json["training"] = "not a record";
-            File.WriteAllText(sidecar, json.ToJsonString());
+            // A record that is not a pipeline's: refused as a checkpoint error naming the file and the section.
+            var bytes = File.ReadAllBytes(pretrainedFile);
+            var parts = TorchBoltzmann.Tests.Fuzz.RunCheckpointFuzzTests.Split(bytes);
+            var header = System.Text.Json.Nodes.JsonNode.Parse(parts.Header)!.AsObject();
+            var record = header["sections"]!.AsArray().Select(n => n!.AsObject()).First(n => n["name"]!.GetValue<string>() == "pretraining");
+            record["values"]!["layers"] = "not a record";
+            File.WriteAllBytes(pretrainedFile, TorchBoltzmann.Tests.Fuzz.RunCheckpointFuzzTests.Join(parts.Magic, parts.Version, header.ToJsonString(), parts.Rest));
             e = Assert.Throws<CheckpointException>(() => Run(preset, stem));
-            Assert.Contains($"'{pretrainedFile}' and its sidecar '{sidecar}': expected a pretraining record", e.Message);
+            Assert.Contains($"'{pretrainedFile}': section 'pretraining': the layers' metrics are unreadable", e.Message);
+            File.WriteAllBytes(pretrainedFile, bytes);
 
-            // Weights without a sidecar (a save interrupted between the two files): pretrained again, not refused.
-            File.Delete(sidecar);
+            // Weights of the earlier format without their sidecar (a save interrupted between the two files): pretrained
+            // again, not refused, and saved in the new format.
+            File.Delete(pretrainedFile);
             File.Delete(DbnClassifierPipeline.FineTuningCheckpointPath(stem));
+            using (var initial = boltzmann.DBN([784, 20, 10]))
+            {
+                Checkpoint.Save(initial, oldWeights);
+                File.Delete(oldSidecar);
+            }
             using (var again = Run(preset, stem, new CallbackProgress<TrainingProgress>(_ => pretrainReports++)))
                 AssertSame(unbroken, again, "pretrained again");
             Assert.True(pretrainReports > 0, "pretraining ran");
-            Assert.True(File.Exists(sidecar), "and saved again");
+            Assert.True(RunCheckpoint.IsRunCheckpoint(pretrainedFile), "and saved again");
 
             // Per-layer pretraining overrides are part of the fine-tuning checkpoint's identity: with the pretrained DBN
             // gone, a run whose RBM trains with CD-2 pretrains again and refuses the CD-1 run's fine-tuning state.
@@ -348,7 +361,6 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
                     if (p.EpochMetrics?.Epoch == 2) cts2.Cancel();
                 }), ct: cts2.Token));
             File.Delete(pretrainedFile);
-            File.Delete(sidecar);
             var cd2 = preset with { Pretraining = preset.Pretraining with { PerLayer = [preset.Pretraining.Layer with { K = 2 }] } };
             e = Assert.Throws<CheckpointException>(() => Run(cd2, stem));
             Assert.Contains("pretraining = here: ", e.Message);

@@ -59,6 +59,39 @@ public class RunCheckpointTests
         }
     }
 
+    /// <summary>
+    /// Behaviour unchanged across the move to the loop: the committed finished fixture holds the final weights and
+    /// history of a one-epoch run (manual_seed 3) by the fine-tuner before it ran on the loop (shuffling, SGD momentum,
+    /// iterate averaging, validation with best weights). The same run now ends with the same weights and loss, bit for bit.
+    /// </summary>
+    [Fact]
+    public void FineTuner_OnTheLoop_EndsAsTheFineTunerBeforeIt_BitForBit()
+    {
+        var (x, y) = FineTuningCheckpointFuzzTests.Data();
+        using (x) using (y)
+        {
+            var options = FineTuningCheckpointFuzzTests.Options(1);
+            torch.manual_seed(3);
+            using var now = FineTuningCheckpointFuzzTests.Model();
+            ClassifierHistory trained;
+            using (var tuner = new FineTuner(now, options) { CheckpointTag = Tag }) trained = tuner.Fit(x, y);
+
+            using var dir = new TempDirectory();
+            var path = dir.File("old.ckpt");
+            File.Copy(FineTuningCheckpointFuzzTests.Fixture("finetune-v2-finished.ckpt"), path);
+            using var before = FineTuningCheckpointFuzzTests.Model();
+            ClassifierHistory loaded;
+            using (var tuner = new FineTuner(before, options) { CheckpointPath = path, CheckpointTag = Tag }) loaded = tuner.Fit(x, y);
+
+            var a = Weights(now);
+            var b = Weights(before);
+            for (int i = 0; i < a.Count; i++) Assert.True(Same(a[i], b[i]), $"parameter {i} differs from the earlier fine-tuner's");
+            Assert.Equal(loaded.Epochs.Select(e => e.TrainLoss), trained.Epochs.Select(e => e.TrainLoss));
+            Assert.Equal(loaded.Epochs.Select(e => e.ValidationError), trained.Epochs.Select(e => e.ValidationError));
+            foreach (var t in a.Concat(b)) t.Dispose();
+        }
+    }
+
     /// <summary>The header of a run checkpoint, edited by <paramref name="edit"/> and written back.</summary>
     private static void EditHeader(string path, Action<JsonObject> edit)
     {

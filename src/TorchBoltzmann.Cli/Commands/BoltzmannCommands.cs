@@ -37,22 +37,23 @@ internal static class BoltzmannCommands
             DefaultValueFactory = _ => Path.Combine(CommonOptions.RunsDirectory, "bm-encoder.pt"),
         };
         var threads = CommonOptions.Threads();
+        var tensorBoard = TensorBoardRun.Option();
         var cmd = new Command("bm", "Train a general Boltzmann machine on the 4-2-4 encoder problem (Ackley, Hinton & Sejnowski 1985) by contrastive " +
                                     "Hebbian learning, printing the exact log-likelihood, then complete each pattern's second group from its first. " +
                                     "Exit codes: 0 done, 1 error, 3 completion recalled fewer than the four patterns (files written), 130 interrupted")
         {
-            epochs, lr, burnIn, freeChains, every, seed, output, threads,
+            epochs, lr, burnIn, freeChains, every, seed, output, threads, tensorBoard,
         };
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(RunTrain(new BoltzmannTrainingOptions
         {
             Epochs = r.GetValue(epochs), BatchSize = 4, LearningRate = r.GetValue(lr), Momentum = 0.5, WeightDecay = 1e-3,
             ClampedBurnIn = r.GetValue(burnIn), ClampedSamples = 5, FreeChains = r.GetValue(freeChains), FreeSweeps = 1, FreeSamples = 2,
             Seed = r.GetValue(seed),
-        }, r.GetValue(every), r.GetValue(output)!, r.GetValue(threads), ct)));
+        }, r.GetValue(every), r.GetValue(output)!, r.GetValue(threads), r.GetValue(tensorBoard), ct)));
         return cmd;
     }
 
-    private static int RunTrain(BoltzmannTrainingOptions options, int every, string output, int threads, CancellationToken ct)
+    private static int RunTrain(BoltzmannTrainingOptions options, int every, string output, int threads, string? tensorBoardRoot, CancellationToken ct)
         => CommonOptions.Guard(() =>
         {
             CommonOptions.ApplyThreads(threads);
@@ -74,11 +75,13 @@ internal static class BoltzmannCommands
             Terminal.Line($"4-2-4 encoder: {bm}, {options.Epochs} epochs, lr {options.LearningRate}, seed {options.Seed}. " +
                           $"Exact log-likelihood per pattern (optimum log ¼ = {Math.Log(0.25):F3}); at the start {ExactEnumeration.log_likelihood(bm, data):F3}");
             using var trainer = new BoltzmannTrainer(bm, options, generator: gen);
+            using var tensorBoard = TensorBoardRun.Open(tensorBoardRoot, "bm", options.Seed, continuing: false);
+            tensorBoard?.Watch(trainer.Stage, bm);
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var history = trainer.Fit(data, new Printer(p =>
+            var history = trainer.Fit(data, TensorBoardRun.Tee<LoopProgress<BoltzmannEpochMetrics>>(new Printer(p =>
             {
                 if (p.EpochMetrics is { } m && (m.Epoch % every == 0 || m.Epoch == m.Epochs)) Terminal.Line($"epoch {m.Epoch,4}: log-likelihood {m.LogLikelihood:F4}");
-            }), ct);
+            }), tensorBoard?.For<BoltzmannEpochMetrics>()), ct);
             clock.Stop();
 
             // Completion: clamp group 1 to e_k and read the mean of group 2 over 500 chains after 100 sweeps.

@@ -62,24 +62,27 @@ internal static class DbnUpDownCommand
         var seed = CommonOptions.Seed();
         var threads = CommonOptions.Threads();
         var limit = CommonOptions.Limit();
+        var tensorBoard = TensorBoardRun.Option();
         var cmd = new Command("dbn-updown", "Fine-tune a pretrained class-conditional DBN as a generative model with the up-down algorithm (Hinton, Osindero & Teh 2006): " +
                                             "the untied DBN, a sample grid per digit, the generative classifier's test error and the samples' judged accuracy before and after. " +
                                             $"Exit codes: 0 done, 1 error, {ExitCodes.Interrupted} interrupted (Ctrl+C or SIGTERM: the checkpoint is kept and the same command continues)")
         {
             dbnPath, judge, epochs, batch, lr, momentum, weightDecay, kSchedule, validation, judgePerClass, judgeBurnIn, output, checkpointEvery,
-            device, seed, threads, limit,
+            device, seed, threads, limit, tensorBoard,
         };
         data.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(new Arguments(
             r.GetValue(dbnPath)!, r.GetValue(judge), r.GetValue(epochs), r.GetValue(batch), r.GetValue(lr), r.GetValue(momentum), r.GetValue(weightDecay),
             r.GetValue(kSchedule)!, r.GetValue(validation), r.GetValue(judgePerClass), r.GetValue(judgeBurnIn), r.GetValue(output), r.GetValue(checkpointEvery),
-            data.Read(r), r.GetValue(device)!, r.GetValue(seed), r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose)), ct)));
+            data.Read(r), r.GetValue(device)!, r.GetValue(seed), r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose),
+            r.GetValue(tensorBoard)), ct)));
         return cmd;
     }
 
     private sealed record Arguments(string Dbn, string? Judge, int Epochs, int Batch, double LearningRate, double Momentum, double WeightDecay,
                                     string KSchedule, int Validation, int JudgePerClass, int JudgeBurnIn, string? Output, int CheckpointEvery,
-                                    CommonOptions.DataSource Source, string Device, ulong Seed, int Threads, int? Limit, bool Verbose);
+                                    CommonOptions.DataSource Source, string Device, ulong Seed, int Threads, int? Limit, bool Verbose,
+                                    string? TensorBoard);
 
     /// <summary>The flags of the <see cref="UpDownOptions"/> properties this command sets.</summary>
     private static readonly IReadOnlyDictionary<string, string> Flags = new Dictionary<string, string>
@@ -177,7 +180,8 @@ internal static class DbnUpDownCommand
             ct.ThrowIfCancellationRequested();
 
             checkpoint = a.CheckpointEvery > 0 ? CheckpointPath(output) : null;
-            if (checkpoint is not null && File.Exists(checkpoint))
+            bool continuing = checkpoint is not null && File.Exists(checkpoint);
+            if (continuing)
                 Terminal.Line($"Continuing from the checkpoint {checkpoint} (an earlier run of this command stopped; delete it to start over).");
             var tag = new Dictionary<string, string>
             {
@@ -185,8 +189,12 @@ internal static class DbnUpDownCommand
                 ["data"] = $"MNIST, limit {a.Limit?.ToString(CultureInfo.InvariantCulture) ?? "none"}, validation {a.Validation}",
             };
             using var trainer = new UpDownTrainer(dbn, options) { CheckpointPath = checkpoint, CheckpointEvery = Math.Max(a.CheckpointEvery, 1), CheckpointTag = tag };
+            // Every epoch's record, and the DBN's weight histograms and update ratios, in TensorBoard (a continued run appends).
+            using var tensorBoard = TensorBoardRun.Open(a.TensorBoard, "dbn-updown", a.Seed, continuing);
+            tensorBoard?.Watch(trainer.Stage, dbn);
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var history = ConsoleProgress.Run(p => trainer.Fit(trainX, trainY, valX, valY, new EpochLines(p, Math.Max(a.CheckpointEvery, 1), e => savedEpoch = e), ct));
+            var history = ConsoleProgress.Run(p => trainer.Fit(trainX, trainY, valX, valY,
+                TensorBoardRun.Tee<LoopProgress<UpDownEpochMetrics>>(new EpochLines(p, Math.Max(a.CheckpointEvery, 1), e => savedEpoch = e), tensorBoard?.For<UpDownEpochMetrics>()), ct));
             clock.Stop();
             double seconds = trainer.RestoredSeconds + clock.Elapsed.TotalSeconds;
             Interrupt.StopsAt = "once the result files are written (judging the samples can take a minute)";

@@ -169,6 +169,40 @@ public sealed partial class TensorBoardLogger : IProgress<TrainingProgress>, IPr
         OnEpoch(value.Stage, t, step, value.Epoch == value.Epochs);
     }
 
+    /// <summary>
+    /// A receiver for the progress of any trainer on the shared <see cref="TrainingLoop{TMetrics}"/> (the general
+    /// Boltzmann machine's, up-down's, and those that come): every public numeric property of its epoch record
+    /// (double, float, int, nullable or not; not <c>Epoch</c> and <c>Epochs</c>) is written as the scalar
+    /// <c>STAGE/snake_case_name</c> at the epoch's step, and the module watched under the stage gets its update ratios,
+    /// histograms and images as with <see cref="Report(TrainingProgress)"/>.
+    /// </summary>
+    /// <typeparam name="TMetrics">The trainer's epoch record.</typeparam>
+    public IProgress<LoopProgress<TMetrics>> For<TMetrics>() where TMetrics : class => new LoopReceiver<TMetrics>(this);
+
+    private sealed class LoopReceiver<TMetrics>(TensorBoardLogger log) : IProgress<LoopProgress<TMetrics>> where TMetrics : class
+    {
+        private static readonly (string Name, Func<object, double?> Get)[] Fields = typeof(TMetrics).GetProperties()
+            .Where(p => p.GetMethod is { IsPublic: true } && p.GetIndexParameters().Length == 0 && p.Name is not ("Epoch" or "Epochs"))
+            .Select(p => (Name: SnakeCase(p.Name), Type: Nullable.GetUnderlyingType(p.PropertyType) ?? p.PropertyType, Property: p))
+            .Where(f => f.Type == typeof(double) || f.Type == typeof(float) || f.Type == typeof(int) || f.Type == typeof(long))
+            .Select(f => (f.Name, (Func<object, double?>)(o => f.Property.GetValue(o) is { } v ? Convert.ToDouble(v, System.Globalization.CultureInfo.InvariantCulture) : null)))
+            .ToArray();
+
+        public void Report(LoopProgress<TMetrics> value)
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            log.OnBatch(value.Stage, value.Batch, value.Batches);
+            if (value.EpochMetrics is not { } m) return;
+            string t = TagOf(value.Stage);
+            foreach (var (name, get) in Fields) log.Scalar($"{t}/{name}", get(m), value.Epoch);
+            log.OnEpoch(value.Stage, t, value.Epoch, value.Epoch == value.Epochs);
+        }
+    }
+
+    /// <summary>"WakeReconstructionError" → "wake_reconstruction_error".</summary>
+    internal static string SnakeCase(string name) =>
+        string.Concat(name.Select((c, i) => char.IsUpper(c) ? (i > 0 && !char.IsUpper(name[i - 1]) ? "_" : "") + char.ToLowerInvariant(c) : c.ToString()));
+
     /// <summary>Writes a scalar unless its tag already has a point at <paramref name="step"/> or later; null values are skipped.</summary>
     /// <param name="tag">The tag.</param>
     /// <param name="value">The value, or null for none.</param>

@@ -37,12 +37,17 @@ public class BoltzmannCommandsTests
         // A short run (40 epochs): the printed log-likelihood must rise from its start, and the checkpoint load back as a
         // BoltzmannMachine. (Completion needs the full 400 epochs; exit code 3 is allowed here.)
         using var work = new TempDirectory();
-        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, "bm", "--epochs", "40", "--print-every", "20", "-o", "out/bm.pt");
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, "bm", "--epochs", "40", "--print-every", "20", "-o", "out/bm.pt", "--tensorboard", "tb");
         Assert.True(code is 0 or 3, stderr);
         var start = double.Parse(stdout.Split("at the start ")[1].Split('\n')[0], System.Globalization.CultureInfo.InvariantCulture);
         var last = double.Parse(stdout.Split("epoch   40: log-likelihood ")[1].Split('\n')[0], System.Globalization.CultureInfo.InvariantCulture);
         Assert.True(last > start + 1, $"from {start} to {last}");
         using var bm = Assert.IsType<TorchBoltzmann.Modules.BoltzmannMachine>(TorchBoltzmann.IO.Checkpoint.Load(work.File("out/bm.pt")));
         Assert.Equal(8, bm.n_visible);
+        // --tensorboard: the printed epoch-40 log-likelihood is the logged one, and the weights have their histogram.
+        var values = TorchBoltzmann.Logging.TensorBoardEventReader.ReadDirectory(Assert.Single(Directory.GetDirectories(work.File("tb"), "bm-seed5-*")));
+        var logged = values.Single(v => v.Tag == "bm/log_likelihood" && v.Step == 40).Scalar;
+        Assert.Equal(last, logged, 1e-4);
+        Assert.Contains(values, v => v.Tag == "bm/weight" && v.Kind == TorchBoltzmann.Logging.TensorBoardValueKind.Histogram);
     }
 }

@@ -153,6 +153,32 @@ public sealed class TensorBoardTests : IDisposable
         Assert.Equal(2, Directory.GetFiles(run).Length);
     }
 
+    /// <summary>
+    /// Any trainer on the shared loop logs through For&lt;TMetrics&gt;(): a general Boltzmann machine's run writes its
+    /// log-likelihood per epoch exactly as returned, its seconds, and the watched machine's weight histogram.
+    /// </summary>
+    [Fact]
+    public void Logger_LoopTrainer_WritesEveryNumericFieldOfItsEpochRecord()
+    {
+        using var g = new Generator(2);
+        using var data = torch.tensor(new double[,] { { 1, 0, 1, 0 }, { 0, 1, 0, 1 }, { 1, 1, 0, 0 }, { 0, 0, 1, 1 } });
+        using var bm = boltzmann.BM(4, 2, Connectivity.Full, dtype: ScalarType.Float64, generator: g);
+        string run = Path.Combine(_dir, "bm-run");
+        IReadOnlyList<BoltzmannEpochMetrics> history;
+        using (var log = new TensorBoardLogger(run))
+        using (var trainer = new BoltzmannTrainer(bm, new BoltzmannTrainingOptions { Epochs = 3, BatchSize = 2, MetricsEvery = 1, Seed = 3, FreeChains = 20 }))
+        {
+            log.Watch(trainer.Stage, bm);
+            history = trainer.Fit(data, log.For<BoltzmannEpochMetrics>());
+        }
+        var values = TensorBoardEventReader.ReadDirectory(run);
+        Assert.Equal(history.Select(m => (float)m.LogLikelihood!.Value), values.Where(v => v.Tag == "bm/log_likelihood").Select(v => v.Scalar));
+        Assert.Equal([1L, 2L, 3L], values.Where(v => v.Tag == "bm/train_seconds").Select(v => v.Step));
+        Assert.Equal(3, values.Count(v => v.Tag == "bm/weight" && v.Kind == TensorBoardValueKind.Histogram));
+        Assert.DoesNotContain(values, v => v.Tag is "bm/epoch" or "bm/epochs");
+        Assert.Equal("wake_reconstruction_error", TensorBoardLogger.SnakeCase("WakeReconstructionError"));
+    }
+
     [Fact]
     public void TagOf_NamesStagesAsTensorBoardTags()
     {

@@ -147,7 +147,7 @@ public sealed class BoltzmannTrainer : IDisposable
             if (!trainer.AllFinite()) throw end.Diverged("the weights");
             var o = trainer.Options;
             var bm = trainer._bm;
-            bool measure = o.MetricsEvery > 0 && ((end.Epoch + 1) % o.MetricsEvery == 0 || end.Epoch == o.Epochs - 1);
+            bool measure = end.Measures(o.MetricsEvery, o.Epochs);
             bool exact = bm.n_units <= ExactEnumeration.MaxEnumeratedUnits && bm.n_hidden <= BoltzmannMachine.MaxEnumeratedHidden;
             double? ll = measure && exact ? ExactEnumeration.log_likelihood(bm, data) : null;
             double? pll = null;

@@ -223,7 +223,7 @@ public sealed class RbmTrainer : IDisposable
             if (!trainer.AllFinite()) throw end.Diverged("the weights");
             var o = trainer.Options;
             int epoch = end.Epoch;
-            bool measure = o.MetricsEvery > 0 && ((epoch + 1) % o.MetricsEvery == 0 || epoch == o.Epochs - 1);
+            bool measure = end.Measures(o.MetricsEvery, o.Epochs);
             return measure ? trainer.Measure(epoch, end.Seconds, trainer._epochMomentum, data, held)
                            : new RbmEpochMetrics(epoch + 1, o.Epochs, end.Seconds, trainer._epochMomentum, null, null, null, null, null);
         }

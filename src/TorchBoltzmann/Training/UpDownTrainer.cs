@@ -226,7 +226,7 @@ public sealed class UpDownTrainer : IDisposable
         {
             if (!trainer.AllFinite()) throw end.Diverged("the weights");
             var o = trainer.Options;
-            bool measure = held is not null && heldLabels is not null && o.MetricsEvery > 0 && ((end.Epoch + 1) % o.MetricsEvery == 0 || end.Epoch == o.Epochs - 1);
+            bool measure = held is not null && heldLabels is not null && end.Measures(o.MetricsEvery, o.Epochs);
             double? error = null;
             if (measure)
             {

@@ -37,6 +37,12 @@ public readonly record struct EpochEnd(int Epoch, int Batches, double Seconds)
 {
     /// <summary>The exception that stops the run after this epoch's last batch, naming what became NaN or infinite.</summary>
     public TrainingDivergedException Diverged(string what) => new(Epoch + 1, Batches, what);
+
+    /// <summary>
+    /// Whether a trainer that measures every <paramref name="every"/> epochs (0: never) measures this one: every
+    /// <paramref name="every"/>-th epoch, and always the last of <paramref name="epochs"/>.
+    /// </summary>
+    public bool Measures(int every, int epochs) => every > 0 && ((Epoch + 1) % every == 0 || Epoch == epochs - 1);
 }
 
 /// <summary>

@@ -70,6 +70,16 @@ public class UnitTypeConformanceTests
         Assert.ThrowsAny<Xunit.Sdk.XunitException>(() => AssertConforms(new InconsistentUnits()));
     }
 
+    [Theory]
+    [InlineData("variance")]
+    [InlineData("log-partition")]
+    public void AWrongContinuousType_FailsTheConformanceChecks(string flaw)
+    {
+        // Gaussian units with the sampler's variance doubled, or with the log-partition's constant ½ log(2π/β) dropped:
+        // the numerical checks that replace enumeration for continuous types must catch both.
+        Assert.ThrowsAny<Xunit.Sdk.XunitException>(() => AssertConforms(new FlawedGaussian(flaw)));
+    }
+
     [Fact]
     public void ZeroInverseTemperature_GivesTheUniformDistribution()
     {
@@ -320,6 +330,26 @@ public class UnitTypeConformanceTests
         public override Tensor sample_from_mean(Tensor mean, Generator? generator = null) => UnitType.Bernoulli.sample_from_mean(mean, generator);
         public override IReadOnlyList<double>? discrete_values => UnitType.Bernoulli.discrete_values;
         public override void check_values(Tensor x, string what) => UnitType.Bernoulli.check_values(x, what);
+    }
+
+    /// <summary>Gaussian units with one flaw: the sampler's variance doubled, or the log-partition's constant dropped.</summary>
+    private sealed class FlawedGaussian(string flaw) : UnitType
+    {
+        private static readonly UnitType G = UnitType.Gaussian;
+        public override string Name => "FlawedGaussian";
+        public override Tensor self_energy(Tensor x, Tensor bias) => G.self_energy(x, bias);
+        public override Tensor log_partition(Tensor net, Tensor bias, double beta = 1.0)
+        {
+            var lp = G.log_partition(net, bias, beta);
+            return flaw == "log-partition" ? lp.sub_(0.5 * Math.Log(2 * Math.PI / beta)) : lp;
+        }
+        public override Tensor mean(Tensor net, double temperature = 1.0) => G.mean(net, temperature);
+        public override Tensor sample_from_mean(Tensor mean, Generator? generator = null) => sample_from_mean(mean, 1.0, generator);
+        public override Tensor sample_from_mean(Tensor mean, double temperature, Generator? generator = null)
+            => G.sample_from_mean(mean, flaw == "variance" ? 2 * temperature : temperature, generator);
+        public override bool has_linear_bias => true;
+        public override IReadOnlyList<double>? discrete_values => null;
+        public override void check_values(Tensor x, string what) => G.check_values(x, what);
     }
 
     /// <summary>An <see cref="IEnergyModel"/> that is not an <see cref="RBM"/>, delegating to one.</summary>

@@ -173,6 +173,8 @@ public abstract class UnitType
         ("Bernoulli", name => name == "Bernoulli" ? Bernoulli : null, new BernoulliUnits()),
         ("Bernoulli+Softmax(K) with K ≥ 2", LabelledBernoulliUnits.Parse, new LabelledBernoulliUnits(3)),
         (GaussianUnits.TypeName, name => name == GaussianUnits.TypeName ? Gaussian : null, new GaussianUnits()),
+        ("Bernoulli+Softmax(K₁,K₂,…) with every K ≥ 2", SoftmaxGroupUnits.ParseWithBinary, new SoftmaxGroupUnits([2, 2])),
+        ("Softmax(K₁,…) with every K ≥ 2", SoftmaxGroupUnits.ParseAlone, new SoftmaxGroupUnits([2, 3], binary_units: false)),
     ];
 
     /// <summary>
@@ -206,7 +208,8 @@ public abstract class UnitType
     /// <summary>
     /// Creates a unit type from its <see cref="Name"/>, as stored in checkpoints, through the registry: <c>Bernoulli</c>,
     /// <c>Bernoulli+Softmax(K)</c> (<see cref="LabelledBernoulliUnits"/> with K label units), <c>Gaussian</c>
-    /// (<see cref="GaussianUnits"/>), and any type added with
+    /// (<see cref="GaussianUnits"/>), <c>Bernoulli+Softmax(K₁,K₂,…)</c> and <c>Softmax(K₁,…)</c>
+    /// (<see cref="SoftmaxGroupUnits"/>), and any type added with
     /// <see cref="Register"/>.
     /// </summary>
     /// <exception cref="ArgumentException">No registered type has this name.</exception>

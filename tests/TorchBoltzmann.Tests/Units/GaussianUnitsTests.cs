@@ -154,6 +154,23 @@ public class GaussianUnitsTests
     }
 
     [Fact]
+    public void Ais_RefusesGaussianVisibleUnits_WhileExactEnumerationSumsOverTheHiddenLayer()
+    {
+        // AIS's base-rate path does not fit continuous units: refused with a message naming the type. log Z is exact over
+        // the 2³ hidden states: Σ_h e^{cᵀh} Π_i √(2π) e^{((b + Wᵀh)_i² − b_i²)/2}, computed here by hand to 1e-10.
+        using var rbm = GaussianRbm(4, 3, 12);
+        var e = Assert.Throws<ArgumentException>(() => TorchBoltzmann.Evaluation.AnnealedImportanceSampling.log_partition(rbm));
+        Assert.Contains("has Gaussian visible units", e.Message);
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        var hs = TorchBoltzmann.Evaluation.ExactEnumeration.all_binary_states(3, ScalarType.Float64);
+        var eta = rbm.visible_net(hs);
+        var b = rbm.visible_bias;
+        var terms = hs.matmul(rbm.hidden_bias) + (eta.square() - b.square()).sum(-1).mul(0.5) + 4 * 0.5 * Math.Log(2 * Math.PI);
+        Assert.Equal(terms.logsumexp(0).ToDouble(), TorchBoltzmann.Evaluation.ExactEnumeration.log_partition(rbm), 10);
+    }
+
+    [Fact]
     public void Checkpoint_KeepsTheVisibleUnitType()
     {
         var dir = Directory.CreateTempSubdirectory("tbm-gaussian-").FullName;

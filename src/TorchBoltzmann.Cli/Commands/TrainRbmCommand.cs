@@ -5,13 +5,14 @@ using TorchBoltzmann.Data;
 using TorchBoltzmann.Evaluation;
 using TorchBoltzmann.IO;
 using TorchBoltzmann.Training;
+using TorchBoltzmann.Units;
 using TorchBoltzmann.Visualization;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace TorchBoltzmann.Cli.Commands;
 
-/// <summary><c>tbm train-rbm</c>: trains a Bernoulli RBM on binarised MNIST and writes the checkpoint and pictures.</summary>
+/// <summary><c>tbm train-rbm</c>: trains an RBM on MNIST (Bernoulli units on binarised digits, or Gaussian units on standardised grey levels with <c>--visible gaussian</c>) and writes the checkpoint and pictures.</summary>
 internal static class TrainRbmCommand
 {
     public static Command Create()
@@ -22,6 +23,12 @@ internal static class TrainRbmCommand
         var k = new Option<int>("--k") { Description = "Gibbs steps per negative sample (CD-k / PCD-k)", DefaultValueFactory = _ => 1 };
         var pcd = new Option<bool>("--pcd") { Description = "Persistent contrastive divergence" };
         var batch = new Option<int>("--batch") { Description = "Mini-batch size (at most the number of training digits)", DefaultValueFactory = _ => 100 };
+        var visible = new Option<string>("--visible")
+        {
+            Description = "Visible units: bernoulli (MNIST binarised at 0.5) or gaussian (grey levels standardised per pixel over the training digits, unit variance). " +
+                          "Gaussian units need a learning rate 10 to 100 times smaller than binary ones (e.g. --lr 0.005): a larger rate, or data that is not standardised, makes CD diverge",
+            DefaultValueFactory = _ => "bernoulli",
+        };
         var weightDecay = new Option<double>("--weight-decay") { Description = "L2 weight decay on the weights", DefaultValueFactory = _ => 2e-4 };
         var output = new Option<string>("--output", "-o")
         {
@@ -43,11 +50,11 @@ internal static class TrainRbmCommand
         var cmd = new Command("train-rbm", "Train an RBM on MNIST (binarised at 0.5): checkpoint, filters, samples, reconstructions, learning curve. " +
                                            "Exit codes: 0 done, 1 error, 3 the RBM reconstructs no better than the per-pixel mean (files written, see the warning), 130 interrupted (Ctrl+C or SIGTERM: the checkpoint is kept and the same command continues)")
         {
-            hidden, epochs, lr, k, pcd, batch, weightDecay, output, device, seed, threads, limit, checkpointEvery, tensorBoard,
+            hidden, epochs, lr, k, pcd, batch, visible, weightDecay, output, device, seed, threads, limit, checkpointEvery, tensorBoard,
         };
         data.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(
-            r.GetValue(hidden), new RbmTrainingOptions
+            r.GetValue(hidden), r.GetValue(visible)!, new RbmTrainingOptions
             {
                 Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), K = r.GetValue(k), Persistent = r.GetValue(pcd),
                 BatchSize = r.GetValue(batch), WeightDecay = r.GetValue(weightDecay), Seed = r.GetValue(seed),
@@ -75,7 +82,13 @@ internal static class TrainRbmCommand
     /// <summary>The run checkpoint of a train-rbm run writing <paramref name="output"/>: <c>OUTPUT-STEM-train.ckpt</c>.</summary>
     internal static string CheckpointPath(string output) => Path.ChangeExtension(output, null) + "-train.ckpt";
 
-    private static int Run(int hidden, RbmTrainingOptions options, string output, CommonOptions.DataSource source, string deviceName,
+    /// <summary>Largest --lr that <c>--visible gaussian</c> accepts without a warning.</summary>
+    internal const double GaussianRateWarning = 0.01;
+
+    /// <summary>Floor on a pixel's standard deviation when standardising: pixels that barely vary are scaled by at most 1/0.1.</summary>
+    internal const double StdFloor = 0.1;
+
+    private static int Run(int hidden, string visibleKind, RbmTrainingOptions options, string output, CommonOptions.DataSource source, string deviceName,
                            int threads, int? limit, int checkpointEvery, bool verbose, string? tensorBoardRoot, CancellationToken ct)
     {
         string? checkpoint = null;   // set by the body, read by the interruption notice
@@ -89,7 +102,15 @@ internal static class TrainRbmCommand
             if (limit is { } lim) OptionFlags.AtLeast("--limit", lim, 1);
             OptionFlags.AtLeast("--checkpoint-every", checkpointEvery, 0);
             OptionFlags.Validate(options.Validate, OptionFlags.TrainRbm);
-            if (options.LearningRate >= 1)
+            bool gaussian = visibleKind switch
+            {
+                "bernoulli" => false,
+                "gaussian" => true,
+                _ => throw new CliException($"--visible must be bernoulli or gaussian, got '{visibleKind}'"),
+            };
+            if (gaussian && options.LearningRate > GaussianRateWarning)
+                Terminal.Warning($"--lr {options.LearningRate} with --visible gaussian: Gaussian visible units usually need a rate 10 to 100 times smaller than binary ones (e.g. --lr 0.005); a larger one tends to diverge.");
+            else if (options.LearningRate >= 1)
                 Terminal.Warning($"--lr {options.LearningRate}: at 1 and above, CD training of an RBM on MNIST learns nothing (its reconstructions stay no better than the pixel means); the default is 0.1.");
             CommonOptions.PrepareOutput("--output", output);   // before the training, not after it
             ct.ThrowIfCancellationRequested();
@@ -99,24 +120,29 @@ internal static class TrainRbmCommand
             using var testSet = MnistDataset.Load(dir, MnistSplit.Test, Math.Min(10000, limit ?? 10000));
             if (options.BatchSize > trainSet.Count)
                 throw new CliException($"--batch must be at most the number of training digits, {trainSet.Count}, got {options.BatchSize} (lower --batch{(limit is null ? "" : " or raise --limit")})");
-            using var trainBinary = Binarize.Threshold(trainSet.Images);
-            using var heldBinary = Binarize.Threshold(testSet.Images);
+            // Gaussian units: x' = (x − μ) / max(σ, StdFloor) per pixel, μ and σ over the training digits' grey levels.
+            using var pixelMean = trainSet.Images.mean([0L]);
+            using var pixelStd = trainSet.Images.std([0L]).clamp_min_(StdFloor);
+            using var trainBinary = gaussian ? (trainSet.Images - pixelMean).div_(pixelStd) : Binarize.Threshold(trainSet.Images);
+            using var heldBinary = gaussian ? (testSet.Images - pixelMean).div_(pixelStd) : Binarize.Threshold(testSet.Images);
             using var train = trainBinary.to(device);
             using var held = heldBinary.to(device);
-            Terminal.Line($"Training RBM 784×{hidden} on {train.shape[0]} digits, {options.Epochs} epochs, " +
+            using var meanOnDevice = pixelMean.to(device);
+            using var stdOnDevice = pixelStd.to(device);
+            Terminal.Line($"Training {(gaussian ? "Gaussian–Bernoulli " : "")}RBM 784×{hidden} on {train.shape[0]} digits, {options.Epochs} epochs, " +
                           $"{(options.Persistent ? "PCD" : "CD")}-{options.K}, lr {options.LearningRate}, batch {options.BatchSize}, device {device}, seed {options.Seed}");
             ct.ThrowIfCancellationRequested();
 
             using var gen = new Generator(options.Seed, device);
-            using var rbm = boltzmann.RBM(784, hidden, device: device, generator: gen);
-            rbm.init_visible_bias_from_data(train);
+            using var rbm = boltzmann.RBM(784, hidden, visible: gaussian ? UnitType.Gaussian : null, device: device, generator: gen);
+            if (!gaussian) rbm.init_visible_bias_from_data(train);   // Gaussian: b = 0, the mean of standardised data
             checkpoint = checkpointEvery > 0 ? CheckpointPath(output) : null;
             bool continuing = checkpoint is not null && File.Exists(checkpoint);
             if (continuing)
                 Terminal.Line($"Continuing from the checkpoint {checkpoint} (an earlier run of this command stopped; delete it to start over).");
             // What else the checkpoint must share with this run: the data (the trainer checks the options, the model, the
             // numbers of rows and the device).
-            var tag = new Dictionary<string, string> { ["data"] = $"MNIST binarised at 0.5, limit {limit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}" };
+            var tag = new Dictionary<string, string> { ["data"] = $"MNIST {(gaussian ? "grey levels standardised per pixel" : "binarised at 0.5")}, limit {limit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}" };
             using var trainer = new RbmTrainer(rbm, options, generator: gen) { CheckpointPath = checkpoint, CheckpointEvery = Math.Max(checkpointEvery, 1), CheckpointTag = tag };
             // A continued run appends to its TensorBoard run; the logger skips the steps already there.
             using var tensorBoard = TensorBoardRun.Open(tensorBoardRoot, "train-rbm", options.Seed, continuing);
@@ -126,7 +152,15 @@ internal static class TrainRbmCommand
                 tensorBoard.RbmImages = TensorBoardRun.MnistImages(held);
             }
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var history = ConsoleProgress.Run(p => trainer.Fit(train, held, TensorBoardRun.Tee<TrainingProgress>(new SavedEpochs(p, Math.Max(checkpointEvery, 1), e => savedEpoch = e), tensorBoard), ct));
+            IReadOnlyList<RbmEpochMetrics> history;
+            try
+            {
+                history = ConsoleProgress.Run(p => trainer.Fit(train, held, TensorBoardRun.Tee<TrainingProgress>(new SavedEpochs(p, Math.Max(checkpointEvery, 1), e => savedEpoch = e), tensorBoard), ct));
+            }
+            catch (TrainingDivergedException e) when (gaussian)
+            {
+                throw new CliException($"{e.Message} The likely cause with Gaussian visible units is the learning rate (--lr {options.LearningRate}): try 10 times smaller, e.g. --lr {options.LearningRate / 10:G3}.");
+            }
             clock.Stop();
             double seconds = trainer.RestoredSeconds + clock.Elapsed.TotalSeconds;
             Interrupt.StopsAt = "once the result files are written (a few seconds)";
@@ -142,16 +176,21 @@ internal static class TrainRbmCommand
                 baseline = (held - means).square().sum(1).mean().ToDouble();
             }
 
-            var weights = Checkpoint.Save(rbm, output, new { command = "train-rbm", hidden, options, seconds, history });
+            var weights = Checkpoint.Save(rbm, output, new { command = "train-rbm", hidden, visible = visibleKind, options, seconds, history });
             var stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights))!, Path.GetFileNameWithoutExtension(weights));
             ImageGrid.SaveFilters(stem + "-filters.png", rbm.weight, 28, 28);
             using (torch.no_grad())
             {
-                using var samples = rbm.generate(64, burn_in: 1000, generator: gen, return_means: true);
+                // Gaussian: pictures in grey levels again, x = x'σ + μ clipped to [0, 1].
+                Tensor Grey(Tensor x) => gaussian ? x.mul(stdOnDevice).add_(meanOnDevice).clamp_(0, 1) : x.alias();
+                using var generated = rbm.generate(64, burn_in: 1000, generator: gen, return_means: true);
+                using var samples = Grey(generated);
                 ImageGrid.SaveTiles(stem + "-samples.png", samples, 28, 28, columns: 8);
                 long m = Math.Min(32, held.shape[0]);   // fewer with a small --limit
-                using var originals = held.narrow(0, 0, m);
-                using var recon = rbm.reconstruct(originals);
+                using var heldRows = held.narrow(0, 0, m);
+                using var reconRows = rbm.reconstruct(heldRows);
+                using var originals = Grey(heldRows);
+                using var recon = Grey(reconRows);
                 using var stacked = torch.stack(new[] { originals, recon }, 1);
                 using var pairs = stacked.reshape(2 * m, 784);
                 ImageGrid.SaveTiles(stem + "-reconstructions.png", pairs, 28, 28, columns: 16);

@@ -26,8 +26,10 @@ namespace TorchBoltzmann.Evaluation;
 /// (<see cref="base_rate_bias"/>): p_A is then close to the data's marginals, and the annealing starts near the target.
 /// Without data the base is the uniform distribution (b_A = 0), which needs more steps for the same variance.</para>
 /// <para>Unit types: any whose self-energy is linear in the bias (<see cref="UnitType.has_linear_bias"/>): Bernoulli and
-/// Bernoulli with a softmax label group. Gaussian visible units would anneal the same way (their variance term stays in
-/// E_self); they are not implemented in this library yet.</para>
+/// Bernoulli with a softmax label group or general one-of-K groups. Gaussian visible units
+/// (<see cref="GaussianUnits"/>) are refused: e^{b_Aᵀv} is not a distribution over the reals, so the path would need a
+/// Gaussian base model and a field that is not scaled like η/T (not implemented); for a small hidden layer
+/// <see cref="ExactEnumeration.log_partition"/> gives their log Z exactly.</para>
 /// </remarks>
 public static class AnnealedImportanceSampling
 {

@@ -44,7 +44,7 @@ internal sealed class AnnealingPath : IDisposable
     /// The path for <paramref name="model"/> from base visible biases <paramref name="baseBias"/> (null: zeros, the uniform
     /// distribution over the visible states).
     /// </summary>
-    /// <exception cref="ArgumentException">The visible unit type's self-energy is not linear in its bias, or the base biases do not fit.</exception>
+    /// <exception cref="ArgumentException">The visible unit type's self-energy is not linear in its bias, its states are not a finite list (continuous units), or the base biases do not fit.</exception>
     public static AnnealingPath Create(RBM model, Tensor? baseBias)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -52,6 +52,9 @@ internal sealed class AnnealingPath : IDisposable
         // right only when E_self is linear in the bias; the hidden side needs only its log-partition at β.
         if (!model.visible_units.has_linear_bias)
             throw new ArgumentException($"Annealing needs visible units whose self-energy is linear in the bias (E_self = −a·x); {model} has {model.visible_units.Name} visible units.", nameof(model));
+        // Continuous units have no normalisable base-rate model e^{b_Aᵀv} and their mean is not a function of η/T + a.
+        if (model.visible_units.state_count(model.n_visible) is null)
+            throw new ArgumentException($"Annealing from a base-rate model needs visible units with a finite set of states; {model} has {model.visible_units.Name} visible units (for a small hidden layer, ExactEnumeration.log_partition sums over it exactly).", nameof(model));
         if (baseBias is null)
         {
             using var zeros = torch.zeros(model.n_visible, dtype: ScalarType.Float64, device: model.device);

@@ -145,7 +145,8 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
         return hidden_units.mean_(hidden_net(v), temperature);
     }
 
-    /// <summary>p(v = 1 | h) at temperature T: σ((b + Wᵀ h) / T) for Bernoulli visible units.</summary>
+    /// <summary>p(v = 1 | h) at temperature T: σ((b + Wᵀ h) / T) for Bernoulli visible units; E[v | h] = b + Wᵀh at every
+    /// T for Gaussian ones (<see cref="GaussianUnits"/>).</summary>
     /// <exception cref="ArgumentOutOfRangeException">T is not a finite positive number.</exception>
     public Tensor prob_v(Tensor h, double temperature = 1.0)
     {
@@ -158,7 +159,7 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
     {
         using var _ = torch.no_grad();
         var p = prob_h(v, temperature);
-        return (p, hidden_units.sample_from_mean(p, generator));
+        return (p, hidden_units.sample_from_mean(p, temperature, generator));
     }
 
     /// <summary>Samples v ~ p(v | h) at temperature T. Returns (probabilities, sample).</summary>
@@ -166,7 +167,7 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
     {
         using var _ = torch.no_grad();
         var p = prob_v(h, temperature);
-        return (p, visible_units.sample_from_mean(p, generator));
+        return (p, visible_units.sample_from_mean(p, temperature, generator));
     }
 
     // ---------------------------------------------------------------- energies

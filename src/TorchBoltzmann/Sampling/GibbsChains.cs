@@ -274,9 +274,9 @@ public sealed class GibbsChains : IDisposable
             throw new ArgumentException($"temperatures: expected one per chain ({v.shape[0]}), got {_temperatures.shape[0]}.");
         var t = _temperatures is null ? null : (partial ? _temperatures.narrow(0, 0, count!.Value) : _temperatures).unsqueeze(1);
         var hm = hidden_mean ?? Mean(model.hidden_net(v), model.hidden_units, t);
-        var h = model.hidden_units.sample_from_mean(hm, generator);
+        var h = Sample(model.hidden_units, hm, t);
         var pv = Mean(model.visible_net(h), model.visible_units, t, _visibleField);
-        var next = sample_visible ? model.visible_units.sample_from_mean(pv, generator) : pv;
+        var next = sample_visible ? Sample(model.visible_units, pv, t) : pv;
         ApplyClamp(next);
         if (partial)
         {
@@ -552,14 +552,18 @@ public sealed class GibbsChains : IDisposable
         }
     }
 
+    /// <summary>A draw at the chains' temperature: one for all, or one per chain (a continuous type's spread depends on it).</summary>
+    private Tensor Sample(Units.UnitType units, Tensor mean, Tensor? perChain)
+        => perChain is null ? units.sample_from_mean(mean, _temperature, generator) : units.sample_from_mean(mean, perChain, generator);
+
     /// <summary>
-    /// mean(η / T) for per-chain temperatures T (B, 1), else the unit type's mean at the scalar temperature, in place; with
-    /// an untempered <paramref name="field"/> a, mean(η / T + a).
+    /// The unit type's mean at per-chain temperatures T (B, 1) or at the scalar temperature, in place (for types whose
+    /// self-energy is linear in x: mean(η / T)); with an untempered <paramref name="field"/> a, mean(η / T + a).
     /// </summary>
     private Tensor Mean(Tensor net, Units.UnitType units, Tensor? perChain, Tensor? field = null)
     {
         if (field is null)
-            return perChain is null ? units.mean_(net, _temperature) : units.mean_(net.div_(perChain), 1.0);
+            return perChain is null ? units.mean_(net, _temperature) : units.mean_(net, perChain);
         if (perChain is null) net.div_(_temperature); else net.div_(perChain);
         return units.mean_(net.add_(field), 1.0);
     }

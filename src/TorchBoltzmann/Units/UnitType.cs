@@ -61,10 +61,45 @@ public abstract class UnitType
         return net.copy_(m);
     }
 
-    /// <summary>Draws x ~ p(x | η) at temperature T given the conditional mean already computed by <see cref="mean"/>.</summary>
+    /// <summary>
+    /// Draws x ~ p(x | η) given the conditional mean already computed by <see cref="mean"/>: at temperature T for types
+    /// whose conditional distribution is fixed by its mean (binary units, softmax groups), at T = 1 for continuous ones
+    /// (see <see cref="sample_from_mean(Tensor, double, Generator?)"/>).
+    /// </summary>
     /// <param name="mean">Conditional mean, as returned by <see cref="mean"/>.</param>
     /// <param name="generator">Random generator (on the tensor's device), or null for the global one.</param>
     public abstract Tensor sample_from_mean(Tensor mean, Generator? generator = null);
+
+    /// <summary>
+    /// Draws x ~ p(x | η) at temperature T given the conditional mean at T. The default ignores T and calls
+    /// <see cref="sample_from_mean(Tensor, Generator?)"/>, which is right for every type whose conditional distribution
+    /// is fixed by its mean (binary units, softmax groups); a continuous type whose spread depends on T (Gaussian units:
+    /// variance T) overrides it.
+    /// </summary>
+    /// <param name="mean">Conditional mean at T, as returned by <see cref="mean"/>.</param>
+    /// <param name="temperature">Temperature T &gt; 0.</param>
+    /// <param name="generator">Random generator (on the tensor's device), or null for the global one.</param>
+    public virtual Tensor sample_from_mean(Tensor mean, double temperature, Generator? generator = null)
+        => sample_from_mean(mean, generator);
+
+    /// <summary>
+    /// As <see cref="sample_from_mean(Tensor, double, Generator?)"/> with one temperature per row (for tempering):
+    /// <paramref name="temperature"/> broadcasts against <paramref name="mean"/>, e.g. shape (B, 1).
+    /// </summary>
+    /// <param name="mean">Conditional means at the rows' temperatures.</param>
+    /// <param name="temperature">Temperatures, broadcastable to the shape of <paramref name="mean"/>.</param>
+    /// <param name="generator">Random generator (on the tensor's device), or null for the global one.</param>
+    public virtual Tensor sample_from_mean(Tensor mean, Tensor temperature, Generator? generator = null)
+        => sample_from_mean(mean, generator);
+
+    /// <summary>
+    /// In place, with one temperature per row (broadcast against <paramref name="net"/>, e.g. shape (B, 1)): overwrites
+    /// <paramref name="net"/> with E[x | η] and returns it. The default divides η by T and takes the mean at T = 1, which
+    /// is right for every type whose self-energy is linear in x (p ∝ e^{x·η/T}); Gaussian units override it.
+    /// </summary>
+    /// <param name="net">Net input η, overwritten.</param>
+    /// <param name="temperature">Temperatures, broadcastable to the shape of <paramref name="net"/>.</param>
+    public virtual Tensor mean_(Tensor net, Tensor temperature) => mean_(net.div_(temperature), 1.0);
 
     /// <summary>
     /// The values a single unit can take when the type is discrete and its units are independent (Bernoulli: {0, 1});
@@ -104,7 +139,7 @@ public abstract class UnitType
 
     /// <summary>
     /// Random start states for <paramref name="n_chains"/> Gibbs chains over a layer of <paramref name="n"/> units, shape
-    /// (n_chains, n): the default draws each unit from <see cref="sample_from_mean"/> with mean 0.5 (binary units: uniform
+    /// (n_chains, n): the default draws each unit from <see cref="sample_from_mean(Tensor, Generator?)"/> with mean 0.5 (binary units: uniform
     /// over all states). A type whose states are constrained overrides it (a softmax group: a uniformly drawn label).
     /// </summary>
     /// <param name="n_chains">Number of chains.</param>
@@ -138,6 +173,9 @@ public abstract class UnitType
         ("Bernoulli", name => name == "Bernoulli" ? Bernoulli : null, new BernoulliUnits()),
         ("Bernoulli+Softmax(K) with K ≥ 2", LabelledBernoulliUnits.Parse, new LabelledBernoulliUnits(3)),
         ("Spin", name => name == "Spin" ? Spin : null, new SpinUnits()),
+        (GaussianUnits.TypeName, name => name == GaussianUnits.TypeName ? Gaussian : null, new GaussianUnits()),
+        ("Bernoulli+Softmax(K₁,K₂,…) with every K ≥ 2", SoftmaxGroupUnits.ParseWithBinary, new SoftmaxGroupUnits([2, 2])),
+        ("Softmax(K₁,…) with every K ≥ 2", SoftmaxGroupUnits.ParseAlone, new SoftmaxGroupUnits([2, 3], binary_units: false)),
     ];
 
     /// <summary>
@@ -171,7 +209,8 @@ public abstract class UnitType
     /// <summary>
     /// Creates a unit type from its <see cref="Name"/>, as stored in checkpoints, through the registry: <c>Bernoulli</c>,
     /// <c>Bernoulli+Softmax(K)</c> (<see cref="LabelledBernoulliUnits"/> with K label units), <c>Spin</c>
-    /// (<see cref="SpinUnits"/>), and any type added with
+    /// (<see cref="SpinUnits"/>), <c>Gaussian</c> (<see cref="GaussianUnits"/>), <c>Bernoulli+Softmax(K₁,K₂,…)</c> and
+    /// <c>Softmax(K₁,…)</c> (<see cref="SoftmaxGroupUnits"/>), and any type added with
     /// <see cref="Register"/>.
     /// </summary>
     /// <exception cref="ArgumentException">No registered type has this name.</exception>
@@ -191,6 +230,9 @@ public abstract class UnitType
 
     /// <summary>Spin units {−1, +1} (<see cref="SpinUnits"/>).</summary>
     public static UnitType Spin { get; } = new SpinUnits();
+
+    /// <summary>Real-valued units with unit variance (<see cref="GaussianUnits"/>), for standardised data.</summary>
+    public static UnitType Gaussian { get; } = new GaussianUnits();
 
     /// <inheritdoc />
     public override string ToString() => Name;

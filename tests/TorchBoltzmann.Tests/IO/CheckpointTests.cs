@@ -192,7 +192,7 @@ public sealed partial class CheckpointTests : IDisposable
         using var v = torch.cat(new[] { x, e }, 1);
         TestUtil.AllClose(rbm.free_energy(v), loaded.free_energy(v), 0, "F([x; y])");
         // Names that are not a unit type stay refused.
-        foreach (var bad in new[] { "Bernoulli+Softmax(1)", "Bernoulli+Softmax(x)", "Bernoulli+Softmax(3", "Gaussian" })
+        foreach (var bad in new[] { "Bernoulli+Softmax(1)", "Bernoulli+Softmax(x)", "Bernoulli+Softmax(3", "Poisson" })
             Assert.Throws<ArgumentException>(() => TorchBoltzmann.Units.UnitType.FromName(bad));
     }
 
@@ -237,7 +237,7 @@ public sealed partial class CheckpointTests : IDisposable
             Assert.Contains(named, ex.Message);
         }
         Refused("visible_units", new JsonArray("Bernoulli+Softmax(3)", "Bernoulli"), "visible_units[1]");
-        Refused("visible_units", new JsonArray("Gaussian", "Bernoulli+Softmax(2)"), "Unknown unit type 'Gaussian'");
+        Refused("visible_units", new JsonArray("Poisson", "Bernoulli+Softmax(2)"), "Unknown unit type 'Poisson'");
         Refused("hidden_units", new JsonArray("Bernoulli"), "\"hidden_units\" to name 2 unit types");
     }
 

@@ -48,7 +48,7 @@ public class UnitTypeConformanceTests
         foreach (var u in UnitType.Registered) Assert.Equal(u.Name, UnitType.FromName(u.Name).Name);
         Assert.IsType<GaussianUnits>(UnitType.FromName("Gaussian"));
         var e = Assert.Throws<ArgumentException>(() => UnitType.FromName("Poisson"));
-        Assert.Contains("Known: Bernoulli, Bernoulli+Softmax(K) with K ≥ 2, Gaussian", e.Message);
+        Assert.Contains("Known: Bernoulli, Bernoulli+Softmax(K) with K ≥ 2, Spin, Gaussian", e.Message);
     }
 
     [Fact]

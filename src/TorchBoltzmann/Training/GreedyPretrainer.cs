@@ -28,9 +28,13 @@ public sealed class GreedyPretrainer
     private readonly DBN _dbn;
 
     /// <summary>Creates a pretrainer for <paramref name="dbn"/> (already on its device).</summary>
+    /// <exception cref="ArgumentException">The DBN is untied (<see cref="DBN.untie"/>): greedy pretraining trains the
+    /// tied layers, while an untied DBN's up-pass reads its recognition weights, which it would leave stale.</exception>
     public GreedyPretrainer(DBN dbn, DbnPretrainingOptions? options = null)
     {
         _dbn = dbn ?? throw new ArgumentNullException(nameof(dbn));
+        if (dbn.is_untied)
+            throw new ArgumentException("dbn: expected a tied DBN (greedy pretraining trains the tied layers), got an untied one: its up-pass reads recognition weights that pretraining would leave stale; pretrain before untie().", nameof(dbn));
         Options = options ?? new DbnPretrainingOptions();
         Options.Validate(dbn.n_layers);
     }

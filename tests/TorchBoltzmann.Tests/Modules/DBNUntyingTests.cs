@@ -87,6 +87,19 @@ public class DBNUntyingTests
         Assert.Throws<InvalidOperationException>(() => single.untie());
     }
 
+    /// <summary>Greedy pretraining refuses an untied DBN (it would train the tied layers and leave the recognition weights
+    /// the up-pass reads stale), naming the argument and what to do.</summary>
+    [Fact]
+    public void GreedyPretrainer_RefusesAnUntiedDbn()
+    {
+        using var dbn = RandomDbn([6, 5, 4], 2, seed: 4);
+        _ = new TorchBoltzmann.Training.GreedyPretrainer(dbn);   // tied: accepted
+        dbn.untie();
+        var e = Assert.Throws<ArgumentException>(() => new TorchBoltzmann.Training.GreedyPretrainer(dbn));
+        Assert.Equal("dbn", e.ParamName);
+        Assert.Contains("pretrain before untie()", e.Message);
+    }
+
     [Fact]
     public void Untied_UpPassUsesRecognition_DownPassUsesGenerative()
     {

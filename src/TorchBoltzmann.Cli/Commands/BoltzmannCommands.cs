@@ -78,7 +78,7 @@ internal static class BoltzmannCommands
             using var tensorBoard = TensorBoardRun.Open(tensorBoardRoot, "bm", options.Seed, continuing: false);
             tensorBoard?.Watch(trainer.Stage, bm);
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var history = trainer.Fit(data, TensorBoardRun.Tee<LoopProgress<BoltzmannEpochMetrics>>(new Printer(p =>
+            var history = trainer.Fit(data, ProgressTee.Of<LoopProgress<BoltzmannEpochMetrics>>(new Printer(p =>
             {
                 if (p.EpochMetrics is { } m && (m.Epoch % every == 0 || m.Epoch == m.Epochs)) Terminal.Line($"epoch {m.Epoch,4}: log-likelihood {m.LogLikelihood:F4}");
             }), tensorBoard?.For<BoltzmannEpochMetrics>()), ct);

@@ -194,7 +194,7 @@ internal static class DbnUpDownCommand
             tensorBoard?.Watch(trainer.Stage, dbn);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var history = ConsoleProgress.Run(p => trainer.Fit(trainX, trainY, valX, valY,
-                TensorBoardRun.Tee<LoopProgress<UpDownEpochMetrics>>(new EpochLines(p, Math.Max(a.CheckpointEvery, 1), e => savedEpoch = e), tensorBoard?.For<UpDownEpochMetrics>()), ct));
+                ProgressTee.Of<LoopProgress<UpDownEpochMetrics>>(new EpochLines(p, Math.Max(a.CheckpointEvery, 1), e => savedEpoch = e), tensorBoard?.For<UpDownEpochMetrics>()), ct));
             clock.Stop();
             double seconds = trainer.RestoredSeconds + clock.Elapsed.TotalSeconds;
             Interrupt.StopsAt = "once the result files are written (judging the samples can take a minute)";

@@ -67,16 +67,4 @@ internal static class TensorBoardRun
         images.Add(("samples", ImageGrid.EncodeTiles(samples.narrow(1, 0, 784), 28, 28, columns: 16)));
         return images;
     };
-
-    /// <summary>Both receivers of a progress report, in order (the display, then the event log).</summary>
-    public static IProgress<T> Tee<T>(IProgress<T> first, IProgress<T>? second) => second is null ? first : new TeeProgress<T>(first, second);
-
-    private sealed class TeeProgress<T>(IProgress<T> first, IProgress<T> second) : IProgress<T>
-    {
-        public void Report(T value)
-        {
-            first.Report(value);
-            second.Report(value);
-        }
-    }
 }

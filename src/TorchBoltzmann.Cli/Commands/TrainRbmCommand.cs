@@ -155,7 +155,7 @@ internal static class TrainRbmCommand
             IReadOnlyList<RbmEpochMetrics> history;
             try
             {
-                history = ConsoleProgress.Run(p => trainer.Fit(train, held, TensorBoardRun.Tee<TrainingProgress>(new SavedEpochs(p, Math.Max(checkpointEvery, 1), e => savedEpoch = e), tensorBoard), ct));
+                history = ConsoleProgress.Run(p => trainer.Fit(train, held, ProgressTee.Of<TrainingProgress>(new SavedEpochs(p, Math.Max(checkpointEvery, 1), e => savedEpoch = e), tensorBoard), ct));
             }
             catch (TrainingDivergedException e) when (gaussian)
             {

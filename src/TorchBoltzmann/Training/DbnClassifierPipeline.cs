@@ -140,11 +140,8 @@ public static class DbnClassifierPipeline
         IProgress<ClassifierProgress>? fineTuneProgress = null, CancellationToken cancellationToken = default,
         string? checkpointStem = null, int checkpointEvery = 1, Logging.TensorBoardLogger? tensorBoard = null)
     {
-        if (tensorBoard is not null)
-        {
-            pretrainProgress = pretrainProgress is null ? tensorBoard : new Both<TrainingProgress>(pretrainProgress, tensorBoard);
-            fineTuneProgress = fineTuneProgress is null ? tensorBoard : new Both<ClassifierProgress>(fineTuneProgress, tensorBoard);
-        }
+        pretrainProgress = ProgressTee.Of<TrainingProgress>(pretrainProgress, tensorBoard);
+        fineTuneProgress = ProgressTee.Of<ClassifierProgress>(fineTuneProgress, tensorBoard);
         ArgumentNullException.ThrowIfNull(preset);
         preset.FineTuning.Validate();
         DbnClassifier.CheckDropout(preset.InputDropout, preset.HiddenDropout);   // before pretraining, not after it
@@ -253,16 +250,6 @@ public static class DbnClassifierPipeline
         {
             dbn.Dispose();
             throw;
-        }
-    }
-
-    /// <summary>Reports to both receivers in order (the caller's, then the TensorBoard logger).</summary>
-    private sealed class Both<T>(IProgress<T> first, IProgress<T> second) : IProgress<T>
-    {
-        public void Report(T value)
-        {
-            first.Report(value);
-            second.Report(value);
         }
     }
 }

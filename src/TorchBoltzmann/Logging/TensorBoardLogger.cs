@@ -38,7 +38,8 @@ public sealed record TensorBoardLoggerOptions
 /// (<c>STAGE/reconstruction_error</c>, <c>…/validation_reconstruction_error</c>, <c>…/pseudo_log_likelihood</c>,
 /// <c>…/free_energy_train</c>, <c>…/free_energy_validation</c>, <c>…/free_energy_gap</c>, <c>…/momentum</c>,
 /// <c>…/train_seconds</c>; fine-tuning: <c>…/train_loss</c>, <c>…/validation_error</c>, <c>…/validation_loss</c>,
-/// <c>…/learning_rate</c>, <c>…/seconds</c>); for a watched module (<see cref="Watch(string, RBM)"/>,
+/// <c>…/learning_rate</c>, <c>…/seconds</c>, <c>…/raw_validation_error</c> with iterate averaging: every numeric field of
+/// the epoch record, named in snake case); for a watched module (<see cref="Watch(string, RBM)"/>,
 /// <see cref="Watch(DBN)"/>, <see cref="Watch(string, nn.Module)"/>), <c>STAGE/update_to_weight_ratio/NAME</c> =
 /// ‖Δθ‖ / ‖θ‖ of the epoch's last update (Hinton's practical guide, §5: about 10⁻³ is healthy; much larger and the
 /// learning rate is too high), histograms <c>STAGE/NAME</c> of each parameter and <c>STAGE/NAME_change</c> of its change
@@ -138,65 +139,57 @@ public sealed partial class TensorBoardLogger : IProgress<TrainingProgress>, IPr
     public void Report(TrainingProgress value)
     {
         ArgumentNullException.ThrowIfNull(value);
-        OnBatch(value.Stage, value.Batch, value.Batches);
-        if (value.EpochMetrics is not { } m) return;
-        string t = TagOf(value.Stage);
-        long step = m.Epoch;
-        Scalar($"{t}/reconstruction_error", m.ReconstructionError, step);
-        Scalar($"{t}/validation_reconstruction_error", m.ValidationReconstructionError, step);
-        Scalar($"{t}/pseudo_log_likelihood", m.PseudoLogLikelihood, step);
-        Scalar($"{t}/free_energy_train", m.FreeEnergyTrain, step);
-        Scalar($"{t}/free_energy_validation", m.FreeEnergyValidation, step);
-        Scalar($"{t}/free_energy_gap", m.FreeEnergyGap, step);
-        Scalar($"{t}/momentum", m.Momentum, step);
-        Scalar($"{t}/train_seconds", m.TrainSeconds, step);
-        OnEpoch(value.Stage, t, step, value.Epoch == value.Epochs);
+        OnProgress(value.Stage, value.Epoch, value.Epochs, value.Batch, value.Batches, value.EpochMetrics);
     }
 
     /// <inheritdoc />
     public void Report(ClassifierProgress value)
     {
         ArgumentNullException.ThrowIfNull(value);
-        OnBatch(value.Stage, value.Batch, value.Batches);
-        if (value.EpochMetrics is not { } m) return;
-        string t = TagOf(value.Stage);
-        long step = m.Epoch;
-        Scalar($"{t}/train_loss", m.TrainLoss, step);
-        Scalar($"{t}/validation_error", m.ValidationError, step);
-        Scalar($"{t}/validation_loss", m.ValidationLoss, step);
-        Scalar($"{t}/learning_rate", m.LearningRate, step);
-        Scalar($"{t}/seconds", m.Seconds, step);
-        OnEpoch(value.Stage, t, step, value.Epoch == value.Epochs);
+        OnProgress(value.Stage, value.Epoch, value.Epochs, value.Batch, value.Batches, value.EpochMetrics);
     }
 
     /// <summary>
     /// A receiver for the progress of any trainer on the shared <see cref="TrainingLoop{TMetrics}"/> (the general
-    /// Boltzmann machine's, up-down's, and those that come): every public numeric property of its epoch record
-    /// (double, float, int, nullable or not; not <c>Epoch</c> and <c>Epochs</c>) is written as the scalar
-    /// <c>STAGE/snake_case_name</c> at the epoch's step, and the module watched under the stage gets its update ratios,
-    /// histograms and images as with <see cref="Report(TrainingProgress)"/>.
+    /// Boltzmann machine's, up-down's, and those that come), logged as <see cref="Report(TrainingProgress)"/> logs the
+    /// RBM trainer's: the scalars of its epoch record, and the update ratios, histograms and images of the module
+    /// watched under the stage.
     /// </summary>
     /// <typeparam name="TMetrics">The trainer's epoch record.</typeparam>
     public IProgress<LoopProgress<TMetrics>> For<TMetrics>() where TMetrics : class => new LoopReceiver<TMetrics>(this);
 
     private sealed class LoopReceiver<TMetrics>(TensorBoardLogger log) : IProgress<LoopProgress<TMetrics>> where TMetrics : class
     {
-        private static readonly (string Name, Func<object, double?> Get)[] Fields = typeof(TMetrics).GetProperties()
+        public void Report(LoopProgress<TMetrics> value)
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            log.OnProgress(value.Stage, value.Epoch, value.Epochs, value.Batch, value.Batches, value.EpochMetrics);
+        }
+    }
+
+    /// <summary>
+    /// One progress report of any trainer: the copy before the epoch's last update on its mini-batches; at the epoch's
+    /// end, every public numeric property of its record (double, float, int, long, nullable or not; not <c>Epoch</c> and
+    /// <c>Epochs</c>) as the scalar <c>STAGE/snake_case_name</c> at the epoch's step, then the watched module's values.
+    /// </summary>
+    private void OnProgress<TMetrics>(string stage, int epoch, int epochs, int batch, int batches, TMetrics? metrics) where TMetrics : class
+    {
+        OnBatch(stage, batch, batches);
+        if (metrics is null) return;
+        string t = TagOf(stage);
+        foreach (var (name, get) in EpochFields<TMetrics>.All) Scalar($"{t}/{name}", get(metrics), epoch);
+        OnEpoch(stage, t, epoch, epoch == epochs);
+    }
+
+    /// <summary>The numeric properties of an epoch record, with their tag names, read once per record type.</summary>
+    private static class EpochFields<TMetrics>
+    {
+        public static readonly (string Name, Func<object, double?> Get)[] All = typeof(TMetrics).GetProperties()
             .Where(p => p.GetMethod is { IsPublic: true } && p.GetIndexParameters().Length == 0 && p.Name is not ("Epoch" or "Epochs"))
             .Select(p => (Name: SnakeCase(p.Name), Type: Nullable.GetUnderlyingType(p.PropertyType) ?? p.PropertyType, Property: p))
             .Where(f => f.Type == typeof(double) || f.Type == typeof(float) || f.Type == typeof(int) || f.Type == typeof(long))
             .Select(f => (f.Name, (Func<object, double?>)(o => f.Property.GetValue(o) is { } v ? Convert.ToDouble(v, System.Globalization.CultureInfo.InvariantCulture) : null)))
             .ToArray();
-
-        public void Report(LoopProgress<TMetrics> value)
-        {
-            ArgumentNullException.ThrowIfNull(value);
-            log.OnBatch(value.Stage, value.Batch, value.Batches);
-            if (value.EpochMetrics is not { } m) return;
-            string t = TagOf(value.Stage);
-            foreach (var (name, get) in Fields) log.Scalar($"{t}/{name}", get(m), value.Epoch);
-            log.OnEpoch(value.Stage, t, value.Epoch, value.Epoch == value.Epochs);
-        }
     }
 
     /// <summary>"WakeReconstructionError" → "wake_reconstruction_error".</summary>

@@ -551,8 +551,11 @@ public static class Checkpoint
     public static string LibraryVersion { get; } =
         typeof(Checkpoint).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
-    /// <summary>Sidecar JSON: indented; NaN and ±∞ in training records written as "NaN", "Infinity", "-Infinity".</summary>
-    internal static readonly JsonSerializerOptions JsonOptions = new()
+    /// <summary>
+    /// The JSON of sidecars and metrics files: indented; NaN and ±∞ (a diverged epoch's metrics) written as "NaN",
+    /// "Infinity", "-Infinity" instead of failing the write after the training is done.
+    /// </summary>
+    public static JsonSerializerOptions JsonOptions { get; } = new()
     {
         WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };

@@ -172,10 +172,12 @@ public static class PyTorchInterchange
             throw new CheckpointException($"'{path}': expected a PyTorch state_dict file (a zip archive, as torch.save writes since PyTorch 1.6), got {bytes.Length} bytes starting {Convert.ToHexString(bytes.AsSpan(0, Math.Min(4, bytes.Length)))} (legacy torch.save format or not a PyTorch file).");
         try
         {
+            if (PickleCheck.Problem(bytes) is { } problem)
+                throw new CheckpointException($"'{path}': expected a PyTorch state_dict (a dict of tensors saved with torch.save), could not read it: {problem}.");
             using var ms = new MemoryStream(bytes, writable: false);
             return PyTorchUnpickler.UnpickleStateDict(ms);
         }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        catch (Exception e) when (e is not (OutOfMemoryException or CheckpointException))
         {
             string why = e is NotImplementedException && e.Message.Contains("entire model", StringComparison.Ordinal)
                 ? "it holds a whole pickled module; save model.state_dict() instead"

@@ -136,7 +136,7 @@ public class DBMTests
         using var vs = ExactEnumeration.all_binary_states(sizes[0], ScalarType.Float64);
         foreach (double damping in new[] { 0.0, 0.5 })
         {
-            using var mf = dbm.mean_field(vs, max_iterations: 1000, tolerance: 1e-12, damping: damping);
+            using var mf = dbm.mean_field(vs, max_iterations: 500, tolerance: 1e-11, damping: damping);
             Assert.True(mf.converged, $"damping {damping}: not converged after {mf.iterations} sweeps (last change {mf.last_change})");
             var states = new[] { vs }.Concat(mf.means).ToArray();
             for (int l = 1; l < sizes.Length; l++)
@@ -183,26 +183,25 @@ public class DBMTests
     [InlineData(2.0)]
     public void BlockGibbs_LongRunMeansOfEveryUnit_MatchEnumeration(double temperature)
     {
-        // 1,000 chains on a 6-4-3 DBM (weights N(0, 0.8²)), 50 steps of burn-in, then 200 steps averaged: every unit's mean
-        // against the exact E_β[x_i] at β = 1/T. Seeded; the largest error measured is about 0.006; tolerance 0.02.
+        // 2,000 chains on a 6-4-3 DBM (weights N(0, 0.8²)), 30 steps of burn-in, then 100 steps averaged: every unit's mean
+        // against the exact E_β[x_i] at β = 1/T. Seeded; tolerance 0.02 (the standard error of a mean is below 0.004).
         using var dbm = DbmTestUtil.Random([6, 4, 3], 7);
         using var bm = dbm.to_boltzmann_machine();
         using var exact = ExactEnumeration.unit_means(bm, 1.0 / temperature);
-        var expected = TestUtil.ToArray(exact);
         using var g = new Generator(8);
-        var states = dbm.random_states(1000, g);
-        var sums = new double[expected.Length];
-        for (int s = 0; s < 250; s++)
+        var states = dbm.random_states(2000, g);
+        using var sums = torch.zeros(13, dtype: ScalarType.Float64);
+        for (int s = 0; s < 130; s++)
         {
             dbm.gibbs_step(states, temperature, g).Dispose();
-            if (s < 50) continue;
+            if (s < 30) continue;
             using var joint = torch.cat(states, 1);
             using var m = joint.mean([0L]);
-            var a = TestUtil.ToArray(m);
-            for (int i = 0; i < a.Length; i++) sums[i] += a[i] / 200;
+            sums.add_(m, alpha: 1.0 / 100);
         }
         foreach (var t in states) t.Dispose();
-        double worst = expected.Zip(sums).Max(p => Math.Abs(p.First - p.Second));
+        using var err = sums.sub(exact).abs_().max();
+        double worst = err.ToDouble();
         Assert.True(worst < 0.02, $"T = {temperature}: largest error of a unit's mean {worst:G3}");
     }
 

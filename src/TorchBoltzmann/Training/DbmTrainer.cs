@@ -77,6 +77,12 @@ public sealed class DbmTrainer : IDisposable
     /// <summary>Epochs between checkpoints when <see cref="CheckpointPath"/> is set (default 1).</summary>
     public int CheckpointEvery { get; init; } = 1;
 
+    /// <summary>What else a continuing run must share with the one that wrote the checkpoint (e.g. which data), compared as strings.</summary>
+    public IReadOnlyDictionary<string, string>? CheckpointTag { get; init; }
+
+    /// <summary>Wall time recorded in the checkpoint a <see cref="Fit"/> continued from (0 for a fresh run).</summary>
+    public double RestoredSeconds { get; private set; }
+
     /// <summary>
     /// Trains for <see cref="DbmTrainingOptions.Epochs"/> epochs on <paramref name="train"/> (N × n_visible) on the shared
     /// <see cref="TrainingLoop{TMetrics}"/>.
@@ -110,7 +116,9 @@ public sealed class DbmTrainer : IDisposable
         _dbm.validate_values = false;   // checked once above
         try
         {
-            return loop.Run(new EpochStep(this, data, schedule), data.shape[0], data.device, progress, cancellationToken).ToList();
+            var history = loop.Run(new EpochStep(this, data, schedule), data.shape[0], data.device, progress, cancellationToken).ToList();
+            RestoredSeconds = loop.RestoredSeconds;
+            return history;
         }
         finally { _dbm.validate_values = previous; }
     }
@@ -126,6 +134,7 @@ public sealed class DbmTrainer : IDisposable
         id["optimizer"] = _optimizer.GetType().Name;
         id["training_rows"] = data.shape[0].ToString(System.Globalization.CultureInfo.InvariantCulture);
         id["device"] = _dbm.device.ToString();
+        foreach (var (k, v) in CheckpointTag ?? new Dictionary<string, string>()) id["tag." + k] = v;
         return id;
     }
 

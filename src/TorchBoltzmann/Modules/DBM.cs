@@ -274,6 +274,8 @@ public sealed class DBM : nn.Module<Tensor, Tensor>, IEnergyModel
         using var vb = v.to(dtype, device);
         states[0] = vb;
         for (int l = 1; l < _sizes.Length; l++) states[l] = mu[l - 1];
+        // η_1's input from the clamped v does not change between sweeps: b_1 + W_1 v once (the same operations NetInput does).
+        using var bottom = nn.functional.linear(vb, _weights[0], _biases[1]);
         int it = 0;
         double change = double.PositiveInfinity;
         while (it < max_iterations)
@@ -284,7 +286,8 @@ public sealed class DBM : nn.Module<Tensor, Tensor>, IEnergyModel
                 for (int l = parity == 1 ? 1 : 2; l < _sizes.Length; l += 2)
                 {
                     using var scope = torch.NewDisposeScope();
-                    var updated = hidden_units.mean_(NetInput(states, l), temperature);
+                    var eta = l == 1 ? bottom.add(states[2].matmul(_weights[1])) : NetInput(states, l);
+                    var updated = hidden_units.mean_(eta, temperature);
                     if (damping > 0) updated = updated.mul_(1 - damping).add_(states[l], alpha: damping);
                     using (var diff = updated.sub(states[l]).abs_().max()) change = Math.Max(change, diff.ToDouble());
                     states[l].copy_(updated);

@@ -23,23 +23,23 @@ public class DbmTrainerTests
     [Fact]
     public void ShortRun_RaisesTheExactLogLikelihoodOfASmallDataset()
     {
-        // A 6-4-3 DBM from N(0, 0.01²) weights (log-likelihood ≈ −6 log 2 = −4.16) trained for 30 epochs of 6 batches on
+        // A 6-4-3 DBM from N(0, 0.01²) weights (log-likelihood ≈ −6 log 2 = −4.16) trained for 20 epochs of 6 batches on
         // three noisy 6-bit patterns, whose own distribution has log-likelihood about −(log 3 + 6 H(0.1)) = −3.05: the
-        // exact mean log-likelihood must rise by at least 0.75 nats (measured −4.163 → −3.23 in 40 epochs at rate 0.05).
+        // exact mean log-likelihood must rise by at least 0.6 nats (measured −4.163 → −3.29).
         using var data = Patterns(1);
         using var g = new Generator(2);
         using var dbm = boltzmann.DBM([6, 4, 3], dtype: ScalarType.Float64, generator: g);
         double before = ExactEnumeration.log_likelihood(dbm, data);
         var options = new DbmTrainingOptions
         {
-            Epochs = 30, BatchSize = 10, LearningRate = 0.1, Momentum = 0.5, Chains = 50, GibbsSteps = 5, WeightDecay = 0, Seed = 3, MetricsEvery = 30,
+            Epochs = 20, BatchSize = 10, LearningRate = 0.1, Momentum = 0.5, Chains = 30, GibbsSteps = 3, WeightDecay = 0, Seed = 3, MetricsEvery = 20,
         };
         using var trainer = new DbmTrainer(dbm, options);
         var history = trainer.Fit(data);
         double after = ExactEnumeration.log_likelihood(dbm, data);
-        Assert.Equal(30, history.Count);
+        Assert.Equal(20, history.Count);
         Assert.Equal(after, history[^1].LogLikelihood!.Value, 9);
-        Assert.True(after - before >= 0.75, $"log-likelihood {before:F4} → {after:F4} (rise {after - before:F4} nats)");
+        Assert.True(after - before >= 0.6, $"log-likelihood {before:F4} → {after:F4} (rise {after - before:F4} nats)");
         Assert.True(history[^1].MeanFieldBound - ExactEnumeration.log_partition(dbm) <= after + 1e-9, "the bound on the data is above the log-likelihood");
         Assert.All(history, m => Assert.InRange(m.MeanFieldSweeps, 1, 10));
         Assert.Null(history[0].LogLikelihood);

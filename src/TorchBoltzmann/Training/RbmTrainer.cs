@@ -542,7 +542,8 @@ public sealed class RbmTrainer : IDisposable
             return (cold, ph0 is null ? null : _rbm.prob_h(cold));
         }
         _negative ??= new GibbsChains(_rbm, _generator);
-        bool sampleLast = Options.Persistent || Options.SampleVisible;
+        // Learned variances need sampled negatives: the means b + Wᵀh carry no spread, and ∂F/∂z would push σ² up without bound.
+        bool sampleLast = Options.Persistent || Options.SampleVisible || _rbm.visible_units is Units.LearnedGaussianUnits;
         int k = Options.K;
         Tensor vk;
         if (Options.Persistent)

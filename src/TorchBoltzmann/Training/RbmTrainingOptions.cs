@@ -44,7 +44,7 @@ public sealed record RbmTrainingOptions
     public int MomentumSwitchEpoch { get; init; } = 5;
     /// <summary>L2 weight-decay coefficient λ added to the weight gradient (λW); biases are not decayed.</summary>
     public double WeightDecay { get; init; } = 2e-4;
-    /// <summary>Whether the last negative-phase visible layer of CD is sampled (true) or its probabilities used (false, less noise). PCD chains always hold samples.</summary>
+    /// <summary>Whether the last negative-phase visible layer of CD is sampled (true) or its probabilities used (false, less noise). PCD chains, tempering replicas and <see cref="Units.LearnedGaussianUnits"/> (whose variance the means would not teach) always use samples.</summary>
     public bool SampleVisible { get; init; }
     /// <summary>How gradients are computed.</summary>
     public GradientMode Gradient { get; init; } = GradientMode.Direct;

@@ -55,8 +55,8 @@ public static class PyTorchInterchange
 
     /// <summary>
     /// Writes <paramref name="module"/>'s state_dict to <paramref name="path"/> in PyTorch's format (read it in Python with
-    /// <c>torch.load(path)</c>) and the metadata sidecar <see cref="SidecarPath"/> beside it; both atomically, the
-    /// weights first.
+    /// <c>torch.load(path)</c>) and the metadata sidecar <see cref="SidecarPath"/> beside it, as a pair
+    /// (<see cref="Checkpoint.SavePair"/>): killed at any point, the old export or the new one imports.
     /// </summary>
     /// <param name="module">An RBM, DBN or classifier Sequential (any type registered with <see cref="Checkpoint"/>).</param>
     /// <param name="path">Target file, e.g. <c>model.pth</c>.</param>
@@ -82,8 +82,7 @@ public static class PyTorchInterchange
         var sidecar = Checkpoint.CreateSidecar(module, Path.GetFileName(path), bytes, training);
         sidecar["weights_format"] = WeightsFormat;
         string text = sidecar.ToJsonString(SidecarJson);
-        AtomicFile.WriteAllBytes(path, bytes);
-        AtomicFile.WriteAllText(SidecarPath(path), text);
+        Checkpoint.SavePair(path, SidecarPath(path), bytes, System.Text.Encoding.UTF8.GetBytes(text));
         return sidecar;
     }
 
@@ -119,10 +118,16 @@ public static class PyTorchInterchange
         ArgumentException.ThrowIfNullOrEmpty(path);
         var sidecarPath = SidecarPath(path);
         if (!File.Exists(path)) throw new CheckpointException($"'{path}': file not found.");
-        if (!File.Exists(sidecarPath))
+        byte[]? bytes = null;
+        // The sidecar of the weights on disk: X.pth.json, or, where an export was killed between its two renames, the
+        // new sidecar left pending beside it (Checkpoint.SavePair's sequence).
+        JsonObject metadata;
+        try { (metadata, sidecarPath) = Checkpoint.ResolvePairSidecar(sidecarPath, () => bytes ??= File.ReadAllBytes(path)); }
+        catch (CheckpointException) when (!File.Exists(sidecarPath))
+        {
             throw new CheckpointException($"'{path}': its metadata sidecar '{sidecarPath}' is missing (a state_dict holds no architecture; "
                                           + "write one with the model type and architecture, as scripts/pytorch_rbm.py does).");
-        var metadata = Checkpoint.ReadSidecarFile(sidecarPath);
+        }
         var where = $"'{sidecarPath}'";
         var format = metadata["weights_format"];
         if (format is not null && format.ToJsonString() != $"\"{WeightsFormat}\"")
@@ -132,7 +137,7 @@ public static class PyTorchInterchange
         var architecture = metadata["architecture"] as JsonObject
             ?? throw new CheckpointException($"{where}: expected \"architecture\" to be an object, got {metadata["architecture"]?.ToJsonString() ?? "none"}.");
 
-        var bytes = File.ReadAllBytes(path);
+        bytes ??= File.ReadAllBytes(path);
         Checkpoint.VerifyWeights(metadata, sidecarPath, path, bytes);
         var module = Checkpoint.Create(type, architecture, where);
         try
@@ -172,10 +177,12 @@ public static class PyTorchInterchange
             throw new CheckpointException($"'{path}': expected a PyTorch state_dict file (a zip archive, as torch.save writes since PyTorch 1.6), got {bytes.Length} bytes starting {Convert.ToHexString(bytes.AsSpan(0, Math.Min(4, bytes.Length)))} (legacy torch.save format or not a PyTorch file).");
         try
         {
+            if (PickleCheck.Problem(bytes) is { } problem)
+                throw new CheckpointException($"'{path}': expected a PyTorch state_dict (a dict of tensors saved with torch.save), could not read it: {problem}.");
             using var ms = new MemoryStream(bytes, writable: false);
             return PyTorchUnpickler.UnpickleStateDict(ms);
         }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        catch (Exception e) when (e is not (OutOfMemoryException or CheckpointException))
         {
             string why = e is NotImplementedException && e.Message.Contains("entire model", StringComparison.Ordinal)
                 ? "it holds a whole pickled module; save model.state_dict() instead"

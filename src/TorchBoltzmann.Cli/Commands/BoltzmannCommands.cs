@@ -182,7 +182,15 @@ internal static class BoltzmannCommands
         return cmd;
     }
 
+    /// <summary>
+    /// The most spins an instance may have: the machine is dense (n² couplings in float64), so 8,192 spins take
+    /// 0.5 GiB per copy of the couplings. An index above it in a file is refused before anything is allocated.
+    /// </summary>
+    internal const int MaxInstanceSpins = 8192;
+
     /// <summary>Reads an instance file: couplings (i, j, value) and fields (i, value); the number of spins is the largest index + 1.</summary>
+    /// <exception cref="CliException">The file is missing, a line is not a coupling or a field, an index exceeds
+    /// <see cref="MaxInstanceSpins"/> − 1, or it has fewer than two spins (the message names the file and line).</exception>
     internal static (int n, List<(int i, int j, double v)> couplings, List<(int i, double v)> fields) ReadInstance(string path)
     {
         if (!File.Exists(path)) throw new CliException($"instance: file '{path}' not found", ExitCodes.Error);
@@ -201,12 +209,40 @@ internal static class BoltzmannCommands
             ok = ok && double.TryParse(parts[^1], NumberStyles.Float, CultureInfo.InvariantCulture, out double value) && double.IsFinite(value);
             if (!ok)
                 throw new CliException($"instance '{path}' line {lineNo}: expected 'i j J_ij' (two distinct indices ≥ 0 and a finite number) or 'i h_i', got '{raw.Trim()}'", ExitCodes.Error);
+            if (Math.Max(iv, jv) >= MaxInstanceSpins)
+                throw new CliException($"instance '{path}' line {lineNo}: expected unit indices below {MaxInstanceSpins} (the machine is dense: n² couplings), got {Math.Max(iv, jv)}", ExitCodes.Error);
             double v = double.Parse(parts[^1], CultureInfo.InvariantCulture);
             if (parts.Length == 3) { couplings.Add((iv, jv, v)); n = Math.Max(n, Math.Max(iv, jv) + 1); }
             else { fields.Add((iv, v)); n = Math.Max(n, iv + 1); }
         }
         if (n < 2) throw new CliException($"instance '{path}': expected at least two spins, got {n}", ExitCodes.Error);
         return (n, couplings, fields);
+    }
+
+    /// <summary>The spin machine of an instance read by <see cref="ReadInstance"/>: J_ij summed over repeated lines (J = −w
+    /// for a max-cut instance), fields likewise.</summary>
+    /// <exception cref="CliException">Repeated lines sum to an infinite coupling or field (the message names the file).</exception>
+    internal static BoltzmannMachine Machine(string path, int n, List<(int i, int j, double v)> couplings, List<(int i, double v)> fields, bool maxCut)
+    {
+        var w = new double[n * n];
+        var h = new double[n];
+        foreach (var (i, j, v) in couplings)
+        {
+            double j2 = maxCut ? -v : v;
+            w[i * n + j] += j2;
+            w[j * n + i] += j2;
+            if (!double.IsFinite(w[i * n + j]))
+                throw new CliException($"instance '{path}': expected finite couplings, got the lines for units {i} and {j} summing to {w[i * n + j]}", ExitCodes.Error);
+        }
+        foreach (var (i, v) in fields)
+            if (!double.IsFinite(h[i] += v))
+                throw new CliException($"instance '{path}': expected finite fields, got the lines for unit {i} summing to {h[i]}", ExitCodes.Error);
+        using var wt = torch.tensor(w, n, n);
+        using var ht = torch.tensor(h);
+        var bm = boltzmann.BM(n, 0, spins: true, dtype: ScalarType.Float64);
+        try { bm.set_parameters(wt, ht); }
+        catch { bm.Dispose(); throw; }
+        return bm;
     }
 
     private static int RunAnneal(string path, bool maxCut, string scheduleName, double tStart, double tEnd, int stages, int sweeps, int chainCount,
@@ -224,19 +260,7 @@ internal static class BoltzmannCommands
                 _ => throw new CliException($"--schedule: expected geometric or linear, got '{scheduleName}'", ExitCodes.Error),
             };
             var (n, couplings, fields) = ReadInstance(path);
-            var w = new double[n * n];
-            var h = new double[n];
-            foreach (var (i, j, v) in couplings)
-            {
-                double j2 = maxCut ? -v : v;
-                w[i * n + j] += j2;
-                w[j * n + i] += j2;
-            }
-            foreach (var (i, v) in fields) h[i] += v;
-            using var wt = torch.tensor(w, n, n);
-            using var ht = torch.tensor(h);
-            using var bm = boltzmann.BM(n, 0, spins: true, dtype: ScalarType.Float64);
-            bm.set_parameters(wt, ht);
+            using var bm = Machine(path, n, couplings, fields, maxCut);
             using var gen = new Generator(seed);
             Terminal.Line($"{n} spins, {couplings.Count} couplings, {fields.Count} fields; {schedule}, {sweeps} sweeps each, {chainCount} chains, seed {seed}");
             var clock = System.Diagnostics.Stopwatch.StartNew();

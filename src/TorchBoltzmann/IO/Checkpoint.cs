@@ -43,7 +43,13 @@ public static class Checkpoint
     /// <summary>Per model type, the state_dict shapes an architecture implies, computed without allocating the model.</summary>
     private static readonly Dictionary<string, Func<JsonObject, IReadOnlyDictionary<string, long[]>>> ShapeRules = new()
     {
-        ["RBM"] = arch => RbmShapes(arch.Required<int>("n_visible"), arch.Required<int>("n_hidden")),
+        ["RBM"] = arch =>
+        {
+            var shapes = RbmShapes(arch.Required<int>("n_visible"), arch.Required<int>("n_hidden"));
+            // Gaussian visible units with learned variances add their log-variances z (n_visible).
+            if (arch.Required<string>("visible_units") == LearnedGaussianUnits.TypeName) shapes["visible_log_variance"] = [arch.Required<int>("n_visible")];
+            return shapes;
+        },
         ["BoltzmannMachine"] = arch =>
         {
             long n = (long)arch.Required<int>("n_visible") + arch.Required<int>("n_hidden");
@@ -168,10 +174,32 @@ public static class Checkpoint
         var sidecar = CreateSidecar(module, Path.GetFileName(weights), bytes, training);
         var text = System.Text.Encoding.UTF8.GetBytes(sidecar.ToJsonString(JsonOptions));
 
+        SavePair(Path.GetFullPath(weights), Path.GetFullPath(SidecarPath(path)), bytes, text);
+        return weights;
+    }
+
+    /// <summary>
+    /// Writes a weights file and the sidecar that describes it as a pair, by the sequence of <see cref="Save"/>: a
+    /// process killed at any point leaves the old pair or the new one, as <see cref="ResolvePairSidecar"/> reads them,
+    /// and the next save to the same paths finishes or removes what it left. <see cref="Save"/> and the PyTorch export
+    /// use it; so can a format of your own with a sidecar of this library's format.
+    /// </summary>
+    /// <param name="w">The weights file's path.</param>
+    /// <param name="s">The sidecar's path.</param>
+    /// <param name="bytes">The new weights.</param>
+    /// <param name="text">The new sidecar (UTF-8 JSON in this library's sidecar format, recording the weights' size and SHA-256).</param>
+    /// <exception cref="IOException">A file could not be written; the previous pair, or the new one, reads.</exception>
+    public static void SavePair(string w, string s, byte[] bytes, byte[] text)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(w);
+        ArgumentException.ThrowIfNullOrEmpty(s);
+        ArgumentNullException.ThrowIfNull(bytes);
+        ArgumentNullException.ThrowIfNull(text);
+        w = Path.GetFullPath(w);
+        s = Path.GetFullPath(s);
         var ops = FileOperations.Current;
-        string w = Path.GetFullPath(weights), s = Path.GetFullPath(SidecarPath(path));
         Directory.CreateDirectory(Path.GetDirectoryName(w)!);
-        FinishInterruptedSaves(path, ops);                                                       // 1, 2
+        FinishInterruptedSaves(w, s, ops);                                                       // 1, 2
         var id = AtomicFile.NewId();
         string newWeights = AtomicFile.TemporaryName(w, id, AtomicFile.TemporarySuffix);
         string newSidecar = AtomicFile.TemporaryName(s, id, PendingSuffix);
@@ -192,7 +220,6 @@ public static class Checkpoint
             }
             throw;
         }
-        return weights;
     }
 
     /// <summary>
@@ -286,39 +313,38 @@ public static class Checkpoint
     /// continued run that found its checkpoint complete): completes a save killed between its two renames, then deletes
     /// the leftovers of killed saves. Crash-safe as those steps are.
     /// </summary>
-    internal static void FinishInterruptedSaves(string path) => FinishInterruptedSaves(path, FileOperations.Current);
+    internal static void FinishInterruptedSaves(string path) =>
+        FinishInterruptedSaves(Path.GetFullPath(WeightsPath(path)), Path.GetFullPath(SidecarPath(path)), FileOperations.Current);
 
-    private static void FinishInterruptedSaves(string path, FileOperations ops)
+    private static void FinishInterruptedSaves(string w, string s, FileOperations ops)
     {
-        CompleteInterruptedSave(path, ops);
-        AtomicFile.RemoveLeftovers(Path.GetFullPath(WeightsPath(path)), ops, AtomicFile.TemporarySuffix);
-        AtomicFile.RemoveLeftovers(Path.GetFullPath(SidecarPath(path)), ops, AtomicFile.TemporarySuffix, PendingSuffix);
+        CompleteInterruptedSave(w, s, ops);
+        AtomicFile.RemoveLeftovers(w, ops, AtomicFile.TemporarySuffix);
+        AtomicFile.RemoveLeftovers(s, ops, AtomicFile.TemporarySuffix, PendingSuffix);
     }
 
     /// <summary>
     /// Step 1 of <see cref="Save"/>: when <c>X.json</c> does not describe <c>X.pt</c> and a pending sidecar does (a save
     /// killed between its two renames), renames that one over <c>X.json</c>.
     /// </summary>
-    private static void CompleteInterruptedSave(string path, FileOperations ops)
+    private static void CompleteInterruptedSave(string w, string s, FileOperations ops)
     {
-        var pending = PendingSidecars(path);
-        var weights = WeightsPath(path);
-        if (pending.Count == 0 || !File.Exists(weights)) return;
-        if (PendingSidecarFor(path, pending, File.ReadAllBytes(weights)) is { } found)
-            ops.Move(found.file, Path.GetFullPath(SidecarPath(path)));
+        var pending = PendingSidecars(s);
+        if (pending.Count == 0 || !File.Exists(w)) return;
+        if (PendingSidecarFor(s, pending, File.ReadAllBytes(w)) is { } found)
+            ops.Move(found.file, s);
     }
 
-    /// <summary>The pending sidecars beside <paramref name="path"/>'s sidecar (<c>.X.json.&lt;32 hex&gt;.pending</c>).</summary>
-    private static List<string> PendingSidecars(string path) => AtomicFile.Leftovers(Path.GetFullPath(SidecarPath(path)), PendingSuffix);
+    /// <summary>The pending sidecars beside the sidecar <paramref name="s"/> (<c>.X.json.&lt;32 hex&gt;.pending</c>).</summary>
+    private static List<string> PendingSidecars(string s) => AtomicFile.Leftovers(Path.GetFullPath(s), PendingSuffix);
 
     /// <summary>
     /// Null when <c>X.json</c> describes <paramref name="weights"/>; otherwise the first of <paramref name="pending"/>
     /// that does (a readable sidecar recording their size and SHA-256), or null if none does.
     /// </summary>
-    private static (JsonObject json, string file)? PendingSidecarFor(string path, List<string> pending, byte[] weights)
+    private static (JsonObject json, string file)? PendingSidecarFor(string sidecarPath, List<string> pending, byte[] weights)
     {
         var sha = Sha256(weights);
-        var sidecarPath = SidecarPath(path);
         if (File.Exists(sidecarPath))
         {
             try
@@ -363,9 +389,9 @@ public static class Checkpoint
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (File.Exists(SidecarPath(path))) return true;
-        var pending = PendingSidecars(path);
+        var pending = PendingSidecars(SidecarPath(path));
         var weights = WeightsPath(path);
-        return pending.Count > 0 && File.Exists(weights) && PendingSidecarFor(path, pending, File.ReadAllBytes(weights)) is not null;
+        return pending.Count > 0 && File.Exists(weights) && PendingSidecarFor(SidecarPath(path), pending, File.ReadAllBytes(weights)) is not null;
     }
 
     /// <summary>
@@ -373,12 +399,26 @@ public static class Checkpoint
     /// (<c>X.json</c> does not describe <c>X.pt</c>), the pending sidecar that does. Reads the weights only when a
     /// pending sidecar exists.
     /// </summary>
-    private static (JsonObject json, string file) ResolveSidecar(string path, Func<byte[]?> weights)
+    private static (JsonObject json, string file) ResolveSidecar(string path, Func<byte[]?> weights) =>
+        ResolvePairSidecar(SidecarPath(path), weights);
+
+    /// <summary>
+    /// The sidecar that describes the weights on disk of a pair written by <see cref="SavePair"/>: the file at
+    /// <paramref name="sidecarPath"/>, or, where a save was killed between its two renames (that file no longer
+    /// describes the weights in place), the new sidecar left pending beside it.
+    /// </summary>
+    /// <param name="sidecarPath">The sidecar's path.</param>
+    /// <param name="weights">Reads the weights file (null when it is missing); called only when a pending sidecar exists.</param>
+    /// <returns>The sidecar's JSON and the file it was read from.</returns>
+    /// <exception cref="CheckpointException">Missing, corrupt or newer-format sidecar.</exception>
+    public static (JsonObject json, string file) ResolvePairSidecar(string sidecarPath, Func<byte[]?> weights)
     {
-        var pending = PendingSidecars(path);
-        if (pending.Count > 0 && weights() is { } bytes && PendingSidecarFor(path, pending, bytes) is { } found)
+        ArgumentException.ThrowIfNullOrEmpty(sidecarPath);
+        ArgumentNullException.ThrowIfNull(weights);
+        var pending = PendingSidecars(sidecarPath);
+        if (pending.Count > 0 && weights() is { } bytes && PendingSidecarFor(sidecarPath, pending, bytes) is { } found)
             return found;
-        return (ReadSidecarFile(SidecarPath(path)), SidecarPath(path));
+        return (ReadSidecarFile(sidecarPath), sidecarPath);
     }
 
     /// <summary>Reads a checkpoint's sidecar, validating format and version.</summary>
@@ -551,8 +591,11 @@ public static class Checkpoint
     public static string LibraryVersion { get; } =
         typeof(Checkpoint).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
-    /// <summary>Sidecar JSON: indented; NaN and ±∞ in training records written as "NaN", "Infinity", "-Infinity".</summary>
-    internal static readonly JsonSerializerOptions JsonOptions = new()
+    /// <summary>
+    /// The JSON of sidecars and metrics files: indented; NaN and ±∞ (a diverged epoch's metrics) written as "NaN",
+    /// "Infinity", "-Infinity" instead of failing the write after the training is done.
+    /// </summary>
+    public static JsonSerializerOptions JsonOptions { get; } = new()
     {
         WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };

@@ -216,7 +216,8 @@ public static class TensorBoardEventReader
 {
     /// <summary>The summary values of one event file, in file order.</summary>
     /// <param name="path">An <c>events.out.tfevents.*</c> file.</param>
-    /// <exception cref="InvalidDataException">A record is cut short or a CRC does not match (the message names the file and offset);
+    /// <exception cref="InvalidDataException">A record is cut short, a CRC does not match, or an event is not a valid
+    /// protocol buffer (the message names the file and the record's offset);
     /// a record cut short at the very end (a writer stopped mid-record) ends the list instead.</exception>
     public static IReadOnlyList<TensorBoardValue> Read(string path)
     {
@@ -234,7 +235,8 @@ public static class TensorBoardEventReader
             var data = bytes.AsSpan(at + 12, (int)length);
             if (BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(at + 12 + (int)length)) != Crc32C.Masked(data))
                 throw new InvalidDataException($"{path}: record at byte {at}: data CRC mismatch.");
-            ReadEvent(data, values);
+            try { ReadEvent(data, values); }
+            catch (InvalidDataException e) { throw new InvalidDataException($"{path}: record at byte {at}: {e.Message}", e); }
             at += 12 + (int)length + 4;
         }
         return values;
@@ -347,7 +349,7 @@ public static class TensorBoardEventReader
 
         private ReadOnlySpan<byte> Take(int n)
         {
-            if (n < 0 || _at + n > _data.Length) throw new InvalidDataException("event: field runs past the end of its message.");
+            if (n < 0 || n > _data.Length - _at) throw new InvalidDataException("event: field runs past the end of its message.");
             var s = _data.Slice(_at, n);
             _at += n;
             return s;

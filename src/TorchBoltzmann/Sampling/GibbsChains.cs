@@ -1,5 +1,6 @@
 using TorchBoltzmann.IO;
 using TorchBoltzmann.Modules;
+using TorchBoltzmann.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -395,8 +396,10 @@ public sealed class GibbsChains : IDisposable
         finally { foreach (var t in d.Values) t.Dispose(); }
     }
 
-    /// <summary>Restores chains written by <see cref="save"/>.</summary>
-    /// <exception cref="InvalidDataException">The file is not a chain-state file, or is truncated or corrupt.</exception>
+    /// <summary>Restores chains written by <see cref="save"/>. A refused file changes nothing: the chains keep their states,
+    /// temperatures, clamped units and generator state.</summary>
+    /// <exception cref="InvalidDataException">The file is not a chain-state file, is truncated or corrupt, or does not fit
+    /// these chains (the message names the file).</exception>
     public void load(string path)
     {
         var d = new Dictionary<string, Tensor>();
@@ -419,13 +422,16 @@ public sealed class GibbsChains : IDisposable
                     if (rank < 0 || rank > 4) throw new InvalidDataException($"'{path}': tensor '{name}' has rank {rank}.");
                     var shape = new long[rank];
                     long numel = 1;
+                    using var probe = torch.empty(0, dtype);
+                    long left = stream.Length - stream.Position;
                     for (int j = 0; j < rank; j++)
                     {
                         shape[j] = r.ReadInt64();
                         if (shape[j] < 0 || shape[j] > stream.Length) throw new InvalidDataException($"'{path}': tensor '{name}' has a bad shape.");
                         numel *= shape[j];
+                        // Each factor is at most the file's length, so the product cannot overflow before it passes this.
+                        if (numel * probe.ElementSize > left) throw new InvalidDataException($"'{path}': truncated in tensor '{name}'.");
                     }
-                    using var probe = torch.empty(0, dtype);
                     long bytes = numel * probe.ElementSize;
                     if (bytes > stream.Length - stream.Position) throw new InvalidDataException($"'{path}': truncated in tensor '{name}'.");
                     var t = torch.empty(shape, dtype);
@@ -434,9 +440,57 @@ public sealed class GibbsChains : IDisposable
                 }
             }
             catch (EndOfStreamException e) { throw new InvalidDataException($"'{path}': truncated chain-state file.", e); }
-            load_state_dict(d);
+            catch (FormatException e) { throw new InvalidDataException($"'{path}': a tensor name's length is malformed ({e.Message})", e); }
+            LoadOrKeep(path, d);
         }
         finally { foreach (var t in d.Values) t.Dispose(); }
+    }
+
+    /// <summary>
+    /// <see cref="load_state_dict"/> of a state read from <paramref name="path"/>, after the checks it does not make
+    /// (state values of the units' type; a generator state libtorch's <c>set_state</c> accepts, since its refusal is a
+    /// C++ exception that ends the process); on any refusal the chains are put back as they were.
+    /// </summary>
+    private void LoadOrKeep(string path, Dictionary<string, Tensor> d)
+    {
+        double temperature0 = _temperature;
+        long clampFirst0 = _clampFirst;
+        using var clamp0 = _clampValues?.clone();
+        using var temperatures0 = _temperatures?.clone();
+        using var generator0 = generator?.get_state();
+        var before = _visible is null ? null : state_dict();
+        try
+        {
+            if (d.TryGetValue("visible", out var v) && v.dim() == 2 && v.shape[1] == width)
+            {
+                using var converted = v.to(model.dtype, model.device);
+                CheckStates(converted, "visible");
+            }
+            if (d.TryGetValue("generator_state", out var g) && generator is not null)
+            {
+                if (g.dtype != ScalarType.Byte || g.dim() != 1)
+                    throw new InvalidDataException($"'{path}': the generator state is not a byte vector.");
+                FineTuningCheckpoint.CheckGeneratorState(path, g.bytes.ToArray(), (int)generator0!.numel(), model.device.type, "the generator state");
+            }
+            load_state_dict(d);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            if (before is not null) load_state_dict(before);
+            else
+            {
+                release();
+                temperatures = null;
+                Replace(null, null);
+                if (temperatures0 is not null) temperatures = temperatures0;
+                _temperature = temperature0;
+                if (generator0 is not null) generator!.set_state(generator0);
+            }
+            if (clamp0 is not null && before is null) clamp(clampFirst0, clamp0);
+            string why = e is InvalidDataException ? e.Message : $"'{path}': {e.Message.ReplaceLineEndings(" ")}";
+            throw new InvalidDataException(why.StartsWith($"'{path}'", StringComparison.Ordinal) ? why : $"'{path}': {why}", e);
+        }
+        finally { if (before is not null) foreach (var t in before.Values) t.Dispose(); }
     }
 
     /// <inheritdoc />

@@ -385,4 +385,62 @@ public sealed class FuzzRegressionTests
         Assert.Contains(expected, e.Message);
         Assert.Contains(path, e.Message);
     }
+
+    /// <summary>
+    /// gibbschains (first run, before the fix): a chain-state file whose generator state libtorch's <c>set_state</c>
+    /// refuses ended the test process ("Invalid mt19937 state", a C++ exception nothing catches). Here the state's
+    /// <c>left</c> field (byte 8) is set to 0; the load must refuse it with an InvalidDataException naming the file and
+    /// leave the chains' states and generator as they were.
+    /// </summary>
+    [Fact]
+    public void GibbsChains_FileWithAGeneratorStateLibtorchWouldRefuse_IsAnInvalidDataException_NotACrash()
+    {
+        using var dir = new TorchBoltzmann.Tests.Data.TempDirectory();
+        string path = dir.File("chains.bin");
+        using var rbm = TestUtil.RandomRbm(6, 3, 8, dtype: ScalarType.Float32);
+        using (var g = new Generator(1))
+        using (var chains = new TorchBoltzmann.Sampling.GibbsChains(rbm, g))
+        {
+            chains.start_random(2);
+            chains.step();
+            chains.save(path);
+        }
+        byte[] file = File.ReadAllBytes(path);
+        int at = GeneratorStateOffset(file);
+        BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(at + 8), 0);
+        File.WriteAllBytes(path, file);
+
+        using var g2 = new Generator(2);
+        using var fresh = new TorchBoltzmann.Sampling.GibbsChains(rbm, g2);
+        fresh.start_random(3);
+        using var statesBefore = fresh.states.clone();
+        using var generatorBefore = g2.get_state();
+        var e = Assert.Throws<InvalidDataException>(() => fresh.load(path));
+        Assert.Contains($"'{path}'", e.Message);
+        Assert.Contains("not a valid Mersenne Twister state", e.Message);
+        Assert.True(statesBefore.eq(fresh.states).all().item<bool>(), "the refused file changed the chains' states");
+        using var generatorAfter = g2.get_state();
+        Assert.True(generatorBefore.eq(generatorAfter).all().item<bool>(), "the refused file changed the generator");
+    }
+
+    /// <summary>Where the bytes of the tensor <c>generator_state</c> start in a chain-state file (its layout:
+    /// magic, count, then per tensor name, dtype, rank, shape and raw bytes).</summary>
+    private static int GeneratorStateOffset(byte[] file)
+    {
+        using var r = new BinaryReader(new MemoryStream(file), Encoding.UTF8);
+        r.ReadString();
+        int n = r.ReadInt32();
+        for (int i = 0; i < n; i++)
+        {
+            string name = r.ReadString();
+            var dtype = (ScalarType)r.ReadInt32();
+            int rank = r.ReadInt32();
+            long numel = 1;
+            for (int j = 0; j < rank; j++) numel *= r.ReadInt64();
+            if (name == "generator_state") return (int)r.BaseStream.Position;
+            long size = dtype switch { ScalarType.Byte => 1, ScalarType.Float32 => 4, _ => 8 };
+            r.BaseStream.Position += numel * size;
+        }
+        throw new InvalidOperationException("no generator_state in the chain-state file");
+    }
 }

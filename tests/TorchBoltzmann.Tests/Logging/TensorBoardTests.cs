@@ -78,6 +78,29 @@ public sealed class TensorBoardTests : IDisposable
         Assert.Contains("data CRC mismatch", ex.Message);
     }
 
+    /// <summary>
+    /// The writer appends each record and flushes it, so a run killed at any instant leaves a prefix of its event file:
+    /// cut at every byte, the file reads as exactly the records wholly inside the cut, the values before it unchanged.
+    /// </summary>
+    [Fact]
+    public void Reader_FileCutAtEveryByte_ReadsExactlyTheWholeRecordsBeforeTheCut()
+    {
+        byte[] good = Fuzz.TensorBoardFuzzTests.Seed();
+        string file = Path.Combine(_dir, "events.out.tfevents.cut");
+        File.WriteAllBytes(file, good);
+        var all = TensorBoardEventReader.Read(file);
+        var ends = Fuzz.TensorBoardFuzzTests.Records(good).Select(r => r.at + r.length + 4).ToList();
+        Assert.Equal(good.Length, ends[^1]);
+        Assert.Equal(ends.Count - 1, all.Count);   // the first record is the file-version event, without values
+        for (int cut = 0; cut <= good.Length; cut++)
+        {
+            File.WriteAllBytes(file, good[..cut]);
+            int whole = ends.Count(e => e <= cut);
+            var values = TensorBoardEventReader.Read(file);
+            Assert.Equal(all.Take(Math.Max(0, whole - 1)), values);
+        }
+    }
+
     /// <summary>TorchSharp's own SummaryWriter's records read back through this reader (the framing and CRCs agree).</summary>
     [Fact]
     public void Reader_ReadsTorchSharpsSummaryWriter()

@@ -269,6 +269,37 @@ public class BoltzmannMachineTests
     }
 
     [Fact]
+    public void Forward_DropsIntoSequential_AsAFixedFeatureExtractor()
+    {
+        // nn.Sequential(bm, Linear): the output is Linear(mean_field(v)), and for a bipartite mask the features are the
+        // RBM's p(h = 1 | v) = σ(b_h + W_hv v). An Adam step on a squared loss trains the Linear layer and leaves the
+        // machine's parameters as they were (forward is mean-field inference, without autograd).
+        using var bm = BmTestUtil.Random(6, 4, 17, std: 0.5, connectivity: Connectivity.Bipartite);
+        using var g = new Generator(2);
+        using var head = nn.Linear(4, 3, dtype: ScalarType.Float64);
+        using var model = nn.Sequential(("bm", bm), ("head", head));
+        using var v = torch.rand(5, 6, ScalarType.Float64, generator: g).round();
+        using var features = bm.mean_field(v);
+        using (var w = bm.weight_matrix())
+        using (var whv = w.narrow(0, 6, 4).narrow(1, 0, 6))
+        using (var expected = torch.sigmoid(v.matmul(whv.t()).add(bm.bias.narrow(0, 6, 4))))
+            TestUtil.AllClose(expected, features, 1e-12, "bipartite features against σ(b_h + W_hv v)");
+        using var y = model.forward(v);
+        using var direct = head.forward(features);
+        TestUtil.AllClose(direct, y, 0, "Sequential output");
+        using var weightBefore = bm.weight.clone();
+        using var headBefore = head.weight.clone();
+        using var opt = optim.Adam(model.parameters(), 0.1);
+        using (var target = torch.ones(5, 3, ScalarType.Float64))
+        using (var loss = model.forward(v).sub(target).square().mean())
+            loss.backward();
+        opt.step();
+        TestUtil.AllClose(weightBefore, bm.weight, 0, "the machine's weights");
+        using var moved = head.weight.sub(headBefore).abs().max();
+        Assert.True(moved.ToDouble() > 0.01, "the head was trained");
+    }
+
+    [Fact]
     public void ColourClasses_AreIndependentSetsCoveringEveryUnit_TwoForBipartiteAndLayered()
     {
         foreach (var (bm, expected) in new[]

@@ -336,20 +336,27 @@ public class BoltzmannTrainerTests(ITestOutputHelper output)
         // allocated in the warm-up run and reused).
         using var g = new Generator(1);
         using var data = torch.rand(64, 5, generator: g).round();
-        foreach (var (scan, phase) in new[] { (GibbsScan.Systematic, ClampedPhase.Sampling), (GibbsScan.Random, ClampedPhase.Sampling), (GibbsScan.Blocked, ClampedPhase.MeanField) })
+        foreach (var (scan, phase, chains, free) in new[]
+                 {
+                     (GibbsScan.Systematic, ClampedPhase.Sampling, ClampedChains.Restarted, FreePhase.Sampling),
+                     (GibbsScan.Random, ClampedPhase.Sampling, ClampedChains.Restarted, FreePhase.Sampling),
+                     (GibbsScan.Blocked, ClampedPhase.MeanField, ClampedChains.Restarted, FreePhase.Sampling),
+                     (GibbsScan.Systematic, ClampedPhase.Sampling, ClampedChains.Persistent, FreePhase.MeanField),
+                 })
         {
             using var bm = boltzmann.BM(5, 3, generator: g);
             using var t = new BoltzmannTrainer(bm, new BoltzmannTrainingOptions
             {
                 Epochs = 1, BatchSize = 16, Scan = scan, Clamped = phase, ClampedBurnIn = 2, ClampedSamples = 2, FreeChains = 16, FreeSamples = 2,
+                ClampedChains = chains, Free = free,
             });
             using var small = data.narrow(0, 0, 64);
             using var quarter = data.narrow(0, 0, 16);
             t.Fit(quarter);   // warm-up
             long a = TestUtil.LiveTensorsAfter(() => t.Fit(quarter));
             long b = TestUtil.LiveTensorsAfter(() => t.Fit(small));
-            Assert.True(a == b, $"{scan}/{phase}: live tensors after 1 batch: {a}, after 4: {b}");
-            Assert.True(b <= 0, $"{scan}/{phase}: a training run left {b} tensors alive");
+            Assert.True(a == b, $"{scan}/{phase}/{chains}/{free}: live tensors after 1 batch: {a}, after 4: {b}");
+            Assert.True(b <= 0, $"{scan}/{phase}/{chains}/{free}: a training run left {b} tensors alive");
         }
     }
 

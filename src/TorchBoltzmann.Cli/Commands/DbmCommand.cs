@@ -147,6 +147,9 @@ internal static class DbmCommand
             clock.Stop();
             double trainSeconds = trainer.RestoredSeconds + clock.Elapsed.TotalSeconds;
             Interrupt.StopsAt = "once AIS and the result files are done";
+            // The trained machine first, so that a long likelihood estimate that is stopped does not lose it; the sidecar
+            // is written again with the estimates below.
+            Checkpoint.Save(dbm, a.Output, new { command = "dbm", options, train_seconds = trainSeconds, history });
 
             // Likelihood: log Ẑ by AIS from the base-rate model, and the mean-field bound on the test digits.
             PartitionFunctionEstimate? logZ = null;

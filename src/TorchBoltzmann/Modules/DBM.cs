@@ -297,7 +297,11 @@ public sealed class DBM : nn.Module<Tensor, Tensor>, IEnergyModel
         return new MeanFieldResult(mu, it, change <= tolerance, change);
     }
 
-    /// <summary>μ_L, the top hidden layer's mean-field posterior at T = 1 (<see cref="mean_field"/> with the default cap and tolerance).</summary>
+    /// <summary>
+    /// μ_L, the top hidden layer's mean-field posterior at T = 1 (<see cref="mean_field"/> with the default cap and
+    /// tolerance). Without autograd: in a <c>Sequential</c> the DBM is a fixed feature extractor (fine-tune its weights
+    /// through <see cref="DbmClassifier"/> instead).
+    /// </summary>
     /// <param name="v">Visible input, (B, n_visible) or (n_visible).</param>
     /// <returns>(B, n_L) or (n_L).</returns>
     public override Tensor forward(Tensor v)

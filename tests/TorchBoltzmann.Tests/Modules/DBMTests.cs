@@ -227,6 +227,23 @@ public class DBMTests
     }
 
     [Fact]
+    public void Forward_MakesTheDbmAFirstStageOfASequentialModel()
+    {
+        using var dbm = DbmTestUtil.Random([6, 4, 3], 30);
+        using var head = nn.Linear(3, 2, dtype: ScalarType.Float64);
+        using var model = nn.Sequential(("dbm", (nn.Module<Tensor, Tensor>)dbm), ("head", head));
+        using var v = DbmTestUtil_Rows();
+        using var y = model.call(v);
+        Assert.Equal(new long[] { 5, 2 }, y.shape);
+        using var top = dbm.forward(v);
+        using var expected = head.call(top);
+        TestUtil.AllClose(expected, y, 0, "Sequential(dbm, head)");
+        Assert.Contains("dbm.weights.0", model.state_dict().Keys);
+    }
+
+    private static Tensor DbmTestUtil_Rows() => torch.tensor(new double[] { 1, 0, 1, 0, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 0, 0, 1, 1 }, 5, 6);
+
+    [Fact]
     public void BadArguments_AreRefusedWithOneLineMessages()
     {
         var e = Assert.Throws<ArgumentException>(() => boltzmann.DBM([6, 4]));

@@ -1,0 +1,49 @@
+using TorchBoltzmann.IO;
+using TorchBoltzmann.Modules;
+using TorchBoltzmann.Tests.Data;
+
+namespace TorchBoltzmann.Tests.Cli;
+
+/// <summary><c>tbm dbm</c> run as a child process on the fake MNIST (<see cref="FakeMnist"/>): one-line option errors, and a short run to the checkpoint, pictures and metrics.</summary>
+public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
+{
+    [Theory]
+    [InlineData("--layers must give the visible layer and at least two hidden layers (e.g. 784,500,1000), got '784,500'", "--layers", "784,500")]
+    [InlineData("--layers must be comma-separated positive sizes, visible first, got '784,x,10'", "--layers", "784,x,10")]
+    [InlineData("--layers must start with 784 (MNIST's pixels), got 700", "--layers", "700,10,10")]
+    [InlineData("--ais-runs must be 0 (no estimate) or at least 2 (the interval needs two weights), got 1", "--ais-runs", "1")]
+    [InlineData("--mf-iters must be ≥ 1, got 0", "--mf-iters", "0")]
+    public void BadOption_IsOneErrorLineOnStderr_NamingTheFlag(string expected, params string[] args)
+    {
+        using var work = new TempDirectory();
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, ["dbm", .. args]);
+        Assert.Equal(1, code);
+        Assert.DoesNotContain('\n', stderr.TrimEnd());
+        Assert.StartsWith("error: ", stderr);
+        Assert.Contains(expected, stderr);
+        Assert.DoesNotContain("error", stdout);
+    }
+
+    /// <summary>One epoch of a 784-16-20 DBM on 200 fake digits with a tiny AIS: exit 0, the machine loads, log Ẑ and the bound are printed and recorded, the pictures and CSV are written, the run checkpoint is gone.</summary>
+    [Fact]
+    public void ShortRun_WritesTheDbm_Pictures_AndMetrics()
+    {
+        using var work = new TempDirectory();
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null,
+            "dbm", "--data", fake.Path, "--no-verify", "--limit", "200", "--layers", "784,16,20", "--batch", "20", "--chains", "10",
+            "--gibbs-steps", "1", "--ais-runs", "10", "--ais-steps", "20", "--test-rows", "50", "--threads", "1", "-o", work.File("dbm.pt"));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("DBM epoch 1/1", stdout);
+        Assert.Contains("Mean-field lower bound on the log-likelihood: test", stdout);
+        using var dbm = Checkpoint.Load<DBM>(work.File("dbm.pt"));
+        Assert.Equal(new[] { 784, 16, 20 }, dbm.layer_sizes);
+        Assert.True(File.Exists(work.File("dbm-samples.png")));
+        Assert.True(File.Exists(work.File("dbm-filters.png")));
+        Assert.StartsWith("epoch,train_seconds,learning_rate,mean_field_sweeps,reconstruction_error,mean_field_bound\n1,", File.ReadAllText(work.File("dbm-metrics.csv")));
+        var metrics = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(work.File("dbm-metrics.json")))!;
+        double logZ = metrics["summary"]!["log_z"]!.GetValue<double>(), lower = metrics["summary"]!["log_z_lower"]!.GetValue<double>();
+        Assert.True(lower <= logZ && double.IsFinite(logZ), $"log Ẑ {logZ}, lower end {lower}");
+        Assert.True(metrics["summary"]!["test_lower_bound"]!.GetValue<double>() < 0);
+        Assert.False(File.Exists(work.File("dbm-train.ckpt")));
+    }
+}

@@ -173,6 +173,9 @@ internal static class TrainRbmCommand
             }
             clock.Stop();
             double seconds = trainer.RestoredSeconds + clock.Elapsed.TotalSeconds;
+            if (trainer.Tempering is { } pt && pt.swaps_attempted.Any(n => n > 0))
+                Terminal.Line($"Tempering swap acceptance per neighbour pair (β {string.Join(" → ", pt.ladder.betas.Select(b => b.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)))}): " +
+                              string.Join(", ", pt.swap_acceptance.Select(r => r.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture))));
             Interrupt.StopsAt = "once the result files are written (a few seconds)";
 
             // Useless training (e.g. a learning rate far too high) ends without an error: compare with the baseline of

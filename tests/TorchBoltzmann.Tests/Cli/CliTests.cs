@@ -261,6 +261,10 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
             "--threads", "1", "--tempering", "4");
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Contains("PT(4 levels)-1", stdout);
+        var rates = Assert.Single(stdout.Split('\n'), l => l.StartsWith("Tempering swap acceptance per neighbour pair (β 1 → 0.7 → 0.4 → 0.1): "));
+        var values = rates[(rates.LastIndexOf(':') + 1)..].Split(',').Select(x => double.Parse(x, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(3, values.Length);
+        Assert.All(values, r => Assert.InRange(r, 0.0, 1.0));
         Assert.True(File.Exists(Path.Combine(work.Path, "runs", "rbm-mnist-samples.png")));
         var (code2, _, stderr2) = CliProcess.Run(work.Path, null, "train-rbm", "--data", fake.Path, "--no-verify", "--tempering", "4", "--pcd");
         Assert.NotEqual(0, code2);

@@ -22,6 +22,12 @@ internal static class TrainRbmCommand
         var lr = new Option<double>("--lr") { Description = "Learning rate (SGD; at 1 and above CD learns nothing on MNIST: a warning says so)", DefaultValueFactory = _ => 0.1 };
         var k = new Option<int>("--k") { Description = "Gibbs steps per negative sample (CD-k / PCD-k)", DefaultValueFactory = _ => 1 };
         var pcd = new Option<bool>("--pcd") { Description = "Persistent contrastive divergence" };
+        var tempering = new Option<int>("--tempering")
+        {
+            Description = "Parallel tempering as the negative phase, with this many inverse temperatures spaced linearly from 1 down to 0.1 (--batch replicas each; " +
+                          "the samples picture is drawn by tempering too); 0: off. Not with --pcd",
+            DefaultValueFactory = _ => 0,
+        };
         var batch = new Option<int>("--batch") { Description = "Mini-batch size (at most the number of training digits)", DefaultValueFactory = _ => 100 };
         var visible = new Option<string>("--visible")
         {
@@ -51,17 +57,18 @@ internal static class TrainRbmCommand
         var cmd = new Command("train-rbm", "Train an RBM on MNIST (binarised at 0.5): checkpoint, filters, samples, reconstructions, learning curve. " +
                                            "Exit codes: 0 done, 1 error, 3 the RBM reconstructs no better than the per-pixel mean (files written, see the warning), 130 interrupted (Ctrl+C or SIGTERM: the checkpoint is kept and the same command continues)")
         {
-            hidden, epochs, lr, k, pcd, batch, visible, weightDecay, output, device, seed, threads, limit, checkpointEvery, tensorBoard,
+            hidden, epochs, lr, k, pcd, tempering, batch, visible, weightDecay, output, device, seed, threads, limit, checkpointEvery, tensorBoard,
         };
         data.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(
             r.GetValue(hidden), r.GetValue(visible)!, new RbmTrainingOptions
             {
                 Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), K = r.GetValue(k), Persistent = r.GetValue(pcd),
+                Tempering = r.GetValue(tempering) is var n and >= 2 ? Sampling.TemperingLadder.Linear(n, 0.1) : null,
                 BatchSize = r.GetValue(batch), WeightDecay = r.GetValue(weightDecay), Seed = r.GetValue(seed),
             },
             r.GetValue(output)!, data.Read(r), r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(checkpointEvery), r.GetValue(CommonOptions.Verbose),
-            r.GetValue(tensorBoard), ct)));
+            r.GetValue(tensorBoard), ct, r.GetValue(tempering))));
         return cmd;
     }
 
@@ -90,7 +97,8 @@ internal static class TrainRbmCommand
     internal const double StdFloor = 0.1;
 
     private static int Run(int hidden, string visibleKind, RbmTrainingOptions options, string output, CommonOptions.DataSource source, string deviceName,
-                           int threads, int? limit, int checkpointEvery, bool verbose, string? tensorBoardRoot, CancellationToken ct)
+                           int threads, int? limit, int checkpointEvery, bool verbose, string? tensorBoardRoot, CancellationToken ct,
+                           int temperingLevels = 0)
     {
         string? checkpoint = null;   // set by the body, read by the interruption notice
         int savedEpoch = 0;
@@ -102,6 +110,7 @@ internal static class TrainRbmCommand
             OptionFlags.AtLeast("--epochs", options.Epochs, 1);
             if (limit is { } lim) OptionFlags.AtLeast("--limit", lim, 1);
             OptionFlags.AtLeast("--checkpoint-every", checkpointEvery, 0);
+            if (temperingLevels is < 0 or 1) throw new CliException($"--tempering must be 0 (off) or at least 2 levels, got {temperingLevels}");
             OptionFlags.Validate(options.Validate, OptionFlags.TrainRbm);
             bool gaussian = visibleKind switch
             {
@@ -131,7 +140,7 @@ internal static class TrainRbmCommand
             using var meanOnDevice = pixelMean.to(device);
             using var stdOnDevice = pixelStd.to(device);
             Terminal.Line($"Training {(gaussian ? "Gaussian–Bernoulli " : "")}RBM 784×{hidden} on {train.shape[0]} digits, {options.Epochs} epochs, " +
-                          $"{(options.Persistent ? "PCD" : "CD")}-{options.K}, lr {options.LearningRate}, batch {options.BatchSize}, device {device}, seed {options.Seed}");
+                          $"{(options.Tempering is { } ladder ? $"PT({ladder.levels} levels)" : options.Persistent ? "PCD" : "CD")}-{options.K}, lr {options.LearningRate}, batch {options.BatchSize}, device {device}, seed {options.Seed}");
             ct.ThrowIfCancellationRequested();
 
             using var gen = new Generator(options.Seed, device);
@@ -164,6 +173,9 @@ internal static class TrainRbmCommand
             }
             clock.Stop();
             double seconds = trainer.RestoredSeconds + clock.Elapsed.TotalSeconds;
+            if (trainer.Tempering is { } pt && pt.swaps_attempted.Any(n => n > 0))
+                Terminal.Line($"Tempering swap acceptance per neighbour pair (β {string.Join(" → ", pt.ladder.betas.Select(b => b.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)))}): " +
+                              string.Join(", ", pt.swap_acceptance.Select(r => r.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture))));
             Interrupt.StopsAt = "once the result files are written (a few seconds)";
 
             // Useless training (e.g. a learning rate far too high) ends without an error: compare with the baseline of
@@ -184,7 +196,8 @@ internal static class TrainRbmCommand
             {
                 // Gaussian: pictures in grey levels again, x = x'σ + μ clipped to [0, 1].
                 Tensor Grey(Tensor x) => gaussian ? x.mul(stdOnDevice).add_(meanOnDevice).clamp_(0, 1) : x.alias();
-                using var generated = rbm.generate(64, burn_in: 1000, generator: gen, return_means: true);
+                using var sampler = options.Tempering is null ? null : new Sampling.ParallelTempering(rbm, options.Tempering, gen);
+                using var generated = sampler?.generate(64, burn_in: 1000, return_means: true) ?? rbm.generate(64, burn_in: 1000, generator: gen, return_means: true);
                 using var samples = Grey(generated);
                 ImageGrid.SaveTiles(stem + "-samples.png", samples, 28, 28, columns: 8);
                 long m = Math.Min(32, held.shape[0]);   // fewer with a small --limit

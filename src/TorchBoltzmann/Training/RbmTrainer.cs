@@ -199,6 +199,10 @@ public sealed class RbmTrainer : IDisposable
         var id = typeof(RbmTrainingOptions).GetProperties()
             .Where(p => p.Name != nameof(RbmTrainingOptions.Epochs))
             .ToDictionary(p => "options." + p.Name, p => Convert.ToString(p.GetValue(Options), System.Globalization.CultureInfo.InvariantCulture) ?? "null");
+        // Options that act only when their switch is on read "null" when it is off, as an absent entry does: a checkpoint
+        // written before they existed continues, and their settings do not tie runs that do not use them.
+        if (Options.SparsityTarget is null) id["options.SparsityCost"] = id["options.SparsityDecay"] = "null";
+        if (!Options.Centering) id["options.Centering"] = id["options.CenteringRate"] = "null";
         var (type, architecture) = IO.Checkpoint.Describe(_rbm);
         id["model"] = $"{type} {architecture.ToJsonString()}";
         id["optimizer"] = _optimizer.GetType().Name;

@@ -38,6 +38,7 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     [InlineData("--lr must be > 0 and finite, got -1", "train-rbm", "--lr", "-1")]
     [InlineData("--k must be ≥ 1, got 0", "train-rbm", "--k", "0")]
     [InlineData("--visible must be bernoulli, gaussian or gaussian-learned, got 'poisson'", "train-rbm", "--visible", "poisson")]
+    [InlineData("--tempering must be 0 (off) or at least 2 levels, got 1", "train-rbm", "--tempering", "1")]
     [InlineData("--device must be cpu, cuda or cuda:N (N = 0, 1, …), got 'tpu'", "train-rbm", "--device", "tpu")]
     [InlineData("--device cuda:7: ", "train-rbm", "--device", "cuda:7")]
     [InlineData("--finetune-epochs must be ≥ 1, got 0", "mnist", "--finetune-epochs", "0")]
@@ -248,6 +249,26 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         var line = Assert.Single(stdout.Split('\n'), l => l.StartsWith("Held-out reconstruction error "));
         var numbers = System.Text.RegularExpressions.Regex.Matches(line, @"\d+\.\d+").Select(m => double.Parse(m.Value, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         Assert.True(numbers[0] < numbers[1], line);
+    }
+
+    /// <summary>--tempering 4: parallel tempering as the negative phase (the header says so) and for the samples picture.</summary>
+    [Fact]
+    public void TrainRbm_Tempering_TrainsWithReplicasOnALadder()
+    {
+        using var work = new TempDirectory();
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null,
+            "train-rbm", "--data", fake.Path, "--no-verify", "--limit", "200", "--epochs", "2", "--batch", "50", "--hidden", "16",
+            "--threads", "1", "--tempering", "4");
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("PT(4 levels)-1", stdout);
+        var rates = Assert.Single(stdout.Split('\n'), l => l.StartsWith("Tempering swap acceptance per neighbour pair (β 1 → 0.7 → 0.4 → 0.1): "));
+        var values = rates[(rates.LastIndexOf(':') + 1)..].Split(',').Select(x => double.Parse(x, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(3, values.Length);
+        Assert.All(values, r => Assert.InRange(r, 0.0, 1.0));
+        Assert.True(File.Exists(Path.Combine(work.Path, "runs", "rbm-mnist-samples.png")));
+        var (code2, _, stderr2) = CliProcess.Run(work.Path, null, "train-rbm", "--data", fake.Path, "--no-verify", "--tempering", "4", "--pcd");
+        Assert.NotEqual(0, code2);
+        Assert.Contains("--tempering", stderr2);
     }
 
     /// <summary>--visible gaussian-learned: the checkpoint holds Gaussian units with a learned log-variance per pixel, moved from its start 0.</summary>

@@ -423,6 +423,22 @@ public sealed class FuzzRegressionTests
         Assert.True(generatorBefore.eq(generatorAfter).all().item<bool>(), "the refused file changed the generator");
     }
 
+    /// <summary>
+    /// gibbschains cases 2508 and 3948 of a 20,000-case campaign (TB_FUZZ_SCALE=10): a chain-state file whose first
+    /// string length is the LEB128 of −1 made BinaryReader throw an IOException; it is an InvalidDataException naming the file.
+    /// </summary>
+    [Fact]
+    public void GibbsChains_FileWithANegativeStringLength_IsAnInvalidDataException()
+    {
+        using var dir = new TorchBoltzmann.Tests.Data.TempDirectory();
+        string path = dir.File("chains.bin");
+        File.WriteAllBytes(path, [0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x41, 0x42]);
+        using var rbm = TestUtil.RandomRbm(6, 3, 8, dtype: ScalarType.Float32);
+        using var chains = new TorchBoltzmann.Sampling.GibbsChains(rbm);
+        var e = Assert.Throws<InvalidDataException>(() => chains.load(path));
+        Assert.Contains($"'{path}'", e.Message);
+    }
+
     /// <summary>Where the bytes of the tensor <c>generator_state</c> start in a chain-state file (its layout:
     /// magic, count, then per tensor name, dtype, rank, shape and raw bytes).</summary>
     private static int GeneratorStateOffset(byte[] file)

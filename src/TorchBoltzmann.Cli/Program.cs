@@ -19,6 +19,7 @@ var root = new RootCommand("TorchBoltzmann: restricted Boltzmann machines and de
     DbnUpDownCommand.Create(),
     PyTorchCommands.Export(), PyTorchCommands.Import(),
     BoltzmannCommands.Train(), BoltzmannCommands.Anneal(),
+    DbmCommand.Create(),
     CommonOptions.Verbose,
 };
 var parsed = root.Parse(args);

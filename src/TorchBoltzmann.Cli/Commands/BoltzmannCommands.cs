@@ -21,7 +21,11 @@ internal static class BoltzmannCommands
     private static readonly IReadOnlyDictionary<string, string> BmFlags = new Dictionary<string, string>
     {
         ["Epochs"] = "--epochs", ["LearningRate"] = "--lr", ["FreeChains"] = "--free-chains", ["ClampedBurnIn"] = "--burn-in",
+        ["ClampedChains"] = "--clamped-chains", ["Clamped"] = "--clamped", ["Free"] = "--free",
     };
+
+    /// <summary>The run checkpoint of a bm run writing <paramref name="output"/>: <c>OUTPUT-STEM-train.ckpt</c>.</summary>
+    internal static string CheckpointPath(string output) => Path.ChangeExtension(output, null) + "-train.ckpt";
 
     public static Command Train()
     {
@@ -36,29 +40,51 @@ internal static class BoltzmannCommands
             Description = $"Checkpoint path (.pt; a .json sidecar and -metrics.json beside it; {CommonOptions.RunsDirectory}/ is ignored by git)",
             DefaultValueFactory = _ => Path.Combine(CommonOptions.RunsDirectory, "bm-encoder.pt"),
         };
+        var clamped = new Option<string>("--clamped") { Description = "Clamped phase: sampling (Gibbs sampling of the hidden units) or mean-field (their mean-field fixed point)", DefaultValueFactory = _ => "sampling" };
+        var free = new Option<string>("--free") { Description = "Free phase: sampling (persistent Gibbs chains) or mean-field (persistent mean-field fixed points); mean-field in both phases is Peterson & Anderson's (1987) deterministic learning", DefaultValueFactory = _ => "sampling" };
+        var clampedChains = new Option<string>("--clamped-chains") { Description = "Clamped-phase chains: restarted (from random states every update) or persistent (one per training example, continued across updates)", DefaultValueFactory = _ => "restarted" };
+        var checkpointEvery = new Option<int>("--checkpoint-every")
+        {
+            Description = "Write a checkpoint of the run (OUTPUT-STEM-train.ckpt) every N epochs; a run that finds it continues from it (also after Ctrl+C or SIGTERM), and it is deleted when the results are written (0: no checkpoint)",
+            DefaultValueFactory = _ => 50,
+        };
         var threads = CommonOptions.Threads();
         var tensorBoard = TensorBoardRun.Option();
         var cmd = new Command("bm", "Train a general Boltzmann machine on the 4-2-4 encoder problem (Ackley, Hinton & Sejnowski 1985) by contrastive " +
                                     "Hebbian learning, printing the exact log-likelihood, then complete each pattern's second group from its first. " +
-                                    "Exit codes: 0 done, 1 error, 3 completion recalled fewer than the four patterns (files written), 130 interrupted")
+                                    "Exit codes: 0 done, 1 error, 3 completion recalled fewer than the four patterns (files written), 130 interrupted (Ctrl+C or SIGTERM: the checkpoint is kept and the same command continues)")
         {
-            epochs, lr, burnIn, freeChains, every, seed, output, threads, tensorBoard,
+            epochs, lr, burnIn, freeChains, clamped, free, clampedChains, every, seed, output, checkpointEvery, threads, tensorBoard,
         };
-        cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(RunTrain(new BoltzmannTrainingOptions
+        cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(CommonOptions.Guard(() => RunTrain(new BoltzmannTrainingOptions
         {
             Epochs = r.GetValue(epochs), BatchSize = 4, LearningRate = r.GetValue(lr), Momentum = 0.5, WeightDecay = 1e-3,
             ClampedBurnIn = r.GetValue(burnIn), ClampedSamples = 5, FreeChains = r.GetValue(freeChains), FreeSweeps = 1, FreeSamples = 2,
+            Clamped = Choice("--clamped", r.GetValue(clamped)!, ("sampling", ClampedPhase.Sampling), ("mean-field", ClampedPhase.MeanField)),
+            Free = Choice("--free", r.GetValue(free)!, ("sampling", FreePhase.Sampling), ("mean-field", FreePhase.MeanField)),
+            ClampedChains = Choice("--clamped-chains", r.GetValue(clampedChains)!, ("restarted", ClampedChains.Restarted), ("persistent", ClampedChains.Persistent)),
             Seed = r.GetValue(seed),
-        }, r.GetValue(every), r.GetValue(output)!, r.GetValue(threads), r.GetValue(tensorBoard), ct)));
+        }, r.GetValue(every), r.GetValue(output)!, r.GetValue(checkpointEvery), r.GetValue(threads), r.GetValue(tensorBoard), ct))));
         return cmd;
     }
 
-    private static int RunTrain(BoltzmannTrainingOptions options, int every, string output, int threads, string? tensorBoardRoot, CancellationToken ct)
-        => CommonOptions.Guard(() =>
+    /// <summary>The value named by a flag's word, or a one-line error naming the flag, the words it takes and what came.</summary>
+    private static T Choice<T>(string flag, string word, params (string Word, T Value)[] choices)
+    {
+        foreach (var (w, v) in choices) if (w == word) return v;
+        throw new CliException($"{flag}: expected {string.Join(" or ", choices.Select(c => c.Word))}, got '{word}'", ExitCodes.Error);
+    }
+
+    private static int RunTrain(BoltzmannTrainingOptions options, int every, string output, int checkpointEvery, int threads, string? tensorBoardRoot, CancellationToken ct)
+    {
+        string? checkpoint = null;   // set by the body, read by the interruption notice
+        int savedEpoch = 0;
+        return CommonOptions.Guard(() =>
         {
             CommonOptions.ApplyThreads(threads);
             OptionFlags.AtLeast("--epochs", options.Epochs, 1);
             OptionFlags.AtLeast("--print-every", every, 1);
+            OptionFlags.AtLeast("--checkpoint-every", checkpointEvery, 0);
             OptionFlags.Validate(options.Validate, BmFlags);
             CommonOptions.PrepareOutput("--output", output);
             // Two groups of four visible units, two hidden units; every pair connected except between the groups.
@@ -74,15 +100,24 @@ internal static class BoltzmannCommands
             using var bm = boltzmann.BM(8, 2, Connectivity.Given, mask: mask, dtype: ScalarType.Float64, generator: gen);
             Terminal.Line($"4-2-4 encoder: {bm}, {options.Epochs} epochs, lr {options.LearningRate}, seed {options.Seed}. " +
                           $"Exact log-likelihood per pattern (optimum log ¼ = {Math.Log(0.25):F3}); at the start {ExactEnumeration.log_likelihood(bm, data):F3}");
-            using var trainer = new BoltzmannTrainer(bm, options, generator: gen);
-            using var tensorBoard = TensorBoardRun.Open(tensorBoardRoot, "bm", options.Seed, continuing: false);
+            checkpoint = checkpointEvery > 0 ? CheckpointPath(output) : null;
+            bool continuing = checkpoint is not null && File.Exists(checkpoint);
+            if (continuing)
+                Terminal.Line($"Continuing from the checkpoint {checkpoint} (an earlier run of this command stopped; delete it to start over).");
+            using var trainer = new BoltzmannTrainer(bm, options, generator: gen) { CheckpointPath = checkpoint, CheckpointEvery = Math.Max(checkpointEvery, 1) };
+            // A continued run appends to its TensorBoard run; the logger skips the steps already there.
+            using var tensorBoard = TensorBoardRun.Open(tensorBoardRoot, "bm", options.Seed, continuing);
             tensorBoard?.Watch(trainer.Stage, bm);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var history = trainer.Fit(data, ProgressTee.Of<LoopProgress<BoltzmannEpochMetrics>>(new Printer(p =>
             {
-                if (p.EpochMetrics is { } m && (m.Epoch % every == 0 || m.Epoch == m.Epochs)) Terminal.Line($"epoch {m.Epoch,4}: log-likelihood {m.LogLikelihood:F4}");
+                if (p.EpochMetrics is not { } m) return;
+                if (checkpoint is not null && (m.Epoch % Math.Max(checkpointEvery, 1) == 0 || m.Epoch == m.Epochs)) savedEpoch = m.Epoch;
+                if (m.Epoch % every == 0 || m.Epoch == m.Epochs) Terminal.Line($"epoch {m.Epoch,4}: log-likelihood {m.LogLikelihood:F4}");
             }), tensorBoard?.For<BoltzmannEpochMetrics>()), ct);
             clock.Stop();
+            double seconds = trainer.RestoredSeconds + clock.Elapsed.TotalSeconds;
+            Interrupt.StopsAt = "once the result files are written (a few seconds)";
 
             // Completion: clamp group 1 to e_k and read the mean of group 2 over 500 chains after 100 sweeps.
             int correct = 0;
@@ -98,17 +133,23 @@ internal static class BoltzmannCommands
                 if (best == k) correct++;
                 Terminal.Line($"group 1 = e{k}: group 2 means {string.Join(" ", Format(means))} → e{best}{(best == k ? "" : " (wrong)")}");
             }
-            var weights = Checkpoint.Save(bm, output, new { command = "bm", options, seconds = clock.Elapsed.TotalSeconds, history, completion = correct });
+            var weights = Checkpoint.Save(bm, output, new { command = "bm", options, seconds, history, completion = correct });
             var stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights))!, Path.GetFileNameWithoutExtension(weights));
             AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(history, CommonOptions.MetricsJson));
-            Terminal.Line($"Done in {clock.Elapsed.TotalSeconds:F1} s: completion {correct}/4. Wrote {weights}, its .json sidecar and {stem}-metrics.json");
+            if (checkpoint is not null) File.Delete(checkpoint);   // the results are written: nothing left to continue
+            Terminal.Line($"Done in {seconds:F1} s: completion {correct}/4. Wrote {weights}, its .json sidecar and {stem}-metrics.json");
             if (correct < 4)
             {
                 Terminal.Warning($"completion recalled {correct} of the four patterns: the learning ended in a local optimum where patterns share a hidden code (try another --seed or more --epochs). Exit code {ExitCodes.UselessModel}.");
                 return ExitCodes.UselessModel;
             }
             return ExitCodes.Success;
-        });
+        }, () => checkpointEvery == 0
+            ? $"bm keeps no checkpoint to continue from with --checkpoint-every 0: nothing was written. Run it again to start over: {CommonOptions.CommandLine}"
+            : checkpoint is not null && File.Exists(checkpoint)
+                ? $"Saved {checkpoint} ({(savedEpoch > 0 ? $"the run after epoch {savedEpoch} of {options.Epochs}" : "written by an earlier run of this command")}). Continue with: {CommonOptions.CommandLine}"
+                : $"No checkpoint had been written yet (one is written every {checkpointEvery} epoch{(checkpointEvery == 1 ? "" : "s")}), so a rerun starts over: {CommonOptions.CommandLine}");
+    }
 
     private static IEnumerable<string> Format(Tensor means) => ToArray(means).Select(x => x.ToString("F2", CultureInfo.InvariantCulture));
 

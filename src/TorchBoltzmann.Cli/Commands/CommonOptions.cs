@@ -60,10 +60,7 @@ internal static partial class CommonOptions
     /// JSON for the metrics files: indented, NaN and ±∞ (a diverged epoch's metrics) written as "NaN", "Infinity",
     /// "-Infinity" instead of failing the write after the training is done.
     /// </summary>
-    public static System.Text.Json.JsonSerializerOptions MetricsJson { get; } = new()
-    {
-        WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
+    public static System.Text.Json.JsonSerializerOptions MetricsJson => IO.Checkpoint.JsonOptions;
 
     /// <summary>
     /// Parses <c>--device</c>: cpu, cuda or cuda:N, checked before TorchSharp sees it (it would throw from its native
@@ -96,31 +93,14 @@ internal static partial class CommonOptions
     /// <returns><paramref name="path"/>.</returns>
     public static string PrepareOutput(string flag, string path)
     {
-        if (string.IsNullOrWhiteSpace(path)) throw new CliException($"{flag}: expected a file path, got an empty one");
-        string full;
         try
         {
-            full = Path.GetFullPath(path);
+            return IO.OutputLocation.Prepare(flag, path);
         }
-        catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
+        catch (IO.OutputLocationException e)
         {
-            throw new CliException($"{flag} {path}: not a usable path ({e.Message})");
+            throw new CliException(e.Message);
         }
-        if (Directory.Exists(full) || path.EndsWith('/') || path.EndsWith(Path.DirectorySeparatorChar))
-            throw new CliException($"{flag} {path}: expected a file path such as {Path.Combine(path, "model.pt")}, got a directory");
-        string dir = Path.GetDirectoryName(full)!;
-        try
-        {
-            Directory.CreateDirectory(dir);
-            string probe = Path.Combine(dir, $".tbm-write-probe-{Environment.ProcessId}-{Guid.NewGuid():N}");
-            File.WriteAllBytes(probe, []);
-            File.Delete(probe);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new CliException($"{flag} {path}: cannot write in the directory {dir} ({e.Message}); choose a writable location with {flag}");
-        }
-        return path;
     }
 
     /// <summary>

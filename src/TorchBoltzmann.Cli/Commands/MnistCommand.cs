@@ -8,6 +8,7 @@ using TorchBoltzmann.Data;
 using TorchBoltzmann.Evaluation;
 using TorchBoltzmann.IO;
 using TorchBoltzmann.Modules;
+using TorchBoltzmann.Recipes;
 using TorchBoltzmann.Training;
 using TorchBoltzmann.Visualization;
 using TorchSharp;
@@ -21,9 +22,6 @@ namespace TorchBoltzmann.Cli.Commands;
 /// </summary>
 internal static class MnistCommand
 {
-    /// <summary>A classifier error at or above this (10 classes: guessing gives 90 %) means the training failed.</summary>
-    internal const double ChanceLevelError = 0.85;
-
     public static Command Create()
     {
         var preset = new Option<string>("--preset") { Description = $"Recipe: {string.Join(", ", DbnClassifierPreset.All.Keys)}", DefaultValueFactory = _ => "quick" };
@@ -46,7 +44,7 @@ internal static class MnistCommand
         var limit = CommonOptions.Limit();
         var tensorBoard = TensorBoardRun.Option();
         var cmd = new Command("mnist", "Main job: pretrain a DBN on MNIST, fine-tune it as a classifier, report validation and test error. " +
-                                       $"Exit codes: 0 done, 1 error, {ExitCodes.UselessModel} the classifier did not learn (≥ {100 * ChanceLevelError:F0} % error, or a last training loss above 2 ln 10; files written, see the warning), " +
+                                       $"Exit codes: 0 done, 1 error, {ExitCodes.UselessModel} the classifier did not learn (≥ {100 * MnistClassifierRun.ChanceLevelError:F0} % error, or a last training loss above 2 ln 10; files written, see the warning), " +
                                        $"{ExitCodes.Interrupted} interrupted (Ctrl+C or SIGTERM: the checkpoints are kept and the same command continues)")
         {
             preset, output, pretrained, device, seed, threads, limit, checkpointEvery, tensorBoard,
@@ -65,8 +63,7 @@ internal static class MnistCommand
                            string? tensorBoardRoot, CancellationToken ct)
     {
         // Set by the body, read by the interruption notice.
-        string? checkpointStem = null;
-        IReadOnlyList<string> checkpoints = [];
+        MnistClassifierRun? active = null;
         var saved = new SavedEpochs(Math.Max(checkpointEvery, 1));
         return CommonOptions.Guard(() =>
         {
@@ -82,66 +79,35 @@ internal static class MnistCommand
             ct.ThrowIfCancellationRequested();
 
             var dir = CommonOptions.ResolveMnist(source, verbose);
-            using var trainSet = MnistDataset.Load(dir, MnistSplit.Train, limit);
-            using var testSet = MnistDataset.Load(dir, MnistSplit.Test);
-            if (trainSet.Count <= preset.FineTuning.ValidationCount)
-                throw new CliException($"--validation must be less than the number of training digits, {trainSet.Count}, got {preset.FineTuning.ValidationCount} (lower --validation{(limit is null ? "" : " or raise --limit")})");
-            int fit = trainSet.Count - preset.FineTuning.ValidationCount;
-            if (preset.FineTuning.BatchSize > fit)
-                throw new CliException($"--batch-size must be at most the number of training digits left after the {preset.FineTuning.ValidationCount} held out for validation, {fit}, got {preset.FineTuning.BatchSize} " +
-                                       $"(lower --batch-size{(limit is null ? "" : " or raise --limit")} or lower --validation)");
-            using var trainX = trainSet.Images.to(device);
-            using var trainY = trainSet.Labels.to(device);
-            using var testX = testSet.Images.to(device);
-            using var testY = testSet.Labels.to(device);
+            using var run = MnistClassifierRun.Create(new MnistRunRequest(preset, output, dir)
+            {
+                PretrainedPath = pretrainedPath, Device = device, Seed = seed, Limit = limit, CheckpointEvery = checkpointEvery,
+            });
+            OptionFlags.Validate(run.Load, OptionFlags.MnistRun);
             Terminal.Line(
-                $"Preset {preset.Name}: {preset.Description}. {fit} training + " +
-                $"{preset.FineTuning.ValidationCount} validation digits, {testSet.Count} test digits, device {device}, seed {seed}, {torch.get_num_threads()} threads.");
-
-            checkpointStem = checkpointEvery > 0 ? Path.ChangeExtension(output, null) : null;
-            // With --pretrained the pipeline neither reads nor writes a pretrained-DBN checkpoint: any such file is left alone.
-            checkpoints = checkpointStem is null ? [] : DbnClassifierPipeline.CheckpointFiles(checkpointStem, pretrainsHere: pretrainedPath is null);
-            var continuing = Present(checkpoints);
+                $"Preset {preset.Name}: {preset.Description}. {run.FitCount} training + " +
+                $"{preset.FineTuning.ValidationCount} validation digits, {run.TestCount} test digits, device {device}, seed {seed}, {torch.get_num_threads()} threads.");
+            active = run;
+            var continuing = run.PresentCheckpoints();
             foreach (var c in continuing)
                 Terminal.Line($"Continuing from the checkpoint {c} (an earlier run of this command stopped; delete it to start over).");
-
-            // The given DBN's record (weights hash, how it was pretrained) goes into this run's files: pretraining
-            // happened elsewhere, and its DBN sidecar and metrics would otherwise not say how. Read with the weights,
-            // from the same sidecar.
-            DBN? pretrained = null;
-            JsonObject? pretrainedFrom = null;
-            if (pretrainedPath is not null) (pretrained, pretrainedFrom) = Checkpoint.LoadWithProvenance<DBN>(pretrainedPath, device);
-            if (pretrained is not null && pretrained.is_class_conditional != preset.ClassConditional)
-            {
-                var has = pretrained.is_class_conditional;
-                pretrained.Dispose();
-                throw new CliException($"--pretrained {pretrainedPath}: the DBN {(has ? "has" : "has no")} label units in its top RBM, but preset {preset.Name} " +
-                                       $"{(preset.ClassConditional ? "joins" : "pretrains without")} them; add --class-conditional {(has ? "true" : "false")} to fine-tune it");
-            }
             ct.ThrowIfCancellationRequested();
             // Every stage's epoch metrics, histograms and update ratios, and the bottom layer's filters, in TensorBoard (in the
             // run this command continues, when it continues).
             using var tensorBoard = TensorBoardRun.Open(tensorBoardRoot, preset.Name, seed, continuing.Count > 0);
             if (tensorBoard is not null) tensorBoard.RbmImages = TensorBoardRun.MnistImages(null);
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            DbnClassifierResult result;
-            try
-            {
-                result = ConsoleProgress.Run(p => DbnClassifierPipeline.Run(preset, trainX, trainY, testX, testY, seed, pretrained,
-                    p, new FineTuneProgress(p, saved), ct, checkpointStem, Math.Max(checkpointEvery, 1), tensorBoard));
-            }
-            finally
-            {
-                pretrained?.Dispose();
-            }
-            using var resultOwner = result;
+            DbnClassifierResult? trained = null;
+            System.Text.Json.Nodes.JsonObject? pretrainedFrom = null;
+            OptionFlags.Validate(() => (trained, pretrainedFrom) = ConsoleProgress.Run(p => run.Train(p, new FineTuneProgress(p, saved), tensorBoard, ct)), OptionFlags.MnistRun);
+            using var result = trained!;
             clock.Stop();
 
             var h = result.FineTuning;
             Terminal.Line(
                 (h.BestValidationError is { } bv ? $"Best validation error {100 * bv:F2} % (epoch {h.BestEpoch} of {h.Epochs.Count}{(h.StoppedEarly ? ", stopped early" : "")}); "
-                                                 : $"No validation ({h.Epochs.Count} epochs on all {fit} training digits); ") +
-                (result.SelectedTest is { } sel ? $"that model's test error {100 * sel.ErrorRate:F2} % ({sel.Errors}/{sel.Count}); after the refit on all {trainSet.Count} training digits for {h.BestEpoch} epochs, " : "") +
+                                                 : $"No validation ({h.Epochs.Count} epochs on all {run.FitCount} training digits); ") +
+                (result.SelectedTest is { } sel ? $"that model's test error {100 * sel.ErrorRate:F2} % ({sel.Errors}/{sel.Count}); after the refit on all {run.TrainCount} training digits for {h.BestEpoch} epochs, " : "") +
                 $"test error {100 * result.Test.ErrorRate:F2} % ({result.Test.Errors}/{result.Test.Count}); " +
                 (result.FreeEnergyTestError is { } fe2 ? $"DBN free-energy classifier before fine-tuning {100 * fe2:F2} %; " : "") +
                 $"pretraining {result.PretrainSeconds:F0} s, fine-tuning {result.FineTuneSeconds:F0} s, " +
@@ -152,13 +118,17 @@ internal static class MnistCommand
             PrintConfusion(result.Test.ConfusionMatrix);
             ct.ThrowIfCancellationRequested();   // the checkpoints hold the finished training: a rerun only writes the results
             Interrupt.StopsAt = "once the result files are written (class-conditional samples can take minutes; after a second Ctrl+C the checkpoints are still there, and the same command writes the results without training again)";
-            WriteOutputs(output, preset, seed, result, clock.Elapsed.TotalSeconds, limit, pretrainedFrom);
-            foreach (var c in checkpoints) File.Delete(c);   // the results are written: nothing left to continue
+            var report = run.WriteReport(result, clock.Elapsed.TotalSeconds, pretrainedFrom);
+            if (report.SamplesJudged is { } judged)
+                Terminal.Line(($"Class-conditional samples (100 per digit, 1,000 Gibbs steps): the classifier calls {100 * judged.Accuracy:F1} % of them the digit they were drawn for (chance 10 %); per digit: " +
+                    string.Join(" ", judged.Recall().Select(a => (100 * a).ToString("F0", CultureInfo.InvariantCulture)))));
+            var stem = report.Stem;
+            Terminal.Line(($"Wrote {report.DbnPath} (+ .json), {stem}-classifier.pt, {stem}-{{filters,samples,confusion,finetune{(result.Pretraining.Count > 0 ? ",pretrain" : "")}}}.png, {stem}-metrics.json, {stem}-finetune.csv"));
+            run.DeleteCheckpoints();   // the results are written: nothing left to continue
 
             // A diverging learning rate can end without NaN, as a classifier that guesses: say so, and fail.
-            var (what, error) = h.BestValidationError is { } v && v >= result.Test.ErrorRate ? ("best validation", v) : ("test", result.Test.ErrorRate);
-            double lastLoss = (result.Refit ?? h).Epochs is { Count: > 0 } last ? last[^1].TrainLoss : double.NaN;
-            if (Failed(error, lastLoss))
+            var (what, error, lastLoss) = MnistClassifierRun.Judged(result);
+            if (MnistClassifierRun.Failed(error, lastLoss))
             {
                 double presetRate = DbnClassifierPreset.FromName(presetName).FineTuning.LearningRate;
                 Terminal.Warning($"the classifier did not learn: its {what} error is {100 * error:F1} % (guessing among 10 digits: 90 %) and its last training loss {lastLoss:G4} " +
@@ -167,28 +137,16 @@ internal static class MnistCommand
                 return ExitCodes.UselessModel;
             }
             return ExitCodes.Success;
-        }, () => Interrupted(checkpointStem, checkpoints, checkpointEvery, saved));
+        }, () => Interrupted(active, checkpointEvery, saved));
     }
 
-    /// <summary>
-    /// True when fine-tuning failed rather than being short: an error at chance level (<see cref="ChanceLevelError"/>), or
-    /// a last training loss above twice a uniform guess's (2 ln 10 ≈ 4.6; training starts near ln 10 and only a
-    /// diverging step size climbs above it: --lr 1e6 ends near 10⁸ while its error may stay at 80 %).
-    /// </summary>
-    internal static bool Failed(double error, double lastTrainLoss) =>
-        error >= ChanceLevelError || !(lastTrainLoss <= 2 * Math.Log(10));
-
-    /// <summary>The checkpoints of <paramref name="files"/> that exist (a pretrained DBN counts once its sidecar, written last, exists; the sidecar is not named twice).</summary>
-    private static List<string> Present(IReadOnlyList<string> files) =>
-        files.Where(c => Path.GetExtension(c) != ".json" && File.Exists(Path.GetExtension(c) == ".pt" ? Checkpoint.SidecarPath(c) : c)).ToList();
-
     /// <summary>The notice after Ctrl+C or SIGTERM: what the checkpoints hold and the command that continues from them.</summary>
-    private static string Interrupted(string? stem, IReadOnlyList<string> checkpoints, int checkpointEvery, SavedEpochs saved)
+    private static string Interrupted(MnistClassifierRun? run, int checkpointEvery, SavedEpochs saved)
     {
         if (checkpointEvery == 0)
             return $"Nothing was saved (--checkpoint-every 0 writes no checkpoints). Run it again to start over: {CommonOptions.CommandLine}";
-        var present = Present(checkpoints);
-        if (stem is null || present.Count == 0)
+        var present = run?.PresentCheckpoints() ?? [];
+        if (run?.CheckpointStem is not { } stem || present.Count == 0)
             return $"No checkpoint had been written yet (the DBN is saved after each pretraining layer, fine-tuning every {checkpointEvery} epoch{(checkpointEvery == 1 ? "" : "s")}), " +
                    $"so a rerun starts over: {CommonOptions.CommandLine}";
         string pretrainedPath = DbnClassifierPipeline.PretrainedCheckpointPath(stem);
@@ -232,15 +190,12 @@ internal static class MnistCommand
         public void Epoch(string stage, int epoch, int epochs)
         {
             if (epoch % every != 0 && epoch != epochs) return;
-            if (stage == RefitStage) _refit = epoch;
+            if (stage == DbnClassifierPipeline.RefitStage) _refit = epoch;
             else _fineTune = epoch;
         }
 
         public string Describe(bool refit) => (refit ? _refit : _fineTune) is var e and > 0 ? $" after epoch {e}" : "";
     }
-
-    /// <summary>The refit's stage name (DbnClassifierPipeline's).</summary>
-    private const string RefitStage = "refit on all digits";
 
     private static void PrintConfusion(int[,] cm)
     {
@@ -250,76 +205,6 @@ internal static class MnistCommand
         for (int i = 0; i < cm.GetLength(0); i++)
             table.AddRow(new[] { i.ToString(CultureInfo.InvariantCulture) }.Concat(Enumerable.Range(0, cm.GetLength(1)).Select(j => cm[i, j].ToString(CultureInfo.InvariantCulture))).ToArray());
         Terminal.Out.Write(table);
-    }
-
-    private static void WriteOutputs(string output, DbnClassifierPreset preset, ulong seed, DbnClassifierResult r, double seconds, int? limit,
-        JsonObject? pretrainedFrom)
-    {
-        // A class-conditional DBN's samples judged by the fine-tuned classifier: the fraction drawn for class y that it
-        // calls y (chance: 10 %), over 100 samples per class after 1,000 Gibbs steps in the top RBM.
-        // The PNG of a class-conditional DBN shows the first ten of each digit's judged samples (drawn once).
-        const int judgedPerDigit = 100, shownPerDigit = 10;
-        ClassificationMetrics? samplesJudged = null;
-        Tensor? judgedSamples = null;
-        if (r.Dbn.is_class_conditional)
-        {
-            using var judgeGen = new Generator(seed + 1, r.Dbn.device);
-            samplesJudged = DbnMetrics.conditional_sample_metrics(r.Dbn, r.Classifier, out judgedSamples, per_class: judgedPerDigit, burn_in: 1000, generator: judgeGen);
-            Terminal.Line(($"Class-conditional samples (100 per digit, 1,000 Gibbs steps): the classifier calls {100 * samplesJudged.Accuracy:F1} % of them the digit they were drawn for (chance 10 %); per digit: " +
-                string.Join(" ", samplesJudged.Recall().Select(a => (100 * a).ToString("F0", CultureInfo.InvariantCulture)))));
-        }
-        using var judgedOwner = judgedSamples;   // disposed however this method ends
-        var summary = new
-        {
-            preset = preset.Name, preset.Description, seed, limit, seconds,
-            pretrain_seconds = r.PretrainSeconds, finetune_seconds = r.FineTuneSeconds,
-            best_validation_error = r.FineTuning.BestValidationError, best_epoch = r.FineTuning.BestEpoch,
-            test_error = r.Test.ErrorRate, test_errors = r.Test.Errors, free_energy_test_error = r.FreeEnergyTestError,
-            refit = r.Refit is not null, selected_model_test_error = r.SelectedTest?.ErrorRate,
-            threads = torch.get_num_threads(),
-            sample_class_accuracy = samplesJudged?.Accuracy,
-            sample_class_accuracy_per_digit = samplesJudged?.Recall(),
-        };
-        var dbnPath = Checkpoint.Save(r.Dbn, output, new { summary, preset, pretraining = r.Pretraining, pretrained_from = pretrainedFrom });
-        var stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dbnPath))!, Path.GetFileNameWithoutExtension(dbnPath));
-        Checkpoint.Save(r.Classifier, stem + "-classifier.pt", new { summary, fine_tuning = r.FineTuning, refit = r.Refit });
-
-        ImageGrid.SaveFilters(stem + "-filters.png", r.Dbn.layers[0].weight, 28, 28);
-        ConfusionMatrixImage.Save(stem + "-confusion.png", r.Test.ConfusionMatrix);
-        using (var gen = judgedSamples is null ? new Generator(seed, r.Dbn.device) : null)
-        using (torch.NewDisposeScope())
-        {
-            // Class-conditional DBN: row d holds the first ten of the samples judged above for digit d (class-major, 100
-            // per digit); otherwise 100 free samples of the top RBM.
-            var samples = judgedSamples is not null
-                ? judgedSamples.view(r.Dbn.n_classes, judgedPerDigit, -1).narrow(1, 0, shownPerDigit).reshape(-1, judgedSamples.shape[1])
-                : r.Dbn.generate(100, burn_in: 1000, generator: gen);
-            ImageGrid.SaveTiles(stem + "-samples.png", samples, 28, 28, columns: 10);
-        }
-        var ft = r.FineTuning.Epochs;
-        var x = ft.Select(e => (double)e.Epoch).ToArray();
-        var curves = new List<Series>();
-        bool averaged = ft.Any(e => e.RawValidationError is not null);   // --average: validation measured the averaged weights
-        if (ft.Any(e => e.ValidationError is not null))   // no empty legend entry for a run without a validation split
-            curves.Add(new Series(averaged ? "averaged weights' validation error (%)" : "validation error (%)", x, ft.Select(e => 100 * (e.ValidationError ?? double.NaN)).ToArray()));
-        if (averaged)
-            curves.Add(new Series("raw weights' validation error (%)", x, ft.Select(e => 100 * (e.RawValidationError ?? double.NaN)).ToArray()));
-        curves.Add(new Series("train cross-entropy", x, ft.Select(e => e.TrainLoss).ToArray()));
-        LineChart.Save(stem + "-finetune.png", new ChartSpec($"Fine-tuning ({preset.Name})", "epoch", "error / loss", curves.ToArray()));
-        if (r.Pretraining.Count > 0)
-        {
-            LineChart.Save(stem + "-pretrain.png", new ChartSpec($"Pretraining ({preset.Name})", "epoch", "reconstruction error per example",
-                r.Pretraining.Select((layer, l) => new Series($"layer {l + 1}",
-                    layer.Where(m => m.ReconstructionError is not null).Select(m => (double)m.Epoch).ToArray(),
-                    layer.Where(m => m.ReconstructionError is not null).Select(m => m.ReconstructionError!.Value).ToArray())).ToArray()));
-        }
-        AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(new { summary, fine_tuning = r.FineTuning, refit = r.Refit, pretraining = r.Pretraining, pretrained_from = pretrainedFrom },
-            CommonOptions.MetricsJson));
-        var csv = new StringBuilder("epoch,train_loss,validation_error,validation_loss,learning_rate,seconds,raw_validation_error\n");
-        foreach (var e in ft)
-            csv.AppendLine(string.Join(",", e.Epoch, F(e.TrainLoss), F(e.ValidationError), F(e.ValidationLoss), F(e.LearningRate), F(e.Seconds), F(e.RawValidationError)));
-        AtomicFile.WriteAllText(stem + "-finetune.csv", csv.ToString());
-        Terminal.Line(($"Wrote {dbnPath} (+ .json), {stem}-classifier.pt, {stem}-{{filters,samples,confusion,finetune{(r.Pretraining.Count > 0 ? ",pretrain" : "")}}}.png, {stem}-metrics.json, {stem}-finetune.csv"));
     }
 
     /// <summary>
@@ -462,8 +347,6 @@ internal static class MnistCommand
         "cg" or "conjugate-gradient" => FineTuningOptimizer.ConjugateGradient,
         _ => throw new CliException($"--optimizer must be sgd or cg, got '{name}'"),
     };
-
-    private static string F(double? v) => v is { } d ? d.ToString("G6", CultureInfo.InvariantCulture) : "";
 
     /// <summary>
     /// Forwards fine-tuning progress to the shared progress display, printing one line per epoch with the time the

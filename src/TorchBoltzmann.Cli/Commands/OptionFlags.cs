@@ -32,6 +32,12 @@ internal static partial class OptionFlags
         ["AverageDecay"] = "--average", ["Optimizer"] = "--optimizer", ["LineSearches"] = "--line-searches", ["ComputeDtype"] = "--compute-dtype",
     };
 
+    /// <summary><c>mnist</c>: <see cref="MnistFineTuning"/> and the settings of the run itself (<see cref="Recipes.MnistRunRequest"/>).</summary>
+    public static IReadOnlyDictionary<string, string> MnistRun { get; } = new Dictionary<string, string>(MnistFineTuning)
+    {
+        ["Limit"] = "--limit", ["CheckpointEvery"] = "--checkpoint-every", ["PretrainedPath"] = "--pretrained", ["ClassConditional"] = "--class-conditional",
+    };
+
     /// <summary>The records' rule wording, as a command line states it.</summary>
     private static readonly (string Rule, string Cli)[] Rules =
     [

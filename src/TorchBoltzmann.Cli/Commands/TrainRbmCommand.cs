@@ -25,7 +25,8 @@ internal static class TrainRbmCommand
         var batch = new Option<int>("--batch") { Description = "Mini-batch size (at most the number of training digits)", DefaultValueFactory = _ => 100 };
         var visible = new Option<string>("--visible")
         {
-            Description = "Visible units: bernoulli (MNIST binarised at 0.5) or gaussian (grey levels standardised per pixel over the training digits, unit variance). " +
+            Description = "Visible units: bernoulli (MNIST binarised at 0.5), gaussian (grey levels standardised per pixel over the training digits, unit variance) " +
+                          "or gaussian-learned (the same data, a variance learned per pixel: Cho, Ilin & Raiko 2011, trained through autograd). " +
                           "Gaussian units need a learning rate 10 to 100 times smaller than binary ones (e.g. --lr 0.005): a larger rate, or data that is not standardised, makes CD diverge",
             DefaultValueFactory = _ => "bernoulli",
         };
@@ -105,8 +106,8 @@ internal static class TrainRbmCommand
             bool gaussian = visibleKind switch
             {
                 "bernoulli" => false,
-                "gaussian" => true,
-                _ => throw new CliException($"--visible must be bernoulli or gaussian, got '{visibleKind}'"),
+                "gaussian" or "gaussian-learned" => true,
+                _ => throw new CliException($"--visible must be bernoulli, gaussian or gaussian-learned, got '{visibleKind}'"),
             };
             if (gaussian && options.LearningRate > GaussianRateWarning)
                 Terminal.Warning($"--lr {options.LearningRate} with --visible gaussian: Gaussian visible units usually need a rate 10 to 100 times smaller than binary ones (e.g. --lr 0.005); a larger one tends to diverge.");
@@ -134,7 +135,7 @@ internal static class TrainRbmCommand
             ct.ThrowIfCancellationRequested();
 
             using var gen = new Generator(options.Seed, device);
-            using var rbm = boltzmann.RBM(784, hidden, visible: gaussian ? UnitType.Gaussian : null, device: device, generator: gen);
+            using var rbm = boltzmann.RBM(784, hidden, visible: visibleKind == "gaussian-learned" ? new LearnedGaussianUnits() : gaussian ? UnitType.Gaussian : null, device: device, generator: gen);
             if (!gaussian) rbm.init_visible_bias_from_data(train);   // Gaussian: b = 0, the mean of standardised data
             checkpoint = checkpointEvery > 0 ? CheckpointPath(output) : null;
             bool continuing = checkpoint is not null && File.Exists(checkpoint);

@@ -43,7 +43,13 @@ public static class Checkpoint
     /// <summary>Per model type, the state_dict shapes an architecture implies, computed without allocating the model.</summary>
     private static readonly Dictionary<string, Func<JsonObject, IReadOnlyDictionary<string, long[]>>> ShapeRules = new()
     {
-        ["RBM"] = arch => RbmShapes(arch.Required<int>("n_visible"), arch.Required<int>("n_hidden")),
+        ["RBM"] = arch =>
+        {
+            var shapes = RbmShapes(arch.Required<int>("n_visible"), arch.Required<int>("n_hidden"));
+            // Gaussian visible units with learned variances add their log-variances z (n_visible).
+            if (arch.Required<string>("visible_units") == LearnedGaussianUnits.TypeName) shapes["visible_log_variance"] = [arch.Required<int>("n_visible")];
+            return shapes;
+        },
         ["BoltzmannMachine"] = arch =>
         {
             long n = (long)arch.Required<int>("n_visible") + arch.Required<int>("n_hidden");
@@ -585,8 +591,11 @@ public static class Checkpoint
     public static string LibraryVersion { get; } =
         typeof(Checkpoint).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
-    /// <summary>Sidecar JSON: indented; NaN and ±∞ in training records written as "NaN", "Infinity", "-Infinity".</summary>
-    internal static readonly JsonSerializerOptions JsonOptions = new()
+    /// <summary>
+    /// The JSON of sidecars and metrics files: indented; NaN and ±∞ (a diverged epoch's metrics) written as "NaN",
+    /// "Infinity", "-Infinity" instead of failing the write after the training is done.
+    /// </summary>
+    public static JsonSerializerOptions JsonOptions { get; } = new()
     {
         WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };

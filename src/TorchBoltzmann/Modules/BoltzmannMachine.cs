@@ -302,46 +302,96 @@ public sealed class BoltzmannMachine : nn.Module<Tensor, Tensor>, IEnergyModel
 
     /// <summary>
     /// The hidden units' clamped-phase mean-field means at temperature T, (B, n_hidden) or (n_hidden): with the visible
-    /// units fixed to <paramref name="v"/>, m_h ← mean((b_h + W_hv v + W_hh m_h) / T), one colour class of the hidden
-    /// graph at a time, starting from m_h = mean((b_h + W_hv v) / T), until no mean changes by more than
-    /// <paramref name="tolerance"/> or <paramref name="max_iterations"/> passes. Without autograd.
+    /// units fixed to <paramref name="v"/>, the fixed point of m_h = mean((b_h + W_hv v + W_hh m_h) / T), computed by
+    /// <see cref="mean_field_fixed_point"/> from m_h = mean((b_h + W_hv v) / T) (one colour class of the hidden graph at a
+    /// time, damping λ, until no mean's residual exceeds <paramref name="tolerance"/> or after
+    /// <paramref name="max_iterations"/> passes). With <paramref name="annealing"/>, the start is taken at its first
+    /// temperature and one pass is made at each of its temperatures first. Without autograd.
     /// </summary>
     /// <exception cref="ArgumentException">v does not fit the visible layer.</exception>
-    public Tensor mean_field(Tensor v, double temperature = 1.0, int max_iterations = 100, double tolerance = 1e-6)
+    /// <exception cref="ArgumentOutOfRangeException">A numeric argument is out of range.</exception>
+    public Tensor mean_field(Tensor v, double temperature = 1.0, int max_iterations = 100, double tolerance = 1e-6, double damping = 0,
+                             IReadOnlyList<double>? annealing = null)
     {
         check_visible(v, "mean_field input");
         Checks.Temperature(temperature);
-        if (max_iterations < 1) throw new ArgumentOutOfRangeException(nameof(max_iterations), max_iterations, "max_iterations: expected at least 1.");
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         bool single = v.dim() == 1;
         var vb = (single ? v.unsqueeze(0) : v).to(dtype, device);
         var w = weight_matrix();
         var whv = w.narrow(0, n_visible, n_hidden).narrow(1, 0, n_visible);      // (nh, nv)
-        var whh = w.narrow(0, n_visible, n_hidden).narrow(1, n_visible, n_hidden);
         var bh = _bias.narrow(0, n_visible, n_hidden);
-        var external = nn.functional.linear(vb, whv, bh);                        // b_h + W_hv v, (B, nh)
-        var m = units.mean(external, temperature);
-        var blocks = colour_classes().Select(c => c.Where(i => i >= n_visible).Select(i => (long)(i - n_visible)).ToArray())
+        double first = annealing is { Count: > 0 } ? annealing[0] : temperature;
+        Checks.Temperature(first);
+        var start = torch.cat(new[] { vb, units.mean(nn.functional.linear(vb, whv, bh), first) }, 1);   // [v, mean((b_h + W_hv v) / T)]
+        var m = mean_field_fixed_point(start, temperature, max_iterations, tolerance, damping, clamp_visible: true, annealing).narrow(1, n_visible, n_hidden);
+        return (single ? m.squeeze(0) : m).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Deterministic mean-field means of all units (Peterson &amp; Anderson 1987), (B, n): the fixed point of
+    /// <code>m = mean((W m + b) / T)     (σ for {0, 1} units, tanh for spins)</code>
+    /// reached from <paramref name="start"/> (B, n) by damped block updates over the colour classes of the graph
+    /// (<see cref="colour_classes"/>; the units of a class are not connected, so updating a class at once is exact
+    /// coordinate ascent on the mean-field free energy when λ = 0):
+    /// <code>m_B ← (1 − λ) mean((m W_{:,B} + b_B) / T) + λ m_B</code>
+    /// A pass updates every class; the iteration stops after the first pass in which no unit's residual
+    /// |mean((W m + b)_i / T) − m_i| (taken before damping) exceeds <paramref name="tolerance"/>, or after
+    /// <paramref name="max_iterations"/> passes. With <paramref name="clamp_visible"/> the first n_visible columns keep
+    /// their start values (the clamped phase). With <paramref name="annealing"/>, one pass at each of its temperatures
+    /// comes first (mean-field annealing), then the passes at T. Without autograd; the start is not changed.
+    /// </summary>
+    /// <param name="start">Start means, (B, n), values within the units' range.</param>
+    /// <param name="temperature">T (finite, positive).</param>
+    /// <param name="max_iterations">Cap on the passes at T (≥ 1).</param>
+    /// <param name="tolerance">Largest residual accepted as converged (≥ 0).</param>
+    /// <param name="damping">λ in [0, 1): the share of the old mean kept by an update.</param>
+    /// <param name="clamp_visible">Hold the visible units at their start values.</param>
+    /// <param name="annealing">Temperatures of one pass each before the passes at T (e.g. an <see cref="Sampling.AnnealingSchedule"/>'s).</param>
+    /// <returns>The means, (B, n).</returns>
+    /// <exception cref="ArgumentException">The start does not fit.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A numeric argument is out of range.</exception>
+    public Tensor mean_field_fixed_point(Tensor start, double temperature = 1.0, int max_iterations = 100, double tolerance = 1e-6,
+                                         double damping = 0, bool clamp_visible = false, IEnumerable<double>? annealing = null)
+    {
+        ArgumentNullException.ThrowIfNull(start);
+        Checks.Width(start, n_units, "mean-field start");
+        Checks.Rows(start, n_units, "mean-field start", "B", param: nameof(start));
+        Checks.Temperature(temperature);
+        if (max_iterations < 1) throw new ArgumentOutOfRangeException(nameof(max_iterations), max_iterations, $"max_iterations: expected at least 1, got {max_iterations}.");
+        if (!(tolerance >= 0) || double.IsInfinity(tolerance)) throw new ArgumentOutOfRangeException(nameof(tolerance), tolerance, $"tolerance: expected a finite number ≥ 0, got {tolerance}.");
+        if (!(damping >= 0 && damping < 1)) throw new ArgumentOutOfRangeException(nameof(damping), damping, $"damping: expected a number in [0, 1), got {damping}.");
+        var stages = annealing?.ToArray() ?? [];
+        foreach (double t in stages) Checks.Temperature(t);
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var m = start.to(dtype, device).clone();
+        var w = weight_matrix();
+        var blocks = colour_classes().Select(c => c.Where(i => !clamp_visible || i >= n_visible).Select(i => (long)i).ToArray())
                                      .Where(c => c.Length > 0)
                                      .Select(c => torch.tensor(c, device: device)).ToList();
-        for (int it = 0; it < max_iterations && n_hidden > 0; it++)
+        var columns = blocks.Select(idx => w.index_select(1, idx)).ToList();            // W_{:,B}
+        var biases = blocks.Select(idx => _bias.index_select(0, idx)).ToList();          // b_B
+        double Pass(double t)
         {
-            double change = 0;
-            foreach (var idx in blocks)
+            using var inner = torch.NewDisposeScope();
+            var residual = torch.zeros(1, dtype: dtype, device: device);
+            for (int k = 0; k < blocks.Count; k++)
             {
-                using var inner = torch.NewDisposeScope();
-                var rows = whh.index_select(0, idx);                             // (k, nh)
-                var eta = nn.functional.linear(m, rows).add_(external.index_select(1, idx));
-                var updated = units.mean_(eta, temperature);
+                var idx = blocks[k];
+                var target = units.mean_(m.mm(columns[k]).add_(biases[k]), t);          // mean((W m + b)_B / T), (B, |B|)
                 var old = m.index_select(1, idx);
-                using var diff = updated.sub(old).abs_().max();
-                change = Math.Max(change, diff.ToDouble());
-                m.index_copy_(1, idx, updated);
+                residual = torch.maximum(residual, target.sub(old).abs_().max());
+                if (damping > 0) target.mul_(1 - damping).add_(old, alpha: damping);
+                m.index_copy_(1, idx, target);
             }
-            if (change <= tolerance) break;
+            return residual.ToDouble();                                                  // one synchronisation per pass
         }
-        return (single ? m.squeeze(0) : m).MoveToOuterDisposeScope();
+        foreach (double t in stages) Pass(t);
+        for (int it = 0; it < max_iterations; it++)
+            if (Pass(temperature) <= tolerance) break;
+        return m.MoveToOuterDisposeScope();
     }
 
     /// <summary>The hidden units' clamped-phase mean-field means (<see cref="mean_field"/> at T = 1).</summary>

@@ -28,6 +28,7 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
     [ComponentName(Name = "weight")] private Parameter _weight;
     [ComponentName(Name = "visible_bias")] private Parameter _visible_bias;
     [ComponentName(Name = "hidden_bias")] private Parameter _hidden_bias;
+    [ComponentName(Name = "visible_log_variance")] private Parameter? _visible_log_variance;
 
     /// <summary>Creates an RBM; see <see cref="boltzmann.RBM"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
@@ -45,6 +46,13 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
         _weight = new Parameter(torch.empty(n_hidden, n_visible, dtype: dt, device: device));
         _visible_bias = new Parameter(torch.empty(n_visible, dtype: dt, device: device));
         _hidden_bias = new Parameter(torch.empty(n_hidden, dtype: dt, device: device));
+        if (visible_units is LearnedGaussianUnits learned)
+        {
+            // Gaussian visible units with learned variances (Cho et al. 2011): z = log σ² is a parameter of this model,
+            // which the unit type reads at every call (so it follows the parameter through to(), loads and optimizers).
+            _visible_log_variance = new Parameter(torch.zeros(n_visible, dtype: dt, device: device));
+            visible_units = learned.bind(() => _visible_log_variance!);
+        }
         reset_parameters(generator: generator);
         RegisterComponents();
     }
@@ -64,6 +72,12 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
     public Parameter visible_bias { get => _visible_bias; set => _visible_bias = Replace(_visible_bias, value, "visible_bias", n_visible); }
     /// <summary>c, shape (n_hidden).</summary>
     public Parameter hidden_bias { get => _hidden_bias; set => _hidden_bias = Replace(_hidden_bias, value, "hidden_bias", n_hidden); }
+
+    /// <summary>
+    /// z = log σ², shape (n_visible), for <see cref="LearnedGaussianUnits"/> visible units (starts at 0: σ² = 1); null for
+    /// every other visible type.
+    /// </summary>
+    public Parameter? visible_log_variance => _visible_log_variance;
 
     /// <summary>The device the parameters live on.</summary>
     public Device device => _weight.device;
@@ -97,6 +111,7 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
         _weight.normal_(0.0, std, generator);
         _visible_bias.zero_();
         _hidden_bias.zero_();
+        _visible_log_variance?.zero_();
     }
 
     /// <summary>
@@ -127,8 +142,13 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
 
     // ---------------------------------------------------------------- net inputs and conditionals
 
-    /// <summary>Hidden net input η_h = c + W v (= <c>linear(v, W, c)</c>).</summary>
-    public Tensor hidden_net(Tensor v) => nn.functional.linear(v, _weight, _hidden_bias);
+    /// <summary>Hidden net input η_h = c + W v (= <c>linear(v, W, c)</c>); c + W(v/σ²) for <see cref="LearnedGaussianUnits"/>.</summary>
+    public Tensor hidden_net(Tensor v)
+    {
+        if (!visible_units.scales_coupling) return nn.functional.linear(v, _weight, _hidden_bias);
+        using var u = visible_units.coupling_input(v);
+        return nn.functional.linear(u, _weight, _hidden_bias);
+    }
 
     /// <summary>Visible net input η_v = b + Wᵀ h (= <c>linear(h, Wᵀ, b)</c>).</summary>
     public Tensor visible_net(Tensor h)
@@ -184,7 +204,7 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
         Checks.Width(v, n_visible, "visible states");
         Checks.Width(h, n_hidden, "hidden states");
         using var scope = torch.NewDisposeScope();
-        var coupling = (nn.functional.linear(v, _weight) * h).sum(-1);
+        var coupling = (nn.functional.linear(visible_units.scales_coupling ? visible_units.coupling_input(v) : v, _weight) * h).sum(-1);
         var ev = visible_units.self_energy(v, _visible_bias).sum(-1);
         var eh = hidden_units.self_energy(h, _hidden_bias).sum(-1);
         return (ev + eh - coupling).MoveToOuterDisposeScope();

@@ -15,12 +15,16 @@ namespace TorchBoltzmann.Training;
 /// <para>The log-likelihood gradient of p_T(v) = Σ_h e^{−E(v,h)/T} / Z_T is
 /// <code>∂ log p / ∂w_ij = (⟨x_i x_j⟩_clamped − ⟨x_i x_j⟩_free) / T,   ∂ log p / ∂b_i = (⟨x_i⟩_clamped − ⟨x_i⟩_free) / T</code>
 /// Per mini-batch of B examples: the <b>clamped phase</b> fixes the visible units of one chain per example and samples
-/// the hidden units (<see cref="BoltzmannTrainingOptions.ClampedBurnIn"/> sweeps from random states, then
-/// <see cref="BoltzmannTrainingOptions.ClampedSamples"/> sweeps averaged; chains restart every batch) or takes their
-/// mean-field means; the <b>free phase</b> runs <see cref="BoltzmannTrainingOptions.FreeChains"/> persistent chains
-/// (Tieleman 2008) for <see cref="BoltzmannTrainingOptions.FreeSweeps"/> sweeps and averages
-/// <see cref="BoltzmannTrainingOptions.FreeSamples"/> more. Both statistics are matrix products over the chains' states,
-/// XᵀX / rows. The negative log-likelihood gradient is written into <c>.grad</c> (<see cref="WriteGradients"/>), so any
+/// the hidden units (<see cref="BoltzmannTrainingOptions.ClampedBurnIn"/> sweeps, then
+/// <see cref="BoltzmannTrainingOptions.ClampedSamples"/> sweeps averaged; the chains start from random states at every
+/// update, or with <see cref="ClampedChains.Persistent"/> from where each example's chain stopped at its previous update,
+/// <see cref="ClampedHiddenStates"/>) or takes their mean-field means; the <b>free phase</b> runs
+/// <see cref="BoltzmannTrainingOptions.FreeChains"/> persistent chains (Tieleman 2008) for
+/// <see cref="BoltzmannTrainingOptions.FreeSweeps"/> sweeps and averages <see cref="BoltzmannTrainingOptions.FreeSamples"/>
+/// more, or (<see cref="FreePhase.MeanField"/>) as many mean-field fixed points m = mean((W m + b) / T), each continued
+/// from the last update's (<see cref="FreeMeans"/>). Both statistics are matrix products over the chains' states or
+/// means, XᵀX / rows; with both phases mean-field this is the deterministic learning of Peterson &amp; Anderson (1987),
+/// ⟨x_i x_j⟩ ≈ m_i m_j. The negative log-likelihood gradient is written into <c>.grad</c> (<see cref="WriteGradients"/>), so any
 /// optimizer steps; the default is SGD with the options' learning rate and momentum.</para>
 /// <para><see cref="Fit"/> runs on the shared <see cref="TrainingLoop{TMetrics}"/>, which owns epochs, batches, progress,
 /// cancellation, the divergence stop and run checkpoints (<see cref="CheckpointPath"/>).</para>
@@ -39,6 +43,8 @@ public sealed class BoltzmannTrainer : IDisposable
     private readonly bool _ownsGenerator;
     private GibbsChains? _clamped;
     private GibbsChains? _free;
+    private Tensor? _clampedHidden;
+    private Tensor? _freeMeans;
 
     /// <summary>Creates a trainer.</summary>
     /// <param name="bm">The machine (already on its device).</param>
@@ -62,8 +68,20 @@ public sealed class BoltzmannTrainer : IDisposable
     /// <summary>The optimizer taking the steps.</summary>
     public optim.Optimizer Optimizer => _optimizer;
 
-    /// <summary>The persistent chains of the free phase (null before the first batch).</summary>
+    /// <summary>The persistent chains of the free phase (null before the first batch, and with <see cref="FreePhase.MeanField"/>).</summary>
     public GibbsChains? FreeChains => _free;
+
+    /// <summary>The free phase's mean-field fixed points, (<see cref="BoltzmannTrainingOptions.FreeChains"/>, n), with <see cref="FreePhase.MeanField"/> (null before the first batch and otherwise).</summary>
+    public Tensor? FreeMeans => _freeMeans;
+
+    /// <summary>
+    /// With <see cref="ClampedChains.Persistent"/>: each training example's hidden state where its clamped chain stopped,
+    /// (N, n_hidden), row i for example i (allocated with random states by <see cref="Fit"/>); otherwise null.
+    /// </summary>
+    public Tensor? ClampedHiddenStates => _clampedHidden;
+
+    /// <summary>Wall time, in seconds, recorded for the epochs the last <see cref="Fit"/> restored from <see cref="CheckpointPath"/> (0 when it started afresh).</summary>
+    public double RestoredSeconds { get; private set; }
 
     /// <summary>Label of the progress reports (<see cref="LoopProgress{TMetrics}.Stage"/>).</summary>
     public string Stage { get; init; } = "BM";
@@ -89,6 +107,11 @@ public sealed class BoltzmannTrainer : IDisposable
         Checks.Rows(train, _bm.n_visible, "training data");
         if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
         using var data = train.to(_bm.dtype, _bm.device);
+        if (PersistentClamped && (_clampedHidden is null || _clampedHidden.shape[0] != data.shape[0]))
+        {
+            _clampedHidden?.Dispose();
+            _clampedHidden = _bm.units.initial_states((int)data.shape[0], _bm.n_hidden, _bm.dtype, _bm.device, _generator).DetachFromDisposeScope();
+        }
         var loop = new TrainingLoop<BoltzmannEpochMetrics>
         {
             Stage = Stage, Epochs = Options.Epochs, BatchSize = Options.BatchSize, Generator = _generator, Shuffle = Options.Shuffle,
@@ -96,28 +119,45 @@ public sealed class BoltzmannTrainer : IDisposable
         };
         if (CheckpointPath is not null)
             loop.State.AddRange([new ModuleState("model", _bm), new OptimizerCheckpointState("optimizer", _optimizer),
-                                 new GeneratorState("generator", _generator), new FreeChainsState(this)]);
+                                 new GeneratorState("generator", _generator)]);
+        if (CheckpointPath is not null && Options.Free == FreePhase.Sampling) loop.State.Add(new FreeChainsState(this));
+        if (CheckpointPath is not null && Options.Free == FreePhase.MeanField)
+            loop.State.Add(new TableState("free_means", () => _freeMeans, t => { _freeMeans?.Dispose(); _freeMeans = t; }, [Options.FreeChains, _bm.n_units], _bm.dtype));
+        if (CheckpointPath is not null && PersistentClamped)
+            loop.State.Add(new TableState("clamped_chains", () => _clampedHidden, t => { _clampedHidden?.Dispose(); _clampedHidden = t; }, [data.shape[0], _bm.n_hidden], _bm.dtype));
         var previous = _bm.validate_values;
         _bm.validate_values = false;   // checked once above
         try
         {
             return loop.Run(new EpochStep(this, data), data.shape[0], data.device, progress, cancellationToken).ToList();
         }
-        finally { _bm.validate_values = previous; }
+        finally
+        {
+            RestoredSeconds = loop.RestoredSeconds;
+            _bm.validate_values = previous;
+        }
     }
 
     /// <summary>
     /// When set, <see cref="Fit"/> writes a run checkpoint here (<see cref="RunCheckpoint"/>, kind
     /// <c>boltzmann-machine</c>) every <see cref="CheckpointEvery"/> epochs and at the end, and a <see cref="Fit"/> that
     /// finds the file continues from it: weights and mask, optimizer state, generator, the persistent free chains and the
-    /// epochs' metrics, so a stopped run continues as one that never stopped. The file must come from a run with the
-    /// same machine, options (<see cref="BoltzmannTrainingOptions.Epochs"/> aside), optimizer type, number of training
+    /// epochs' metrics, the free mean-field fixed points (<see cref="FreePhase.MeanField"/>) and the per-example clamped
+    /// chains (<see cref="ClampedChains.Persistent"/>), so a stopped run continues as one that never stopped. The file must
+    /// come from a run with the same machine, options (<see cref="BoltzmannTrainingOptions.Epochs"/> aside), optimizer type, number of training
     /// rows and device.
     /// </summary>
     public string? CheckpointPath { get; init; }
 
     /// <summary>Epochs between checkpoints when <see cref="CheckpointPath"/> is set (default 1).</summary>
     public int CheckpointEvery { get; init; } = 1;
+
+    /// <summary>What else a continued run must share with the one that wrote the checkpoint (e.g. the data's origin); a
+    /// checkpoint with another tag is refused.</summary>
+    public IReadOnlyDictionary<string, string>? CheckpointTag { get; init; }
+
+    /// <summary>Persistent clamped chains are kept (sampling clamped phase with hidden units).</summary>
+    private bool PersistentClamped => Options.ClampedChains == ClampedChains.Persistent && _bm.n_hidden > 0;
 
     /// <summary>What a run continuing from a checkpoint must share with the run that wrote it.</summary>
     private Dictionary<string, string> Identity(Tensor data)
@@ -130,6 +170,7 @@ public sealed class BoltzmannTrainer : IDisposable
         id["optimizer"] = _optimizer.GetType().Name;
         id["training_rows"] = data.shape[0].ToString(System.Globalization.CultureInfo.InvariantCulture);
         id["device"] = _bm.device.ToString();
+        foreach (var (k, v) in CheckpointTag ?? new Dictionary<string, string>()) id["tag." + k] = v;
         return id;
     }
 
@@ -138,7 +179,9 @@ public sealed class BoltzmannTrainer : IDisposable
     {
         public double TrainBatch(Batch batch)
         {
-            if (!trainer.Step(batch.Rows(data))) throw batch.Diverged("the net inputs or the gradient");
+            // The batch's example indices: rows of the persistent clamped chains.
+            using var examples = batch.Order is null ? torch.arange(batch.Start, batch.Start + batch.Size, ScalarType.Int64, data.device) : batch.Order.narrow(0, batch.Start, batch.Size);
+            if (!trainer.Step(batch.Rows(data), trainer.PersistentClamped ? examples : null)) throw batch.Diverged("the net inputs or the gradient");
             return double.NaN;
         }
 
@@ -196,22 +239,62 @@ public sealed class BoltzmannTrainer : IDisposable
         }
     }
 
+    /// <summary>A tensor the trainer keeps across updates (the free mean-field fixed points, the per-example clamped chains) as a checkpoint component.</summary>
+    private sealed class TableState(string name, Func<Tensor?> get, Action<Tensor?> set, long[] shape, ScalarType dtype) : IStateful
+    {
+        public string StateName => name;
+
+        public void SaveState(StateSection section)
+        {
+            var t = get();
+            section.Values["started"] = t is not null;
+            if (t is not null) section.Put("states", t);   // borrowed until the file is written
+        }
+
+        public Action PrepareLoad(StateSection section)
+        {
+            if (!section.Value<bool>("started")) return () => set(null);
+            var states = section.Tensor("states");
+            if (!states.shape.SequenceEqual(shape) || states.dtype != dtype)
+                throw section.Refuse($"the states are {StateSection.Describe(states)}, expected ({string.Join(", ", shape)}) {dtype}");
+            var unexpected = section.Tensors.Select(t => t.Name).Except(["states"]).ToList();
+            if (unexpected.Count > 0) throw section.Refuse($"unexpected tensors {string.Join(", ", unexpected)}");
+            return () =>
+            {
+                var current = get();
+                if (current is not null && current.shape.SequenceEqual(shape)) { using (torch.no_grad()) current.copy_(states); }
+                else set(states.to(dtype, current?.device ?? states.device).clone().DetachFromDisposeScope());
+            };
+        }
+    }
+
     /// <summary>
     /// One update on a batch v⁰ (B × n_visible, on the machine's device): clamped and free statistics, gradient into
     /// <c>.grad</c>, optimizer step. Returns false (and takes no step) when the chains' conditional means or the gradient
     /// are not finite (weights so large that net inputs overflow).
     /// </summary>
-    /// <exception cref="ArgumentException">v⁰ is not a (B, n_visible) batch of valid values.</exception>
-    public bool Step(Tensor v0)
+    /// <param name="v0">The batch, (B, n_visible).</param>
+    /// <param name="examples">With <see cref="ClampedChains.Persistent"/>: the batch's rows of the training set, (B) integers, which select (and
+    /// receive back) the examples' hidden chain states in <see cref="ClampedHiddenStates"/>; else ignored.</param>
+    /// <exception cref="ArgumentException">v⁰ is not a (B, n_visible) batch of valid values, or <paramref name="examples"/> is missing or does not fit.</exception>
+    /// <exception cref="InvalidOperationException">Persistent clamped chains before <see cref="Fit"/> allocated them.</exception>
+    public bool Step(Tensor v0, Tensor? examples = null)
     {
         _bm.check_visible(v0, "batch");
         Checks.Rows(v0, _bm.n_visible, "batch", "B", param: nameof(v0));
+        if (PersistentClamped)
+        {
+            if (_clampedHidden is null)
+                throw new InvalidOperationException("Step: persistent clamped chains (ClampedChains = Persistent) are allocated by Fit, one per training example; call Fit, or use Restarted.");
+            if (examples is null || examples.dim() != 1 || examples.shape[0] != v0.shape[0] || examples.is_floating_point())
+                throw new ArgumentException($"examples: expected {v0.shape[0]} integer row indices of the training set (ClampedChains = Persistent), got {(examples is null ? "none" : StateSection.Describe(examples))}.", nameof(examples));
+        }
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        var clamped = ClampedStates(v0);
-        var free = FreeStates();
+        var clamped = ClampedStates(v0, examples);
+        var free = Options.Free == FreePhase.MeanField ? FreeMeanField() : FreeStates();
         // Sampled states are always 0/1 (a NaN mean draws 0), so a NaN net input shows only in the chains' means.
-        if (!Finite(clamped) || !Finite(_free!.visible_mean) || (_clamped is { } c && !Finite(c.visible_mean))) return false;
+        if (!Finite(clamped) || !Finite(free) || (_free is { } f && !Finite(f.visible_mean)) || (_clamped is { } c && !Finite(c.visible_mean))) return false;
         WriteGradients(_bm, clamped, free, Options.Temperature, Options.WeightDecay);
         using (var g = _bm.bias.grad!)
             if (!Finite(g)) return false;
@@ -261,22 +344,52 @@ public sealed class BoltzmannTrainer : IDisposable
         else { g.copy_(value); g.Dispose(); }
     }
 
-    /// <summary>The clamped phase's states, (rows, n): sampled hidden units (several sweeps stacked) or [v, m_h].</summary>
-    private Tensor ClampedStates(Tensor v0)
+    /// <summary>
+    /// The clamped phase's states, (rows, n): sampled hidden units (several sweeps stacked; from random states, or from
+    /// the examples' persistent states, to which the last sweep's hidden states are written back) or [v, m_h].
+    /// </summary>
+    private Tensor ClampedStates(Tensor v0, Tensor? examples)
     {
         long b = v0.shape[0];
         if (Options.Clamped == ClampedPhase.MeanField || _bm.n_hidden == 0)
         {
             if (_bm.n_hidden == 0) return v0.clone();
-            var mh = _bm.mean_field(v0, Options.Temperature);
+            var mh = _bm.mean_field(v0, Options.Temperature, Options.MeanFieldIterations, Options.MeanFieldTolerance, Options.MeanFieldDamping,
+                                    Options.AnnealClamped ? Options.Annealing!.Temperatures : null);
             return torch.cat(new[] { v0, mh }, 1);
         }
         _clamped ??= new GibbsChains(_bm, _generator, Options.Temperature, Options.Scan);
         _clamped.clamp(0, v0);
-        _clamped.start_random((int)b);
+        Tensor? rows = null;
+        if (PersistentClamped)
+        {
+            rows = examples!.to(ScalarType.Int64, _bm.device);
+            _clamped.start(torch.cat(new[] { v0, _clampedHidden!.index_select(0, rows) }, 1));
+        }
+        else _clamped.start_random((int)b);
         if (Options.AnnealClamped) Anneal(_clamped);
         for (int s = 0; s < Options.ClampedBurnIn; s++) _clamped.step();
-        return Collect(_clamped, Options.ClampedSamples);
+        var states = Collect(_clamped, Options.ClampedSamples);
+        if (rows is not null) _clampedHidden!.index_copy_(0, rows, _clamped.states.narrow(1, _bm.n_visible, _bm.n_hidden));
+        return states;
+    }
+
+    /// <summary>
+    /// The free phase's mean-field fixed points, (R, n): m = mean((W m + b) / T) from the last update's fixed points
+    /// (uniform random means at the first update: U(0, 1) for {0, 1} units, U(−1, 1) for spins), through the annealing
+    /// schedule first when <see cref="BoltzmannTrainingOptions.AnnealFree"/> is set.
+    /// </summary>
+    private Tensor FreeMeanField()
+    {
+        if (_freeMeans is null)
+        {
+            var r = torch.rand(Options.FreeChains, _bm.n_units, _bm.dtype, _bm.device, generator: _generator);
+            _freeMeans = (_bm.spins ? r.mul_(2).sub_(1) : r).DetachFromDisposeScope();
+        }
+        var m = _bm.mean_field_fixed_point(_freeMeans, Options.Temperature, Options.MeanFieldIterations, Options.MeanFieldTolerance, Options.MeanFieldDamping,
+                                           annealing: Options.AnnealFree ? Options.Annealing!.Temperatures : null);
+        _freeMeans.copy_(m);
+        return m;
     }
 
     /// <summary>The free phase's states from the persistent chains, (rows, n).</summary>
@@ -339,6 +452,9 @@ public sealed class BoltzmannTrainer : IDisposable
         _clamped?.Dispose();
         _free?.Dispose();
         _clamped = _free = null;
+        _clampedHidden?.Dispose();
+        _freeMeans?.Dispose();
+        _clampedHidden = _freeMeans = null;
         if (_ownsOptimizer) (_optimizer as IDisposable)?.Dispose();
         if (_ownsGenerator) _generator.Dispose();
     }

@@ -109,7 +109,7 @@ public sealed record ClassifierTrainingOptions
     /// <summary>
     /// Seed of the fine-tuner's generator (shuffling) when none is passed. Dropout masks come from the global generator,
     /// as <c>nn.Dropout</c>'s do: call <c>torch.manual_seed</c> before <c>Fit</c> for reproducible masks
-    /// (<see cref="DbnClassifierPipeline"/> does, with its seed).
+    /// (the recipes' <c>DbnClassifierPipeline</c> does, with its seed).
     /// </summary>
     public ulong Seed { get; init; } = 42;
 

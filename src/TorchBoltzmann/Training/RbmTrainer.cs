@@ -35,6 +35,10 @@ public sealed class RbmTrainer : IDisposable
     private readonly Generator _generator;
     private readonly bool _ownsGenerator;
     private GibbsChains? _negative;
+    private ParallelTempering? _tempering;
+    private Tensor? _visibleOffset;   // centering: μ
+    private Tensor? _hiddenOffset;    // centering: λ
+    private Tensor? _sparsityEstimate; // sparsity: q
     private readonly bool _direct;
     private double _momentum;
 
@@ -52,7 +56,7 @@ public sealed class RbmTrainer : IDisposable
         _direct = Options.Gradient == GradientMode.Direct && rbm.visible_units.has_linear_bias && rbm.hidden_units.has_linear_bias;
         // Default optimizer with direct gradients: plain SGD, with the momentum folded into the gradient the trainer
         // writes (see FoldsMomentum), which saves two passes over W per step.
-        FoldsMomentum = optimizer is null && _direct;
+        FoldsMomentum = optimizer is null && _direct && !Options.Centering;   // the centering transform needs the bare gradient
         _momentum = Options.InitialMomentum;
         _optimizer = optimizer ?? optim.SGD(rbm.parameters(), Options.LearningRate, momentum: FoldsMomentum ? 0 : Options.InitialMomentum);
         // The folded momentum buffer starts at zero, as a new SGD's does: whatever .grad holds (an earlier trainer's buffer,
@@ -89,6 +93,12 @@ public sealed class RbmTrainer : IDisposable
     /// </summary>
     public GibbsChains? NegativeChains => _negative;
 
+    /// <summary>
+    /// The parallel-tempering sampler of the negative phase (<see cref="RbmTrainingOptions.Tempering"/>), null before the
+    /// first batch or without tempering; its <see cref="ParallelTempering.swap_acceptance"/> reports the swap rates.
+    /// </summary>
+    public ParallelTempering? Tempering => _tempering;
+
     /// <summary>Label used in <see cref="TrainingProgress.Stage"/>.</summary>
     public string Stage { get; init; } = "RBM";
 
@@ -119,6 +129,12 @@ public sealed class RbmTrainer : IDisposable
 
         using var data = train.to(_rbm.dtype, _rbm.device);
         using var held = validation?.to(_rbm.dtype, _rbm.device);
+        if (Options.Centering)
+        {
+            using var _ = torch.no_grad();
+            _visibleOffset?.Dispose();
+            _visibleOffset = data.mean(new long[] { 0 }).DetachFromDisposeScope();   // μ: the training data's mean
+        }
         var loop = new TrainingLoop<RbmEpochMetrics>
         {
             Stage = Stage, Epochs = Options.Epochs, BatchSize = Options.BatchSize, Generator = _generator, Shuffle = Options.Shuffle,
@@ -172,6 +188,8 @@ public sealed class RbmTrainer : IDisposable
         if (FoldsMomentum) list.Add(new GradientBuffers("momentum", _rbm));
         list.Add(new GeneratorState("generator", _generator));
         if (Options.Persistent) list.Add(new PersistentChainsState(this));
+        if (Options.Tempering is not null) list.Add(new TemperingState(this));
+        if (Options.Centering || Options.SparsityTarget is not null) list.Add(new OffsetsState(this));
         return list;
     }
 
@@ -267,6 +285,82 @@ public sealed class RbmTrainer : IDisposable
         }
     }
 
+    /// <summary>The running estimates of centering (μ, λ) and of the sparsity target (q) as a checkpoint component.</summary>
+    private sealed class OffsetsState(RbmTrainer trainer) : IStateful
+    {
+        public string StateName => "offsets";
+
+        public void SaveState(StateSection section)
+        {
+            if (trainer._visibleOffset is { } mu) section.Put("visible_offset", mu);
+            if (trainer._hiddenOffset is { } lambda) section.Put("hidden_offset", lambda);
+            if (trainer._sparsityEstimate is { } q) section.Put("sparsity_estimate", q);
+        }
+
+        public Action PrepareLoad(StateSection section)
+        {
+            var rbm = trainer._rbm;
+            Tensor? Read(string name, int n)
+            {
+                if (!section.Has(name)) return null;
+                var t = section.Tensor(name);
+                if (t.dim() != 1 || t.shape[0] != n || t.dtype != rbm.dtype)
+                    throw section.Refuse($"'{name}' is {StateSection.Describe(t)}, expected ({n}) {rbm.dtype}");
+                return t;
+            }
+            var mu = Read("visible_offset", rbm.n_visible);
+            var lambda = Read("hidden_offset", rbm.n_hidden);
+            var q = Read("sparsity_estimate", rbm.n_hidden);
+            return () =>
+            {
+                static Tensor? Load(Tensor? old, Tensor? saved, Device device)
+                {
+                    old?.Dispose();
+                    return saved?.to(device, copy: true).DetachFromDisposeScope();
+                }
+                trainer._visibleOffset = Load(trainer._visibleOffset, mu, rbm.device);
+                trainer._hiddenOffset = Load(trainer._hiddenOffset, lambda, rbm.device);
+                trainer._sparsityEstimate = Load(trainer._sparsityEstimate, q, rbm.device);
+            };
+        }
+    }
+
+    /// <summary>The tempering replicas as a checkpoint component (states, swap counts and round; the generator is saved once, as the trainer's).</summary>
+    private sealed class TemperingState(RbmTrainer trainer) : IStateful
+    {
+        public string StateName => "tempering";
+
+        public void SaveState(StateSection section)
+        {
+            section.Values["started"] = trainer._tempering is { replicas: > 0 };
+            if (trainer._tempering is not { replicas: > 0 } pt) return;
+            foreach (var (name, t) in pt.state_dict(include_generator: false)) section.PutCopy(name, t);
+        }
+
+        public Action PrepareLoad(StateSection section)
+        {
+            var rbm = trainer._rbm;
+            if (!section.Value<bool>("started")) return () => { trainer._tempering?.Dispose(); trainer._tempering = null; };
+            var ladder = trainer.Options.Tempering!;
+            var states = section.Tensor("states");
+            if (states.dim() != 2 || states.shape[1] != rbm.n_visible || states.dtype != rbm.dtype || states.shape[0] % ladder.levels != 0)
+                throw section.Refuse($"the tempering replicas are {StateSection.Describe(states)}, expected ({ladder.levels}·R, {rbm.n_visible}) {rbm.dtype}");
+            var unexpected = section.Tensors.Select(t => t.Name).Except(["states", "betas", "swap_accepted", "swap_attempted", "swap_round"]).ToList();
+            if (unexpected.Count > 0) throw section.Refuse($"unexpected tensors {string.Join(", ", unexpected)}");
+            var state = section.Tensors.ToDictionary(t => t.Name, t => t.Tensor);
+            foreach (var name in new[] { "betas", "swap_accepted", "swap_attempted", "swap_round" })
+                if (!state.ContainsKey(name)) throw section.Refuse($"the tensor '{name}' is missing");
+            using (var b = state["betas"].to(ScalarType.Float64, torch.CPU, copy: true))
+                if (b.numel() != ladder.levels || !b.data<double>().ToArray().SequenceEqual(ladder.betas))
+                    throw section.Refuse($"the replicas were saved for another ladder of inverse temperatures than {ladder}");
+            return () =>
+            {
+                trainer._tempering ??= new ParallelTempering(rbm, ladder, trainer._generator);
+                trainer._tempering.load_state_dict(state);
+            };
+        }
+    }
+
     /// <summary>
     /// One parameter update on a batch v⁰ (B × n_visible, already on the model's device): negative sample, gradient,
     /// optimizer step. Returns false when the gradient is not finite (the step is then not taken, and a folded momentum
@@ -296,6 +390,7 @@ public sealed class RbmTrainer : IDisposable
             var (vk, phk) = NegativeSample(v0, ph0);
             WriteCdGradients(_rbm, v0, ph0, vk, phk!, Options.WeightDecay, FoldsMomentum ? _momentum : 0);
         }
+        if (Options.Centering || Options.SparsityTarget is not null) Regularise(v0);
         using (torch.no_grad())
         {
             // A NaN/inf anywhere in W, the biases or the statistics reaches the hidden-bias gradient
@@ -310,6 +405,42 @@ public sealed class RbmTrainer : IDisposable
         }
         _optimizer.step();
         return true;
+    }
+
+    /// <summary>
+    /// The gradient changes that follow the CD/PCD gradient in <c>.grad</c>, with the batch's positive statistics:
+    /// <list type="number">
+    /// <item>centering (<see cref="RbmTrainingOptions.Centering"/>): G ← the centered step in plain parameters
+    /// (<see cref="Centering.center_gradients"/>) at the current offsets μ, λ; then λ ← (1 − ν)λ + ν·mean p(h|v⁰);</item>
+    /// <item>sparsity (<see cref="RbmTrainingOptions.SparsityTarget"/>, Hinton's guide §11): q ← δq + (1 − δ)·mean p(h|v⁰)
+    /// (q starts at the first batch's mean), then G_c += κ(q − p) and G_W += κ(q − p)·mean(v⁰)ᵀ, κ the cost. With a folded
+    /// momentum buffer u = μu + G the addition lands in G, since the buffer is linear in it.</item>
+    /// </list>
+    /// </summary>
+    private void Regularise(Tensor v0)
+    {
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var ph0 = _rbm.prob_h(v0);
+        var activation = ph0.mean(new long[] { 0 });
+        var gw = _rbm.weight.grad!;
+        var gb = _rbm.visible_bias.grad!;
+        var gc = _rbm.hidden_bias.grad!;
+        if (Options.Centering)
+        {
+            _visibleOffset ??= v0.mean(new long[] { 0 }).DetachFromDisposeScope();   // Step without Fit: the first batch's mean
+            _hiddenOffset ??= torch.full(_rbm.n_hidden, 0.5, dtype: _rbm.dtype, device: _rbm.device).DetachFromDisposeScope();
+            Centering.center_gradients(gw, gb, gc, _visibleOffset, _hiddenOffset);
+            _hiddenOffset.mul_(1 - Options.CenteringRate).add_(activation, alpha: Options.CenteringRate);
+        }
+        if (Options.SparsityTarget is { } p)
+        {
+            if (_sparsityEstimate is null) _sparsityEstimate = activation.clone().DetachFromDisposeScope();
+            else _sparsityEstimate.mul_(Options.SparsityDecay).add_(activation, alpha: 1 - Options.SparsityDecay);
+            var excess = _sparsityEstimate.sub(p).mul_(Options.SparsityCost);   // κ(q − p)
+            gc.add_(excess);
+            gw.add_(torch.outer(excess, v0.mean(new long[] { 0 })));
+        }
     }
 
     /// <summary>
@@ -395,8 +526,24 @@ public sealed class RbmTrainer : IDisposable
     private (Tensor vk, Tensor? phk) NegativeSample(Tensor v0, Tensor? ph0)
     {
         using var _ = torch.no_grad();
+        if (Options.Tempering is { } ladder)
+        {
+            // Parallel tempering: B replicas per level, started at samples of the first batch; k tempering steps per
+            // batch, the β = 1 replicas are the negative sample (the first b of them for a short last batch).
+            _tempering ??= new ParallelTempering(_rbm, ladder, _generator);
+            if (_tempering.replicas == 0)
+            {
+                using var init = _rbm.visible_units.sample_from_mean(v0, _generator);
+                _tempering.start(init);
+            }
+            for (int step = 0; step < Options.K; step++) _tempering.step();
+            long rows = Math.Min(v0.shape[0], _tempering.replicas);
+            var cold = rows == _tempering.replicas ? _tempering.visible.alias() : _tempering.visible.narrow(0, 0, rows);
+            return (cold, ph0 is null ? null : _rbm.prob_h(cold));
+        }
         _negative ??= new GibbsChains(_rbm, _generator);
-        bool sampleLast = Options.Persistent || Options.SampleVisible;
+        // Learned variances need sampled negatives: the means b + Wᵀh carry no spread, and ∂F/∂z would push σ² up without bound.
+        bool sampleLast = Options.Persistent || Options.SampleVisible || _rbm.visible_units is Units.LearnedGaussianUnits;
         int k = Options.K;
         Tensor vk;
         if (Options.Persistent)
@@ -480,6 +627,12 @@ public sealed class RbmTrainer : IDisposable
     {
         _negative?.Dispose();
         _negative = null;
+        _tempering?.Dispose();
+        _tempering = null;
+        _visibleOffset?.Dispose();
+        _hiddenOffset?.Dispose();
+        _sparsityEstimate?.Dispose();
+        _visibleOffset = _hiddenOffset = _sparsityEstimate = null;
         if (_ownsOptimizer) (_optimizer as IDisposable)?.Dispose();
         if (_ownsGenerator) _generator.Dispose();
     }

@@ -29,6 +29,13 @@ public sealed record RbmTrainingOptions
     public int K { get; init; } = 1;
     /// <summary>Persistent contrastive divergence (Tieleman 2008): negative chains carry over between batches.</summary>
     public bool Persistent { get; init; }
+    /// <summary>
+    /// Parallel tempering as the negative phase (Desjardins et al. 2010), or null (CD / PCD): persistent replicas on this
+    /// ladder of inverse temperatures, B per level (B = <see cref="BatchSize"/>), each batch taking <see cref="K"/>
+    /// tempering steps (<see cref="Sampling.ParallelTempering.step"/>: a Gibbs step per replica, then a round of swaps)
+    /// and using the β = 1 replicas as the negative sample. Excludes <see cref="Persistent"/> (the replicas persist already).
+    /// </summary>
+    public Sampling.TemperingLadder? Tempering { get; init; }
     /// <summary>Momentum during the first <see cref="MomentumSwitchEpoch"/> epochs (applied to any optimizer implementing IMomentum).</summary>
     public double InitialMomentum { get; init; } = 0.5;
     /// <summary>Momentum from epoch <see cref="MomentumSwitchEpoch"/> on.</summary>
@@ -37,7 +44,7 @@ public sealed record RbmTrainingOptions
     public int MomentumSwitchEpoch { get; init; } = 5;
     /// <summary>L2 weight-decay coefficient λ added to the weight gradient (λW); biases are not decayed.</summary>
     public double WeightDecay { get; init; } = 2e-4;
-    /// <summary>Whether the last negative-phase visible layer of CD is sampled (true) or its probabilities used (false, less noise). PCD chains always hold samples.</summary>
+    /// <summary>Whether the last negative-phase visible layer of CD is sampled (true) or its probabilities used (false, less noise). PCD chains, tempering replicas and <see cref="Units.LearnedGaussianUnits"/> (whose variance the means would not teach) always use samples.</summary>
     public bool SampleVisible { get; init; }
     /// <summary>How gradients are computed.</summary>
     public GradientMode Gradient { get; init; } = GradientMode.Direct;
@@ -50,6 +57,30 @@ public sealed record RbmTrainingOptions
     /// <summary>Seed of the trainer's generator when none is passed to the trainer.</summary>
     public ulong Seed { get; init; } = 42;
 
+    /// <summary>
+    /// Sparsity target p for the hidden units (Hinton's practical guide, §11), or null (off): a running estimate
+    /// q ← δq + (1 − δ)·mean p(h|v⁰) of each hidden unit's activation on the data (δ = <see cref="SparsityDecay"/>) is
+    /// pulled toward p by adding <see cref="SparsityCost"/>·(q − p) to each hidden bias's gradient and
+    /// <see cref="SparsityCost"/>·(q − p)·mean v⁰ to its incoming weights' (the derivative of the cross-entropy penalty
+    /// −p log q − (1 − p) log(1 − q) with respect to the unit's total input, for logistic hidden units). The guide's
+    /// range: p from 0.01 to 0.1.
+    /// </summary>
+    public double? SparsityTarget { get; init; }
+    /// <summary>Weight of the sparsity penalty's gradient (the guide's "sparsity-cost"; used with <see cref="SparsityTarget"/>).</summary>
+    public double SparsityCost { get; init; } = 0.1;
+    /// <summary>Decay δ of the running activation estimate q (the guide: 0.9 to 0.99).</summary>
+    public double SparsityDecay { get; init; } = 0.95;
+    /// <summary>
+    /// The centering trick (Montavon &amp; Müller 2012; Melchior, Fischer &amp; Wiskott 2016; see <see cref="Training.Centering"/>):
+    /// gradient steps taken in coordinates centered at μ = the training data's mean (visible) and λ = a running mean of
+    /// p(h|v⁰) on the data (hidden, starting at 0.5, updated λ ← (1 − ν)λ + ν·mean p(h|v⁰) with ν = <see cref="CenteringRate"/>).
+    /// The model stays in the plain parameters. Momentum then runs in the optimizer (it is not folded into the gradient
+    /// buffer, <see cref="RbmTrainer.FoldsMomentum"/>).
+    /// </summary>
+    public bool Centering { get; init; }
+    /// <summary>Sliding factor ν of the hidden offset λ (Melchior et al. 2016 recommend 0.01 or smaller).</summary>
+    public double CenteringRate { get; init; } = 0.01;
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for a value outside its range, naming it.</summary>
     public void Validate()
     {
@@ -61,5 +92,12 @@ public sealed record RbmTrainingOptions
         OptionRules.NonNegativeFinite(WeightDecay, nameof(WeightDecay));
         OptionRules.NonNegative(MetricsEvery, nameof(MetricsEvery));
         OptionRules.AtLeastOne(MetricsSamples, nameof(MetricsSamples));
+        if (SparsityTarget is { } p && !(p > 0 && p < 1))
+            throw new ArgumentOutOfRangeException(nameof(SparsityTarget), p, "SparsityTarget: expected a value in (0, 1).");
+        OptionRules.NonNegativeFinite(SparsityCost, nameof(SparsityCost));
+        OptionRules.FractionBelowOne(SparsityDecay, nameof(SparsityDecay));
+        OptionRules.Decay(CenteringRate, nameof(CenteringRate));
+        if (Tempering is not null && Persistent)
+            throw new ArgumentException("Tempering: parallel tempering keeps its own persistent replicas; expected Persistent = false, got true.", nameof(Tempering));
     }
 }

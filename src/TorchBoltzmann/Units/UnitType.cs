@@ -167,6 +167,16 @@ public abstract class UnitType
     /// </summary>
     public virtual bool has_linear_bias => false;
 
+    /// <summary>
+    /// What the layer's values contribute to the coupling hᵀW(·): x itself (a new handle on it) for every type but
+    /// <see cref="LearnedGaussianUnits"/>, whose coupling sees x/σ². The RBM calls it only when <see cref="scales_coupling"/>.
+    /// </summary>
+    /// <param name="x">Unit values, shape (*, n).</param>
+    public virtual Tensor coupling_input(Tensor x) => x.alias();
+
+    /// <summary>True when <see cref="coupling_input"/> is not the identity (the RBM then scales the visible layer before the coupling).</summary>
+    public virtual bool scales_coupling => false;
+
     private static readonly object RegistryLock = new();
     private static readonly List<(string Form, Func<string, UnitType?> Parse, UnitType Example)> Registry =
     [
@@ -176,6 +186,7 @@ public abstract class UnitType
         (GaussianUnits.TypeName, name => name == GaussianUnits.TypeName ? Gaussian : null, new GaussianUnits()),
         ("Bernoulli+Softmax(K₁,K₂,…) with every K ≥ 2", SoftmaxGroupUnits.ParseWithBinary, new SoftmaxGroupUnits([2, 2])),
         ("Softmax(K₁,…) with every K ≥ 2", SoftmaxGroupUnits.ParseAlone, new SoftmaxGroupUnits([2, 3], binary_units: false)),
+        (LearnedGaussianUnits.TypeName, name => name == LearnedGaussianUnits.TypeName ? new LearnedGaussianUnits() : null, new LearnedGaussianUnits()),
     ];
 
     /// <summary>

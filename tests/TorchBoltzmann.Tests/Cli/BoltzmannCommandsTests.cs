@@ -50,4 +50,46 @@ public class BoltzmannCommandsTests
         Assert.Equal(last, logged, 1e-4);
         Assert.Contains(values, v => v.Tag == "bm/weight" && v.Kind == TorchBoltzmann.Logging.TensorBoardValueKind.Histogram);
     }
+
+    [Fact]
+    public void Bm_StoppedBySigtermAndRunAgain_ContinuesFromItsCheckpoint_AndEndsAsTheUnbrokenRun()
+    {
+        // --checkpoint-every 1 with persistent clamped chains: SIGTERM once epoch 3 is printed ends the run with 130 and a
+        // notice naming the kept checkpoint; the same command continues from it (the per-example chains, free chains,
+        // optimizer and generator restored), deletes it when done, and saves weights and biases bit-identical to those of
+        // an unbroken run of the same command (one thread each).
+        using var work = new TempDirectory();
+        string[] Args(string output) => ["bm", "--epochs", "60", "--print-every", "1", "--checkpoint-every", "1", "--clamped-chains", "persistent",
+                                         "--burn-in", "1", "--free-chains", "50", "--threads", "1", "-o", output];
+        var (code, _, stderr) = CliProcess.Run(work.Path, null, Args("a/bm.pt"));
+        Assert.True(code is 0 or 3, stderr);
+        using (var cli = CliProcess.Start(work.Path, null, Args("b/bm.pt")))
+        {
+            cli.WaitForLine(l => l.StartsWith("epoch    3: "), TimeSpan.FromMinutes(2));
+            cli.Signal(CliProcess.SIGTERM);
+            int stopped = cli.WaitForExit(TimeSpan.FromMinutes(2));
+            Assert.True(stopped == 130, $"exit {stopped}\n{cli.Stdout}\n{cli.Stderr}");
+            Assert.Contains("Interrupted by SIGTERM. Saved b/bm-train.ckpt (the run after epoch ", cli.Stderr);
+        }
+        var (again, stdout, stderr2) = CliProcess.Run(work.Path, null, Args("b/bm.pt"));
+        Assert.True(again is 0 or 3, stderr2);
+        Assert.Contains("Continuing from the checkpoint b/bm-train.ckpt", stdout);
+        Assert.DoesNotContain("epoch    1: ", stdout);
+        Assert.Contains("epoch   60: ", stdout);
+        Assert.False(File.Exists(work.File("b/bm-train.ckpt")));
+        using var a = Assert.IsType<TorchBoltzmann.Modules.BoltzmannMachine>(TorchBoltzmann.IO.Checkpoint.Load(work.File("a/bm.pt")));
+        using var b = Assert.IsType<TorchBoltzmann.Modules.BoltzmannMachine>(TorchBoltzmann.IO.Checkpoint.Load(work.File("b/bm.pt")));
+        TestUtil.AllClose(a.weight, b.weight, 0, "weights");
+        TestUtil.AllClose(a.bias, b.bias, 0, "biases");
+    }
+
+    [Fact]
+    public void Bm_RefusesAnUnknownPhaseWord_NamingTheFlag()
+    {
+        using var work = new TempDirectory();
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, "bm", "--free", "gibbs");
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.Equal("error: --free: expected sampling or mean-field, got 'gibbs'", stderr);
+    }
 }

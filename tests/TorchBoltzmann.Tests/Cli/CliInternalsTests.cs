@@ -1,4 +1,5 @@
 using System.CommandLine;
+using TorchBoltzmann.Recipes;
 using TorchBoltzmann.Cli.Commands;
 using TorchBoltzmann.Tests.Data;
 using TorchBoltzmann.Training;
@@ -65,11 +66,11 @@ public sealed class CliInternalsTests
     [Fact]
     public void MnistFailure_IsChanceLevelError_OrALossAboveTwiceAGuesss()
     {
-        Assert.True(MnistCommand.Failed(0.887, 2.0));      // 88.7 % validation error (--lr 1e6 on MNIST)
-        Assert.True(MnistCommand.Failed(0.80, 3.9e8));     // stuck on two classes with an exploding loss
-        Assert.True(MnistCommand.Failed(0.10, double.NaN));
-        Assert.False(MnistCommand.Failed(0.80, 2.29));     // one slow epoch: no progress yet, but no failure
-        Assert.False(MnistCommand.Failed(0.02, 0.05));
+        Assert.True(MnistClassifierRun.Failed(0.887, 2.0));      // 88.7 % validation error (--lr 1e6 on MNIST)
+        Assert.True(MnistClassifierRun.Failed(0.80, 3.9e8));     // stuck on two classes with an exploding loss
+        Assert.True(MnistClassifierRun.Failed(0.10, double.NaN));
+        Assert.False(MnistClassifierRun.Failed(0.80, 2.29));     // one slow epoch: no progress yet, but no failure
+        Assert.False(MnistClassifierRun.Failed(0.02, 0.05));
     }
 
     [Fact]

@@ -37,7 +37,7 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     [InlineData("--epochs must be ≥ 1, got 0", "train-rbm", "--epochs", "0")]
     [InlineData("--lr must be > 0 and finite, got -1", "train-rbm", "--lr", "-1")]
     [InlineData("--k must be ≥ 1, got 0", "train-rbm", "--k", "0")]
-    [InlineData("--visible must be bernoulli or gaussian, got 'poisson'", "train-rbm", "--visible", "poisson")]
+    [InlineData("--visible must be bernoulli, gaussian or gaussian-learned, got 'poisson'", "train-rbm", "--visible", "poisson")]
     [InlineData("--device must be cpu, cuda or cuda:N (N = 0, 1, …), got 'tpu'", "train-rbm", "--device", "tpu")]
     [InlineData("--device cuda:7: ", "train-rbm", "--device", "cuda:7")]
     [InlineData("--finetune-epochs must be ≥ 1, got 0", "mnist", "--finetune-epochs", "0")]
@@ -248,6 +248,21 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         var line = Assert.Single(stdout.Split('\n'), l => l.StartsWith("Held-out reconstruction error "));
         var numbers = System.Text.RegularExpressions.Regex.Matches(line, @"\d+\.\d+").Select(m => double.Parse(m.Value, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         Assert.True(numbers[0] < numbers[1], line);
+    }
+
+    /// <summary>--visible gaussian-learned: the checkpoint holds Gaussian units with a learned log-variance per pixel, moved from its start 0.</summary>
+    [Fact]
+    public void TrainRbm_GaussianLearnedVisible_LearnsAVariancePerPixel()
+    {
+        using var work = new TempDirectory();
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null,
+            "train-rbm", "--data", fake.Path, "--no-verify", "--limit", "200", "--epochs", "2", "--batch", "50", "--hidden", "16",
+            "--threads", "1", "--visible", "gaussian-learned", "--lr", "0.005");
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        using var rbm = TorchBoltzmann.IO.Checkpoint.Load<TorchBoltzmann.Modules.RBM>(Path.Combine(work.Path, "runs", "rbm-mnist.pt"));
+        Assert.IsType<TorchBoltzmann.Units.LearnedGaussianUnits>(rbm.visible_units);
+        using var moved = rbm.visible_log_variance!.abs().max();
+        Assert.True(moved.item<float>() > 0, "the log-variances never moved");
     }
 
     /// <summary>--visible gaussian with a learning rate far too high: a warning first, then the divergence stop names --lr.</summary>

@@ -1,6 +1,7 @@
 using TorchBoltzmann.Evaluation;
 using TorchBoltzmann.IO;
 using TorchBoltzmann.Modules;
+using TorchBoltzmann.Sampling;
 using TorchBoltzmann.Tests.Data;
 using TorchBoltzmann.Training;
 using TorchBoltzmann.Units;
@@ -224,6 +225,47 @@ public class BoltzmannMachineTests
         TestUtil.AllClose(nh, m, 1e-5, "m_h = σ(b_h + W_hv v + W_hh m_h)");
         using var single = bm.forward(v[0]);
         Assert.Equal(new long[] { 5 }, single.shape);
+    }
+
+    [Theory]
+    [InlineData(false, 1.0, 0.0)]
+    [InlineData(false, 2.0, 0.5)]
+    [InlineData(true, 1.5, 0.3)]
+    public void MeanFieldFixedPoint_SatisfiesTheMeanFieldEquations_AtConvergence(bool spins, double temperature, double damping)
+    {
+        // A fully connected 12-unit machine (weights N(0, 0.3²)), 6 starts uniform in the units' range: at convergence
+        // (tolerance 1e-10) every row satisfies m = mean((W m + b) / T) to 1e-8: σ for bits, tanh for spins, also with
+        // damping and after a mean-field annealing pass through T = 5 … T. One pass (cap 1) does not get there (residual
+        // > 1e-3), so the check can fail. clamp_visible keeps the visible columns and mean_field(v) is the hidden part.
+        using var bm = BmTestUtil.Random(5, 7, 21, std: 0.3, spins: spins);
+        using var g = new Generator(4);
+        using var u = torch.rand(6, 12, ScalarType.Float64, generator: g);
+        using var start = spins ? u.mul(2).sub(1) : u.clone();
+        double Residual(Tensor m, bool visibleToo)
+        {
+            using var target = bm.units.mean(bm.net(m), temperature);
+            using var diff = target.sub(m).abs();
+            using var part = visibleToo ? diff.alias() : diff.narrow(1, 5, 7);
+            using var max = part.max();
+            return max.ToDouble();
+        }
+        using var m = bm.mean_field_fixed_point(start, temperature, max_iterations: 1000, tolerance: 1e-10, damping: damping);
+        Assert.True(Residual(m, true) <= 1e-8, $"residual {Residual(m, true):E3}");
+        using var annealed = bm.mean_field_fixed_point(start, temperature, 1000, 1e-10, damping, annealing: AnnealingSchedule.Geometric(5, temperature, 6).Temperatures);
+        Assert.True(Residual(annealed, true) <= 1e-8, $"annealed residual {Residual(annealed, true):E3}");
+        using var onePass = bm.mean_field_fixed_point(start, temperature, max_iterations: 1, tolerance: 0, damping: damping);
+        Assert.True(Residual(onePass, true) > 1e-3, $"one pass already at residual {Residual(onePass, true):E3}");
+
+        using var v = spins ? torch.tensor(new double[] { 1, -1, 1, 1, -1 }) : torch.tensor(new double[] { 1, 0, 1, 1, 0 });
+        using var vStart = torch.cat(new[] { v.unsqueeze(0).expand(6, -1), start.narrow(1, 5, 7) }, 1);
+        using var clamped = bm.mean_field_fixed_point(vStart, temperature, 1000, 1e-10, damping, clamp_visible: true);
+        using (var vis = clamped.narrow(1, 0, 5)) TestUtil.AllClose(vStart.narrow(1, 0, 5), vis, 0, "clamped visible units");
+        Assert.True(Residual(clamped, false) <= 1e-8, $"clamped residual {Residual(clamped, false):E3}");
+        using var mh = bm.mean_field(v, temperature, 1000, 1e-10, damping);
+        using (var first = clamped[0].narrow(0, 5, 7)) TestUtil.AllClose(first, mh, 1e-7, "mean_field(v) against the clamped fixed point");
+
+        Assert.StartsWith("damping: expected a number in [0, 1), got 1.", Assert.Throws<ArgumentOutOfRangeException>(() => bm.mean_field_fixed_point(start, damping: 1)).Message);
+        Assert.StartsWith("mean-field start", Assert.ThrowsAny<ArgumentException>(() => bm.mean_field_fixed_point(torch.zeros(2, 11, ScalarType.Float64))).Message);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using TorchBoltzmann.Recipes;
 using TorchBoltzmann.Modules;
 using TorchBoltzmann.Training;
 using TorchSharp;

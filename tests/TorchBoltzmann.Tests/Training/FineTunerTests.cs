@@ -1,3 +1,4 @@
+using TorchBoltzmann.Recipes;
 using TorchBoltzmann.Evaluation;
 using TorchBoltzmann.IO;
 using TorchBoltzmann.Modules;

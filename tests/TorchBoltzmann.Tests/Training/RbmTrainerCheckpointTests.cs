@@ -45,7 +45,7 @@ public class RbmTrainerCheckpointTests
         var progress = new CallbackProgress<TrainingProgress>(p => { if (p.EpochMetrics?.Epoch == cancelAfter) cancel.Cancel(); });
         using var trainer = new RbmTrainer(rbm, options, generator: generator) { CheckpointPath = path, CheckpointEvery = 2 };
         var history = trainer.Fit(data, held, progress, cancel.Token);
-        return new Outcome(rbm.parameters().Select(p => p.detach().clone()).ToList(), trainer.PersistentChains?.clone(), generator.get_state(), history);
+        return new Outcome(rbm.parameters().Select(p => p.detach().clone()).ToList(), trainer.PersistentChains?.clone() ?? trainer.Tempering?.states.clone(), generator.get_state(), history);
     }
 
     /// <summary>Same shape, dtype and bytes: equal bit for bit (stricter than torch.equal, which takes −0 for +0).</summary>
@@ -92,6 +92,50 @@ public class RbmTrainerCheckpointTests
         for (int i = 0; i < whole.Parameters.Count; i++)
             Assert.True(Same(whole.Parameters[i], again.Parameters[i]), $"parameter {i} loaded from the finished checkpoint differs");
         Assert.Equal(resumed.History.Select(h => h.ReconstructionError), again.History.Select(h => h.ReconstructionError));
+    }
+
+    [Fact]
+    public void Fit_WithParallelTempering_StoppedAndContinued_EndsBitIdenticalToAnUnbrokenRun()
+    {
+        using var data = Data();
+        using var held = data.narrow(0, 0, 56);
+        var options = Options(false) with { Tempering = TorchBoltzmann.Sampling.TemperingLadder.Linear(4, 0.4) };
+        using var whole = Run(options, data, held, path: null);
+        Assert.NotNull(whole.Chains);
+        Assert.Equal(4 * 15, whole.Chains!.shape[0]);   // B = 15 replicas on each of 4 levels
+
+        using var dir = new TempDirectory();
+        var path = dir.File("rbm.ckpt");
+        Assert.Throws<OperationCanceledException>(() => Run(options, data, held, path, cancelAfter: 3));
+        using var resumed = Run(options, data, held, path);
+        for (int i = 0; i < whole.Parameters.Count; i++)
+            Assert.True(Same(whole.Parameters[i], resumed.Parameters[i]), $"parameter {i} differs after the continued run");
+        Assert.True(Same(whole.Chains!, resumed.Chains!), "the tempering replicas differ after the continued run");
+        Assert.True(Same(whole.Generator, resumed.Generator), "the generator's state differs after the continued run");
+
+        // Another ladder is another run: its checkpoint is refused, naming the option.
+        var other = options with { Tempering = TorchBoltzmann.Sampling.TemperingLadder.Linear(4, 0.3) };
+        var e = Assert.ThrowsAny<Exception>(() => Run(other, data, held, path));
+        Assert.Contains("Tempering", e.Message);
+    }
+
+    [Fact]
+    public void Fit_WithCenteringAndSparsity_StoppedAndContinued_EndsBitIdenticalToAnUnbrokenRun()
+    {
+        // The running hidden offset λ and the sparsity estimate q are part of the run's state.
+        using var data = Data();
+        using var held = data.narrow(0, 0, 56);
+        var options = Options(true) with { Centering = true, SparsityTarget = 0.1 };
+        using var whole = Run(options, data, held, path: null);
+        using var dir = new TempDirectory();
+        var path = dir.File("rbm.ckpt");
+        Assert.Throws<OperationCanceledException>(() => Run(options, data, held, path, cancelAfter: 3));
+        using var resumed = Run(options, data, held, path);
+        for (int i = 0; i < whole.Parameters.Count; i++)
+            Assert.True(Same(whole.Parameters[i], resumed.Parameters[i]), $"parameter {i} differs after the continued run");
+        // Without the offsets' state the continued run would differ: a fresh λ = 0.5 and q = the first batch's mean.
+        using var plain = Run(Options(true), data, held, path: null);
+        Assert.False(Same(whole.Parameters[0], plain.Parameters[0]), "centering and sparsity changed nothing");
     }
 
     [Fact]

@@ -3,9 +3,10 @@ using TorchBoltzmann.Evaluation;
 using TorchBoltzmann.Modules;
 using TorchSharp;
 using TorchSharp.Modules;
+using TorchBoltzmann.Training;
 using static TorchSharp.torch;
 
-namespace TorchBoltzmann.Training;
+namespace TorchBoltzmann.Recipes;
 
 /// <summary>What <see cref="DbnClassifierPipeline.Run"/> produced. Owns the two models.</summary>
 public sealed class DbnClassifierResult : IDisposable
@@ -110,7 +111,8 @@ public static class DbnClassifierPipeline
         return tag;
     }
 
-    /// <summary>Runs a preset.</summary>
+    /// <summary>Runs a preset: <see cref="Check"/>, <see cref="Pretrain"/>, <see cref="FineTune"/>, then <see cref="Refit"/>
+    /// when the preset refits.</summary>
     /// <param name="preset">The recipe.</param>
     /// <param name="trainX">Training inputs (N, 784) in [0, 1] on the target device.</param>
     /// <param name="trainY">Training labels (N), int64.</param>
@@ -142,96 +144,33 @@ public static class DbnClassifierPipeline
     {
         pretrainProgress = ProgressTee.Of<TrainingProgress>(pretrainProgress, tensorBoard);
         fineTuneProgress = ProgressTee.Of<ClassifierProgress>(fineTuneProgress, tensorBoard);
-        ArgumentNullException.ThrowIfNull(preset);
-        preset.FineTuning.Validate();
-        DbnClassifier.CheckDropout(preset.InputDropout, preset.HiddenDropout);   // before pretraining, not after it
-        if (preset.FineTuning.Optimizer == FineTuningOptimizer.ConjugateGradient && (preset.InputDropout > 0 || preset.HiddenDropout > 0))
-            throw new ArgumentException($"preset '{preset.Name}': conjugate-gradient fine-tuning needs a deterministic loss, but dropout is on (inputs {preset.InputDropout}, hidden {preset.HiddenDropout}); use SGD or no dropout.", nameof(preset));
-        var device = trainX.device;
-        int nVal = preset.FineTuning.ValidationCount;
-        long n = trainX.shape[0];
-        if (n <= nVal) throw new ArgumentException($"training data: expected more than ValidationCount = {nVal} rows, got {n}.");
-        using var fitX = trainX.narrow(0, 0, n - nVal);
-        using var fitY = trainY.narrow(0, 0, n - nVal);
-        using var valX = trainX.narrow(0, n - nVal, nVal);
-        using var valY = trainY.narrow(0, n - nVal, nVal);
-
-        using var gen = new Generator(seed, device);
-        var dbn = boltzmann.DBN(preset.LayerSizes, preset.ClassConditional ? 10 : 0, device: device, generator: gen);
-        tensorBoard?.Watch(dbn);
+        Check(preset, trainX);
+        using var run = new Stage(preset, trainX, trainY, seed, checkpointStem, checkpointEvery, tensorBoard, cancellationToken);
+        var (dbn, pretraining, pretrainSeconds) = Pretrain(run, pretrained, pretrainProgress);
         try
         {
-            IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> pretraining = Array.Empty<IReadOnlyList<RbmEpochMetrics>>();
-            double pretrainSeconds = 0;
-            var clock = Stopwatch.StartNew();
-            if (pretrained is not null)
-            {
-                if (!pretrained.layer_sizes.SequenceEqual(preset.LayerSizes) || pretrained.n_classes != dbn.n_classes)
-                    throw new ArgumentException($"pretrained: expected a DBN {string.Join("-", preset.LayerSizes)} with {dbn.n_classes} label units, got {string.Join("-", pretrained.layer_sizes)} with {pretrained.n_classes}.");
-                using var sd = torch.no_grad();
-                dbn.load_state_dict(pretrained.state_dict());
-            }
-            else
-            {
-                // The run's seed reaches every layer, per-layer overrides included.
-                var options = preset.Pretraining.ForEveryLayer(o => o with { Seed = seed });
-                // Saved after every layer; a continued run trains only the layers left (none once pretraining ended).
-                var pretrainer = new GreedyPretrainer(dbn, options) { CheckpointPath = checkpointStem is null ? null : PretrainedCheckpointPath(checkpointStem) };
-                pretraining = pretrainer.Fit(fitX, preset.ClassConditional ? fitY : null, nVal > 0 ? valX : null,
-                    preset.ClassConditional && nVal > 0 ? valY : null, pretrainProgress, cancellationToken);
-                pretrainSeconds = pretrainer.Seconds;   // with the time of the layers a checkpoint held
-            }
-
+            // The class-conditional DBN's own classifier, before fine-tuning: arg max_y of −F(x, y).
             double? feError = null;
             if (dbn.is_class_conditional)
             {
                 using var predicted = dbn.classify(testX);
                 feError = ClassificationMetrics.FromPredictions(predicted, testY).ErrorRate;
             }
-
             // What a fine-tuning checkpoint must share with this run, beyond its own options (see FineTuner.CheckpointTag).
             var tag = checkpointStem is null ? null : CheckpointTag(preset, trainX, trainY, pretrained is null ? null : dbn);
-            clock.Restart();
-            // Dropout draws its masks from the global generator (as nn.Dropout does): seed it here, or the masks would
-            // depend on whatever drew from it earlier in the process. (A continued run restores its saved state.)
-            torch.manual_seed(unchecked((long)seed));
-            var classifier = DbnClassifier.Build(dbn, 10, preset.InputDropout, preset.HiddenDropout, gen);
+            var clock = Stopwatch.StartNew();
+            var (classifier, history, test, restoredSeconds) = FineTune(run, dbn, testX, testY, tag, fineTuneProgress);
             try
             {
-                ClassifierHistory history;
-                ClassificationMetrics test;
-                double restoredSeconds;   // fine-tuning time of the epochs the checkpoints held (earlier processes)
-                using (var tuner = new FineTuner(classifier, preset.FineTuning with { Seed = seed }, generator: gen)
-                       { CheckpointPath = checkpointStem is null ? null : FineTuningCheckpointPath(checkpointStem), CheckpointEvery = checkpointEvery, CheckpointTag = tag })
-                {
-                    tensorBoard?.Watch(tuner.Stage, classifier);
-                    history = nVal > 0 ? tuner.Fit(fitX, fitY, valX, valY, fineTuneProgress, cancellationToken)
-                                       : tuner.Fit(fitX, fitY, progress: fineTuneProgress, cancellationToken: cancellationToken);
-                    test = tuner.Evaluate(testX, testY);
-                    restoredSeconds = tuner.RestoredSeconds;
-                }
                 ClassifierHistory? refit = null;
                 ClassificationMetrics? selected = null;
                 if (preset.Refit && history.BestEpoch > 0)
                 {
-                    // A fresh classifier from the same DBN, trained on every training digit for the chosen number of epochs.
-                    var all = DbnClassifier.Build(dbn, 10, preset.InputDropout, preset.HiddenDropout, gen);
-                    classifier.Dispose();
-                    classifier = all;
-                    var options = preset.FineTuning with
-                    {
-                        Seed = seed, Epochs = history.BestEpoch, ValidationCount = 0, Patience = 0, RestoreBest = false,
-                    };
-                    using var tuner = new FineTuner(classifier, options, generator: gen)
-                    {
-                        Stage = "refit on all digits", CheckpointEvery = checkpointEvery, CheckpointTag = tag,
-                        CheckpointPath = checkpointStem is null ? null : RefitCheckpointPath(checkpointStem),
-                    };
-                    tensorBoard?.Watch(tuner.Stage, classifier);
-                    refit = tuner.Fit(trainX, trainY, progress: fineTuneProgress, cancellationToken: cancellationToken);
-                    restoredSeconds += tuner.RestoredSeconds;
                     selected = test;
-                    test = tuner.Evaluate(testX, testY);
+                    var (all, refitHistory, refitTest, refitRestored) = Refit(run, dbn, history.BestEpoch, testX, testY, tag, fineTuneProgress);
+                    classifier.Dispose();
+                    (classifier, refit, test) = (all, refitHistory, refitTest);
+                    restoredSeconds += refitRestored;
                 }
                 return new DbnClassifierResult
                 {
@@ -249,6 +188,167 @@ public static class DbnClassifierPipeline
         catch
         {
             dbn.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Refuses a preset that cannot run on <paramref name="trainX"/> before anything trains: invalid fine-tuning options,
+    /// dropout probabilities outside [0, 1), conjugate gradients with dropout (its line searches need a deterministic
+    /// loss), or no training rows left beside the validation split.
+    /// </summary>
+    /// <exception cref="ArgumentException">The preset cannot run; the message names the setting, expected and got.</exception>
+    public static void Check(DbnClassifierPreset preset, Tensor trainX)
+    {
+        ArgumentNullException.ThrowIfNull(preset);
+        preset.FineTuning.Validate();
+        DbnClassifier.CheckDropout(preset.InputDropout, preset.HiddenDropout);   // before pretraining, not after it
+        if (preset.FineTuning.Optimizer == FineTuningOptimizer.ConjugateGradient && (preset.InputDropout > 0 || preset.HiddenDropout > 0))
+            throw new ArgumentException($"preset '{preset.Name}': conjugate-gradient fine-tuning needs a deterministic loss, but dropout is on (inputs {preset.InputDropout}, hidden {preset.HiddenDropout}); use SGD or no dropout.", nameof(preset));
+        int nVal = preset.FineTuning.ValidationCount;
+        long n = trainX.shape[0];
+        if (n <= nVal) throw new ArgumentException($"training data: expected more than ValidationCount = {nVal} rows, got {n}.");
+    }
+
+    /// <summary>
+    /// What every stage of one run shares: the preset, the training data split into the fitted rows and the validation
+    /// rows (the last <c>ValidationCount</c>), the seed and the run's generator (on the data's device), the checkpoint
+    /// stem and interval, the TensorBoard logger and the cancellation token. Disposing it releases the views and the
+    /// generator.
+    /// </summary>
+    private sealed class Stage : IDisposable
+    {
+        public Stage(DbnClassifierPreset preset, Tensor trainX, Tensor trainY, ulong seed, string? checkpointStem, int checkpointEvery,
+                     Logging.TensorBoardLogger? tensorBoard, CancellationToken ct)
+        {
+            (Preset, TrainX, TrainY, Seed, CheckpointStem, CheckpointEvery, TensorBoard, Ct) = (preset, trainX, trainY, seed, checkpointStem, checkpointEvery, tensorBoard, ct);
+            long n = trainX.shape[0];
+            int nVal = preset.FineTuning.ValidationCount;
+            FitX = trainX.narrow(0, 0, n - nVal);
+            FitY = trainY.narrow(0, 0, n - nVal);
+            ValX = trainX.narrow(0, n - nVal, nVal);
+            ValY = trainY.narrow(0, n - nVal, nVal);
+            Generator = new Generator(seed, trainX.device);
+        }
+
+        public DbnClassifierPreset Preset { get; }
+        public Tensor TrainX { get; }
+        public Tensor TrainY { get; }
+        public Tensor FitX { get; }
+        public Tensor FitY { get; }
+        public Tensor ValX { get; }
+        public Tensor ValY { get; }
+        public ulong Seed { get; }
+        public Generator Generator { get; }
+        public string? CheckpointStem { get; }
+        public int CheckpointEvery { get; }
+        public Logging.TensorBoardLogger? TensorBoard { get; }
+        public CancellationToken Ct { get; }
+        public bool Validates => Preset.FineTuning.ValidationCount > 0;
+
+        public void Dispose()
+        {
+            FitX.Dispose(); FitY.Dispose(); ValX.Dispose(); ValY.Dispose();
+            Generator.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The DBN of the run: the preset's architecture drawn from the run's generator, then either the
+    /// <paramref name="pretrained"/> weights copied in or greedy pretraining on the fitted rows (labels joined at the top
+    /// when class-conditional; checkpointed after every layer under the stem).
+    /// </summary>
+    private static (DBN Dbn, IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> Metrics, double Seconds) Pretrain(
+        Stage run, DBN? pretrained, IProgress<TrainingProgress>? progress)
+    {
+        var preset = run.Preset;
+        var dbn = boltzmann.DBN(preset.LayerSizes, preset.ClassConditional ? 10 : 0, device: run.TrainX.device, generator: run.Generator);
+        run.TensorBoard?.Watch(dbn);
+        try
+        {
+            if (pretrained is not null)
+            {
+                if (!pretrained.layer_sizes.SequenceEqual(preset.LayerSizes) || pretrained.n_classes != dbn.n_classes)
+                    throw new ArgumentException($"pretrained: expected a DBN {string.Join("-", preset.LayerSizes)} with {dbn.n_classes} label units, got {string.Join("-", pretrained.layer_sizes)} with {pretrained.n_classes}.");
+                using var sd = torch.no_grad();
+                dbn.load_state_dict(pretrained.state_dict());
+                return (dbn, Array.Empty<IReadOnlyList<RbmEpochMetrics>>(), 0);
+            }
+            // The run's seed reaches every layer, per-layer overrides included.
+            var options = preset.Pretraining.ForEveryLayer(o => o with { Seed = run.Seed });
+            // Saved after every layer; a continued run trains only the layers left (none once pretraining ended).
+            var pretrainer = new GreedyPretrainer(dbn, options) { CheckpointPath = run.CheckpointStem is null ? null : PretrainedCheckpointPath(run.CheckpointStem) };
+            var metrics = pretrainer.Fit(run.FitX, preset.ClassConditional ? run.FitY : null, run.Validates ? run.ValX : null,
+                preset.ClassConditional && run.Validates ? run.ValY : null, progress, run.Ct);
+            return (dbn, metrics, pretrainer.Seconds);   // with the time of the layers a checkpoint held
+        }
+        catch
+        {
+            dbn.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A classifier built from the DBN (<c>DbnClassifier.Build</c>: the DBN's layers as Linear + Sigmoid, a new
+    /// output layer), fine-tuned on the fitted rows with the validation rows choosing the best epoch, then evaluated on
+    /// the test digits. Dropout draws its masks from the global generator (as <c>nn.Dropout</c> does): it is seeded here
+    /// with the run's seed, or the masks would depend on whatever drew from it earlier in the process (a continued run
+    /// restores its saved state).
+    /// </summary>
+    private static (Sequential Classifier, ClassifierHistory History, ClassificationMetrics Test, double RestoredSeconds) FineTune(
+        Stage run, DBN dbn, Tensor testX, Tensor testY, Dictionary<string, string>? tag, IProgress<ClassifierProgress>? progress)
+    {
+        var preset = run.Preset;
+        torch.manual_seed(unchecked((long)run.Seed));
+        var classifier = DbnClassifier.Build(dbn, 10, preset.InputDropout, preset.HiddenDropout, run.Generator);
+        try
+        {
+            using var tuner = new FineTuner(classifier, preset.FineTuning with { Seed = run.Seed }, generator: run.Generator)
+            {
+                CheckpointPath = run.CheckpointStem is null ? null : FineTuningCheckpointPath(run.CheckpointStem),
+                CheckpointEvery = run.CheckpointEvery, CheckpointTag = tag,
+            };
+            run.TensorBoard?.Watch(tuner.Stage, classifier);
+            var history = run.Validates ? tuner.Fit(run.FitX, run.FitY, run.ValX, run.ValY, progress, run.Ct)
+                                        : tuner.Fit(run.FitX, run.FitY, progress: progress, cancellationToken: run.Ct);
+            return (classifier, history, tuner.Evaluate(testX, testY), tuner.RestoredSeconds);
+        }
+        catch
+        {
+            classifier.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The refit's stage name, as its progress reports it.</summary>
+    public const string RefitStage = "refit on all digits";
+
+    /// <summary>
+    /// A fresh classifier from the same DBN trained on every training digit (fitted and validation rows) for the
+    /// <paramref name="epochs"/> that validation chose, with the same schedule and no early stopping, then evaluated on
+    /// the test digits (Hinton, Osindero &amp; Teh 2006 retrained on all 60,000 the same way).
+    /// </summary>
+    private static (Sequential Classifier, ClassifierHistory History, ClassificationMetrics Test, double RestoredSeconds) Refit(
+        Stage run, DBN dbn, int epochs, Tensor testX, Tensor testY, Dictionary<string, string>? tag, IProgress<ClassifierProgress>? progress)
+    {
+        var preset = run.Preset;
+        var classifier = DbnClassifier.Build(dbn, 10, preset.InputDropout, preset.HiddenDropout, run.Generator);
+        try
+        {
+            var options = preset.FineTuning with { Seed = run.Seed, Epochs = epochs, ValidationCount = 0, Patience = 0, RestoreBest = false };
+            using var tuner = new FineTuner(classifier, options, generator: run.Generator)
+            {
+                Stage = RefitStage, CheckpointEvery = run.CheckpointEvery, CheckpointTag = tag,
+                CheckpointPath = run.CheckpointStem is null ? null : RefitCheckpointPath(run.CheckpointStem),
+            };
+            run.TensorBoard?.Watch(tuner.Stage, classifier);
+            var history = tuner.Fit(run.TrainX, run.TrainY, progress: progress, cancellationToken: run.Ct);
+            return (classifier, history, tuner.Evaluate(testX, testY), tuner.RestoredSeconds);
+        }
+        catch
+        {
+            classifier.Dispose();
             throw;
         }
     }

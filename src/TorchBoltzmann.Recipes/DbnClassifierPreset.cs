@@ -1,4 +1,6 @@
-namespace TorchBoltzmann.Training;
+using TorchBoltzmann.Training;
+
+namespace TorchBoltzmann.Recipes;
 
 /// <summary>
 /// A complete recipe for an MNIST DBN classifier: architecture, greedy pretraining and supervised fine-tuning.

@@ -1,0 +1,213 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using TorchBoltzmann.Data;
+using TorchBoltzmann.Evaluation;
+using TorchBoltzmann.IO;
+using TorchBoltzmann.Modules;
+using TorchBoltzmann.Training;
+using TorchBoltzmann.Units;
+using TorchBoltzmann.Visualization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Cli.Commands;
+
+/// <summary>
+/// <c>tbm dbm</c>: trains a deep Boltzmann machine on MNIST (binarised at 0.5) by stochastic approximation with a
+/// mean-field positive phase, then estimates log Z by AIS and the variational lower bound on the test log-likelihood.
+/// </summary>
+internal static class DbmCommand
+{
+    /// <summary>The command's flags for <see cref="DbmTrainingOptions"/>' properties.</summary>
+    private static readonly IReadOnlyDictionary<string, string> Flags = new Dictionary<string, string>
+    {
+        ["Epochs"] = "--epochs", ["BatchSize"] = "--batch", ["LearningRate"] = "--lr", ["LearningRateDecay"] = "--lr-decay",
+        ["Momentum"] = "--momentum", ["WeightDecay"] = "--weight-decay", ["Chains"] = "--chains", ["GibbsSteps"] = "--gibbs-steps",
+        ["MeanFieldIterations"] = "--mf-iters",
+    };
+
+    public static Command Create()
+    {
+        var layers = new Option<string>("--layers") { Description = "Layer sizes, visible first, at least two hidden layers (the paper's MNIST DBM: 784,500,1000)", DefaultValueFactory = _ => "784,500,1000" };
+        var epochs = new Option<int>("--epochs") { Description = "Training epochs (≥ 1)", DefaultValueFactory = _ => 1 };
+        var lr = new Option<double>("--lr") { Description = "Learning rate of SGD", DefaultValueFactory = _ => 0.005 };
+        var lrDecay = new Option<double>("--lr-decay") { Description = "Factor γ ∈ (0, 1] applied to the learning rate every epoch", DefaultValueFactory = _ => 1.0 };
+        var momentum = new Option<double>("--momentum") { Description = "SGD momentum", DefaultValueFactory = _ => 0.5 };
+        var weightDecay = new Option<double>("--weight-decay") { Description = "L2 weight decay on the weights", DefaultValueFactory = _ => 2e-4 };
+        var batch = new Option<int>("--batch") { Description = "Mini-batch size", DefaultValueFactory = _ => 100 };
+        var chains = new Option<int>("--chains") { Description = "Persistent Gibbs chains of the negative phase", DefaultValueFactory = _ => 100 };
+        var gibbs = new Option<int>("--gibbs-steps") { Description = "Block Gibbs steps of the chains per update", DefaultValueFactory = _ => 5 };
+        var mfIters = new Option<int>("--mf-iters") { Description = "Mean-field sweeps per batch at most (positive phase)", DefaultValueFactory = _ => 10 };
+        var aisRuns = new Option<int>("--ais-runs") { Description = "AIS runs for log Z after training (0: no likelihood estimate)", DefaultValueFactory = _ => 100 };
+        var aisSteps = new Option<int>("--ais-steps") { Description = "AIS steps (the paper's schedule scaled to this many; the paper used 20,000)", DefaultValueFactory = _ => 1000 };
+        var testRows = new Option<int>("--test-rows") { Description = "Test digits the lower bound is computed on (at most 10,000)", DefaultValueFactory = _ => 10000 };
+        var output = new Option<string>("--output", "-o")
+        {
+            Description = $"Checkpoint path (.pt; a .json sidecar, -metrics.json, -metrics.csv, -samples.png and -filters.png beside it; {CommonOptions.RunsDirectory}/ is ignored by git)",
+            DefaultValueFactory = _ => Path.Combine(CommonOptions.RunsDirectory, "dbm-mnist.pt"),
+        };
+        var checkpointEvery = new Option<int>("--checkpoint-every")
+        {
+            Description = "Write a run checkpoint (OUTPUT-STEM-train.ckpt) every N epochs; a run that finds it continues from it (also after Ctrl+C or SIGTERM), and it is deleted when the results are written (0: none)",
+            DefaultValueFactory = _ => 1,
+        };
+        var data = new CommonOptions.DataOptions();
+        var device = CommonOptions.Device();
+        var seed = CommonOptions.Seed();
+        var threads = CommonOptions.Threads();
+        var limit = CommonOptions.Limit();
+        var tensorBoard = TensorBoardRun.Option();
+        var cmd = new Command("dbm", "Train a deep Boltzmann machine on MNIST (binarised at 0.5; Salakhutdinov & Hinton 2009): mean-field positive phase, persistent chains; " +
+                                     "then log Z by AIS and the mean-field lower bound on the test log-likelihood. Exit codes: 0 done, 1 error, 130 interrupted (the checkpoint is kept and the same command continues)")
+        {
+            layers, epochs, lr, lrDecay, momentum, weightDecay, batch, chains, gibbs, mfIters, aisRuns, aisSteps, testRows, output, checkpointEvery,
+            device, seed, threads, limit, tensorBoard,
+        };
+        data.AddTo(cmd);
+        cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(new Arguments(
+            r.GetValue(layers)!, new DbmTrainingOptions
+            {
+                Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), LearningRateDecay = r.GetValue(lrDecay), Momentum = r.GetValue(momentum),
+                WeightDecay = r.GetValue(weightDecay), BatchSize = r.GetValue(batch), Chains = r.GetValue(chains), GibbsSteps = r.GetValue(gibbs),
+                MeanFieldIterations = r.GetValue(mfIters), Seed = r.GetValue(seed),
+            },
+            r.GetValue(aisRuns), r.GetValue(aisSteps), r.GetValue(testRows), r.GetValue(output)!, r.GetValue(checkpointEvery), data.Read(r),
+            r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose), r.GetValue(tensorBoard)), ct)));
+        return cmd;
+    }
+
+    private sealed record Arguments(string Layers, DbmTrainingOptions Options, int AisRuns, int AisSteps, int TestRows, string Output, int CheckpointEvery,
+                                    CommonOptions.DataSource Source, string Device, int Threads, int? Limit, bool Verbose, string? TensorBoard);
+
+    /// <summary>The run checkpoint of a dbm run writing <paramref name="output"/>: <c>OUTPUT-STEM-train.ckpt</c>.</summary>
+    internal static string CheckpointPath(string output) => Path.ChangeExtension(output, null) + "-train.ckpt";
+
+    /// <summary>Parses "784,500,1000" into layer sizes, or throws naming --layers.</summary>
+    internal static int[] ParseLayers(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        var sizes = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out sizes[i]) || sizes[i] < 1)
+                throw new CliException($"--layers must be comma-separated positive sizes, visible first, got '{text}'");
+        if (sizes.Length < 3) throw new CliException($"--layers must give the visible layer and at least two hidden layers (e.g. 784,500,1000), got '{text}'");
+        if (sizes[0] != 784) throw new CliException($"--layers must start with 784 (MNIST's pixels), got {sizes[0]}");
+        return sizes;
+    }
+
+    private static int Run(Arguments a, CancellationToken ct)
+    {
+        string? checkpoint = null;
+        int savedEpoch = 0;
+        var options = a.Options;
+        return CommonOptions.Guard(() =>
+        {
+            CommonOptions.ApplyThreads(a.Threads);
+            var device = CommonOptions.ParseDevice(a.Device);
+            var sizes = ParseLayers(a.Layers);
+            OptionFlags.AtLeast("--epochs", options.Epochs, 1);
+            OptionFlags.AtLeast("--ais-runs", a.AisRuns, 0);
+            if (a.AisRuns == 1) throw new CliException("--ais-runs must be 0 (no estimate) or at least 2 (the interval needs two weights), got 1");
+            OptionFlags.AtLeast("--ais-steps", a.AisSteps, 3);
+            OptionFlags.AtLeast("--test-rows", a.TestRows, 1);
+            OptionFlags.AtLeast("--checkpoint-every", a.CheckpointEvery, 0);
+            if (a.Limit is { } lim) OptionFlags.AtLeast("--limit", lim, 1);
+            OptionFlags.Validate(options.Validate, Flags);
+            CommonOptions.PrepareOutput("--output", a.Output);
+            ct.ThrowIfCancellationRequested();
+
+            var dir = CommonOptions.ResolveMnist(a.Source, a.Verbose);
+            using var trainSet = MnistDataset.Load(dir, MnistSplit.Train, a.Limit);
+            using var testSet = MnistDataset.Load(dir, MnistSplit.Test, Math.Min(10000, a.TestRows));
+            if (options.BatchSize > trainSet.Count)
+                throw new CliException($"--batch must be at most the number of training digits, {trainSet.Count}, got {options.BatchSize}");
+            using var trainBinary = Binarize.Threshold(trainSet.Images);
+            using var testBinary = Binarize.Threshold(testSet.Images);
+            using var train = trainBinary.to(device);
+            using var test = testBinary.to(device);
+            Terminal.Line($"Training DBM {string.Join("-", sizes)} on {train.shape[0]} digits, {options.Epochs} epoch(s), lr {options.LearningRate} (×{options.LearningRateDecay}/epoch), " +
+                          $"momentum {options.Momentum}, {options.Chains} chains × {options.GibbsSteps} Gibbs steps, ≤ {options.MeanFieldIterations} mean-field sweeps, batch {options.BatchSize}, device {device}, seed {options.Seed}");
+
+            using var gen = new Generator(options.Seed, device);
+            using var dbm = boltzmann.DBM(sizes, device: device, generator: gen);
+            using var baseRate = AnnealedImportanceSampling.base_rate_bias(UnitType.Bernoulli, train);
+            using (torch.no_grad()) dbm.bias(0).copy_(baseRate);   // visible biases from the data's smoothed pixel means
+            checkpoint = a.CheckpointEvery > 0 ? CheckpointPath(a.Output) : null;
+            bool continuing = checkpoint is not null && File.Exists(checkpoint);
+            if (continuing) Terminal.Line($"Continuing from the checkpoint {checkpoint} (an earlier run of this command stopped; delete it to start over).");
+            var tag = new Dictionary<string, string> { ["data"] = $"MNIST binarised at 0.5, limit {a.Limit?.ToString(CultureInfo.InvariantCulture) ?? "none"}" };
+            using var trainer = new DbmTrainer(dbm, options, generator: gen) { CheckpointPath = checkpoint, CheckpointEvery = Math.Max(a.CheckpointEvery, 1), CheckpointTag = tag };
+            using var tensorBoard = TensorBoardRun.Open(a.TensorBoard, "dbm", options.Seed, continuing);
+            tensorBoard?.Watch(trainer.Stage, dbm);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var history = ConsoleProgress.Run(p => trainer.Fit(train,
+                ProgressTee.Of<LoopProgress<DbmEpochMetrics>>(new EpochLines(p, Math.Max(a.CheckpointEvery, 1), e => savedEpoch = e), tensorBoard?.For<DbmEpochMetrics>()), ct));
+            clock.Stop();
+            double trainSeconds = trainer.RestoredSeconds + clock.Elapsed.TotalSeconds;
+            Interrupt.StopsAt = "once AIS and the result files are done";
+
+            // Likelihood: log Ẑ by AIS from the base-rate model, and the mean-field bound on the test digits.
+            PartitionFunctionEstimate? logZ = null;
+            double? testBound = null, trainBound = null;
+            var evalClock = System.Diagnostics.Stopwatch.StartNew();
+            if (a.AisRuns >= 2)
+            {
+                using var aisGen = new Generator(options.Seed + 1, device);
+                logZ = DbmLikelihood.log_partition(dbm, baseRate, new AisOptions { Runs = a.AisRuns, Schedule = BetaSchedule.Scaled(a.AisSteps) }, aisGen, cancellation: ct);
+                testBound = DbmLikelihood.lower_bound(dbm, test, logZ.LogZ);
+                using var trainRows = train.narrow(0, 0, Math.Min(test.shape[0], train.shape[0]));
+                trainBound = DbmLikelihood.lower_bound(dbm, trainRows, logZ.LogZ);
+                Terminal.Line($"AIS ({a.AisRuns} runs, {a.AisSteps} steps): log Ẑ = {logZ.LogZ:F2}, interval [{logZ.LogZLower:F2}, {logZ.LogZUpper:F2}], effective sample size {logZ.EffectiveSampleSize:F1}");
+                Terminal.Line($"Mean-field lower bound on the log-likelihood: test {testBound:F2} nats per digit ({test.shape[0]} digits), train {trainBound:F2} ({trainRows.shape[0]} digits)");
+            }
+            evalClock.Stop();
+
+            var summary = new
+            {
+                layers = sizes, seed = options.Seed, limit = a.Limit, train_seconds = trainSeconds, eval_seconds = evalClock.Elapsed.TotalSeconds, threads = torch.get_num_threads(),
+                log_z = logZ?.LogZ, log_z_lower = logZ?.LogZLower, log_z_upper = logZ?.LogZUpper, ais_runs = a.AisRuns, ais_steps = a.AisSteps,
+                ais_effective_sample_size = logZ?.EffectiveSampleSize, test_lower_bound = testBound, train_lower_bound = trainBound, test_rows = test.shape[0],
+            };
+            var weights = Checkpoint.Save(dbm, a.Output, new { command = "dbm", summary, options, history });
+            var stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights))!, Path.GetFileNameWithoutExtension(weights));
+            ImageGrid.SaveFilters(stem + "-filters.png", dbm.weight(1), 28, 28);
+            using (torch.no_grad())
+            using (var samples = dbm.generate(64, steps: 1000, generator: new Generator(options.Seed + 2, device), return_means: true))
+                ImageGrid.SaveTiles(stem + "-samples.png", samples, 28, 28, columns: 8);
+            AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(new { summary, history }, CommonOptions.MetricsJson));
+            AtomicFile.WriteAllText(stem + "-metrics.csv", Csv(history));
+            if (checkpoint is not null) File.Delete(checkpoint);
+            Terminal.Line($"Done: training {trainSeconds:F0} s, likelihood {evalClock.Elapsed.TotalSeconds:F0} s. Wrote {weights} (+ .json), {stem}-{{samples,filters}}.png, {stem}-metrics.{{json,csv}}");
+            return ExitCodes.Success;
+        }, () => a.CheckpointEvery == 0
+            ? $"dbm keeps no checkpoint with --checkpoint-every 0: nothing was written. Run it again to start over: {CommonOptions.CommandLine}"
+            : checkpoint is not null && File.Exists(checkpoint)
+                ? $"Saved {checkpoint} ({(savedEpoch > 0 ? $"the run after epoch {savedEpoch} of {options.Epochs}" : "written by an earlier run of this command")}). Continue with: {CommonOptions.CommandLine}"
+                : $"No checkpoint had been written yet (one is written every {a.CheckpointEvery} epoch{(a.CheckpointEvery == 1 ? "" : "s")}), so a rerun starts over: {CommonOptions.CommandLine}");
+    }
+
+    /// <summary>One line per epoch: epoch, seconds, learning rate, mean-field sweeps, reconstruction error, mean-field bound (without log Z).</summary>
+    internal static string Csv(IReadOnlyList<DbmEpochMetrics> history)
+    {
+        static string F(double? x) => x is { } v ? v.ToString("R", CultureInfo.InvariantCulture) : "";
+        var csv = new StringBuilder("epoch,train_seconds,learning_rate,mean_field_sweeps,reconstruction_error,mean_field_bound\n");
+        foreach (var m in history)
+            csv.AppendLine(string.Join(",", m.Epoch, F(m.TrainSeconds), F(m.LearningRate), F(m.MeanFieldSweeps), F(m.ReconstructionError), F(m.MeanFieldBound)));
+        return csv.ToString();
+    }
+
+    /// <summary>Shows the progress bar and one line per epoch; notes the last epoch after which the checkpoint was written.</summary>
+    private sealed class EpochLines(IProgress<TrainingProgress> bar, int every, Action<int> saved) : IProgress<LoopProgress<DbmEpochMetrics>>
+    {
+        public void Report(LoopProgress<DbmEpochMetrics> p)
+        {
+            bar.Report(new TrainingProgress(p.Stage, p.Epoch, p.Epochs, p.Batch, p.Batches, null));
+            if (p.EpochMetrics is not { } m) return;
+            if (m.Epoch % every == 0 || m.Epoch == m.Epochs) saved(m.Epoch);
+            Terminal.Line($"{p.Stage} epoch {m.Epoch}/{m.Epochs}  {m.TrainSeconds:F1} s  lr {m.LearningRate:G3}  mean-field sweeps {m.MeanFieldSweeps:F1}" +
+                          (m.ReconstructionError is { } r ? $"  recon {r:F4}" : "") + (m.MeanFieldBound is { } b ? $"  bound (without log Z) {b:F2}" : ""));
+        }
+    }
+}

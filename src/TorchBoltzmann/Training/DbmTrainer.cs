@@ -1,0 +1,321 @@
+using TorchBoltzmann.Evaluation;
+using TorchBoltzmann.Modules;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace TorchBoltzmann.Training;
+
+/// <summary>
+/// Trains a <see cref="DBM"/> by stochastic approximation (persistent contrastive divergence) with a mean-field
+/// positive phase (Salakhutdinov &amp; Hinton 2009), with any <c>torch.optim</c> optimizer.
+/// </summary>
+/// <remarks>
+/// <para>The log-likelihood gradient of a DBM is ∂ log p(v)/∂θ = −E_{p(h|v)}[∂E/∂θ] + E_{p(v,h)}[∂E/∂θ]. Per mini-batch
+/// of B examples: the <b>positive phase</b> replaces p(h | v) by its mean-field approximation q (<see cref="DBM.mean_field"/>,
+/// at most <see cref="DbmTrainingOptions.MeanFieldIterations"/> sweeps); the <b>negative phase</b> advances
+/// <see cref="DbmTrainingOptions.Chains"/> persistent chains by <see cref="DbmTrainingOptions.GibbsSteps"/> block Gibbs
+/// steps (<see cref="DBM.gibbs_step"/>) and takes their states x⁻. Since E is linear in each layer, E_q[∂E/∂θ] =
+/// ∂E/∂θ at the means μ, so the gradient estimate is that of the surrogate
+/// <code>L = (1/B) Σ_b E(v_b, μ_b) − (1/C) Σ_c E(x⁻_c),   e.g. ∂L/∂W_l = −(⟨μ_l μ_{l−1}ᵀ⟩_data − ⟨h_l h_{l−1}ᵀ⟩_model)</code>
+/// with μ and x⁻ held fixed; autograd writes ∂L/∂θ into <c>.grad</c> (<see cref="WriteGradients"/>), λW_l is added for
+/// weight decay, and the optimizer steps (default: SGD with the options' learning rate and momentum; the rate is
+/// multiplied by <see cref="DbmTrainingOptions.LearningRateDecay"/> every epoch through
+/// <see cref="ExponentialLearningRate"/>).</para>
+/// <para><see cref="Fit"/> runs on the shared <see cref="TrainingLoop{TMetrics}"/> (epochs, shuffled batches, dispose
+/// scopes, progress, cancellation, divergence stop) and checkpoints through <see cref="RunCheckpoint"/> when
+/// <see cref="CheckpointPath"/> is set: weights, optimizer state, the generator and the persistent chains, so a stopped
+/// run on the CPU continues bit for bit as one that never stopped.</para>
+/// </remarks>
+public sealed class DbmTrainer : IDisposable
+{
+    private readonly DBM _dbm;
+    private readonly optim.Optimizer _optimizer;
+    private readonly bool _ownsOptimizer;
+    private readonly Generator _generator;
+    private readonly bool _ownsGenerator;
+    private Tensor[]? _chains;
+    private double _sweeps;
+    private int _batches;
+
+    /// <summary>Creates a trainer.</summary>
+    /// <param name="dbm">The machine (already on its device).</param>
+    /// <param name="options">Hyperparameters (validated here).</param>
+    /// <param name="optimizer">Any optimizer over <c>dbm.parameters()</c>; default SGD(learning rate, momentum). Not disposed when given.</param>
+    /// <param name="generator">Random generator on the machine's device; default <c>new Generator(options.Seed, device)</c>.</param>
+    public DbmTrainer(DBM dbm, DbmTrainingOptions? options = null, optim.Optimizer? optimizer = null, Generator? generator = null)
+    {
+        _dbm = dbm ?? throw new ArgumentNullException(nameof(dbm));
+        Options = options ?? new DbmTrainingOptions();
+        Options.Validate();
+        _ownsOptimizer = optimizer is null;
+        _optimizer = optimizer ?? optim.SGD(dbm.parameters(), Options.LearningRate, momentum: Options.Momentum);
+        _ownsGenerator = generator is null;
+        _generator = generator ?? new Generator(Options.Seed, dbm.device);
+    }
+
+    /// <summary>The hyperparameters.</summary>
+    public DbmTrainingOptions Options { get; }
+
+    /// <summary>The optimizer taking the steps.</summary>
+    public optim.Optimizer Optimizer => _optimizer;
+
+    /// <summary>The persistent chains' states, v first (null before the first batch). Valid until the next update.</summary>
+    public IReadOnlyList<Tensor>? Chains => _chains;
+
+    /// <summary>Label of the progress reports.</summary>
+    public string Stage { get; init; } = "DBM";
+
+    /// <summary>
+    /// When set, <see cref="Fit"/> writes a run checkpoint here (kind <c>dbm</c>) every <see cref="CheckpointEvery"/>
+    /// epochs and at the end, and a <see cref="Fit"/> that finds the file continues from it. The file must come from a
+    /// run with the same machine, options (<see cref="DbmTrainingOptions.Epochs"/> aside), optimizer type, number of
+    /// training rows and device.
+    /// </summary>
+    public string? CheckpointPath { get; init; }
+
+    /// <summary>Epochs between checkpoints when <see cref="CheckpointPath"/> is set (default 1).</summary>
+    public int CheckpointEvery { get; init; } = 1;
+
+    /// <summary>What else a continuing run must share with the one that wrote the checkpoint (e.g. which data), compared as strings.</summary>
+    public IReadOnlyDictionary<string, string>? CheckpointTag { get; init; }
+
+    /// <summary>Wall time recorded in the checkpoint a <see cref="Fit"/> continued from (0 for a fresh run).</summary>
+    public double RestoredSeconds { get; private set; }
+
+    /// <summary>
+    /// Trains for <see cref="DbmTrainingOptions.Epochs"/> epochs on <paramref name="train"/> (N × n_visible) on the shared
+    /// <see cref="TrainingLoop{TMetrics}"/>.
+    /// </summary>
+    /// <param name="train">Training data; moved to the machine's device and dtype once.</param>
+    /// <param name="progress">Receives a report after every batch, and with the metrics after every epoch.</param>
+    /// <param name="cancellationToken">Checked before every batch.</param>
+    /// <returns>The metrics of every epoch.</returns>
+    /// <exception cref="ArgumentException">Bad data shape or values.</exception>
+    /// <exception cref="TrainingDivergedException">The means, the gradient or the weights became NaN or infinite (naming epoch and batch).</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    /// <exception cref="IO.CheckpointException">The file at <see cref="CheckpointPath"/> cannot be continued from.</exception>
+    public IReadOnlyList<DbmEpochMetrics> Fit(Tensor train, IProgress<LoopProgress<DbmEpochMetrics>>? progress = null,
+                                              CancellationToken cancellationToken = default)
+    {
+        _dbm.check_visible(train, "training data");
+        Checks.Rows(train, _dbm.n_visible, "training data");
+        if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
+        using var data = train.to(_dbm.dtype, _dbm.device);
+        var loop = new TrainingLoop<DbmEpochMetrics>
+        {
+            Stage = Stage, Epochs = Options.Epochs, BatchSize = Options.BatchSize, Generator = _generator, Shuffle = Options.Shuffle,
+            Checkpoint = CheckpointPath is null ? null : new CheckpointPolicy(CheckpointPath, "dbm", Identity(data), CheckpointEvery),
+        };
+        var schedule = new ExponentialLearningRate(_optimizer, Options.LearningRateDecay);
+        loop.Callbacks.Add(schedule);
+        if (CheckpointPath is not null)
+            loop.State.AddRange([new ModuleState("model", _dbm), new OptimizerCheckpointState("optimizer", _optimizer),
+                                 new GeneratorState("generator", _generator), new ChainsState(this)]);
+        var previous = _dbm.validate_values;
+        _dbm.validate_values = false;   // checked once above
+        try
+        {
+            var history = loop.Run(new EpochStep(this, data, schedule), data.shape[0], data.device, progress, cancellationToken).ToList();
+            RestoredSeconds = loop.RestoredSeconds;
+            return history;
+        }
+        finally { _dbm.validate_values = previous; }
+    }
+
+    /// <summary>What a run continuing from a checkpoint must share with the run that wrote it.</summary>
+    private Dictionary<string, string> Identity(Tensor data)
+    {
+        var id = typeof(DbmTrainingOptions).GetProperties()
+            .Where(p => p.Name != nameof(DbmTrainingOptions.Epochs))
+            .ToDictionary(p => "options." + p.Name, p => Convert.ToString(p.GetValue(Options), System.Globalization.CultureInfo.InvariantCulture) ?? "null");
+        var (type, architecture) = IO.Checkpoint.Describe(_dbm);
+        id["model"] = $"{type} {architecture.ToJsonString()}";
+        id["optimizer"] = _optimizer.GetType().Name;
+        id["training_rows"] = data.shape[0].ToString(System.Globalization.CultureInfo.InvariantCulture);
+        id["device"] = _dbm.device.ToString();
+        foreach (var (k, v) in CheckpointTag ?? new Dictionary<string, string>()) id["tag." + k] = v;
+        return id;
+    }
+
+    /// <summary>The trainer's part of the loop: one update per batch; the weights' check and the metrics per epoch.</summary>
+    private sealed class EpochStep(DbmTrainer trainer, Tensor data, ExponentialLearningRate schedule) : ITrainingStep<DbmEpochMetrics>
+    {
+        public void BeginEpoch(int epoch) { trainer._sweeps = 0; trainer._batches = 0; }
+
+        public double TrainBatch(Batch batch)
+        {
+            if (!trainer.Step(batch.Rows(data))) throw batch.Diverged("the mean-field means, the chains or the gradient");
+            return double.NaN;
+        }
+
+        public DbmEpochMetrics EndEpoch(EpochEnd end)
+        {
+            if (!trainer.AllFinite()) throw end.Diverged("the weights");
+            var o = trainer.Options;
+            double sweeps = trainer._batches > 0 ? trainer._sweeps / trainer._batches : double.NaN;
+            if (!end.Measures(o.MetricsEvery, o.Epochs))
+                return new DbmEpochMetrics(end.Epoch + 1, o.Epochs, end.Seconds, schedule.Rate, sweeps, null, null, null);
+            using var rows = data.narrow(0, 0, Math.Min(o.MetricsRows, data.shape[0]));
+            var (recon, bound, ll) = Measure(trainer._dbm, rows);
+            return new DbmEpochMetrics(end.Epoch + 1, o.Epochs, end.Seconds, schedule.Rate, sweeps, recon, bound, ll);
+        }
+    }
+
+    /// <summary>
+    /// Reconstruction error, mean variational bound (full mean-field: <see cref="DBM.DefaultMeanFieldIterations"/> sweeps)
+    /// and, for small machines, the exact mean log-likelihood of <paramref name="rows"/>.
+    /// </summary>
+    internal static (double recon, double bound, double? ll) Measure(DBM dbm, Tensor rows)
+    {
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        using var mf = dbm.mean_field(rows);
+        var states = new List<Tensor> { rows };
+        states.AddRange(mf.means);
+        var pv = dbm.conditional_mean(states, 0);
+        double recon = pv.sub(rows).pow_(2).mean().ToDouble();
+        double bound = dbm.variational_bound(rows, mf.means).mean().ToDouble();
+        int nEven = Enumerable.Range(1, dbm.n_hidden_layers).Where(l => l % 2 == 0).Sum(l => dbm.layer_sizes[l]);
+        double? ll = dbm.n_visible <= 16 && nEven <= 16 && dbm.visible_units.discrete_values is not null
+            ? ExactEnumeration.log_likelihood(dbm, rows) : null;
+        return (recon, bound, ll);
+    }
+
+    /// <summary>The persistent chains as a checkpoint component (their states; the generator is saved once, as the trainer's).</summary>
+    private sealed class ChainsState(DbmTrainer trainer) : IStateful
+    {
+        public string StateName => "chains";
+
+        public void SaveState(StateSection section)
+        {
+            section.Values["started"] = trainer._chains is not null;
+            if (trainer._chains is not { } chains) return;
+            for (int l = 0; l < chains.Length; l++) section.Put($"layer.{l}", chains[l]);
+        }
+
+        public Action PrepareLoad(StateSection section)
+        {
+            var dbm = trainer._dbm;
+            if (!section.Value<bool>("started")) return () => trainer.DisposeChains();
+            var loaded = new Tensor[dbm.layer_sizes.Count];
+            for (int l = 0; l < loaded.Length; l++)
+            {
+                var t = section.Tensor($"layer.{l}");
+                if (t.dim() != 2 || t.shape[0] != trainer.Options.Chains || t.shape[1] != dbm.layer_sizes[l] || t.dtype != dbm.dtype)
+                    throw section.Refuse($"the chains' layer {l} is {StateSection.Describe(t)}, expected ({trainer.Options.Chains}, {dbm.layer_sizes[l]}) {dbm.dtype}");
+                loaded[l] = t;
+            }
+            var unexpected = section.Tensors.Select(t => t.Name).Except(Enumerable.Range(0, loaded.Length).Select(l => $"layer.{l}")).ToList();
+            if (unexpected.Count > 0) throw section.Refuse($"unexpected tensors {string.Join(", ", unexpected)}");
+            return () =>
+            {
+                trainer.DisposeChains();
+                trainer._chains = loaded.Select(t => t.to(dbm.dtype, dbm.device).clone().DetachFromDisposeScope()).ToArray();
+            };
+        }
+    }
+
+    /// <summary>
+    /// One update on a batch v (B × n_visible, on the machine's device): mean-field positive phase, Gibbs steps of the
+    /// persistent chains, gradient into <c>.grad</c>, optimizer step. Returns false (and takes no step) when the means,
+    /// the chains' conditional means or the gradient are not finite.
+    /// </summary>
+    /// <exception cref="ArgumentException">v is not a (B, n_visible) batch of valid values.</exception>
+    public bool Step(Tensor v)
+    {
+        _dbm.check_visible(v, "batch");
+        Checks.Rows(v, _dbm.n_visible, "batch", "B", param: nameof(v));
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var o = Options;
+        using var mf = _dbm.mean_field(v, 1.0, o.MeanFieldIterations, o.MeanFieldTolerance, o.MeanFieldDamping);
+        _sweeps += mf.iterations;
+        _batches++;
+        _chains ??= _dbm.random_states(o.Chains, _generator).Select(t => t.DetachFromDisposeScope()).ToArray();
+        Tensor? visibleMean = null;
+        for (int s = 0; s < o.GibbsSteps; s++)
+        {
+            visibleMean?.Dispose();
+            visibleMean = _dbm.gibbs_step(_chains, 1.0, _generator);
+        }
+        foreach (var t in _chains) t.DetachFromDisposeScope();
+        if (!Finite(visibleMean) || mf.means.Any(m => !Finite(m))) return false;
+        var positive = new List<Tensor> { v };
+        positive.AddRange(mf.means);
+        WriteGradients(_dbm, positive, _chains, o.WeightDecay);
+        foreach (var p in _dbm.parameters())
+            using (var g = p.grad!)
+                if (!Finite(g)) return false;
+        _optimizer.step();
+        return true;
+    }
+
+    /// <summary>
+    /// Writes the negative log-likelihood gradient estimated from positive-phase states or means (data and mean-field μ)
+    /// and negative-phase states (the chains) into every parameter's <c>.grad</c>, overwriting it: the gradient of
+    /// <code>L = mean_b E(x⁺_b) − mean_c E(x⁻_c) + (λ/2) Σ_l ‖W_l‖²</code>
+    /// with the states held fixed (autograd through <see cref="DBM.energy"/>).
+    /// </summary>
+    /// <param name="dbm">The machine.</param>
+    /// <param name="positive">L + 1 tensors, v first, (B, n_l): data and mean-field means.</param>
+    /// <param name="negative">L + 1 tensors, v first, (C, n_l): the chains' states.</param>
+    /// <param name="weight_decay">λ ≥ 0.</param>
+    public static void WriteGradients(DBM dbm, IReadOnlyList<Tensor> positive, IReadOnlyList<Tensor> negative, double weight_decay = 0)
+    {
+        ArgumentNullException.ThrowIfNull(dbm);
+        if (!(weight_decay >= 0) || double.IsInfinity(weight_decay)) throw new ArgumentOutOfRangeException(nameof(weight_decay), weight_decay, "weight_decay: expected a finite λ ≥ 0.");
+        using var scope = torch.NewDisposeScope();
+        foreach (var p in dbm.parameters())
+        {
+            using var g = p.grad;
+            g?.zero_();
+        }
+        using (torch.enable_grad())
+        {
+            var pos = positive.Select(t => t.detach()).ToList();
+            var neg = negative.Select(t => t.detach()).ToList();
+            var loss = dbm.energy(pos).mean().sub(dbm.energy(neg).mean());
+            loss.backward();
+        }
+        if (weight_decay > 0)
+            using (torch.no_grad())
+                foreach (var w in dbm.weights)
+                    using (var g = w.grad!)
+                        g.add_(w, alpha: weight_decay);
+    }
+
+    private static bool Finite(Tensor? t)
+    {
+        if (t is null) return true;
+        using var sum = t.sum();
+        return double.IsFinite(sum.ToDouble());
+    }
+
+    private bool AllFinite()
+    {
+        using var _ = torch.no_grad();
+        foreach (var p in _dbm.parameters())
+        {
+            using var finite = p.isfinite();
+            using var ok = finite.all();
+            if (!ok.item<bool>()) return false;
+        }
+        return true;
+    }
+
+    private void DisposeChains()
+    {
+        if (_chains is null) return;
+        foreach (var t in _chains) t.Dispose();
+        _chains = null;
+    }
+
+    /// <summary>Releases the chains and the optimizer/generator the trainer created.</summary>
+    public void Dispose()
+    {
+        DisposeChains();
+        if (_ownsOptimizer) (_optimizer as IDisposable)?.Dispose();
+        if (_ownsGenerator) _generator.Dispose();
+    }
+}

@@ -1,0 +1,67 @@
+namespace TorchBoltzmann.Training;
+
+/// <summary>
+/// Hyperparameters of the stochastic-approximation learning of a <see cref="Modules.DBM"/> (see <see cref="DbmTrainer"/>):
+/// a mean-field positive phase and persistent Gibbs chains for the negative phase (Salakhutdinov &amp; Hinton 2009).
+/// </summary>
+public sealed record DbmTrainingOptions
+{
+    /// <summary>Passes over the training data.</summary>
+    public int Epochs { get; init; } = 10;
+    /// <summary>Examples per mini-batch.</summary>
+    public int BatchSize { get; init; } = 100;
+    /// <summary>Learning rate η₀ of the default SGD optimizer (per-epoch rate η₀ γ^e with γ = <see cref="LearningRateDecay"/>).</summary>
+    public double LearningRate { get; init; } = 0.005;
+    /// <summary>γ ∈ (0, 1]: the learning rate is multiplied by γ at every epoch (1: constant). Applies to any optimizer's groups.</summary>
+    public double LearningRateDecay { get; init; } = 1.0;
+    /// <summary>Momentum of the default SGD optimizer.</summary>
+    public double Momentum { get; init; } = 0.5;
+    /// <summary>L2 weight decay λ added to the gradient of every weight matrix (λW_l); biases are not decayed.</summary>
+    public double WeightDecay { get; init; } = 0.0002;
+    /// <summary>Negative phase: number of persistent chains (the paper's "fantasy particles": 100).</summary>
+    public int Chains { get; init; } = 100;
+    /// <summary>Negative phase: block Gibbs steps of the persistent chains per update (the paper: 5).</summary>
+    public int GibbsSteps { get; init; } = 5;
+    /// <summary>Positive phase: cap on mean-field sweeps per batch (the paper: 10 in training).</summary>
+    public int MeanFieldIterations { get; init; } = 10;
+    /// <summary>Positive phase: mean-field stops when no mean moves by more than this.</summary>
+    public double MeanFieldTolerance { get; init; } = 1e-5;
+    /// <summary>Positive phase: damping d ∈ [0, 1) of the mean-field updates.</summary>
+    public double MeanFieldDamping { get; init; }
+    /// <summary>Shuffle the training examples every epoch.</summary>
+    public bool Shuffle { get; init; } = true;
+    /// <summary>Compute epoch metrics every this many epochs and after the last; 0 turns them off.</summary>
+    public int MetricsEvery { get; init; } = 1;
+    /// <summary>Rows of the training data the epoch metrics are computed on (the first ones).</summary>
+    public int MetricsRows { get; init; } = 1000;
+    /// <summary>Seed of the trainer's generator when none is passed to the trainer.</summary>
+    public ulong Seed { get; init; } = 42;
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first option outside its range, the rule and the value.</summary>
+    public void Validate()
+    {
+        OptionRules.Sgd(Epochs, BatchSize, LearningRate);
+        OptionRules.Decay(LearningRateDecay, nameof(LearningRateDecay));
+        OptionRules.FractionBelowOne(Momentum, nameof(Momentum));
+        OptionRules.NonNegativeFinite(WeightDecay, nameof(WeightDecay));
+        OptionRules.AtLeastOne(Chains, nameof(Chains));
+        OptionRules.AtLeastOne(GibbsSteps, nameof(GibbsSteps));
+        OptionRules.AtLeastOne(MeanFieldIterations, nameof(MeanFieldIterations));
+        OptionRules.NonNegativeFinite(MeanFieldTolerance, nameof(MeanFieldTolerance));
+        OptionRules.FractionBelowOne(MeanFieldDamping, nameof(MeanFieldDamping));
+        OptionRules.NonNegative(MetricsEvery, nameof(MetricsEvery));
+        OptionRules.AtLeastOne(MetricsRows, nameof(MetricsRows));
+    }
+}
+
+/// <summary>What one epoch of DBM learning measured.</summary>
+/// <param name="Epoch">One-based epoch.</param>
+/// <param name="Epochs">Total epochs of the run.</param>
+/// <param name="TrainSeconds">Wall time of the epoch's updates (excluding metrics).</param>
+/// <param name="LearningRate">The first parameter group's learning rate in this epoch.</param>
+/// <param name="MeanFieldSweeps">Mean-field sweeps per batch in the positive phase, averaged over the epoch.</param>
+/// <param name="ReconstructionError">Mean squared error Σ_i (v_i − E[v_i | μ_1])² / n_visible between the metric rows and the visible means given their first layer's mean-field means; null without metrics this epoch.</param>
+/// <param name="MeanFieldBound">Mean over the metric rows of the variational bound B(v) on log Σ_h e^{−E(v,h)} (<see cref="Modules.DBM.variational_bound(TorchSharp.torch.Tensor, IReadOnlyList{TorchSharp.torch.Tensor})"/>); log p(v) ≥ B(v) − log Z; null without metrics.</param>
+/// <param name="LogLikelihood">Exact mean log-likelihood of the metric rows, when the machine is small enough to enumerate (at most 16 visible units and 16 units in the even hidden layers); else null.</param>
+public sealed record DbmEpochMetrics(int Epoch, int Epochs, double TrainSeconds, double LearningRate, double MeanFieldSweeps,
+                                     double? ReconstructionError, double? MeanFieldBound, double? LogLikelihood);

@@ -387,8 +387,8 @@ public sealed class FuzzRegressionTests
     }
 
     /// <summary>
-    /// gibbschains (first run, before the fix): a chain-state file whose generator state libtorch's <c>set_state</c>
-    /// refuses ended the test process ("Invalid mt19937 state", a C++ exception nothing catches). Here the state's
+    /// gibbschains, seed 20260131 (the case index is unknown: the process died): a chain-state file whose generator state
+    /// libtorch's <c>set_state</c> refuses ended the process ("Invalid mt19937 state", a C++ exception nothing catches). Here the state's
     /// <c>left</c> field (byte 8) is set to 0; the load must refuse it with an InvalidDataException naming the file and
     /// leave the chains' states and generator as they were.
     /// </summary>

@@ -24,13 +24,20 @@ internal static class PickleCheck
             if (entry.FullName != "data.pkl" && !entry.FullName.EndsWith("/data.pkl", StringComparison.Ordinal)) continue;
             if (entry.Length > MaxPickleBytes)
                 return $"its pickle '{entry.FullName}' declares {entry.Length} bytes, more than the {MaxPickleBytes} read";
+            // Read what the entry holds, not what it declares: a damaged size field must not size a buffer.
             using var s = entry.Open();
-            var buffer = new byte[(int)entry.Length];
-            int n = 0, got;
-            while (n < buffer.Length && (got = s.Read(buffer, n, buffer.Length - n)) > 0) n += got;
-            if (n != buffer.Length || s.ReadByte() >= 0)
+            using var content = new MemoryStream();
+            var chunk = new byte[8192];
+            int got;
+            while ((got = s.Read(chunk, 0, chunk.Length)) > 0)
+            {
+                if (content.Length + got > entry.Length)
+                    return $"its pickle '{entry.FullName}' holds more than the {entry.Length} bytes its zip entry declares";
+                content.Write(chunk, 0, got);
+            }
+            if (content.Length != entry.Length)
                 return $"its pickle '{entry.FullName}' does not hold the {entry.Length} bytes its zip entry declares";
-            if (Framing(buffer) is { } why) return $"its pickle '{entry.FullName}' {why}";
+            if (Framing(content.GetBuffer().AsSpan(0, (int)content.Length)) is { } why) return $"its pickle '{entry.FullName}' {why}";
         }
         return null;
     }

@@ -440,7 +440,9 @@ public sealed class GibbsChains : IDisposable
                 }
             }
             catch (EndOfStreamException e) { throw new InvalidDataException($"'{path}': truncated chain-state file.", e); }
-            catch (FormatException e) { throw new InvalidDataException($"'{path}': a tensor name's length is malformed ({e.Message})", e); }
+            catch (FormatException e) { throw new InvalidDataException($"'{path}': a string's length is malformed ({e.Message})", e); }
+            catch (IOException e) when (e is not EndOfStreamException && stream.CanRead)   // BinaryReader: a negative string length
+            { throw new InvalidDataException($"'{path}': a string's length is malformed ({e.Message})", e); }
             LoadOrKeep(path, d);
         }
         finally { foreach (var t in d.Values) t.Dispose(); }

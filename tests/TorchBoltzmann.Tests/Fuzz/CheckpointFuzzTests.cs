@@ -13,8 +13,8 @@ namespace TorchBoltzmann.Tests.Fuzz;
 
 /// <summary>
 /// Mutation fuzzing of <see cref="Checkpoint"/>'s readers (the TorchSharp state_dict <c>.pt</c> and its JSON sidecar) on
-/// an RBM, a DBN and a classifier checkpoint written by the library: every case must load, or be refused with
-/// <see cref="CheckpointException"/>, within the harness's time and memory bounds.
+/// an RBM, a DBN, a classifier, a DBM and a general Boltzmann machine checkpoint written by the library: every case
+/// must load, or be refused with <see cref="CheckpointException"/>, within the harness's time and memory bounds.
 /// </summary>
 public sealed class CheckpointFuzzTests(ITestOutputHelper output) : IDisposable
 {
@@ -157,6 +157,8 @@ public sealed class CheckpointFuzzTests(ITestOutputHelper output) : IDisposable
         AddSeed("rbm", TestUtil.RandomRbm(12, 5, seed: 3, dtype: ScalarType.Float32), new { epochs = 3, lr = 0.1, loss = double.NaN, note = "seed" });
         AddSeed("dbn", new DBN([12, 8, 6], n_classes: 3, dtype: ScalarType.Float32), new { layers = new[] { new { epochs = 1 } }, seconds = 1.5 });
         AddSeed("classifier", DbnClassifier.Build([12, 8, 6], n_classes: 3, input_dropout: 0.2, hidden_dropout: 0.5), new { epochs = 2, pretrained_from = new { file = "x.pt" } });
+        AddSeed("dbm", boltzmann.DBM([12, 8, 6], dtype: ScalarType.Float32), new { epochs = 1 });
+        AddSeed("bm", boltzmann.BM(6, 3, spins: true, dtype: ScalarType.Float32), new { epochs = 1 });
         var weightsPool = _seeds.Select(s => s.Weights).ToList();
         var sidecarPool = _seeds.Select(s => s.Sidecar).ToList();
 
@@ -269,6 +271,8 @@ public sealed class CheckpointFuzzTests(ITestOutputHelper output) : IDisposable
                             {
                                 RBM => ((nn.Module, JsonObject))Checkpoint.LoadWithProvenance<RBM>(path),
                                 DBN => Checkpoint.LoadWithProvenance<DBN>(path),
+                                DBM => Checkpoint.LoadWithProvenance<DBM>(path),
+                                BoltzmannMachine => Checkpoint.LoadWithProvenance<BoltzmannMachine>(path),
                                 _ => Checkpoint.LoadWithProvenance<Sequential>(path),
                             };
                             loaded = m;
@@ -296,6 +300,8 @@ public sealed class CheckpointFuzzTests(ITestOutputHelper output) : IDisposable
     {
         RBM => Checkpoint.Load<RBM>(path),
         DBN => Checkpoint.Load<DBN>(path),
+        DBM => Checkpoint.Load<DBM>(path),
+        BoltzmannMachine => Checkpoint.Load<BoltzmannMachine>(path),
         _ => Checkpoint.Load<Sequential>(path),
     };
 }

@@ -387,8 +387,8 @@ public sealed class FuzzRegressionTests
     }
 
     /// <summary>
-    /// gibbschains (first run, before the fix): a chain-state file whose generator state libtorch's <c>set_state</c>
-    /// refuses ended the test process ("Invalid mt19937 state", a C++ exception nothing catches). Here the state's
+    /// gibbschains, seed 20260131 (the case index is unknown: the process died): a chain-state file whose generator state
+    /// libtorch's <c>set_state</c> refuses ended the process ("Invalid mt19937 state", a C++ exception nothing catches). Here the state's
     /// <c>left</c> field (byte 8) is set to 0; the load must refuse it with an InvalidDataException naming the file and
     /// leave the chains' states and generator as they were.
     /// </summary>
@@ -421,6 +421,22 @@ public sealed class FuzzRegressionTests
         Assert.True(statesBefore.eq(fresh.states).all().item<bool>(), "the refused file changed the chains' states");
         using var generatorAfter = g2.get_state();
         Assert.True(generatorBefore.eq(generatorAfter).all().item<bool>(), "the refused file changed the generator");
+    }
+
+    /// <summary>
+    /// gibbschains cases 2508 and 3948 of a 20,000-case campaign (TB_FUZZ_SCALE=10): a chain-state file whose first
+    /// string length is the LEB128 of −1 made BinaryReader throw an IOException; it is an InvalidDataException naming the file.
+    /// </summary>
+    [Fact]
+    public void GibbsChains_FileWithANegativeStringLength_IsAnInvalidDataException()
+    {
+        using var dir = new TorchBoltzmann.Tests.Data.TempDirectory();
+        string path = dir.File("chains.bin");
+        File.WriteAllBytes(path, [0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x41, 0x42]);
+        using var rbm = TestUtil.RandomRbm(6, 3, 8, dtype: ScalarType.Float32);
+        using var chains = new TorchBoltzmann.Sampling.GibbsChains(rbm);
+        var e = Assert.Throws<InvalidDataException>(() => chains.load(path));
+        Assert.Contains($"'{path}'", e.Message);
     }
 
     /// <summary>Where the bytes of the tensor <c>generator_state</c> start in a chain-state file (its layout:

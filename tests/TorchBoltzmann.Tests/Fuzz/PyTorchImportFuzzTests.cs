@@ -119,6 +119,35 @@ public sealed class PyTorchImportFuzzTests(ITestOutputHelper output)
         Assert.Contains("claims 1900021632 bytes at byte 7 where 3 remain", e.Message);
     }
 
+    /// <summary>
+    /// pytorch-import cases 3192 and 13592 of a 15,000-case campaign (TB_FUZZ_SCALE=10): a zip whose entry for the pickle
+    /// declares a larger size than it holds made the framing check allocate the declared size (up to its 16 MiB limit);
+    /// it reads what the entry holds, and refuses the mismatch.
+    /// </summary>
+    [Fact]
+    public void Import_ZipEntryDeclaringALargerPickle_IsRefusedAllocatingWhatItHolds()
+    {
+        Seed seed;
+        using (var g = new Generator(5)) seed = Export("RBM", boltzmann.RBM(7, 4, generator: g));
+        byte[] zip = Zip(seed.Members);
+        for (int at = 0; at + 46 <= zip.Length; at++)
+        {
+            if (zip[at] != 0x50 || zip[at + 1] != 0x4B || zip[at + 2] != 1 || zip[at + 3] != 2) continue;   // central directory entry
+            int nameLength = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(zip.AsSpan(at + 28));
+            if (System.Text.Encoding.UTF8.GetString(zip, at + 46, nameLength).EndsWith("/data.pkl", StringComparison.Ordinal))
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(zip.AsSpan(at + 24), 15_000_000);   // uncompressed size
+        }
+        using var dir = new Data.TempDirectory();
+        string path = dir.File(File);
+        System.IO.File.WriteAllBytes(path, zip);
+        System.IO.File.WriteAllText(path + ".json", seed.Sidecar);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<CheckpointException>(() => PyTorchInterchange.Import(path));
+        Assert.InRange(GC.GetAllocatedBytesForCurrentThread() - before, 0, 4L << 20);
+        Assert.Contains($"'{path}'", e.Message);
+        Assert.Contains("15000000 bytes its zip entry declares", e.Message);
+    }
+
     private static FuzzCase Case(byte[] weights, string sidecar, string description) => new()
     {
         Description = description,

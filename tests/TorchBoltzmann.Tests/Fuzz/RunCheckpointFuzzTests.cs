@@ -15,7 +15,7 @@ namespace TorchBoltzmann.Tests.Fuzz;
 
 /// <summary>
 /// Mutation fuzzing of the run checkpoint (<see cref="RunCheckpoint"/>, TBMRUN), read where users meet it:
-/// <see cref="FineTuner.Fit"/> and <see cref="RbmTrainer.Fit"/> with a <c>CheckpointPath</c> that holds the mutated
+/// <see cref="FineTuner.Fit"/>, <see cref="RbmTrainer.Fit"/> and <see cref="BoltzmannTrainer.Fit"/> with a <c>CheckpointPath</c> that holds the mutated
 /// file. Every case must continue the run, or be refused with <see cref="CheckpointException"/> leaving the model and the
 /// generators as they were (or, when the run continued from weights that make the loss NaN, end in the documented
 /// <see cref="TrainingDivergedException"/>), within the harness's time and memory bounds.
@@ -67,9 +67,10 @@ public sealed class RunCheckpointFuzzTests(ITestOutputHelper output)
     /// <summary>
     /// Three checkpoints written by the library: a finished one-epoch fine-tuning run, a two-epoch fine-tuning run's
     /// file after its first epoch (both with best weights, iterate averages, SGD momentum buffers and both generators),
-    /// and a PCD run of an RBM after its first of two epochs (folded momentum buffers, persistent chains).
+    /// a PCD run of an RBM after its first of two epochs (folded momentum buffers, persistent chains), and a general
+    /// Boltzmann machine's contrastive Hebbian run after its first of two epochs (its free-phase chains).
     /// </summary>
-    internal static (byte[] finished, byte[] midRun, byte[] rbm) Seeds()
+    internal static (byte[] finished, byte[] midRun, byte[] rbm, byte[] bm) Seeds()
     {
         using var dir = new Data.TempDirectory();
         var (x, y) = FineTuningCheckpointFuzzTests.Data();
@@ -95,11 +96,37 @@ public sealed class RunCheckpointFuzzTests(ITestOutputHelper output)
                 {
                     if (p.Epoch == 1 && p.EpochMetrics is not null) rbm = System.IO.File.ReadAllBytes(dir.File("c.ckpt"));
                 }));
-            return (System.IO.File.ReadAllBytes(dir.File("a.ckpt")), mid!, rbm!);
+            byte[]? bm = null;
+            using (var data = BmData())
+            using (var model = BmModel())
+            using (var trainer = new BoltzmannTrainer(model, BmOptions) { CheckpointPath = dir.File("d.ckpt") })
+                trainer.Fit(data, progress: new CallbackProgress<LoopProgress<BoltzmannEpochMetrics>>(p =>
+                {
+                    if (p.Epoch == 1 && p.EpochMetrics is not null) bm = System.IO.File.ReadAllBytes(dir.File("d.ckpt"));
+                }));
+            return (System.IO.File.ReadAllBytes(dir.File("a.ckpt")), mid!, rbm!, bm!);
         }
     }
 
     private static readonly RbmTrainingOptions RbmOptions = new() { Epochs = 2, BatchSize = 5, Persistent = true, MetricsSamples = 8, Seed = 3 };
+
+    private static readonly BoltzmannTrainingOptions BmOptions = new()
+    {
+        Epochs = 2, BatchSize = 4, FreeChains = 6, ClampedBurnIn = 2, ClampedSamples = 1, MetricsEvery = 2, Seed = 3,
+    };
+
+    private static BoltzmannMachine BmModel()
+    {
+        using var g = new Generator(11);
+        return boltzmann.BM(4, 2, generator: g);
+    }
+
+    private static Tensor BmData()
+    {
+        using var g = new Generator(17);
+        using var u = torch.rand(8, 4, generator: g);
+        return u.lt(0.5).to_type(ScalarType.Float32);
+    }
 
     private static RBM RbmModel()
     {
@@ -120,15 +147,16 @@ public sealed class RunCheckpointFuzzTests(ITestOutputHelper output)
     [Fact]
     public void Fit_MutatedRunCheckpoints_ContinueOrRefuseWithCheckpointException_ChangingNothing()
     {
-        var (finished, midRun, rbm) = Seeds();
-        var seeds = new[] { ("finished", finished, Split(finished)), ("mid-run", midRun, Split(midRun)), ("rbm", rbm, Split(rbm)) };
-        var pool = new List<byte[]> { finished, midRun, rbm };
+        var (finished, midRun, rbm, bm) = Seeds();
+        var seeds = new[] { ("finished", finished, Split(finished)), ("mid-run", midRun, Split(midRun)), ("rbm", rbm, Split(rbm)), ("bm", bm, Split(bm)) };
+        var pool = new List<byte[]> { finished, midRun, rbm, bm };
         var (x, y) = FineTuningCheckpointFuzzTests.Data();
         using var rbmData = RbmData();
+        using var bmData = BmData();
         using (x) using (y)
         {
             using var runner = new FuzzRunner("runcheckpoint");
-            var warmUp = seeds.Select(s => Case(s.Item1, s.Item2, $"valid {s.Item1} seed", x, y, rbmData)).ToList();
+            var warmUp = seeds.Select(s => Case(s.Item1, s.Item2, $"valid {s.Item1} seed", x, y, rbmData, bmData)).ToList();
             var failures = runner.Run(FuzzConfig.Cases(CiCases), warmUp, (i, rng) =>
             {
                 var (kind, file, parts) = rng.Pick(seeds);
@@ -165,14 +193,14 @@ public sealed class RunCheckpointFuzzTests(ITestOutputHelper output)
                     log.Add($"splice: first {cut} bytes, then the {other.Item1} seed from {from}");
                     file = [.. file.AsSpan(0, cut), .. other.Item2.AsSpan(from)];
                 }
-                return Case(kind, file, string.Join("; ", log), x, y, rbmData);
+                return Case(kind, file, string.Join("; ", log), x, y, rbmData, bmData);
             });
             output.WriteLine(runner.Summary);
             Assert.True(failures.Count == 0, string.Join("\n", failures));
         }
     }
 
-    private static FuzzCase Case(string kind, byte[] file, string description, Tensor x, Tensor y, Tensor rbmData) => new()
+    private static FuzzCase Case(string kind, byte[] file, string description, Tensor x, Tensor y, Tensor rbmData, Tensor bmData) => new()
     {
         Description = description,
         Files = new Dictionary<string, byte[]?> { [File] = file },
@@ -180,12 +208,17 @@ public sealed class RunCheckpointFuzzTests(ITestOutputHelper output)
         Judge = (e, dir) => e.GetType() == typeof(TrainingDivergedException) ? null
             : e.GetType() != typeof(CheckpointException) ? "undocumented exception type"
             : !e.Message.Contains(Path.Combine(dir, File), StringComparison.Ordinal) ? "the message does not name the file" : null,
-        Read = dir => Unchanged(kind == "rbm" ? RbmModel() : FineTuningCheckpointFuzzTests.Model(), generator => kind == "rbm"
+        Read = dir => Unchanged(kind == "rbm" ? RbmModel() : kind == "bm" ? BmModel() : FineTuningCheckpointFuzzTests.Model(), generator => kind == "rbm"
             ? new Action<nn.Module>(m =>
             {
                 using var trainer = new RbmTrainer((RBM)m, RbmOptions, generator: generator) { CheckpointPath = Path.Combine(dir, File) };
                 trainer.Fit(rbmData);
             })
+            : kind == "bm" ? m =>
+            {
+                using var trainer = new BoltzmannTrainer((BoltzmannMachine)m, BmOptions, generator: generator) { CheckpointPath = Path.Combine(dir, File) };
+                trainer.Fit(bmData);
+            }
             : m =>
             {
                 using var tuner = new FineTuner((nn.Module<Tensor, Tensor>)m, FineTuningCheckpointFuzzTests.Options(2), generator: generator) { CheckpointPath = Path.Combine(dir, File), CheckpointTag = Tag };

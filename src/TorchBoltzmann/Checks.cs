@@ -59,4 +59,26 @@ internal static class Checks
         long min = lo.ToInt64(), max = hi.ToInt64();
         if (min < 0 || max >= c) throw new ArgumentException($"{what}: expected class indices in [0, {c - 1}]{why}, got values in [{min}, {max}].");
     }
+
+    /// <summary>True when Σ t is finite, i.e. no element is NaN or ±∞ (null counts as finite): the trainers' cheap check of a
+    /// statistic before they step (one reduction, one host read).</summary>
+    public static bool Finite(Tensor? t)
+    {
+        if (t is null) return true;
+        using var sum = t.sum();
+        return double.IsFinite(sum.ToDouble());
+    }
+
+    /// <summary>True when every element of every parameter of <paramref name="module"/> is finite: the trainers' divergence check after an epoch.</summary>
+    public static bool AllFinite(TorchSharp.torch.nn.Module module)
+    {
+        using var _ = torch.no_grad();
+        foreach (var p in module.parameters())
+        {
+            using var finite = p.isfinite();
+            using var ok = finite.all();
+            if (!ok.item<bool>()) return false;
+        }
+        return true;
+    }
 }

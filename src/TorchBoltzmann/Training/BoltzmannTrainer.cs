@@ -187,7 +187,7 @@ public sealed class BoltzmannTrainer : IDisposable
 
         public BoltzmannEpochMetrics EndEpoch(EpochEnd end)
         {
-            if (!trainer.AllFinite()) throw end.Diverged("the weights");
+            if (!Checks.AllFinite(trainer._bm)) throw end.Diverged("the weights");
             var o = trainer.Options;
             var bm = trainer._bm;
             bool measure = end.Measures(o.MetricsEvery, o.Epochs);
@@ -294,10 +294,10 @@ public sealed class BoltzmannTrainer : IDisposable
         var clamped = ClampedStates(v0, examples);
         var free = Options.Free == FreePhase.MeanField ? FreeMeanField() : FreeStates();
         // Sampled states are always 0/1 (a NaN mean draws 0), so a NaN net input shows only in the chains' means.
-        if (!Finite(clamped) || !Finite(free) || (_free is { } f && !Finite(f.visible_mean)) || (_clamped is { } c && !Finite(c.visible_mean))) return false;
+        if (!Checks.Finite(clamped) || !Checks.Finite(free) || (_free is { } f && !Checks.Finite(f.visible_mean)) || (_clamped is { } c && !Checks.Finite(c.visible_mean))) return false;
         WriteGradients(_bm, clamped, free, Options.Temperature, Options.WeightDecay);
         using (var g = _bm.bias.grad!)
-            if (!Finite(g)) return false;
+            if (!Checks.Finite(g)) return false;
         _optimizer.step();
         return true;
     }
@@ -427,24 +427,7 @@ public sealed class BoltzmannTrainer : IDisposable
         return samples == 1 ? taken[0] : torch.cat(taken, 0);
     }
 
-    private static bool Finite(Tensor? t)
-    {
-        if (t is null) return true;
-        using var sum = t.sum();
-        return double.IsFinite(sum.ToDouble());
-    }
 
-    private bool AllFinite()
-    {
-        using var _ = torch.no_grad();
-        foreach (var p in _bm.parameters())
-        {
-            using var finite = p.isfinite();
-            using var ok = finite.all();
-            if (!ok.item<bool>()) return false;
-        }
-        return true;
-    }
 
     /// <summary>Releases the chains and the optimizer/generator the trainer created.</summary>
     public void Dispose()

@@ -151,7 +151,7 @@ public sealed class DbmTrainer : IDisposable
 
         public DbmEpochMetrics EndEpoch(EpochEnd end)
         {
-            if (!trainer.AllFinite()) throw end.Diverged("the weights");
+            if (!Checks.AllFinite(trainer._dbm)) throw end.Diverged("the weights");
             var o = trainer.Options;
             double sweeps = trainer._batches > 0 ? trainer._sweeps / trainer._batches : double.NaN;
             if (!end.Measures(o.MetricsEvery, o.Epochs))
@@ -240,13 +240,13 @@ public sealed class DbmTrainer : IDisposable
             visibleMean = _dbm.gibbs_step(_chains, 1.0, _generator);
         }
         foreach (var t in _chains) t.DetachFromDisposeScope();
-        if (!Finite(visibleMean) || mf.means.Any(m => !Finite(m))) return false;
+        if (!Checks.Finite(visibleMean) || mf.means.Any(m => !Checks.Finite(m))) return false;
         var positive = new List<Tensor> { v };
         positive.AddRange(mf.means);
         WriteGradients(_dbm, positive, _chains, o.WeightDecay);
         foreach (var p in _dbm.parameters())
             using (var g = p.grad!)
-                if (!Finite(g)) return false;
+                if (!Checks.Finite(g)) return false;
         _optimizer.step();
         return true;
     }
@@ -285,24 +285,7 @@ public sealed class DbmTrainer : IDisposable
                         g.add_(w, alpha: weight_decay);
     }
 
-    private static bool Finite(Tensor? t)
-    {
-        if (t is null) return true;
-        using var sum = t.sum();
-        return double.IsFinite(sum.ToDouble());
-    }
 
-    private bool AllFinite()
-    {
-        using var _ = torch.no_grad();
-        foreach (var p in _dbm.parameters())
-        {
-            using var finite = p.isfinite();
-            using var ok = finite.all();
-            if (!ok.item<bool>()) return false;
-        }
-        return true;
-    }
 
     private void DisposeChains()
     {

@@ -242,7 +242,7 @@ public sealed class RbmTrainer : IDisposable
 
         public RbmEpochMetrics EndEpoch(EpochEnd end)
         {
-            if (!trainer.AllFinite()) throw end.Diverged("the weights");
+            if (!Checks.AllFinite(trainer._rbm)) throw end.Diverged("the weights");
             var o = trainer.Options;
             int epoch = end.Epoch;
             bool measure = end.Measures(o.MetricsEvery, o.Epochs);
@@ -599,17 +599,6 @@ public sealed class RbmTrainer : IDisposable
             p.grad?.zero_();
     }
 
-    private bool AllFinite()
-    {
-        using var _ = torch.no_grad();
-        foreach (var p in _rbm.parameters())
-        {
-            using var finite = p.isfinite();
-            using var ok = finite.all();
-            if (!ok.item<bool>()) return false;
-        }
-        return true;
-    }
 
     private RbmEpochMetrics Measure(int epoch, double seconds, double? momentum, Tensor data, Tensor? held)
     {

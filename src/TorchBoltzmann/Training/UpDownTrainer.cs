@@ -224,7 +224,7 @@ public sealed class UpDownTrainer : IDisposable
 
         public UpDownEpochMetrics EndEpoch(EpochEnd end)
         {
-            if (!trainer.AllFinite()) throw end.Diverged("the weights");
+            if (!Checks.AllFinite(trainer._dbn)) throw end.Diverged("the weights");
             var o = trainer.Options;
             bool measure = held is not null && heldLabels is not null && end.Measures(o.MetricsEvery, o.Epochs);
             double? error = null;
@@ -240,14 +240,6 @@ public sealed class UpDownTrainer : IDisposable
         }
     }
 
-    private bool AllFinite()
-    {
-        using var _ = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
-        foreach (var p in _dbn.parameters())
-            if (!p.isfinite().all().ToBoolean()) return false;
-        return true;
-    }
 
     /// <summary>
     /// One up-down update on a batch (B × n_visible, values in [0, 1]) with k Gibbs iterations in the top associative

@@ -40,6 +40,13 @@ internal static class DbmCommand
         var chains = new Option<int>("--chains") { Description = "Persistent Gibbs chains of the negative phase", DefaultValueFactory = _ => 100 };
         var gibbs = new Option<int>("--gibbs-steps") { Description = "Block Gibbs steps of the chains per update", DefaultValueFactory = _ => 5 };
         var mfIters = new Option<int>("--mf-iters") { Description = "Mean-field sweeps per batch at most (positive phase)", DefaultValueFactory = _ => 10 };
+        var pretrainEpochs = new Option<int>("--pretrain-epochs")
+        {
+            Description = "Epochs of greedy pretraining per layer before the DBM trains (Salakhutdinov & Hinton 2009, §3.1: modified RBMs with doubled inputs, CD-1, " +
+                          "learning rate 0.1, the DBM's batch size and seed; 0, the default: none, the DBM starts from random weights). With checkpoints the " +
+                          "pretraining is saved after every layer (OUTPUT-STEM-pretrain.ckpt), and an interrupted run continues from the last finished layer",
+            DefaultValueFactory = _ => 0,
+        };
         var aisRuns = new Option<int>("--ais-runs") { Description = "AIS runs for log Z after training (0: no likelihood estimate)", DefaultValueFactory = _ => 100 };
         var aisSteps = new Option<int>("--ais-steps") { Description = "AIS steps (the paper's schedule scaled to this many; the paper used 20,000)", DefaultValueFactory = _ => 1000 };
         var testRows = new Option<int>("--test-rows") { Description = "Test digits the lower bound is computed on (at most 10,000)", DefaultValueFactory = _ => 10000 };
@@ -62,7 +69,7 @@ internal static class DbmCommand
         var cmd = new Command("dbm", "Train a deep Boltzmann machine on MNIST (binarised at 0.5; Salakhutdinov & Hinton 2009): mean-field positive phase, persistent chains; " +
                                      "then log Z by AIS and the mean-field lower bound on the test log-likelihood. Exit codes: 0 done, 1 error, 130 interrupted (the checkpoint is kept and the same command continues)")
         {
-            layers, epochs, lr, lrDecay, momentum, weightDecay, batch, chains, gibbs, mfIters, aisRuns, aisSteps, testRows, output, checkpointEvery,
+            layers, epochs, lr, lrDecay, momentum, weightDecay, batch, chains, gibbs, mfIters, pretrainEpochs, aisRuns, aisSteps, testRows, output, checkpointEvery,
             device, seed, threads, limit, tensorBoard,
         };
         data.AddTo(cmd);
@@ -73,16 +80,26 @@ internal static class DbmCommand
                 WeightDecay = r.GetValue(weightDecay), BatchSize = r.GetValue(batch), Chains = r.GetValue(chains), GibbsSteps = r.GetValue(gibbs),
                 MeanFieldIterations = r.GetValue(mfIters), Seed = r.GetValue(seed),
             },
-            r.GetValue(aisRuns), r.GetValue(aisSteps), r.GetValue(testRows), r.GetValue(output)!, r.GetValue(checkpointEvery), data.Read(r),
+            r.GetValue(pretrainEpochs), r.GetValue(aisRuns), r.GetValue(aisSteps), r.GetValue(testRows), r.GetValue(output)!, r.GetValue(checkpointEvery), data.Read(r),
             r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose), r.GetValue(tensorBoard)), ct)));
         return cmd;
     }
 
-    private sealed record Arguments(string Layers, DbmTrainingOptions Options, int AisRuns, int AisSteps, int TestRows, string Output, int CheckpointEvery,
+    private sealed record Arguments(string Layers, DbmTrainingOptions Options, int PretrainEpochs, int AisRuns, int AisSteps, int TestRows, string Output, int CheckpointEvery,
                                     CommonOptions.DataSource Source, string Device, int Threads, int? Limit, bool Verbose, string? TensorBoard);
 
     /// <summary>The run checkpoint of a dbm run writing <paramref name="output"/>: <c>OUTPUT-STEM-train.ckpt</c>.</summary>
     internal static string CheckpointPath(string output) => Path.ChangeExtension(output, null) + "-train.ckpt";
+
+    /// <summary>The pretraining checkpoint of a dbm run writing <paramref name="output"/>: <c>OUTPUT-STEM-pretrain.ckpt</c>.</summary>
+    internal static string PretrainCheckpointPath(string output) => Path.ChangeExtension(output, null) + "-pretrain.ckpt";
+
+    /// <summary>
+    /// The pretraining options of <c>--pretrain-epochs</c> <paramref name="epochs"/>: <see cref="RbmTrainingOptions"/>'
+    /// defaults (CD-1, learning rate 0.1, momentum 0.5 then 0.9, weight decay 2·10⁻⁴) with the DBM's batch size and seed.
+    /// </summary>
+    internal static DbnPretrainingOptions PretrainingOptions(int epochs, DbmTrainingOptions dbm)
+        => new() { Layer = new RbmTrainingOptions { Epochs = epochs, BatchSize = dbm.BatchSize, Seed = dbm.Seed } };
 
     /// <summary>Parses "784,500,1000" into layer sizes, or throws naming --layers.</summary>
     internal static int[] ParseLayers(string text)
@@ -99,7 +116,7 @@ internal static class DbmCommand
 
     private static int Run(Arguments a, CancellationToken ct)
     {
-        string? checkpoint = null;
+        string? checkpoint = null, pretrainCheckpoint = null;
         int savedEpoch = 0;
         var options = a.Options;
         return CommonOptions.Guard(() =>
@@ -108,6 +125,7 @@ internal static class DbmCommand
             var device = CommonOptions.ParseDevice(a.Device);
             var sizes = ParseLayers(a.Layers);
             OptionFlags.AtLeast("--epochs", options.Epochs, 1);
+            OptionFlags.AtLeast("--pretrain-epochs", a.PretrainEpochs, 0);
             OptionFlags.AtLeast("--ais-runs", a.AisRuns, 0);
             if (a.AisRuns == 1) throw new CliException("--ais-runs must be 0 (no estimate) or at least 2 (the interval needs two weights), got 1");
             OptionFlags.AtLeast("--ais-steps", a.AisSteps, 3);
@@ -137,7 +155,20 @@ internal static class DbmCommand
             checkpoint = a.CheckpointEvery > 0 ? CheckpointPath(a.Output) : null;
             bool continuing = checkpoint is not null && File.Exists(checkpoint);
             if (continuing) Terminal.Line($"Continuing from the checkpoint {checkpoint} (an earlier run of this command stopped; delete it to start over).");
+            IReadOnlyList<IReadOnlyList<RbmEpochMetrics>>? pretraining = null;
+            if (a.PretrainEpochs > 0 && !continuing)   // a continuing run's weights come from its checkpoint, pretrained or not
+            {
+                pretrainCheckpoint = a.CheckpointEvery > 0 ? PretrainCheckpointPath(a.Output) : null;
+                if (pretrainCheckpoint is not null && File.Exists(pretrainCheckpoint))
+                    Terminal.Line($"Continuing the pretraining from {pretrainCheckpoint} (an earlier run of this command stopped; delete it to start over).");
+                Terminal.Line($"Pretraining {sizes.Length - 1} modified RBMs greedily ({string.Join(", ", Enumerable.Range(0, sizes.Length - 1).Select(l => { var (up, down) = DbmPretrainer.InputScales(l, sizes.Length - 1); return $"{sizes[l]}-{sizes[l + 1]} ×{up:0} up ×{down:0} down"; }))}), " +
+                              $"{a.PretrainEpochs} epoch(s) each, CD-1, lr 0.1, batch {options.BatchSize}");
+                var pretrainer = new DbmPretrainer(dbm, PretrainingOptions(a.PretrainEpochs, options)) { CheckpointPath = pretrainCheckpoint };
+                pretraining = ConsoleProgress.Run(p => pretrainer.Fit(train, progress: p, cancellationToken: ct));
+            }
             var tag = new Dictionary<string, string> { ["data"] = $"MNIST binarised at 0.5, limit {a.Limit?.ToString(CultureInfo.InvariantCulture) ?? "none"}" };
+            // Only when pretraining: a checkpoint of a run without it reads as before.
+            if (a.PretrainEpochs > 0) tag["pretrain_epochs"] = a.PretrainEpochs.ToString(CultureInfo.InvariantCulture);
             using var trainer = new DbmTrainer(dbm, options, generator: gen) { CheckpointPath = checkpoint, CheckpointEvery = Math.Max(a.CheckpointEvery, 1), CheckpointTag = tag };
             using var tensorBoard = TensorBoardRun.Open(a.TensorBoard, "dbm", options.Seed, continuing);
             tensorBoard?.Watch(trainer.Stage, dbm);
@@ -149,7 +180,7 @@ internal static class DbmCommand
             Interrupt.StopsAt = "once AIS and the result files are done";
             // The trained machine first, so that a long likelihood estimate that is stopped does not lose it; the sidecar
             // is written again with the estimates below.
-            Checkpoint.Save(dbm, a.Output, new { command = "dbm", options, train_seconds = trainSeconds, history });
+            Checkpoint.Save(dbm, a.Output, new { command = "dbm", options, pretrain_epochs = a.PretrainEpochs, train_seconds = trainSeconds, history, pretraining });
 
             // Likelihood: log Ẑ by AIS from the base-rate model, and the mean-field bound on the test digits.
             PartitionFunctionEstimate? logZ = null;
@@ -169,11 +200,11 @@ internal static class DbmCommand
 
             var summary = new
             {
-                layers = sizes, seed = options.Seed, limit = a.Limit, train_seconds = trainSeconds, eval_seconds = evalClock.Elapsed.TotalSeconds, threads = torch.get_num_threads(),
+                layers = sizes, seed = options.Seed, limit = a.Limit, pretrain_epochs = a.PretrainEpochs, train_seconds = trainSeconds, eval_seconds = evalClock.Elapsed.TotalSeconds, threads = torch.get_num_threads(),
                 log_z = logZ?.LogZ, log_z_lower = logZ?.LogZLower, log_z_upper = logZ?.LogZUpper, ais_runs = a.AisRuns, ais_steps = a.AisSteps,
                 ais_effective_sample_size = logZ?.EffectiveSampleSize, test_lower_bound = testBound, train_lower_bound = trainBound, test_rows = test.shape[0],
             };
-            var weights = Checkpoint.Save(dbm, a.Output, new { command = "dbm", summary, options, history });
+            var weights = Checkpoint.Save(dbm, a.Output, new { command = "dbm", summary, options, history, pretraining });
             var stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights))!, Path.GetFileNameWithoutExtension(weights));
             ImageGrid.SaveFilters(stem + "-filters.png", dbm.weight(1), 28, 28);
             using (torch.no_grad())
@@ -182,12 +213,15 @@ internal static class DbmCommand
             AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(new { summary, history }, CommonOptions.MetricsJson));
             AtomicFile.WriteAllText(stem + "-metrics.csv", Csv(history));
             if (checkpoint is not null) File.Delete(checkpoint);
+            if (a.CheckpointEvery > 0) File.Delete(PretrainCheckpointPath(a.Output));
             Terminal.Line($"Done: training {trainSeconds:F0} s, likelihood {evalClock.Elapsed.TotalSeconds:F0} s. Wrote {weights} (+ .json), {stem}-{{samples,filters}}.png, {stem}-metrics.{{json,csv}}");
             return ExitCodes.Success;
         }, () => a.CheckpointEvery == 0
             ? $"dbm keeps no checkpoint with --checkpoint-every 0: nothing was written. Run it again to start over: {CommonOptions.CommandLine}"
             : checkpoint is not null && File.Exists(checkpoint)
                 ? $"Saved {checkpoint} ({(savedEpoch > 0 ? $"the run after epoch {savedEpoch} of {options.Epochs}" : "written by an earlier run of this command")}). Continue with: {CommonOptions.CommandLine}"
+                : pretrainCheckpoint is not null && File.Exists(pretrainCheckpoint)
+                ? $"Saved {pretrainCheckpoint} (the pretrained layers so far). Continue with: {CommonOptions.CommandLine}"
                 : $"No checkpoint had been written yet (one is written every {a.CheckpointEvery} epoch{(a.CheckpointEvery == 1 ? "" : "s")}), so a rerun starts over: {CommonOptions.CommandLine}");
     }
 

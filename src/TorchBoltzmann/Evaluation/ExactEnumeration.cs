@@ -291,7 +291,9 @@ public static class ExactEnumeration
             using var w = rbm.weight.detach();
             using var b = rbm.visible_bias.detach();
             using var c = rbm.hidden_bias.detach();
-            return new() { W = w.to(ScalarType.Float64), b = b.to(ScalarType.Float64), c = c.to(ScalarType.Float64) };
+            // The joint's coupling is s↑·W (RBM.up_scale, 1 unless set), in both directions of the enumeration.
+            using var w64 = w.to(ScalarType.Float64);
+            return new() { W = w64.mul(rbm.up_scale), b = b.to(ScalarType.Float64), c = c.to(ScalarType.Float64) };
         }
 
         /// <summary>−F_β(v) = −β Σ_i E_self(v_i; b_i) + Σ_j log-partition_j(c_j + W_j v; β).</summary>

@@ -32,7 +32,12 @@ public static class Checkpoint
         ["RBM"] = arch => new RBM(
             arch.Required<int>("n_visible"), arch.Required<int>("n_hidden"),
             UnitType.FromName(arch.Required<string>("visible_units")), UnitType.FromName(arch.Required<string>("hidden_units")),
-            dtype: Enum.Parse<ScalarType>(arch.Required<string>("dtype"))),
+            dtype: Enum.Parse<ScalarType>(arch.Required<string>("dtype")))
+        {
+            // Written only when not 1 (RBM.up_scale, RBM.down_scale): sidecars of ordinary RBMs are as before.
+            up_scale = arch.Optional<double?>("up_scale") ?? 1.0,
+            down_scale = arch.Optional<double?>("down_scale") ?? 1.0,
+        },
         // The mask is a buffer in the weights file and replaces the full mask built here when the state_dict loads.
         ["BoltzmannMachine"] = arch => new BoltzmannMachine(
             arch.Required<int>("n_visible"), arch.Required<int>("n_hidden"), mask: null,
@@ -70,12 +75,15 @@ public static class Checkpoint
         [typeof(RBM)] = ("RBM", m =>
         {
             var r = (RBM)m;
-            return new JsonObject
+            var arch = new JsonObject
             {
                 ["n_visible"] = r.n_visible, ["n_hidden"] = r.n_hidden,
                 ["visible_units"] = r.visible_units.Name, ["hidden_units"] = r.hidden_units.Name,
                 ["dtype"] = r.dtype.ToString(),
             };
+            if (r.up_scale != 1.0) arch["up_scale"] = r.up_scale;
+            if (r.down_scale != 1.0) arch["down_scale"] = r.down_scale;
+            return arch;
         }),
         [typeof(BoltzmannMachine)] = ("BoltzmannMachine", m =>
         {
@@ -224,7 +232,8 @@ public static class Checkpoint
 
     /// <summary>
     /// The model type and architecture JSON a sidecar records for <paramref name="module"/> (RBM:
-    /// <c>{"n_visible", "n_hidden", "visible_units", "hidden_units", "dtype"}</c>; BoltzmannMachine:
+    /// <c>{"n_visible", "n_hidden", "visible_units", "hidden_units", "dtype"}</c>, and <c>"up_scale"</c>/<c>"down_scale"</c>
+    /// when they are not 1; BoltzmannMachine:
     /// <c>{"n_visible", "n_hidden", "units", "dtype"}</c>, its mask a buffer in the weights; DBN and Sequential: see
     /// <see cref="DbnCheckpoints"/>): what <see cref="Create"/> needs to rebuild an untrained module of the same shape.
     /// </summary>

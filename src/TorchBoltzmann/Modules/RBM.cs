@@ -87,6 +87,36 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
     /// <summary>When true (default), public methods check visible inputs' values (range, NaN), not only their shape.</summary>
     public bool validate_values { get; set; } = true;
 
+    /// <summary>
+    /// The factor s↑ on the coupling in the up-pass: η_h = c + s↑·W v, so p(h = 1 | v) = σ(c + s↑·W v) for Bernoulli
+    /// hidden units (default 1: an ordinary RBM). The joint energy and the free energy carry the same factor,
+    /// E(v, h) = −s↑·hᵀWv + self-energies and F(v) = −bᵀv − Σ_j softplus(c_j + s↑·W_j v), so the up-pass conditional is
+    /// the joint's and every trainer, sampler and evaluator that goes through <see cref="hidden_net"/>,
+    /// <see cref="energy"/> and <see cref="free_energy"/> follows it. s↑ = 2 is the bottom RBM of a deep Boltzmann
+    /// machine's greedy pretraining (Salakhutdinov &amp; Hinton 2009, §3.1: the visible layer copied twice with tied
+    /// weights, so a data vector's two copies give h the input 2Wv; see <see cref="Training.DbmPretrainer"/>). Saved in
+    /// the checkpoint sidecar when not 1.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The factor is not a finite positive number.</exception>
+    public double up_scale { get => _upScale; set => _upScale = Scale(value, nameof(up_scale)); }
+    private double _upScale = 1.0;
+
+    /// <summary>
+    /// The factor s↓ on the coupling in the down-pass: η_v = b + s↓·Wᵀh, so p(v = 1 | h) = σ(b + s↓·Wᵀh) for Bernoulli
+    /// visible units (default 1). Unlike <see cref="up_scale"/> it does not enter the energy: when s↓ ≠ s↑ the down-pass
+    /// is not the conditional of the joint <see cref="energy"/> but the training device of Salakhutdinov &amp; Hinton
+    /// (2009, §3.1) for the top RBM of a deep Boltzmann machine (the hidden layer copied twice: v receives 2Wᵀh, while
+    /// p(h | v) and F(v) stay those of s↑ = 1). Block Gibbs sampling (<see cref="Sampling.GibbsChains"/>), hence CD and
+    /// PCD, uses it; parallel tempering and centering are refused by <see cref="Training.RbmTrainer"/> when the two
+    /// factors differ. Saved in the checkpoint sidecar when not 1.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The factor is not a finite positive number.</exception>
+    public double down_scale { get => _downScale; set => _downScale = Scale(value, nameof(down_scale)); }
+    private double _downScale = 1.0;
+
+    private static double Scale(double value, string name)
+        => double.IsFinite(value) && value > 0 ? value : throw new ArgumentOutOfRangeException(name, value, $"{name}: expected a finite positive factor, got {value}.");
+
     private Parameter Replace(Parameter old, Parameter value, string name, params long[] shape)
     {
         ArgumentNullException.ThrowIfNull(value);
@@ -142,19 +172,28 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
 
     // ---------------------------------------------------------------- net inputs and conditionals
 
-    /// <summary>Hidden net input η_h = c + W v (= <c>linear(v, W, c)</c>); c + W(v/σ²) for <see cref="LearnedGaussianUnits"/>.</summary>
+    /// <summary>Hidden net input η_h = c + s↑·W v (= <c>linear(v, W, c)</c> when s↑ = <see cref="up_scale"/> = 1);
+    /// c + s↑·W(v/σ²) for <see cref="LearnedGaussianUnits"/>.</summary>
     public Tensor hidden_net(Tensor v)
     {
-        if (!visible_units.scales_coupling) return nn.functional.linear(v, _weight, _hidden_bias);
+        if (!visible_units.scales_coupling) return Coupled(v, _weight, _hidden_bias, _upScale);
         using var u = visible_units.coupling_input(v);
-        return nn.functional.linear(u, _weight, _hidden_bias);
+        return Coupled(u, _weight, _hidden_bias, _upScale);
     }
 
-    /// <summary>Visible net input η_v = b + Wᵀ h (= <c>linear(h, Wᵀ, b)</c>).</summary>
+    /// <summary>Visible net input η_v = b + s↓·Wᵀ h (= <c>linear(h, Wᵀ, b)</c> when s↓ = <see cref="down_scale"/> = 1).</summary>
     public Tensor visible_net(Tensor h)
     {
         using var wt = _weight.t();
-        return nn.functional.linear(h, wt, _visible_bias);
+        return Coupled(h, wt, _visible_bias, _downScale);
+    }
+
+    /// <summary>bias + s·(x Mᵀ): one fused <c>linear</c> when s = 1, else the product scaled before the bias is added.</summary>
+    private static Tensor Coupled(Tensor x, Tensor m, Tensor bias, double s)
+    {
+        if (s == 1.0) return nn.functional.linear(x, m, bias);
+        using var scope = torch.NewDisposeScope();
+        return nn.functional.linear(x, m).mul(s).add(bias).MoveToOuterDisposeScope();
     }
 
     /// <summary>p(h = 1 | v) at temperature T: σ((c + W v) / T) for Bernoulli hidden units.</summary>
@@ -193,8 +232,8 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
     // ---------------------------------------------------------------- energies
 
     /// <summary>
-    /// Joint energy E(v, h) = −hᵀWv + Σ_i E_self(v_i; b_i) + Σ_j E_self(h_j; c_j); for Bernoulli units
-    /// E(v, h) = −hᵀWv − bᵀv − cᵀh. Differentiable.
+    /// Joint energy E(v, h) = −s↑·hᵀWv + Σ_i E_self(v_i; b_i) + Σ_j E_self(h_j; c_j); for Bernoulli units
+    /// E(v, h) = −hᵀWv − bᵀv − cᵀh (s↑ = <see cref="up_scale"/>, 1 unless set). Differentiable.
     /// </summary>
     /// <param name="v">Visible states, (B, n_visible).</param>
     /// <param name="h">Hidden states, (B, n_hidden).</param>
@@ -205,6 +244,7 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
         Checks.Width(h, n_hidden, "hidden states");
         using var scope = torch.NewDisposeScope();
         var coupling = (nn.functional.linear(visible_units.scales_coupling ? visible_units.coupling_input(v) : v, _weight) * h).sum(-1);
+        if (_upScale != 1.0) coupling = coupling.mul(_upScale);
         var ev = visible_units.self_energy(v, _visible_bias).sum(-1);
         var eh = hidden_units.self_energy(h, _hidden_bias).sum(-1);
         return (ev + eh - coupling).MoveToOuterDisposeScope();
@@ -212,7 +252,8 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
 
     /// <summary>
     /// Free energy at inverse temperature β, F_β(v) = −log Σ_h e^{−βE(v,h)} = β Σ_i E_self(v_i; b_i) − Σ_j
-    /// log-partition_j(c_j + W_j v; β); for Bernoulli units F_β(v) = −βbᵀv − Σ_j softplus(β(c_j + W_j v)), computed with
+    /// log-partition_j(c_j + s↑·W_j v; β) (s↑ = <see cref="up_scale"/>, 1 unless set); for Bernoulli units
+    /// F_β(v) = −βbᵀv − Σ_j softplus(β(c_j + W_j v)), computed with
     /// a numerically stable softplus. At β = 1 (the default) it is the model's free energy F(v), with p(v) = e^{−F(v)}/Z.
     /// Differentiable: ∂F/∂W = −p(h|v) vᵀ, ∂F/∂b = −v, ∂F/∂c = −p(h|v) (at β = 1).
     /// </summary>
@@ -371,5 +412,6 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
 
     /// <summary>The hyperparameters, PyTorch <c>extra_repr</c> style.</summary>
     public override string ToString()
-        => $"RBM(n_visible={n_visible}, n_hidden={n_hidden}, visible={visible_units.Name}, hidden={hidden_units.Name})";
+        => $"RBM(n_visible={n_visible}, n_hidden={n_hidden}, visible={visible_units.Name}, hidden={hidden_units.Name}" +
+           (_upScale != 1.0 ? $", up_scale={_upScale}" : "") + (_downScale != 1.0 ? $", down_scale={_downScale}" : "") + ")";
 }

@@ -52,6 +52,12 @@ public sealed class RbmTrainer : IDisposable
         _rbm = rbm ?? throw new ArgumentNullException(nameof(rbm));
         Options = options ?? new RbmTrainingOptions();
         Options.Validate();
+        // Centering reparametrises W and the biases of an ordinary RBM; tempering swaps replicas by the joint's energy,
+        // which the Gibbs steps leave invariant only when both passes use the same coupling (RBM.up_scale, down_scale).
+        if (Options.Centering && (rbm.up_scale != 1 || rbm.down_scale != 1))
+            throw new ArgumentException($"options: Centering needs an RBM with up_scale = down_scale = 1, got {rbm}.", nameof(options));
+        if (Options.Tempering is not null && rbm.up_scale != rbm.down_scale)
+            throw new ArgumentException($"options: Tempering needs an RBM whose up_scale equals its down_scale, got {rbm}.", nameof(options));
         _ownsOptimizer = optimizer is null;
         _direct = Options.Gradient == GradientMode.Direct && rbm.visible_units.has_linear_bias && rbm.hidden_units.has_linear_bias;
         // Default optimizer with direct gradients: plain SGD, with the momentum folded into the gradient the trainer
@@ -450,7 +456,8 @@ public sealed class RbmTrainer : IDisposable
     /// <summary>
     /// Writes the CD gradient of L = mean F(v⁰) − mean F(vᵏ) (+ λ/2‖W‖²) into the parameters' <c>.grad</c>, without
     /// autograd, for unit types with a linear bias term:
-    /// <code>∂L/∂W = (p(h|vᵏ)ᵀvᵏ)/Bₖ − (p(h|v⁰)ᵀv⁰)/B₀ + λW,  ∂L/∂b = mean(vᵏ) − mean(v⁰),  ∂L/∂c = mean p(h|vᵏ) − mean p(h|v⁰)</code>
+    /// <code>∂L/∂W = s↑·((p(h|vᵏ)ᵀvᵏ)/Bₖ − (p(h|v⁰)ᵀv⁰)/B₀) + λW,  ∂L/∂b = mean(vᵏ) − mean(v⁰),  ∂L/∂c = mean p(h|vᵏ) − mean p(h|v⁰)</code>
+    /// (s↑ = <see cref="RBM.up_scale"/>, 1 for an ordinary RBM: F(v) depends on W through c + s↑·W v).
     /// Existing gradient buffers are overwritten in place (no allocation after the first call).
     /// </summary>
     /// <exception cref="NotSupportedException">A unit type without a linear bias term (use <see cref="GradientMode.Autograd"/>).</exception>
@@ -478,8 +485,9 @@ public sealed class RbmTrainer : IDisposable
         // added with add_ (exact in float64), μ goes through Beta; 1/B is exact for power-of-two batches and otherwise
         // rounded to single precision (a relative 3·10⁻⁸ in float64 models).
         float beta = Beta(gw, momentum);
-        gw.addmm_(ph0.t(), v0, beta: beta, alpha: -1f / b0);
-        gw.addmm_(phk.t(), vk, beta: 1f, alpha: 1f / bk);
+        float s = (float)rbm.up_scale;   // ∂F/∂W = −s↑·p(h|v)vᵀ
+        gw.addmm_(ph0.t(), v0, beta: beta, alpha: -s / b0);
+        gw.addmm_(phk.t(), vk, beta: 1f, alpha: s / bk);
         if (weightDecay > 0) gw.add_(rbm.weight, alpha: weightDecay);
         var ones0 = torch.ones(v0.shape[0], dtype: v0.dtype, device: v0.device);
         var onesK = vk.shape[0] == v0.shape[0] ? ones0 : torch.ones(vk.shape[0], dtype: vk.dtype, device: vk.device);

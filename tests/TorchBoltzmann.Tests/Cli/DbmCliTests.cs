@@ -13,6 +13,7 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     [InlineData("--layers must start with 784 (MNIST's pixels), got 700", "--layers", "700,10,10")]
     [InlineData("--ais-runs must be 0 (no estimate) or at least 2 (the interval needs two weights), got 1", "--ais-runs", "1")]
     [InlineData("--mf-iters must be ≥ 1, got 0", "--mf-iters", "0")]
+    [InlineData("--pretrain-epochs must be ≥ 0, got -1", "--pretrain-epochs", "-1")]
     public void BadOption_IsOneErrorLineOnStderr_NamingTheFlag(string expected, params string[] args)
     {
         using var work = new TempDirectory();
@@ -45,5 +46,27 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.True(lower <= logZ && double.IsFinite(logZ), $"log Ẑ {logZ}, lower end {lower}");
         Assert.True(metrics["summary"]!["test_lower_bound"]!.GetValue<double>() < 0);
         Assert.False(File.Exists(work.File("dbm-train.ckpt")));
+    }
+
+    /// <summary>
+    /// <c>--pretrain-epochs 1</c> on 100 fake digits: one progress line per pretrained layer before the DBM's epoch, the
+    /// pretraining's metrics in the sidecar, and no checkpoint of either stage left behind.
+    /// </summary>
+    [Fact]
+    public void PretrainEpochs_PretrainsEachLayer_ThenTrainsTheDbm()
+    {
+        using var work = new TempDirectory();
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null,
+            "dbm", "--data", fake.Path, "--no-verify", "--limit", "100", "--layers", "784,12,10", "--batch", "20", "--chains", "10",
+            "--gibbs-steps", "1", "--pretrain-epochs", "1", "--ais-runs", "0", "--test-rows", "20", "--threads", "1", "-o", work.File("dbm.pt"));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("Pretraining 2 modified RBMs greedily (784-12 ×2 up ×1 down, 12-10 ×1 up ×2 down)", stdout);
+        int layer1 = stdout.IndexOf("layer 1/2 epoch 1/1", StringComparison.Ordinal), layer2 = stdout.IndexOf("layer 2/2 epoch 1/1", StringComparison.Ordinal);
+        int dbmEpoch = stdout.IndexOf("DBM epoch 1/1", StringComparison.Ordinal);
+        Assert.True(layer1 >= 0 && layer2 > layer1 && dbmEpoch > layer2, stdout);
+        var sidecar = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(work.File("dbm.json")))!;
+        Assert.Equal(2, sidecar["training"]!["pretraining"]!.AsArray().Count);
+        Assert.False(File.Exists(work.File("dbm-train.ckpt")));
+        Assert.False(File.Exists(work.File("dbm-pretrain.ckpt")));
     }
 }

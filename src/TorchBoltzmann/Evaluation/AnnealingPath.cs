@@ -52,6 +52,9 @@ internal sealed class AnnealingPath : IDisposable
         // right only when E_self is linear in the bias; the hidden side needs only its log-partition at β.
         if (!model.visible_units.has_linear_bias)
             throw new ArgumentException($"Annealing needs visible units whose self-energy is linear in the bias (E_self = −a·x); {model} has {model.visible_units.Name} visible units.", nameof(model));
+        // The transitions are block Gibbs steps; they leave p_β invariant only when the down-pass is the joint's conditional.
+        if (model.up_scale != model.down_scale)
+            throw new ArgumentException($"Annealing needs an RBM whose up_scale equals its down_scale (its Gibbs steps then sample its energy), got {model}.", nameof(model));
         // Continuous units have no normalisable base-rate model e^{b_Aᵀv} and their mean is not a function of η/T + a.
         if (model.visible_units.state_count(model.n_visible) is null)
             throw new ArgumentException($"Annealing from a base-rate model needs visible units with a finite set of states; {model} has {model.visible_units.Name} visible units (for a small hidden layer, ExactEnumeration.log_partition sums over it exactly).", nameof(model));

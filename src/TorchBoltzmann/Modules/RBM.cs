@@ -107,8 +107,9 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
     /// is not the conditional of the joint <see cref="energy"/> but the training device of Salakhutdinov &amp; Hinton
     /// (2009, §3.1) for the top RBM of a deep Boltzmann machine (the hidden layer copied twice: v receives 2Wᵀh, while
     /// p(h | v) and F(v) stay those of s↑ = 1). Block Gibbs sampling (<see cref="Sampling.GibbsChains"/>), hence CD and
-    /// PCD, uses it; parallel tempering and centering are refused by <see cref="Training.RbmTrainer"/> when the two
-    /// factors differ. Saved in the checkpoint sidecar when not 1.
+    /// PCD, uses it; parallel tempering (<see cref="Training.RbmTrainer"/>) and annealed importance sampling and RAISE
+    /// (<see cref="Evaluation.AnnealedImportanceSampling"/>, <see cref="Evaluation.ReverseAnnealing"/>) refuse an RBM whose
+    /// two factors differ, centering one whose factors are not 1. Saved in the checkpoint sidecar when not 1.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The factor is not a finite positive number.</exception>
     public double down_scale { get => _downScale; set => _downScale = Scale(value, nameof(down_scale)); }

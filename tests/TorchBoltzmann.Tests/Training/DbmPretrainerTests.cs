@@ -108,6 +108,20 @@ public class DbmPretrainerTests
     }
 
     [Fact]
+    public void SamplersThatNeedTheJointsConditionals_RefuseUnequalScales()
+    {
+        // AIS and tempering need Gibbs steps that leave the joint invariant; centering reparametrises an ordinary RBM.
+        using var top = Random64(8, 1, 2);
+        var ais = Assert.Throws<ArgumentException>(() => AnnealedImportanceSampling.log_partition(top));
+        Assert.Contains("Annealing needs an RBM whose up_scale equals its down_scale", ais.Message);
+        var pt = Assert.Throws<ArgumentException>(() => new RbmTrainer(top, new RbmTrainingOptions { Tempering = TorchBoltzmann.Sampling.TemperingLadder.Geometric(3, 0.5) }));
+        Assert.Contains("Tempering needs an RBM whose up_scale equals its down_scale", pt.Message);
+        using var doubled = Random64(9, 2, 2);
+        var centering = Assert.Throws<ArgumentException>(() => new RbmTrainer(doubled, new RbmTrainingOptions { Centering = true }));
+        Assert.Contains("Centering needs an RBM with up_scale = down_scale = 1", centering.Message);
+    }
+
+    [Fact]
     public void Scales_AreSavedInTheSidecar_AndRefusedWhenNotPositive()
     {
         using var dir = new TempDirectory();

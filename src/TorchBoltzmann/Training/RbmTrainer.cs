@@ -41,6 +41,7 @@ public sealed class RbmTrainer : IDisposable
     private Tensor? _sparsityEstimate; // sparsity: q
     private readonly bool _direct;
     private double _momentum;
+    private readonly double[] _baseRates;
 
     /// <summary>Creates a trainer.</summary>
     /// <param name="rbm">The model (already on its device).</param>
@@ -62,6 +63,7 @@ public sealed class RbmTrainer : IDisposable
         // The folded momentum buffer starts at zero, as a new SGD's does: whatever .grad holds (an earlier trainer's buffer,
         // a cd_loss().backward()) is not carried into the first step.
         if (FoldsMomentum) ClearGradients();
+        _baseRates = _optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();   // η₀ of the rate schedule, whatever later fits set
         _ownsGenerator = generator is null;
         _generator = generator ?? new Generator(Options.Seed, rbm.device);
     }
@@ -141,6 +143,7 @@ public sealed class RbmTrainer : IDisposable
             Checkpoint = CheckpointPath is null ? null : new CheckpointPolicy(CheckpointPath, "rbm", Identity(data, held), CheckpointEvery),
         };
         loop.Callbacks.Add(new MomentumSchedule(this));
+        if (Options.LearningRateDecay != 1.0) loop.Callbacks.Add(new ExponentialLearningRate(_optimizer, Options.LearningRateDecay, _baseRates));
         if (state is not null) loop.State.AddRange(state);
         var previousValidate = _rbm.validate_values;
         _rbm.validate_values = false; // the data was checked once above

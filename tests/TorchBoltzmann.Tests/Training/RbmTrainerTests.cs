@@ -146,6 +146,29 @@ public class RbmTrainerTests
         });
     }
 
+    /// <summary>
+    /// LearningRateDecay γ: every batch of epoch e (zero-based) steps at η₀ γ^e, and a second fit starts again at η₀ (the
+    /// schedule's base is the rate the trainer was built with, not the decayed one the first fit left).
+    /// </summary>
+    [Fact]
+    public void Fit_WithLearningRateDecay_StepsAtTheDecayedRateEveryEpoch_AndRestartsOnTheNextFit()
+    {
+        using var data = BarsAndStripesData(10, ScalarType.Float32);
+        using var g = new Generator(12);
+        using var rbm = boltzmann.RBM(9, 6, generator: g);
+        using var t = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = 3, BatchSize = 20, LearningRate = 0.2, LearningRateDecay = 0.5, MetricsEvery = 0 });
+        var rates = new List<(int Epoch, double Rate)>();
+        var progress = new SyncProgress<TrainingProgress>(p => { if (p.EpochMetrics is null) rates.Add((p.Epoch, t.Optimizer.ParamGroups.First().LearningRate)); });
+        t.Fit(data, progress: progress);
+        Assert.Equal(21, rates.Count);   // 140 rows / 20 = 7 batches in each of 3 epochs
+        foreach (var (epoch, rate) in rates) Assert.Equal(0.2 * Math.Pow(0.5, epoch - 1), rate, 12);
+        rates.Clear();
+        t.Fit(data, progress: progress);
+        Assert.Equal(0.2, rates[0].Rate, 12);
+        Assert.Equal(0.05, rates[^1].Rate, 12);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RbmTrainer(rbm, new RbmTrainingOptions { LearningRateDecay = 1.5 }));
+    }
+
     [Fact]
     public void Fit_WithNaNWeights_StopsNamingEpochAndBatch()
     {

@@ -51,8 +51,15 @@ public class RbmTrainerTests
             Epochs = 30, BatchSize = 14, LearningRate = 0.1, K = 1, FinalMomentum = 0.5, MetricsEvery = 0, Seed = 7,
             Tempering = TorchBoltzmann.Sampling.TemperingLadder.Linear(5, 0.2),
         });
-        trainer.Fit(data);
+        var history = trainer.Fit(data);
         double after = ExactEnumeration.log_likelihood(rbm, data);
+        // Each epoch's record holds that epoch's acceptance per neighbour pair; every epoch proposes as many swaps (40
+        // batches of one round each), so their mean over the epochs is the sampler's rate over the whole fit.
+        Assert.All(history, h => Assert.Equal(4, h.SwapAcceptance!.Count));
+        var overall = trainer.Tempering!.swap_acceptance;
+        for (int m = 0; m < 4; m++) Assert.Equal(overall[m], history.Average(h => h.SwapAcceptance![m]), 9);
+        Assert.All(history, h => Assert.Equal(h.SwapAcceptance!.Min(), h.LowestSwapAcceptance));
+        Assert.All(history, h => Assert.Equal(0.1, h.LearningRate));
         // Uniform −6.24 nats, optimum −2.64: 30 epochs must gain at least 1 nat (measured: see the commit).
         Assert.True(after > before + 1.0, $"log-likelihood before {before:F3}, after {after:F3}");
         Assert.Null(trainer.PersistentChains);

@@ -53,11 +53,17 @@ internal static class TrainRbmCommand
         var threads = CommonOptions.Threads();
         var limit = CommonOptions.Limit();
         var tensorBoard = TensorBoardRun.Option();
+        var stream = new Option<string?>("--stream")
+        {
+            Description = "Train from an uncompressed IDX file of 28×28 images streamed from disk (a directory holding train-images-idx3-ubyte, or the file), " +
+                          "binarised at 0.5 batch by batch, in a shuffled order fixed by --seed (chunks of 1,000 rows, windows of 10 chunks, 4 batches prefetched): " +
+                          "memory independent of the file's size. Held-out digits still come from MNIST's test set. Bernoulli units only",
+        };
 
         var cmd = new Command("train-rbm", "Train an RBM on MNIST (binarised at 0.5): checkpoint, filters, samples, reconstructions, learning curve. " +
                                            "Exit codes: 0 done, 1 error, 3 the RBM reconstructs no better than the per-pixel mean (files written, see the warning), 130 interrupted (Ctrl+C or SIGTERM: the checkpoint is kept and the same command continues)")
         {
-            hidden, epochs, lr, k, pcd, tempering, batch, visible, weightDecay, output, device, seed, threads, limit, checkpointEvery, tensorBoard,
+            hidden, epochs, lr, k, pcd, tempering, batch, visible, weightDecay, output, device, seed, threads, limit, checkpointEvery, tensorBoard, stream,
         };
         data.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(
@@ -68,7 +74,7 @@ internal static class TrainRbmCommand
                 BatchSize = r.GetValue(batch), WeightDecay = r.GetValue(weightDecay), Seed = r.GetValue(seed),
             },
             r.GetValue(output)!, data.Read(r), r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(checkpointEvery), r.GetValue(CommonOptions.Verbose),
-            r.GetValue(tensorBoard), ct, r.GetValue(tempering))));
+            r.GetValue(tensorBoard), ct, r.GetValue(tempering), r.GetValue(stream))));
         return cmd;
     }
 
@@ -93,12 +99,32 @@ internal static class TrainRbmCommand
     /// <summary>Largest --lr that <c>--visible gaussian</c> accepts without a warning.</summary>
     internal const double GaussianRateWarning = 0.01;
 
+    /// <summary>
+    /// The stream of <c>--stream</c>: <paramref name="path"/> is an IDX file or a directory holding train-images-idx3-ubyte;
+    /// its rows must be 28×28 images. Shuffled by <paramref name="seed"/>, binarised at 0.5, the first <paramref name="limit"/> rows.
+    /// </summary>
+    internal static IdxStream OpenStream(string path, ulong seed, int? limit)
+    {
+        string file = Directory.Exists(path) ? Path.Combine(path, "train-images-idx3-ubyte") : path;
+        if (!File.Exists(file))
+            throw new CliException($"--stream expects an uncompressed IDX file or a directory holding train-images-idx3-ubyte, got '{path}' ({(Directory.Exists(path) ? $"no {file}" : "no such file or directory")})");
+        IdxStream stream;
+        try { stream = new IdxStream(file, new IdxStreamOptions { Scaling = ByteScaling.Threshold, Seed = seed, Limit = limit }); }
+        catch (InvalidDataException e) { throw new CliException($"--stream: {e.Message}"); }
+        if (stream.Features != 784)
+        {
+            stream.Dispose();
+            throw new CliException($"--stream expects rows of 784 pixels (28×28 images) in '{file}', got shape [{string.Join("×", stream.Shape)}] ({stream.Features} values per row)");
+        }
+        return stream;
+    }
+
     /// <summary>Floor on a pixel's standard deviation when standardising: pixels that barely vary are scaled by at most 1/0.1.</summary>
     internal const double StdFloor = 0.1;
 
     private static int Run(int hidden, string visibleKind, RbmTrainingOptions options, string output, CommonOptions.DataSource source, string deviceName,
                            int threads, int? limit, int checkpointEvery, bool verbose, string? tensorBoardRoot, CancellationToken ct,
-                           int temperingLevels = 0)
+                           int temperingLevels = 0, string? streamPath = null)
     {
         string? checkpoint = null;   // set by the body, read by the interruption notice
         int savedEpoch = 0;
@@ -122,24 +148,31 @@ internal static class TrainRbmCommand
                 Terminal.Warning($"--lr {options.LearningRate} with --visible gaussian: Gaussian visible units usually need a rate 10 to 100 times smaller than binary ones (e.g. --lr 0.005); a larger one tends to diverge.");
             else if (options.LearningRate >= 1)
                 Terminal.Warning($"--lr {options.LearningRate}: at 1 and above, CD training of an RBM on MNIST learns nothing (its reconstructions stay no better than the pixel means); the default is 0.1.");
+            if (streamPath is not null && gaussian) throw new CliException($"--stream trains Bernoulli units on binarised images; it does not combine with --visible {visibleKind}");
             CommonOptions.PrepareOutput("--output", output);   // before the training, not after it
             ct.ThrowIfCancellationRequested();
 
+            using var stream = streamPath is null ? null : OpenStream(streamPath, options.Seed, limit);
             var dir = CommonOptions.ResolveMnist(source, verbose);
-            using var trainSet = MnistDataset.Load(dir, MnistSplit.Train, limit);
+            using var trainSet = stream is null ? MnistDataset.Load(dir, MnistSplit.Train, limit) : null;
             using var testSet = MnistDataset.Load(dir, MnistSplit.Test, Math.Min(10000, limit ?? 10000));
-            if (options.BatchSize > trainSet.Count)
-                throw new CliException($"--batch must be at most the number of training digits, {trainSet.Count}, got {options.BatchSize} (lower --batch{(limit is null ? "" : " or raise --limit")})");
+            long trainCount = stream?.Count ?? trainSet!.Count;
+            if (options.BatchSize > trainCount)
+                throw new CliException($"--batch must be at most the number of training digits, {trainCount}, got {options.BatchSize} (lower --batch{(limit is null ? "" : " or raise --limit")})");
+            // From a stream, its first 10,000 rows (binarised) stand for the training set where one is needed: the
+            // visible biases' initialisation and the pixel-mean baseline.
+            using var sample = stream?.Rows(0, Math.Min(stream.Count, 10_000), ScalarType.Float32, torch.CPU);
+            var images = trainSet?.Images ?? sample!;
             // Gaussian units: x' = (x − μ) / max(σ, StdFloor) per pixel, μ and σ over the training digits' grey levels.
-            using var pixelMean = trainSet.Images.mean([0L]);
-            using var pixelStd = trainSet.Images.std([0L]).clamp_min_(StdFloor);
-            using var trainBinary = gaussian ? (trainSet.Images - pixelMean).div_(pixelStd) : Binarize.Threshold(trainSet.Images);
+            using var pixelMean = images.mean([0L]);
+            using var pixelStd = images.std([0L]).clamp_min_(StdFloor);
+            using var trainBinary = sample is not null ? sample.alias() : gaussian ? (images - pixelMean).div_(pixelStd) : Binarize.Threshold(images);
             using var heldBinary = gaussian ? (testSet.Images - pixelMean).div_(pixelStd) : Binarize.Threshold(testSet.Images);
             using var train = trainBinary.to(device);
             using var held = heldBinary.to(device);
             using var meanOnDevice = pixelMean.to(device);
             using var stdOnDevice = pixelStd.to(device);
-            Terminal.Line($"Training {(gaussian ? "Gaussian–Bernoulli " : "")}RBM 784×{hidden} on {train.shape[0]} digits, {options.Epochs} epochs, " +
+            Terminal.Line($"Training {(gaussian ? "Gaussian–Bernoulli " : "")}RBM 784×{hidden} on {trainCount} digits{(stream is null ? "" : $" streamed from {stream.Path}")}, {options.Epochs} epochs, " +
                           $"{(options.Tempering is { } ladder ? $"PT({ladder.levels} levels)" : options.Persistent ? "PCD" : "CD")}-{options.K}, lr {options.LearningRate}, batch {options.BatchSize}, device {device}, seed {options.Seed}");
             ct.ThrowIfCancellationRequested();
 
@@ -152,7 +185,7 @@ internal static class TrainRbmCommand
                 Terminal.Line($"Continuing from the checkpoint {checkpoint} (an earlier run of this command stopped; delete it to start over).");
             // What else the checkpoint must share with this run: the data (the trainer checks the options, the model, the
             // numbers of rows and the device).
-            var tag = new Dictionary<string, string> { ["data"] = $"MNIST {(gaussian ? "grey levels standardised per pixel" : "binarised at 0.5")}, limit {limit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}" };
+            var tag = new Dictionary<string, string> { ["data"] = stream is not null ? $"stream {Path.GetFullPath(stream.Path)} ({stream.Count} rows), binarised at 0.5" : $"MNIST {(gaussian ? "grey levels standardised per pixel" : "binarised at 0.5")}, limit {limit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}" };
             using var trainer = new RbmTrainer(rbm, options, generator: gen) { CheckpointPath = checkpoint, CheckpointEvery = Math.Max(checkpointEvery, 1), CheckpointTag = tag };
             // A continued run appends to its TensorBoard run; the logger skips the steps already there.
             using var tensorBoard = TensorBoardRun.Open(tensorBoardRoot, "train-rbm", options.Seed, continuing);
@@ -165,7 +198,7 @@ internal static class TrainRbmCommand
             IReadOnlyList<RbmEpochMetrics> history;
             try
             {
-                history = ConsoleProgress.Run(p => trainer.Fit(train, held, ProgressTee.Of<TrainingProgress>(new SavedEpochs(p, Math.Max(checkpointEvery, 1), e => savedEpoch = e), tensorBoard), ct));
+                history = ConsoleProgress.Run(p => stream is not null ? trainer.FitSource(stream, held, ProgressTee.Of<TrainingProgress>(new SavedEpochs(p, Math.Max(checkpointEvery, 1), e => savedEpoch = e), tensorBoard), ct) : trainer.Fit(train, held, ProgressTee.Of<TrainingProgress>(new SavedEpochs(p, Math.Max(checkpointEvery, 1), e => savedEpoch = e), tensorBoard), ct));
             }
             catch (TrainingDivergedException e) when (gaussian)
             {
@@ -220,7 +253,7 @@ internal static class TrainRbmCommand
             if (checkpoint is not null) File.Delete(checkpoint);   // the results are written: nothing left to continue
             Terminal.Line($"Done in {seconds:F0} s. Wrote {weights}, its .json sidecar, and {stem}-{{filters,samples,reconstructions,curve}}.png, {stem}-metrics.json");
             Terminal.Line($"Held-out reconstruction error {heldRecon:F2} per digit (reconstructing every digit as the training pixel means: {baseline:F2}).");
-            long updates = (long)options.Epochs * ((train.shape[0] + options.BatchSize - 1) / options.BatchSize);
+            long updates = (long)options.Epochs * ((trainCount + options.BatchSize - 1) / options.BatchSize);
             if (Failed(heldRecon, baseline, updates))
             {
                 Terminal.Warning($"the RBM reconstructs held-out digits no better than the training pixel means ({heldRecon:F2} vs {baseline:F2} squared errors per digit, after {updates} update{(updates == 1 ? "" : "s")}): " +

@@ -17,8 +17,8 @@ public enum ByteScaling
 
 /// <summary>
 /// Training data as the trainers read it: <see cref="Count"/> examples of <see cref="Features"/> values each, handed out
-/// one mini-batch at a time in the model's floating-point dtype. Lets <see cref="RbmTrainer"/> and
-/// <see cref="DbmTrainer"/> train from a float tensor (<see cref="TensorSource"/>), a compact uint8 tensor converted per
+/// one mini-batch at a time in the model's floating-point dtype. Lets <see cref="RbmTrainer.FitSource"/>,
+/// <see cref="DbmTrainer.FitSource"/> and <see cref="GreedyPretrainer.FitSource"/> train from a float tensor (<see cref="TensorSource"/>), a compact uint8 tensor converted per
 /// batch (<see cref="TensorSource.Compact"/>, a quarter of the memory), or a file read while training
 /// (<see cref="IdxStream"/>, memory bounded whatever the file's size).
 /// </summary>
@@ -75,11 +75,12 @@ public abstract class BatchSource : IDisposable
     {
         using var scope = torch.NewDisposeScope();
         const long block = 8192;
-        var sum = torch.zeros(Features, dtype: ScalarType.Float64);
+        var sum = torch.zeros(Features, dtype: ScalarType.Float64, device: device);
         for (long start = 0; start < Count; start += block)
         {
-            using var rows = Rows(start, Math.Min(block, Count - start), ScalarType.Float64, torch.CPU);
-            sum.add_(rows.sum(new long[] { 0 }));
+            using var inner = torch.NewDisposeScope();
+            var rows = Rows(start, Math.Min(block, Count - start), dtype, device);
+            sum.add_(rows.to_type(ScalarType.Float64).sum(new long[] { 0 }));
         }
         return sum.div_(Count).to(dtype, device).MoveToOuterDisposeScope();
     }

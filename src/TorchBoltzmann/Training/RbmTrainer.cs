@@ -42,6 +42,8 @@ public sealed class RbmTrainer : IDisposable
     private Tensor? _sparsityEstimate; // sparsity: q
     private readonly bool _direct;
     private double _momentum;
+    private readonly double[] _baseRates;
+    private readonly SwapWindow _swaps;
 
     /// <summary>Creates a trainer.</summary>
     /// <param name="rbm">The model (already on its device).</param>
@@ -63,6 +65,8 @@ public sealed class RbmTrainer : IDisposable
         // The folded momentum buffer starts at zero, as a new SGD's does: whatever .grad holds (an earlier trainer's buffer,
         // a cd_loss().backward()) is not carried into the first step.
         if (FoldsMomentum) ClearGradients();
+        _baseRates = _optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();   // η₀ of the rate schedule, whatever later fits set
+        _swaps = new SwapWindow(this);
         _ownsGenerator = generator is null;
         _generator = generator ?? new Generator(Options.Seed, rbm.device);
     }
@@ -183,6 +187,8 @@ public sealed class RbmTrainer : IDisposable
             Checkpoint = CheckpointPath is null ? null : new CheckpointPolicy(CheckpointPath, "rbm", Identity(source.Count, held), CheckpointEvery),
         };
         loop.Callbacks.Add(new MomentumSchedule(this));
+        loop.Callbacks.Add(_swaps);
+        if (Options.LearningRateDecay != 1.0) loop.Callbacks.Add(new ExponentialLearningRate(_optimizer, Options.LearningRateDecay, _baseRates));
         if (state is not null) loop.State.AddRange(state);
         try
         {
@@ -289,8 +295,36 @@ public sealed class RbmTrainer : IDisposable
             var o = trainer.Options;
             int epoch = end.Epoch;
             bool measure = end.Measures(o.MetricsEvery, o.Epochs);
-            return measure ? trainer.Measure(epoch, end.Seconds, trainer._epochMomentum, data, held)
-                           : new RbmEpochMetrics(epoch + 1, o.Epochs, end.Seconds, trainer._epochMomentum, null, null, null, null, null);
+            var metrics = measure ? trainer.Measure(epoch, end.Seconds, trainer._epochMomentum, data, held)
+                                  : new RbmEpochMetrics(epoch + 1, o.Epochs, end.Seconds, trainer._epochMomentum, null, null, null, null, null);
+            return metrics with { LearningRate = trainer._optimizer.ParamGroups.FirstOrDefault()?.LearningRate, SwapAcceptance = trainer._swaps.EpochAcceptance() };
+        }
+    }
+
+    /// <summary>
+    /// Parallel tempering's swap counts at the start of each epoch, so that an epoch's acceptance per neighbour pair is
+    /// (accepted − accepted at start) / (attempted − attempted at start); the sampler's own counts run on over the fit.
+    /// </summary>
+    private sealed class SwapWindow(RbmTrainer trainer) : ITrainingCallback
+    {
+        private long[]? _attempted, _accepted;
+
+        public void OnEpochStart(TrainingLoop loop, int epoch)
+        {
+            _attempted = trainer._tempering?.swaps_attempted.ToArray();
+            _accepted = trainer._tempering?.swaps_accepted.ToArray();
+        }
+
+        public IReadOnlyList<double>? EpochAcceptance()
+        {
+            if (trainer._tempering is not { } pt) return null;
+            var attempted = pt.swaps_attempted;
+            var accepted = pt.swaps_accepted;
+            return attempted.Select((n, m) =>
+            {
+                long tried = n - (_attempted?[m] ?? 0), took = accepted[m] - (_accepted?[m] ?? 0);
+                return tried > 0 ? took / (double)tried : double.NaN;
+            }).ToArray();
         }
     }
 

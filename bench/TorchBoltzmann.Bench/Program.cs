@@ -17,6 +17,10 @@
 // With --bm: Gibbs sweeps of a general Boltzmann machine, 1,000 chains × 100 units (50 visible, 50 hidden), in chain-sweeps
 // per second: systematic and random single-unit scans on a full mask, and systematic against blocked (two colour
 // classes) on a bipartite mask; --epochs sets the timed sweeps in hundreds (no MNIST needed).
+// With --data: 784×500 CD-1 epochs (batch 100, binarised digits) from four sources, each in a fresh child process: (a) the
+// float32 tensor in memory, (b) a uint8 tensor in memory converted per batch, (c) an IdxStream over MNIST's training
+// file, (d) an IdxStream over 10× MNIST (--x10 DIR, written by `tbm make-mnist-x10`; skipped without it); each prints the
+// time per sample and the peak resident size (VmHWM). --limit N trains on the first N rows of each source.
 using System.Diagnostics;
 using TorchBoltzmann;
 using TorchBoltzmann.Data;
@@ -26,7 +30,9 @@ using static TorchSharp.torch;
 
 int threads = 2, epochs = 2;
 string deviceName = "cpu";
-bool autograd = false, dropout = false, profile = false, heap = false, bf16 = false, memory = false, bmSweeps = false;
+bool autograd = false, dropout = false, profile = false, heap = false, bf16 = false, memory = false, bmSweeps = false, dataSources = false;
+string? dataMode = null, x10 = null;
+long? limit = null;
 int digits = 10_000;
 string? heapRelease = null;
 for (int i = 0; i < args.Length; i++)
@@ -43,18 +49,24 @@ for (int i = 0; i < args.Length; i++)
         case "--bf16": bf16 = true; break;
         case "--memory": memory = true; break;
         case "--bm": bmSweeps = true; break;
+        case "--data": dataSources = true; break;
+        case "--data-mode": dataMode = args[++i]; break;   // internal: the child processes of --data
+        case "--x10": x10 = args[++i]; break;
+        case "--limit": limit = long.Parse(args[++i]); break;
         case "--digits": digits = int.Parse(args[++i]); break;
         case "--heap-release": heapRelease = args[++i]; break;   // internal: the child processes of --heap
         case "--no-tune": break;
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }
 }
-if (new[] { dropout, profile, heap, bf16, memory, bmSweeps }.Count(b => b) > 1) { Console.Error.WriteLine("--dropout, --profile, --heap, --bf16, --memory and --bm are separate benchmarks: give one"); return 2; }
+if (new[] { dropout, profile, heap, bf16, memory, bmSweeps, dataSources }.Count(b => b) > 1) { Console.Error.WriteLine("--dropout, --profile, --heap, --bf16, --memory, --bm and --data are separate benchmarks: give one"); return 2; }
+if (dataSources && dataMode is null) return DataComparison();
 if (heap && heapRelease is null) return HeapComparison();
 if (!args.Contains("--no-tune")) NativeAllocator.Tune();
 torch.set_num_threads(threads);
 var device = torch.device(deviceName);
 if (bmSweeps) return BmSweepBenchmark();
+if (dataMode is not null) return DataRun(dataMode);
 Console.WriteLine($"TorchBoltzmann CD-1 benchmark: device {device}, {torch.get_num_threads()} threads, glibc tuned: {NativeAllocator.IsTuned}");
 
 var dir = MnistFetcher.Resolve(log: new Progress<string>(Console.WriteLine));
@@ -340,6 +352,82 @@ int BmSweepBenchmark()
 }
 
 /// <summary>An IProgress that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool).</summary>
+// The parent of --data: one child process per source; each prints "data: <rows> <seconds> <µs per sample> <peak MB>".
+int DataComparison()
+{
+    var modes = new List<string> { "float32", "uint8", "stream" };
+    if (x10 is not null) modes.Add("stream-x10");
+    Console.WriteLine($"RBM 784×500 CD-1, batch 100, {epochs} epochs per source{(limit is null ? "" : $", first {limit} rows")}, device {deviceName}, {threads} threads, {DateTime.UtcNow:yyyy-MM-dd}");
+    Console.WriteLine("| source | rows | seconds | µs per sample | peak RSS (MB) |");
+    Console.WriteLine("|---|---|---|---|---|");
+    foreach (var mode in modes)
+    {
+        var host = Environment.ProcessPath!;
+        var psi = new ProcessStartInfo(host) { RedirectStandardOutput = true };
+        if (Path.GetFileNameWithoutExtension(host) == "dotnet") psi.ArgumentList.Add(System.Reflection.Assembly.GetEntryAssembly()!.Location);
+        foreach (var a in new[] { "--data-mode", mode, "--threads", threads.ToString(), "--epochs", epochs.ToString(), "--device", deviceName }) psi.ArgumentList.Add(a);
+        if (limit is not null) { psi.ArgumentList.Add("--limit"); psi.ArgumentList.Add(limit.Value.ToString()); }
+        if (x10 is not null) { psi.ArgumentList.Add("--x10"); psi.ArgumentList.Add(x10); }
+        if (args.Contains("--no-tune")) psi.ArgumentList.Add("--no-tune");
+        using var child = Process.Start(psi)!;
+        string output = child.StandardOutput.ReadToEnd();
+        child.WaitForExit();
+        var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("data: "));
+        if (child.ExitCode != 0 || line is null) { Console.Error.WriteLine($"the {mode} run failed:\n{output}"); return 1; }
+        var f = line[6..].Split(' ');
+        Console.WriteLine($"| {mode} | {f[0]} | {f[1]} | {f[2]} | {f[3]} |");
+    }
+    return 0;
+}
+
+// One source of --data in this process: CD-1 epochs of a 784×500 RBM, then the peak resident size.
+int DataRun(string mode)
+{
+    var mnistDir = MnistFetcher.Resolve(log: null);
+    string file = mode == "stream-x10" ? Path.Combine(x10 ?? throw new ArgumentException("--x10 DIR is needed for stream-x10"), "train-images-idx3-ubyte")
+                                       : Path.Combine(mnistDir, "train-images-idx3-ubyte");
+    TorchBoltzmann.Data.BatchSource source;
+    Tensor? owned = null;
+    switch (mode)
+    {
+        case "float32":
+        {
+            using var mnist = MnistDataset.Load(mnistDir, MnistSplit.Train, limit is null ? null : (int)limit.Value);
+            owned = Binarize.Threshold(mnist.Images).to(device);
+            source = new TensorSource(owned);
+            break;
+        }
+        case "uint8":
+            source = TensorSource.FromIdx(file, ByteScaling.Threshold, device);
+            if (limit is not null)
+            {
+                owned = ((TensorSource)source).Data.narrow(0, 0, limit.Value).clone();
+                source.Dispose();
+                source = new TensorSource(owned, ByteScaling.Threshold);
+            }
+            break;
+        case "stream":
+        case "stream-x10":
+            source = new IdxStream(file, new IdxStreamOptions { Scaling = ByteScaling.Threshold, Seed = 1, Limit = limit });
+            break;
+        default: throw new ArgumentException($"--data-mode must be float32, uint8, stream or stream-x10, got {mode}");
+    }
+    using var g = new Generator(1, device);
+    using var rbm = boltzmann.RBM(nv, nh, device: device, generator: g);
+    using var trainer = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = epochs, BatchSize = batch, MetricsEvery = 0 }, generator: g);
+    var clock = Stopwatch.StartNew();
+    if (mode == "float32") trainer.Fit(owned!);   // today's path: the tensor checked once, batches gathered from it
+    else trainer.FitSource(source);
+    Sync();
+    double seconds = clock.Elapsed.TotalSeconds;
+    long rows = source.Count;
+    source.Dispose();
+    owned?.Dispose();
+    double mb = NativeAllocator.PeakResidentBytes() / 1048576.0;
+    Console.WriteLine($"data: {rows} {seconds:F2} {1e6 * seconds / (rows * (double)epochs):F1} {mb:F0}");
+    return 0;
+}
+
 sealed class Sync<T>(Action<T> report) : IProgress<T>
 {
     public void Report(T value) => report(value);

@@ -20,6 +20,7 @@ var root = new RootCommand("TorchBoltzmann: restricted Boltzmann machines and de
     PyTorchCommands.Export(), PyTorchCommands.Import(),
     BoltzmannCommands.Train(), BoltzmannCommands.Anneal(),
     DbmCommand.Create(),
+    MnistX10Command.Create(),
     CommonOptions.Verbose,
 };
 var parsed = root.Parse(args);

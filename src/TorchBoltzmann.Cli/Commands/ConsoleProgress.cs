@@ -26,6 +26,7 @@ internal sealed class ConsoleProgress(ProgressContext context) : IProgress<Train
         if (m.ReconstructionError is { } r) parts.Add($"recon {r:F3}");
         if (m.PseudoLogLikelihood is { } pl) parts.Add($"PLL {pl:F2}");
         if (m.FreeEnergyGap is { } gap) parts.Add($"F gap {gap:F3}");
+        if (m.LowestSwapAcceptance is { } swap) parts.Add($"lowest swap rate {swap:F3}");
         return string.Join("  ", parts);
     }
 

@@ -25,6 +25,12 @@ internal static class EvaluateCommand
         var betas = new Option<int>("--betas") { Description = "AIS steps K, spaced as in Salakhutdinov & Murray 2008 (500 in [0, 0.5], 4,000 in [0.5, 0.9], 10,000 in [0.9, 1] for the default 14,500; ≥ 3)", DefaultValueFactory = _ => 14500 };
         var samples = new Option<int>("--samples") { Description = "DBN: draws of the hidden layers from the up-pass q(h | v) per digit for the variational bound (≥ 1)", DefaultValueFactory = _ => 10 };
         var raise = new Option<bool>("--raise") { Description = "Also estimate the test log-likelihood conservatively by reverse annealing (RAISE, Burda et al. 2015: one chain of K steps per test digit, so it costs about 10,000/M times as much as AIS; RBMs only)" };
+        var validation = new Option<int>("--validation")
+        {
+            Description = "Report the last N training digits apart, as a validation split (the rows `tbm train-rbm --validation N` held out); " +
+                          "the training figure and AIS's base rates then use the others. 0: none",
+            DefaultValueFactory = _ => 0,
+        };
         var seed = new Option<ulong>("--seed") { Description = "Random seed (binarisation of the digits, AIS, RAISE, DBN samples)", DefaultValueFactory = _ => 1UL };
         var data = new CommonOptions.DataOptions();
         var device = CommonOptions.Device();
@@ -32,16 +38,16 @@ internal static class EvaluateCommand
         var cmd = new Command("evaluate", "Average train and test log-likelihood in nats of an RBM (or the variational lower bound of a DBN) on stochastically binarised MNIST, " +
                                           "with the interval log(Ẑ ± 3σ̂) of AIS (log Z is exact where one layer has at most 20 units). Exit codes: 0 done, 1 error, 130 interrupted")
         {
-            model, limit, runs, betas, samples, raise, seed, device, threads,
+            model, limit, runs, betas, samples, raise, validation, seed, device, threads,
         };
         data.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(new Settings(
-            r.GetValue(model)!, r.GetValue(limit), r.GetValue(runs), r.GetValue(betas), r.GetValue(samples), r.GetValue(raise), r.GetValue(seed),
+            r.GetValue(model)!, r.GetValue(limit), r.GetValue(runs), r.GetValue(betas), r.GetValue(samples), r.GetValue(raise), r.GetValue(validation), r.GetValue(seed),
             data.Read(r), r.GetValue(device)!, r.GetValue(threads), r.GetValue(CommonOptions.Verbose)), ct)));
         return cmd;
     }
 
-    private sealed record Settings(string Model, int? Limit, int Runs, int Betas, int Samples, bool Raise, ulong Seed,
+    private sealed record Settings(string Model, int? Limit, int Runs, int Betas, int Samples, bool Raise, int Validation, ulong Seed,
                                    CommonOptions.DataSource Data, string Device, int Threads, bool Verbose);
 
     private static int Run(Settings s, CancellationToken ct) => CommonOptions.Guard(() =>
@@ -52,6 +58,7 @@ internal static class EvaluateCommand
         OptionFlags.AtLeast("--runs", s.Runs, 2);
         OptionFlags.AtLeast("--betas", s.Betas, 3);
         OptionFlags.AtLeast("--samples", s.Samples, 1);
+        OptionFlags.AtLeast("--validation", s.Validation, 0);
         if (!Checkpoint.Exists(s.Model)) throw new CliException($"checkpoint {s.Model}: no such checkpoint (expected {Checkpoint.WeightsPath(s.Model)} and its sidecar {Checkpoint.SidecarPath(s.Model)})");
         using var module = Checkpoint.Load(s.Model, device);
         var (rbm, dbn) = module switch
@@ -67,11 +74,16 @@ internal static class EvaluateCommand
 
         var dir = CommonOptions.ResolveMnist(s.Data, s.Verbose);
         using var gen = new Generator(s.Seed, device);
-        using var train = LoadBinarised(dir, MnistSplit.Train, s.Limit, device, gen);
+        using var all = LoadBinarised(dir, MnistSplit.Train, s.Limit, device, gen);
         using var test = LoadBinarised(dir, MnistSplit.Test, Math.Min(10000, s.Limit ?? 10000), device, gen);
+        long trainCount = all.shape[0] - s.Validation;
+        if (trainCount < 1)
+            throw new CliException($"--validation must leave training digits: expected at most {all.shape[0] - 1} of the {all.shape[0]} loaded, got {s.Validation}");
+        using var train = all.narrow(0, 0, trainCount);
+        using var held = s.Validation > 0 ? all.narrow(0, trainCount, s.Validation) : null;
         var options = new LikelihoodOptions { Ais = new AisOptions { Runs = s.Runs, Schedule = BetaSchedule.Scaled(s.Betas) } };
         var what = rbm is not null ? rbm.ToString() : dbn!.ToString();
-        Terminal.Line($"Evaluating {what} from {s.Model} on {train.shape[0]} training and {test.shape[0]} test digits (binarised stochastically, seed {s.Seed}), device {device}");
+        Terminal.Line($"Evaluating {what} from {s.Model} on {train.shape[0]} training{(held is null ? "" : $", {held.shape[0]} validation")} and {test.shape[0]} test digits (binarised stochastically, seed {s.Seed}), device {device}");
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var target = rbm ?? dbn!.top;
@@ -87,8 +99,10 @@ internal static class EvaluateCommand
             : LogLikelihood.dbn_lower_bound(dbn!, x, z, s.Samples, gen);
         var trainLl = Estimate(train);
         ct.ThrowIfCancellationRequested();
+        var heldLl = held is null ? null : Estimate(held);
         var testLl = Estimate(test);
         Terminal.Line(DescribeLikelihood("train", trainLl));
+        if (heldLl is not null) Terminal.Line(DescribeLikelihood("valid", heldLl));
         Terminal.Line(DescribeLikelihood("test ", testLl));
         if (s.Raise)
         {

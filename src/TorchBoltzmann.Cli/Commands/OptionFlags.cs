@@ -14,7 +14,7 @@ internal static partial class OptionFlags
     public static IReadOnlyDictionary<string, string> TrainRbm { get; } = new Dictionary<string, string>
     {
         ["Epochs"] = "--epochs", ["LearningRate"] = "--lr", ["K"] = "--k", ["BatchSize"] = "--batch", ["WeightDecay"] = "--weight-decay",
-        ["Tempering"] = "--tempering",
+        ["Tempering"] = "--tempering", ["LearningRateDecay"] = "--lr-decay", ["FinalMomentum"] = "--momentum", ["InitialMomentum"] = "--momentum",
     };
 
     /// <summary><c>mnist</c>: the properties of <see cref="Training.DbnPretrainingOptions"/> (and its per-layer RBM options) it sets.</summary>

@@ -36,6 +36,21 @@ internal static class TrainRbmCommand
                           "Gaussian units need a learning rate 10 to 100 times smaller than binary ones (e.g. --lr 0.005): a larger rate, or data that is not standardised, makes CD diverge",
             DefaultValueFactory = _ => "bernoulli",
         };
+        var lrDecay = new Option<double>("--lr-decay") { Description = "Factor γ in (0, 1] applied to the learning rate every epoch (epoch e runs at lr·γ^e); 1: constant", DefaultValueFactory = _ => 1.0 };
+        var momentum = new Option<double>("--momentum") { Description = "Momentum from the sixth epoch on (the first five use the smaller of 0.5 and this); 0: plain SGD", DefaultValueFactory = _ => 0.9 };
+        var binarize = new Option<string>("--binarize")
+        {
+            Description = "Bernoulli units: threshold (pixel > 0.5) or stochastic (each pixel drawn once from Bernoulli(grey level), as Salakhutdinov & Murray 2008, " +
+                          "with the generator seeded by --binarize-seed: the same draw as `tbm evaluate --seed` of that seed makes)",
+            DefaultValueFactory = _ => "threshold",
+        };
+        var binarizeSeed = new Option<ulong>("--binarize-seed") { Description = "Seed of the stochastic binarisation (the default is tbm evaluate's default --seed)", DefaultValueFactory = _ => 1UL };
+        var validation = new Option<int>("--validation")
+        {
+            Description = "Hold out the last N training digits as a validation split: not trained on, used for the held-out metrics instead of the test digits " +
+                          "(`tbm evaluate --validation N` then reports their log-likelihood); 0: none",
+            DefaultValueFactory = _ => 0,
+        };
         var weightDecay = new Option<double>("--weight-decay") { Description = "L2 weight decay on the weights", DefaultValueFactory = _ => 2e-4 };
         var output = new Option<string>("--output", "-o")
         {
@@ -53,22 +68,29 @@ internal static class TrainRbmCommand
         var threads = CommonOptions.Threads();
         var limit = CommonOptions.Limit();
         var tensorBoard = TensorBoardRun.Option();
+        var stream = new Option<string?>("--stream")
+        {
+            Description = "Train from an uncompressed IDX file of 28×28 images streamed from disk (a directory holding train-images-idx3-ubyte, or the file), " +
+                          "binarised at 0.5 batch by batch, in a shuffled order fixed by --seed (chunks of 1,000 rows, windows of 10 chunks, 4 batches prefetched): " +
+                          "memory independent of the file's size. Held-out digits still come from MNIST's test set. Bernoulli units only",
+        };
 
         var cmd = new Command("train-rbm", "Train an RBM on MNIST (binarised at 0.5): checkpoint, filters, samples, reconstructions, learning curve. " +
                                            "Exit codes: 0 done, 1 error, 3 the RBM reconstructs no better than the per-pixel mean (files written, see the warning), 130 interrupted (Ctrl+C or SIGTERM: the checkpoint is kept and the same command continues)")
         {
-            hidden, epochs, lr, k, pcd, tempering, batch, visible, weightDecay, output, device, seed, threads, limit, checkpointEvery, tensorBoard,
+            hidden, epochs, lr, lrDecay, momentum, k, pcd, tempering, batch, visible, binarize, binarizeSeed, validation, weightDecay, output, device, seed, threads, limit, checkpointEvery, tensorBoard, stream,
         };
         data.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(
             r.GetValue(hidden), r.GetValue(visible)!, new RbmTrainingOptions
             {
-                Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), K = r.GetValue(k), Persistent = r.GetValue(pcd),
+                Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), LearningRateDecay = r.GetValue(lrDecay), K = r.GetValue(k),
+                FinalMomentum = r.GetValue(momentum), InitialMomentum = Math.Min(0.5, r.GetValue(momentum)), Persistent = r.GetValue(pcd),
                 Tempering = r.GetValue(tempering) is var n and >= 2 ? Sampling.TemperingLadder.Linear(n, 0.1) : null,
                 BatchSize = r.GetValue(batch), WeightDecay = r.GetValue(weightDecay), Seed = r.GetValue(seed),
             },
             r.GetValue(output)!, data.Read(r), r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(checkpointEvery), r.GetValue(CommonOptions.Verbose),
-            r.GetValue(tensorBoard), ct, r.GetValue(tempering))));
+            r.GetValue(tensorBoard), ct, r.GetValue(tempering), new DataSplit(r.GetValue(binarize)!, r.GetValue(binarizeSeed), r.GetValue(validation)), r.GetValue(stream))));
         return cmd;
     }
 
@@ -93,12 +115,35 @@ internal static class TrainRbmCommand
     /// <summary>Largest --lr that <c>--visible gaussian</c> accepts without a warning.</summary>
     internal const double GaussianRateWarning = 0.01;
 
+    /// <summary>
+    /// The stream of <c>--stream</c>: <paramref name="path"/> is an IDX file or a directory holding train-images-idx3-ubyte;
+    /// its rows must be 28×28 images. Shuffled by <paramref name="seed"/>, binarised at 0.5, the first <paramref name="limit"/> rows.
+    /// </summary>
+    internal static IdxStream OpenStream(string path, ulong seed, int? limit)
+    {
+        string file = Directory.Exists(path) ? Path.Combine(path, "train-images-idx3-ubyte") : path;
+        if (!File.Exists(file))
+            throw new CliException($"--stream expects an uncompressed IDX file or a directory holding train-images-idx3-ubyte, got '{path}' ({(Directory.Exists(path) ? $"no {file}" : "no such file or directory")})");
+        IdxStream stream;
+        try { stream = new IdxStream(file, new IdxStreamOptions { Scaling = ByteScaling.Threshold, Seed = seed, Limit = limit }); }
+        catch (InvalidDataException e) { throw new CliException($"--stream: {e.Message}"); }
+        if (stream.Features != 784)
+        {
+            stream.Dispose();
+            throw new CliException($"--stream expects rows of 784 pixels (28×28 images) in '{file}', got shape [{string.Join("×", stream.Shape)}] ({stream.Features} values per row)");
+        }
+        return stream;
+    }
+
     /// <summary>Floor on a pixel's standard deviation when standardising: pixels that barely vary are scaled by at most 1/0.1.</summary>
     internal const double StdFloor = 0.1;
 
+    /// <summary>How the digits become training and held-out rows: the binarisation of Bernoulli units and the validation split.</summary>
+    private sealed record DataSplit(string Binarize, ulong BinarizeSeed, int Validation);
+
     private static int Run(int hidden, string visibleKind, RbmTrainingOptions options, string output, CommonOptions.DataSource source, string deviceName,
                            int threads, int? limit, int checkpointEvery, bool verbose, string? tensorBoardRoot, CancellationToken ct,
-                           int temperingLevels = 0)
+                           int temperingLevels, DataSplit split, string? streamPath = null)
     {
         string? checkpoint = null;   // set by the body, read by the interruption notice
         int savedEpoch = 0;
@@ -118,29 +163,54 @@ internal static class TrainRbmCommand
                 "gaussian" or "gaussian-learned" => true,
                 _ => throw new CliException($"--visible must be bernoulli, gaussian or gaussian-learned, got '{visibleKind}'"),
             };
+            bool stochastic = split.Binarize switch
+            {
+                "threshold" => false,
+                "stochastic" => true,
+                _ => throw new CliException($"--binarize must be threshold or stochastic, got '{split.Binarize}'"),
+            };
+            if (stochastic && gaussian) throw new CliException($"--binarize stochastic: binarisation is for --visible bernoulli, got --visible {visibleKind}");
+            OptionFlags.AtLeast("--validation", split.Validation, 0);
             if (gaussian && options.LearningRate > GaussianRateWarning)
                 Terminal.Warning($"--lr {options.LearningRate} with --visible gaussian: Gaussian visible units usually need a rate 10 to 100 times smaller than binary ones (e.g. --lr 0.005); a larger one tends to diverge.");
             else if (options.LearningRate >= 1)
                 Terminal.Warning($"--lr {options.LearningRate}: at 1 and above, CD training of an RBM on MNIST learns nothing (its reconstructions stay no better than the pixel means); the default is 0.1.");
+            if (streamPath is not null && gaussian) throw new CliException($"--stream trains Bernoulli units on binarised images; it does not combine with --visible {visibleKind}");
+            if (streamPath is not null && stochastic) throw new CliException("--stream binarises the streamed images at 0.5; it does not combine with --binarize stochastic");
+            if (streamPath is not null && split.Validation > 0) throw new CliException($"--stream holds no training digits out; it does not combine with --validation {split.Validation}");
             CommonOptions.PrepareOutput("--output", output);   // before the training, not after it
             ct.ThrowIfCancellationRequested();
 
+            using var stream = streamPath is null ? null : OpenStream(streamPath, options.Seed, limit);
             var dir = CommonOptions.ResolveMnist(source, verbose);
-            using var trainSet = MnistDataset.Load(dir, MnistSplit.Train, limit);
+            using var allSet = stream is null ? MnistDataset.Load(dir, MnistSplit.Train, limit) : null;
             using var testSet = MnistDataset.Load(dir, MnistSplit.Test, Math.Min(10000, limit ?? 10000));
-            if (options.BatchSize > trainSet.Count)
-                throw new CliException($"--batch must be at most the number of training digits, {trainSet.Count}, got {options.BatchSize} (lower --batch{(limit is null ? "" : " or raise --limit")})");
+            long trainCount = stream?.Count ?? allSet!.Count - split.Validation;
+            if (trainCount < 1)
+                throw new CliException($"--validation must leave training digits: expected at most {allSet!.Count - 1} of the {allSet.Count} loaded, got {split.Validation}");
+            if (options.BatchSize > trainCount)
+                throw new CliException($"--batch must be at most the number of training digits, {trainCount}, got {options.BatchSize} (lower --batch{(limit is null ? "" : " or raise --limit")}{(split.Validation > 0 ? " or --validation" : "")})");
+            // Stochastic binarisation draws every training digit at once (validation rows included), from its own generator,
+            // so the rows are the ones `tbm evaluate --seed BINARIZE-SEED` draws. From a stream, its first 10,000 rows
+            // (binarised at 0.5) stand for the training set where one is needed: the visible biases' initialisation and the
+            // pixel-mean baseline.
+            using var binarizer = new Generator(split.BinarizeSeed, torch.CPU);
+            using var allImages = stream is not null ? stream.Rows(0, Math.Min(stream.Count, 10_000), ScalarType.Float32, torch.CPU)
+                                : gaussian || !stochastic ? allSet!.Images.alias() : Binarize.Stochastic(allSet!.Images, binarizer);
+            using var trainImages = stream is not null ? allImages.alias() : allImages.narrow(0, 0, trainCount);
+            using var heldImages = split.Validation > 0 ? allImages.narrow(0, trainCount, split.Validation) : stochastic ? Binarize.Stochastic(testSet.Images, binarizer) : testSet.Images.alias();
             // Gaussian units: x' = (x − μ) / max(σ, StdFloor) per pixel, μ and σ over the training digits' grey levels.
-            using var pixelMean = trainSet.Images.mean([0L]);
-            using var pixelStd = trainSet.Images.std([0L]).clamp_min_(StdFloor);
-            using var trainBinary = gaussian ? (trainSet.Images - pixelMean).div_(pixelStd) : Binarize.Threshold(trainSet.Images);
-            using var heldBinary = gaussian ? (testSet.Images - pixelMean).div_(pixelStd) : Binarize.Threshold(testSet.Images);
+            using var pixelMean = trainImages.mean([0L]);
+            using var pixelStd = trainImages.std([0L]).clamp_min_(StdFloor);
+            using var trainBinary = gaussian ? (trainImages - pixelMean).div_(pixelStd) : stochastic || stream is not null ? trainImages.alias() : Binarize.Threshold(trainImages);
+            using var heldBinary = gaussian ? (heldImages - pixelMean).div_(pixelStd) : stochastic ? heldImages.alias() : Binarize.Threshold(heldImages);
             using var train = trainBinary.to(device);
             using var held = heldBinary.to(device);
             using var meanOnDevice = pixelMean.to(device);
             using var stdOnDevice = pixelStd.to(device);
-            Terminal.Line($"Training {(gaussian ? "Gaussian–Bernoulli " : "")}RBM 784×{hidden} on {train.shape[0]} digits, {options.Epochs} epochs, " +
-                          $"{(options.Tempering is { } ladder ? $"PT({ladder.levels} levels)" : options.Persistent ? "PCD" : "CD")}-{options.K}, lr {options.LearningRate}, batch {options.BatchSize}, device {device}, seed {options.Seed}");
+            string dataKind = gaussian ? "grey levels standardised per pixel" : stochastic ? $"binarised stochastically, seed {split.BinarizeSeed}" : "binarised at 0.5";
+            Terminal.Line($"Training {(gaussian ? "Gaussian–Bernoulli " : "")}RBM 784×{hidden} on {trainCount} digits{(stream is null ? "" : $" streamed from {stream.Path}")} ({dataKind}; held out: {(split.Validation > 0 ? $"the last {split.Validation} training digits" : $"{held.shape[0]} test digits")}), {options.Epochs} epochs, " +
+                          $"{(options.Tempering is { } ladder ? $"PT({ladder.levels} levels)" : options.Persistent ? "PCD" : "CD")}-{options.K}, lr {options.LearningRate}{(options.LearningRateDecay != 1 ? $" × {options.LearningRateDecay}^epoch" : "")}, batch {options.BatchSize}, device {device}, seed {options.Seed}");
             ct.ThrowIfCancellationRequested();
 
             using var gen = new Generator(options.Seed, device);
@@ -152,7 +222,7 @@ internal static class TrainRbmCommand
                 Terminal.Line($"Continuing from the checkpoint {checkpoint} (an earlier run of this command stopped; delete it to start over).");
             // What else the checkpoint must share with this run: the data (the trainer checks the options, the model, the
             // numbers of rows and the device).
-            var tag = new Dictionary<string, string> { ["data"] = $"MNIST {(gaussian ? "grey levels standardised per pixel" : "binarised at 0.5")}, limit {limit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}" };
+            var tag = new Dictionary<string, string> { ["data"] = stream is not null ? $"stream {Path.GetFullPath(stream.Path)} ({stream.Count} rows), binarised at 0.5" : $"MNIST {dataKind}, limit {limit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}, validation {split.Validation}" };
             using var trainer = new RbmTrainer(rbm, options, generator: gen) { CheckpointPath = checkpoint, CheckpointEvery = Math.Max(checkpointEvery, 1), CheckpointTag = tag };
             // A continued run appends to its TensorBoard run; the logger skips the steps already there.
             using var tensorBoard = TensorBoardRun.Open(tensorBoardRoot, "train-rbm", options.Seed, continuing);
@@ -165,7 +235,7 @@ internal static class TrainRbmCommand
             IReadOnlyList<RbmEpochMetrics> history;
             try
             {
-                history = ConsoleProgress.Run(p => trainer.Fit(train, held, ProgressTee.Of<TrainingProgress>(new SavedEpochs(p, Math.Max(checkpointEvery, 1), e => savedEpoch = e), tensorBoard), ct));
+                history = ConsoleProgress.Run(p => stream is not null ? trainer.FitSource(stream, held, ProgressTee.Of<TrainingProgress>(new SavedEpochs(p, Math.Max(checkpointEvery, 1), e => savedEpoch = e), tensorBoard), ct) : trainer.Fit(train, held, ProgressTee.Of<TrainingProgress>(new SavedEpochs(p, Math.Max(checkpointEvery, 1), e => savedEpoch = e), tensorBoard), ct));
             }
             catch (TrainingDivergedException e) when (gaussian)
             {
@@ -189,7 +259,7 @@ internal static class TrainRbmCommand
                 baseline = (held - means).square().sum(1).mean().ToDouble();
             }
 
-            var weights = Checkpoint.Save(rbm, output, new { command = "train-rbm", hidden, visible = visibleKind, options, seconds, history });
+            var weights = Checkpoint.Save(rbm, output, new { command = "train-rbm", hidden, visible = visibleKind, binarize = split.Binarize, binarize_seed = split.BinarizeSeed, validation = split.Validation, options, seconds, history });
             var stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights))!, Path.GetFileNameWithoutExtension(weights));
             ImageGrid.SaveFilters(stem + "-filters.png", rbm.weight, 28, 28);
             using (torch.no_grad())
@@ -220,7 +290,7 @@ internal static class TrainRbmCommand
             if (checkpoint is not null) File.Delete(checkpoint);   // the results are written: nothing left to continue
             Terminal.Line($"Done in {seconds:F0} s. Wrote {weights}, its .json sidecar, and {stem}-{{filters,samples,reconstructions,curve}}.png, {stem}-metrics.json");
             Terminal.Line($"Held-out reconstruction error {heldRecon:F2} per digit (reconstructing every digit as the training pixel means: {baseline:F2}).");
-            long updates = (long)options.Epochs * ((train.shape[0] + options.BatchSize - 1) / options.BatchSize);
+            long updates = (long)options.Epochs * ((trainCount + options.BatchSize - 1) / options.BatchSize);
             if (Failed(heldRecon, baseline, updates))
             {
                 Terminal.Warning($"the RBM reconstructs held-out digits no better than the training pixel means ({heldRecon:F2} vs {baseline:F2} squared errors per digit, after {updates} update{(updates == 1 ? "" : "s")}): " +

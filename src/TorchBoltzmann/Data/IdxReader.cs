@@ -35,6 +35,38 @@ public static class IdxReader
 
     private static IdxArray Read(Stream stream, string path, bool gzip)
     {
+        var (shape, expected) = ReadHeader(stream, path, gzip, limitToArray: true);
+
+        // The header is not trusted with the allocation: a raw file must hold the payload before it is allocated, and a
+        // gzip stream's payload is read in chunks that grow with what actually arrives.
+        if (!gzip && stream.CanSeek && stream.Length - stream.Position < expected)
+        {
+            throw Fail(path, $"truncated payload: expected {expected} bytes for shape [{IdxFormat.FormatShape(shape)}], got {stream.Length - stream.Position}");
+        }
+
+        var data = gzip ? ReadGrowing(stream, (int)expected, path) : new byte[expected];
+        int got = gzip ? data.Length : ReadFully(stream, data, path, gzip);
+        if (got < expected)
+        {
+            throw Fail(path, $"truncated payload: expected {expected} bytes for shape [{IdxFormat.FormatShape(shape)}], got {got}");
+        }
+
+        long trailing = CountRemaining(stream, path, gzip);
+        if (trailing > 0)
+        {
+            throw Fail(path,
+                $"expected end of data after {expected} payload bytes for shape [{IdxFormat.FormatShape(shape)}], got {trailing} trailing byte(s)");
+        }
+
+        return new IdxArray(shape, data);
+    }
+
+    /// <summary>
+    /// Reads and checks the header (magic, unsigned-byte type, 1 to 4 positive dimensions) and returns the shape and the
+    /// payload's size in bytes, d0·d1·…; with <paramref name="limitToArray"/> a payload larger than one .NET array is refused.
+    /// </summary>
+    internal static (int[] Shape, long Payload) ReadHeader(Stream stream, string path, bool gzip, bool limitToArray)
+    {
         Span<byte> head = stackalloc byte[4];
         int got = ReadFully(stream, head, path, gzip);
         if (got < 4)
@@ -78,34 +110,13 @@ public static class IdxReader
             }
 
             expected *= shape[i];
-            if (expected > Array.MaxLength)
+            if (limitToArray && expected > Array.MaxLength)
             {
                 throw Fail(path, $"expected a payload of at most {Array.MaxLength} bytes, got a header declaring more (dimensions {IdxFormat.FormatShape(shape.Take(i + 1))}...)");
             }
         }
 
-        // The header is not trusted with the allocation: a raw file must hold the payload before it is allocated, and a
-        // gzip stream's payload is read in chunks that grow with what actually arrives.
-        if (!gzip && stream.CanSeek && stream.Length - stream.Position < expected)
-        {
-            throw Fail(path, $"truncated payload: expected {expected} bytes for shape [{IdxFormat.FormatShape(shape)}], got {stream.Length - stream.Position}");
-        }
-
-        var data = gzip ? ReadGrowing(stream, (int)expected, path) : new byte[expected];
-        got = gzip ? data.Length : ReadFully(stream, data, path, gzip);
-        if (got < expected)
-        {
-            throw Fail(path, $"truncated payload: expected {expected} bytes for shape [{IdxFormat.FormatShape(shape)}], got {got}");
-        }
-
-        long trailing = CountRemaining(stream, path, gzip);
-        if (trailing > 0)
-        {
-            throw Fail(path,
-                $"expected end of data after {expected} payload bytes for shape [{IdxFormat.FormatShape(shape)}], got {trailing} trailing byte(s)");
-        }
-
-        return new IdxArray(shape, data);
+        return (shape, expected);
     }
 
     /// <summary>Reads until <paramref name="buffer"/> is full or the stream ends; returns the count read.</summary>
@@ -174,6 +185,6 @@ public static class IdxReader
         return total;
     }
 
-    private static InvalidDataException Fail(string path, string detail, Exception? inner = null) =>
+    internal static InvalidDataException Fail(string path, string detail, Exception? inner = null) =>
         new($"IDX file '{path}': {detail}.", inner);
 }

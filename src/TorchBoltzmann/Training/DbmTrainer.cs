@@ -100,31 +100,52 @@ public sealed class DbmTrainer : IDisposable
     {
         _dbm.check_visible(train, "training data");
         Checks.Rows(train, _dbm.n_visible, "training data");
-        if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
         using var data = train.to(_dbm.dtype, _dbm.device);
+        using var source = new Data.TensorSource(data);
+        var previous = _dbm.validate_values;
+        _dbm.validate_values = false;   // checked once above
+        try { return FitSource(source, progress, cancellationToken); }
+        finally { _dbm.validate_values = previous; }
+    }
+
+    /// <summary>
+    /// Trains on the batches of <paramref name="train"/>: a <see cref="Data.TensorSource"/> (float, or compact uint8
+    /// converted per batch; the same run as from the float tensor for the same values) or a <see cref="Data.IdxStream"/>
+    /// read while training (batches in the stream's own order). Each batch's values are checked as it arrives (when the
+    /// machine validates values).
+    /// </summary>
+    /// <param name="train">The training data; the caller keeps and disposes it.</param>
+    /// <param name="progress">Receives a report after every batch, and with the metrics after every epoch.</param>
+    /// <param name="cancellationToken">Checked before every batch; also stops a stream's reader.</param>
+    /// <returns>The metrics of every epoch.</returns>
+    public IReadOnlyList<DbmEpochMetrics> FitSource(Data.BatchSource train, IProgress<LoopProgress<DbmEpochMetrics>>? progress = null,
+                                              CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        train.CheckFeatures(_dbm.n_visible, "training data");
+        if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
+        var data = train;
         var loop = new TrainingLoop<DbmEpochMetrics>
         {
-            Stage = Stage, Epochs = Options.Epochs, BatchSize = Options.BatchSize, Generator = _generator, Shuffle = Options.Shuffle,
-            Checkpoint = CheckpointPath is null ? null : new CheckpointPolicy(CheckpointPath, "dbm", Identity(data), CheckpointEvery),
+            Stage = Stage, Epochs = Options.Epochs, BatchSize = Options.BatchSize, Generator = _generator, Shuffle = Options.Shuffle && !data.InOwnOrder,
+            Checkpoint = CheckpointPath is null ? null : new CheckpointPolicy(CheckpointPath, "dbm", Identity(data.Count), CheckpointEvery),
         };
         var schedule = new ExponentialLearningRate(_optimizer, Options.LearningRateDecay);
         loop.Callbacks.Add(schedule);
         if (CheckpointPath is not null)
             loop.State.AddRange([new ModuleState("model", _dbm), new OptimizerCheckpointState("optimizer", _optimizer),
                                  new GeneratorState("generator", _generator), new ChainsState(this)]);
-        var previous = _dbm.validate_values;
-        _dbm.validate_values = false;   // checked once above
         try
         {
-            var history = loop.Run(new EpochStep(this, data, schedule), data.shape[0], data.device, progress, cancellationToken).ToList();
+            var history = loop.Run(new EpochStep(this, data, schedule, Options.BatchSize, cancellationToken), data.Count, _dbm.device, progress, cancellationToken).ToList();
             RestoredSeconds = loop.RestoredSeconds;
             return history;
         }
-        finally { _dbm.validate_values = previous; }
+        finally { data.StopEpoch(); }
     }
 
     /// <summary>What a run continuing from a checkpoint must share with the run that wrote it.</summary>
-    private Dictionary<string, string> Identity(Tensor data)
+    private Dictionary<string, string> Identity(long rows)
     {
         var id = typeof(DbmTrainingOptions).GetProperties()
             .Where(p => p.Name != nameof(DbmTrainingOptions.Epochs))
@@ -132,31 +153,32 @@ public sealed class DbmTrainer : IDisposable
         var (type, architecture) = IO.Checkpoint.Describe(_dbm);
         id["model"] = $"{type} {architecture.ToJsonString()}";
         id["optimizer"] = _optimizer.GetType().Name;
-        id["training_rows"] = data.shape[0].ToString(System.Globalization.CultureInfo.InvariantCulture);
+        id["training_rows"] = rows.ToString(System.Globalization.CultureInfo.InvariantCulture);
         id["device"] = _dbm.device.ToString();
         foreach (var (k, v) in CheckpointTag ?? new Dictionary<string, string>()) id["tag." + k] = v;
         return id;
     }
 
     /// <summary>The trainer's part of the loop: one update per batch; the weights' check and the metrics per epoch.</summary>
-    private sealed class EpochStep(DbmTrainer trainer, Tensor data, ExponentialLearningRate schedule) : ITrainingStep<DbmEpochMetrics>
+    private sealed class EpochStep(DbmTrainer trainer, Data.BatchSource data, ExponentialLearningRate schedule, int batchSize, CancellationToken token) : ITrainingStep<DbmEpochMetrics>
     {
-        public void BeginEpoch(int epoch) { trainer._sweeps = 0; trainer._batches = 0; }
+        public void BeginEpoch(int epoch) { trainer._sweeps = 0; trainer._batches = 0; data.StartEpoch(epoch, batchSize, token); }
 
         public double TrainBatch(Batch batch)
         {
-            if (!trainer.Step(batch.Rows(data))) throw batch.Diverged("the mean-field means, the chains or the gradient");
+            if (!trainer.Step(data.Batch(batch, trainer._dbm.dtype, trainer._dbm.device))) throw batch.Diverged("the mean-field means, the chains or the gradient");
             return double.NaN;
         }
 
         public DbmEpochMetrics EndEpoch(EpochEnd end)
         {
+            data.StopEpoch();
             if (!Checks.AllFinite(trainer._dbm)) throw end.Diverged("the weights");
             var o = trainer.Options;
             double sweeps = trainer._batches > 0 ? trainer._sweeps / trainer._batches : double.NaN;
             if (!end.Measures(o.MetricsEvery, o.Epochs))
                 return new DbmEpochMetrics(end.Epoch + 1, o.Epochs, end.Seconds, schedule.Rate, sweeps, null, null, null);
-            using var rows = data.narrow(0, 0, Math.Min(o.MetricsRows, data.shape[0]));
+            using var rows = data.Rows(0, Math.Min(o.MetricsRows, data.Count), trainer._dbm.dtype, trainer._dbm.device);
             var (recon, bound, ll) = Measure(trainer._dbm, rows);
             return new DbmEpochMetrics(end.Epoch + 1, o.Epochs, end.Seconds, schedule.Rate, sweeps, recon, bound, ll);
         }

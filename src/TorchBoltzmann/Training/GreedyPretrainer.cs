@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using TorchBoltzmann.Data;
 using TorchBoltzmann.IO;
 using TorchBoltzmann.Modules;
 using TorchSharp;
@@ -162,6 +163,92 @@ public sealed class GreedyPretrainer
         }
         Seconds = restoredSeconds + clock.Elapsed.TotalSeconds;
         return history;
+    }
+
+    /// <summary>
+    /// Pretrains every RBM bottom-up from a <see cref="BatchSource"/> (a compact uint8 tensor, or an <see cref="IdxStream"/>
+    /// read while training): RBM 0 trains on the source's batches; RBM l &gt; 0 on the same batches propagated through the
+    /// trained layers below as they are needed, x^{l} = p(h | x^{l−1}) batch by batch (or a sample,
+    /// <see cref="DbnPretrainingOptions.SampleHiddenInputs"/>), rather than on an N × width tensor computed once, so the
+    /// memory stays that of the source. The price: the lower layers' up-pass runs again every epoch, and sampled inputs are
+    /// fresh samples every epoch (drawn in batch order from the pretrainer's generator) instead of one fixed sample.
+    /// With <see cref="DbnPretrainingOptions.InitVisibleBiasFromData"/> the biases start from the mean of each layer's
+    /// input (<see cref="BatchSource.Mean"/>, one pass over the source).
+    /// </summary>
+    /// <param name="train">The training data; the caller keeps and disposes it.</param>
+    /// <param name="validation">Optional held-out data (a tensor), propagated alongside for the per-epoch validation metrics.</param>
+    /// <param name="progress">Progress of every layer, Stage "layer l/L".</param>
+    /// <param name="cancellationToken">Checked before every batch; also stops a stream's reader.</param>
+    /// <returns>Per layer, the metrics of every epoch.</returns>
+    /// <exception cref="ArgumentException">The source's rows do not fit the DBN, or the DBN is class-conditional (it needs labels: use <see cref="Fit"/>).</exception>
+    /// <exception cref="NotSupportedException"><see cref="CheckpointPath"/> is set: pretraining from a source is not checkpointed.</exception>
+    public IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> FitSource(BatchSource train, Tensor? validation = null,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        train.CheckFeatures(_dbn.n_visible, "training data");
+        if (validation is not null) _dbn.check_input(validation, "validation data");
+        if (_dbn.is_class_conditional)
+            throw new ArgumentException("train: a class-conditional DBN needs training labels, which a BatchSource does not carry; pretrain it with Fit.", nameof(train));
+        if (CheckpointPath is not null)
+            throw new NotSupportedException("CheckpointPath: pretraining from a BatchSource is not checkpointed; leave CheckpointPath null, or pretrain from a tensor with Fit.");
+        int L = _dbn.n_layers;
+        var history = new List<IReadOnlyList<RbmEpochMetrics>>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var generator = new Generator(Options.Layer.Seed + 7919, _dbn.device);
+        Tensor? vx = validation is null ? null : OwnedCopy(validation);
+        try
+        {
+            for (int l = 0; l < L; l++)
+            {
+                var rbm = _dbn.layers[l];
+                var options = Options.ForLayer(l);
+                using var input = l == 0 ? null : new PropagatedSource(train, _dbn.layers.Take(l).ToArray(), Options.SampleHiddenInputs, generator);
+                BatchSource x = input ?? train;
+                if (Options.InitialWeightStd is { } std)
+                {
+                    using var init = new Generator(unchecked(options.Seed * 1_000_003UL + 104_729UL + (ulong)l), _dbn.device);
+                    rbm.reset_parameters(std, init);
+                }
+                if (Options.InitVisibleBiasFromData)
+                {
+                    using var mean = x.Mean(_dbn.dtype, _dbn.device);
+                    using var row = mean.unsqueeze(0);
+                    rbm.init_visible_bias_from_data(row);   // b_i = logit of the mean of input i: one row holding the means gives it
+                }
+                using (var trainer = new RbmTrainer(rbm, options) { Stage = $"layer {l + 1}/{L}" })
+                    history.Add(trainer.FitSource(x, vx, progress, cancellationToken));
+                if (l < L - 1 && vx is not null) Replace(ref vx, DBN.PropagateUp(rbm, vx, false, null, Options.PropagationBatchSize));
+            }
+        }
+        finally { vx?.Dispose(); }
+        Seconds = clock.Elapsed.TotalSeconds;
+        return history;
+    }
+
+    /// <summary>A source's batches propagated up through trained layers: x ← p(h | x) layer by layer (or a sample of it), under no_grad.</summary>
+    private sealed class PropagatedSource(BatchSource inner, RBM[] below, bool sample, Generator generator) : BatchSource
+    {
+        public override long Count => inner.Count;
+        public override int Features => (int)below[^1].n_hidden;
+        public override bool InOwnOrder => inner.InOwnOrder;
+        public override long ResidentBytes => inner.ResidentBytes;
+        public override void StartEpoch(int epoch, int batchSize, CancellationToken cancellationToken) => inner.StartEpoch(epoch, batchSize, cancellationToken);
+        public override void StopEpoch() => inner.StopEpoch();
+        public override Tensor Batch(Batch batch, ScalarType dtype, Device device) => Up(inner.Batch(batch, dtype, device), sample);
+        public override Tensor Rows(long start, long count, ScalarType dtype, Device device) => Up(inner.Rows(start, count, dtype, device), false);
+
+        private Tensor Up(Tensor x, bool draw)
+        {
+            using var _ = torch.no_grad();
+            using var scope = torch.NewDisposeScope();
+            foreach (var rbm in below)
+            {
+                x = rbm.prob_h(x);
+                if (draw) x = rbm.hidden_units.sample_from_mean(x, generator);
+            }
+            return x.MoveToOuterDisposeScope();
+        }
     }
 
     private static readonly JsonSerializerOptions RecordJson = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };

@@ -20,6 +20,21 @@ public sealed record RbmEpochMetrics(
     /// likelihoods is e^{gap} and Z cancels.
     /// </summary>
     public double? FreeEnergyGap => FreeEnergyValidation - FreeEnergyTrain;
+
+    /// <summary>The first parameter group's learning rate in this epoch (η₀ γ^e under <see cref="RbmTrainingOptions.LearningRateDecay"/>).</summary>
+    public double? LearningRate { get; init; }
+
+    /// <summary>
+    /// Parallel tempering: the fraction of swap proposals accepted in this epoch per neighbour pair (β_m, β_{m+1}),
+    /// m = 0 … M − 2, NaN for a pair not proposed; null without tempering.
+    /// </summary>
+    public IReadOnlyList<double>? SwapAcceptance { get; init; }
+
+    /// <summary>
+    /// The lowest of <see cref="SwapAcceptance"/>: the bottleneck of the ladder, through which a state must pass to travel
+    /// from the hottest replica to β = 1 (near 0: add temperatures there or move them closer).
+    /// </summary>
+    public double? LowestSwapAcceptance => SwapAcceptance?.Where(double.IsFinite).DefaultIfEmpty(double.NaN).Min();
 }
 
 /// <summary>Progress of a training run, reported after every mini-batch and, with <see cref="EpochMetrics"/>, at the end of each epoch.</summary>

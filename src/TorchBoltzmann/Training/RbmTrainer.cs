@@ -1,3 +1,4 @@
+using TorchBoltzmann.Data;
 using TorchBoltzmann.Evaluation;
 using TorchBoltzmann.Modules;
 using TorchBoltzmann.Sampling;
@@ -41,6 +42,8 @@ public sealed class RbmTrainer : IDisposable
     private Tensor? _sparsityEstimate; // sparsity: q
     private readonly bool _direct;
     private double _momentum;
+    private readonly double[] _baseRates;
+    private readonly SwapWindow _swaps;
 
     /// <summary>Creates a trainer.</summary>
     /// <param name="rbm">The model (already on its device).</param>
@@ -68,6 +71,8 @@ public sealed class RbmTrainer : IDisposable
         // The folded momentum buffer starts at zero, as a new SGD's does: whatever .grad holds (an earlier trainer's buffer,
         // a cd_loss().backward()) is not carried into the first step.
         if (FoldsMomentum) ClearGradients();
+        _baseRates = _optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();   // η₀ of the rate schedule, whatever later fits set
+        _swaps = new SwapWindow(this);
         _ownsGenerator = generator is null;
         _generator = generator ?? new Generator(Options.Seed, rbm.device);
     }
@@ -134,33 +139,74 @@ public sealed class RbmTrainer : IDisposable
         var state = CheckpointPath is null ? null : StateComponents();   // before an epoch is spent: the optimizer must be saveable
 
         using var data = train.to(_rbm.dtype, _rbm.device);
+        using var source = new TensorSource(data);
+        var previousValidate = _rbm.validate_values;
+        _rbm.validate_values = false; // the data was checked once above
+        try { return FitCore(source, validation, state, progress, cancellationToken); }
+        finally { _rbm.validate_values = previousValidate; }
+    }
+
+    /// <summary>
+    /// Trains for <see cref="RbmTrainingOptions.Epochs"/> epochs on the batches of <paramref name="train"/>: a
+    /// <see cref="TensorSource"/> (a float tensor, or a compact uint8 one converted per batch) or an <see cref="IdxStream"/>
+    /// read while training. From a tensor source the run draws the same permutations as <see cref="Fit"/>
+    /// and is the same run bit for bit for the same values; a stream hands out its batches in its own order
+    /// (<see cref="IdxStreamOptions.Seed"/>), and the trainer's generator then draws no permutation. Each batch's values are
+    /// checked for the visible units as it arrives (when the model validates values).
+    /// </summary>
+    /// <param name="train">The training data; the caller keeps and disposes it.</param>
+    /// <param name="validation">Optional held-out data for the free-energy gap and validation reconstruction error.</param>
+    /// <param name="progress">Receives <see cref="TrainingProgress"/> reports.</param>
+    /// <param name="cancellationToken">Checked before every batch; also stops a stream's reader.</param>
+    /// <returns>The metrics of every epoch.</returns>
+    /// <exception cref="ArgumentException">The source's rows do not fit the model, or a batch holds values invalid for the visible units.</exception>
+    /// <exception cref="TrainingDivergedException">Gradients or weights became NaN/inf.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled.</exception>
+    public IReadOnlyList<RbmEpochMetrics> FitSource(BatchSource train, Tensor? validation = null, IProgress<TrainingProgress>? progress = null,
+                                              CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        train.CheckFeatures(_rbm.n_visible, "training data");
+        if (validation is not null)
+        {
+            _rbm.check_visible(validation, "validation data");
+            Checks.Rows(validation, _rbm.n_visible, "validation data", "M", "; pass null to skip validation");
+        }
+        if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
+        var state = CheckpointPath is null ? null : StateComponents();
+        return FitCore(train, validation, state, progress, cancellationToken);
+    }
+
+    private IReadOnlyList<RbmEpochMetrics> FitCore(BatchSource source, Tensor? validation, List<IStateful>? state,
+                                                     IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
         using var held = validation?.to(_rbm.dtype, _rbm.device);
         if (Options.Centering)
         {
             using var _ = torch.no_grad();
             _visibleOffset?.Dispose();
-            _visibleOffset = data.mean(new long[] { 0 }).DetachFromDisposeScope();   // μ: the training data's mean
+            _visibleOffset = source.Mean(_rbm.dtype, _rbm.device).DetachFromDisposeScope();   // μ: the training data's mean
         }
         var loop = new TrainingLoop<RbmEpochMetrics>
         {
-            Stage = Stage, Epochs = Options.Epochs, BatchSize = Options.BatchSize, Generator = _generator, Shuffle = Options.Shuffle,
-            Checkpoint = CheckpointPath is null ? null : new CheckpointPolicy(CheckpointPath, "rbm", Identity(data, held), CheckpointEvery),
+            Stage = Stage, Epochs = Options.Epochs, BatchSize = Options.BatchSize, Generator = _generator, Shuffle = Options.Shuffle && !source.InOwnOrder,
+            Checkpoint = CheckpointPath is null ? null : new CheckpointPolicy(CheckpointPath, "rbm", Identity(source.Count, held), CheckpointEvery),
         };
         loop.Callbacks.Add(new MomentumSchedule(this));
+        loop.Callbacks.Add(_swaps);
+        if (Options.LearningRateDecay != 1.0) loop.Callbacks.Add(new ExponentialLearningRate(_optimizer, Options.LearningRateDecay, _baseRates));
         if (state is not null) loop.State.AddRange(state);
-        var previousValidate = _rbm.validate_values;
-        _rbm.validate_values = false; // the data was checked once above
         try
         {
-            var history = loop.Run(new EpochStep(this, data, held), data.shape[0], data.device,
+            var history = loop.Run(new EpochStep(this, source, held, Options.BatchSize, cancellationToken), source.Count, _rbm.device,
                 MappedProgress<LoopProgress<RbmEpochMetrics>, TrainingProgress>.Of(progress, p => new TrainingProgress(p.Stage, p.Epoch, p.Epochs, p.Batch, p.Batches, p.EpochMetrics)),
                 cancellationToken);
             return history.ToList();
         }
         finally
         {
+            source.StopEpoch();
             RestoredSeconds = loop.RestoredSeconds;
-            _rbm.validate_values = previousValidate;
         }
     }
 
@@ -200,7 +246,7 @@ public sealed class RbmTrainer : IDisposable
     }
 
     /// <summary>What a run continuing from a checkpoint must share with the run that wrote it.</summary>
-    private Dictionary<string, string> Identity(Tensor data, Tensor? held)
+    private Dictionary<string, string> Identity(long rows, Tensor? held)
     {
         var id = typeof(RbmTrainingOptions).GetProperties()
             .Where(p => p.Name != nameof(RbmTrainingOptions.Epochs))
@@ -212,7 +258,7 @@ public sealed class RbmTrainer : IDisposable
         var (type, architecture) = IO.Checkpoint.Describe(_rbm);
         id["model"] = $"{type} {architecture.ToJsonString()}";
         id["optimizer"] = _optimizer.GetType().Name;
-        id["training_rows"] = data.shape[0].ToString(System.Globalization.CultureInfo.InvariantCulture);
+        id["training_rows"] = rows.ToString(System.Globalization.CultureInfo.InvariantCulture);
         id["validation_rows"] = (held?.shape[0] ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture);
         id["device"] = _rbm.device.ToString();
         foreach (var (k, v) in CheckpointTag ?? new Dictionary<string, string>()) id["tag." + k] = v;
@@ -238,22 +284,53 @@ public sealed class RbmTrainer : IDisposable
     private double? _epochMomentum;
 
     /// <summary>The trainer's part of the loop: one CD/PCD update per batch, the divergence check and metrics per epoch.</summary>
-    private sealed class EpochStep(RbmTrainer trainer, Tensor data, Tensor? held) : ITrainingStep<RbmEpochMetrics>
+    private sealed class EpochStep(RbmTrainer trainer, BatchSource data, Tensor? held, int batchSize, CancellationToken token) : ITrainingStep<RbmEpochMetrics>
     {
+        public void BeginEpoch(int epoch) => data.StartEpoch(epoch, batchSize, token);
+
         public double TrainBatch(Batch batch)
         {
-            if (!trainer.Step(batch.Rows(data))) throw batch.Diverged("the gradient");
+            if (!trainer.Step(data.Batch(batch, trainer._rbm.dtype, trainer._rbm.device))) throw batch.Diverged("the gradient");
             return double.NaN;
         }
 
         public RbmEpochMetrics EndEpoch(EpochEnd end)
         {
+            data.StopEpoch();
             if (!Checks.AllFinite(trainer._rbm)) throw end.Diverged("the weights");
             var o = trainer.Options;
             int epoch = end.Epoch;
             bool measure = end.Measures(o.MetricsEvery, o.Epochs);
-            return measure ? trainer.Measure(epoch, end.Seconds, trainer._epochMomentum, data, held)
-                           : new RbmEpochMetrics(epoch + 1, o.Epochs, end.Seconds, trainer._epochMomentum, null, null, null, null, null);
+            var metrics = measure ? trainer.Measure(epoch, end.Seconds, trainer._epochMomentum, data, held)
+                                  : new RbmEpochMetrics(epoch + 1, o.Epochs, end.Seconds, trainer._epochMomentum, null, null, null, null, null);
+            return metrics with { LearningRate = trainer._optimizer.ParamGroups.FirstOrDefault()?.LearningRate, SwapAcceptance = trainer._swaps.EpochAcceptance() };
+        }
+    }
+
+    /// <summary>
+    /// Parallel tempering's swap counts at the start of each epoch, so that an epoch's acceptance per neighbour pair is
+    /// (accepted − accepted at start) / (attempted − attempted at start); the sampler's own counts run on over the fit.
+    /// </summary>
+    private sealed class SwapWindow(RbmTrainer trainer) : ITrainingCallback
+    {
+        private long[]? _attempted, _accepted;
+
+        public void OnEpochStart(TrainingLoop loop, int epoch)
+        {
+            _attempted = trainer._tempering?.swaps_attempted.ToArray();
+            _accepted = trainer._tempering?.swaps_accepted.ToArray();
+        }
+
+        public IReadOnlyList<double>? EpochAcceptance()
+        {
+            if (trainer._tempering is not { } pt) return null;
+            var attempted = pt.swaps_attempted;
+            var accepted = pt.swaps_accepted;
+            return attempted.Select((n, m) =>
+            {
+                long tried = n - (_attempted?[m] ?? 0), took = accepted[m] - (_accepted?[m] ?? 0);
+                return tried > 0 ? took / (double)tried : double.NaN;
+            }).ToArray();
         }
     }
 
@@ -608,11 +685,11 @@ public sealed class RbmTrainer : IDisposable
     }
 
 
-    private RbmEpochMetrics Measure(int epoch, double seconds, double? momentum, Tensor data, Tensor? held)
+    private RbmEpochMetrics Measure(int epoch, double seconds, double? momentum, BatchSource data, Tensor? held)
     {
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        var trainSubset = data.narrow(0, 0, Math.Min(Options.MetricsSamples, data.shape[0]));
+        var trainSubset = data.Rows(0, Math.Min(Options.MetricsSamples, data.Count), _rbm.dtype, _rbm.device);
         var heldSubset = held?.narrow(0, 0, Math.Min(Options.MetricsSamples, held.shape[0]));
         return new RbmEpochMetrics(
             epoch + 1, Options.Epochs, seconds, momentum,

@@ -23,8 +23,14 @@ public sealed record RbmTrainingOptions
     public int Epochs { get; init; } = 10;
     /// <summary>Examples per mini-batch.</summary>
     public int BatchSize { get; init; } = 100;
-    /// <summary>Learning rate of the default SGD optimizer.</summary>
+    /// <summary>Learning rate η₀ of the default SGD optimizer (the rate of epoch e, zero-based, is η₀ γ^e with γ = <see cref="LearningRateDecay"/>).</summary>
     public double LearningRate { get; init; } = 0.1;
+    /// <summary>
+    /// γ, the learning rate's factor per epoch: epoch e (zero-based) runs at η₀ γ^e on every parameter group of the
+    /// optimizer (<see cref="ExponentialLearningRate"/>); 1 keeps the rate constant. PCD needs a rate that falls toward the
+    /// end of training for its persistent chains to follow the model (Tieleman 2008).
+    /// </summary>
+    public double LearningRateDecay { get; init; } = 1.0;
     /// <summary>Gibbs steps per negative sample (CD-k / PCD-k).</summary>
     public int K { get; init; } = 1;
     /// <summary>Persistent contrastive divergence (Tieleman 2008): negative chains carry over between batches.</summary>
@@ -86,6 +92,7 @@ public sealed record RbmTrainingOptions
     {
         OptionRules.Sgd(Epochs, BatchSize, LearningRate);
         OptionRules.AtLeastOne(K, nameof(K));
+        OptionRules.Decay(LearningRateDecay, nameof(LearningRateDecay));
         OptionRules.FractionBelowOne(InitialMomentum, nameof(InitialMomentum));
         OptionRules.FractionBelowOne(FinalMomentum, nameof(FinalMomentum));
         OptionRules.NonNegative(MomentumSwitchEpoch, nameof(MomentumSwitchEpoch));

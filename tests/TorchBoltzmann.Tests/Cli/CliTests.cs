@@ -41,12 +41,20 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     [InlineData("--tempering must be 0 (off) or at least 2 levels, got 1", "train-rbm", "--tempering", "1")]
     [InlineData("--device must be cpu, cuda or cuda:N (N = 0, 1, …), got 'tpu'", "train-rbm", "--device", "tpu")]
     [InlineData("--device cuda:7: ", "train-rbm", "--device", "cuda:7")]
+    [InlineData("--lr-decay must be in (0, 1], got 0", "train-rbm", "--lr-decay", "0")]
+    [InlineData("--momentum must be in [0, 1), got 1.5", "train-rbm", "--momentum", "1.5")]
+    [InlineData("--binarize must be threshold or stochastic, got 'maybe'", "train-rbm", "--binarize", "maybe")]
+    [InlineData("--binarize stochastic: binarisation is for --visible bernoulli, got --visible gaussian", "train-rbm", "--binarize", "stochastic", "--visible", "gaussian", "--lr", "0.001")]
+    [InlineData("--validation must be ≥ 0, got -1", "train-rbm", "--validation", "-1")]
+    [InlineData("--validation must leave training digits: expected at most 499 of the 500 loaded, got 500", "train-rbm", "--data", "{data}", "--no-verify", "--limit", "500", "--validation", "500")]
     [InlineData("--finetune-epochs must be ≥ 1, got 0", "mnist", "--finetune-epochs", "0")]
     [InlineData("--pretrain-epochs must be ≥ 1, got 0", "mnist", "--pretrain-epochs", "0")]
     [InlineData("--momentum must be in [0, 1), got 1.5", "mnist", "--momentum", "1.5")]
     [InlineData("--validation must be ≥ 0, got -1", "mnist", "--validation", "-1")]
     [InlineData("--top-k must be ≥ 1, got 0", "mnist", "--top-k", "0")]
     [InlineData("--no-verify needs the directory of the IDX files", "train-rbm", "--no-verify")]
+    [InlineData("--stream expects an uncompressed IDX file or a directory holding train-images-idx3-ubyte, got '/nonexistent-stream' (no such file or directory)", "train-rbm", "--stream", "/nonexistent-stream")]
+    [InlineData("--stream trains Bernoulli units on binarised images; it does not combine with --visible gaussian", "train-rbm", "--stream", "{data}", "--visible", "gaussian", "--lr", "0.001")]
     [InlineData("--batch must be at most the number of training digits, 500, got 100000", "train-rbm", "--data", "{data}", "--no-verify", "--limit", "500", "--batch", "100000")]
     [InlineData("--batch-size must be at most the number of training digits left after the 100 held out for validation, 400, got 100000",
                 "mnist", "--data", "{data}", "--no-verify", "--limit", "500", "--validation", "100", "--batch-size", "100000")]
@@ -146,6 +154,18 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         AssertPlain(stdout + stderr);
         string done = Assert.Single(stdout.Split('\n'), l => l.StartsWith("Done in "));
         Assert.True(done.Length > 80 && done.EndsWith("rbm-mnist-metrics.json"), done);
+    }
+
+    /// <summary>train-rbm --stream: the fake training images streamed from their IDX file, held-out digits from the test file.</summary>
+    [Fact]
+    public void TrainRbm_Stream_TrainsFromTheIdxFile()
+    {
+        using var work = new TempDirectory();
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null,
+            "train-rbm", "--data", fake.Path, "--no-verify", "--stream", fake.Path, "--limit", "300", "--epochs", "1", "--hidden", "16", "--threads", "1", "-o", work.File("s.pt"));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("on 300 digits streamed from " + Path.Combine(fake.Path, "train-images-idx3-ubyte"), stdout);
+        Assert.True(File.Exists(work.File("s.pt")));
     }
 
     /// <summary>

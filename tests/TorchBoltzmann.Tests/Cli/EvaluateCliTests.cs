@@ -59,6 +59,40 @@ public sealed class EvaluateCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.Contains("150 digits", stdout);
     }
 
+    /// <summary>
+    /// The recipe-choosing round trip: <c>train-rbm --binarize stochastic --validation N</c> trains on all but the last N
+    /// of the digits it binarised, and <c>evaluate --validation N</c> with the same seed reports those N apart, its figure the
+    /// exact log-likelihood of the rows train-rbm held out.
+    /// </summary>
+    [Fact]
+    public void TrainRbmValidationSplit_IsTheSplitEvaluateReports()
+    {
+        using var work = new TempDirectory();
+        string model = work.File("rbm.pt");
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, "train-rbm", "--data", fake.Path, "--no-verify", "--limit", "300", "--validation", "100",
+            "--binarize", "stochastic", "--binarize-seed", "7", "--hidden", "8", "--epochs", "1", "--batch", "50", "--lr-decay", "0.9", "--threads", "1", "-o", model);
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("on 200 digits (binarised stochastically, seed 7; held out: the last 100 training digits)", stdout);
+        Assert.Contains("lr 0.1 × 0.9^epoch", stdout);
+        using (var sidecar = System.Text.Json.JsonDocument.Parse(File.ReadAllText(work.File("rbm.json"))))
+        {
+            var training = sidecar.RootElement.GetProperty("training");
+            Assert.Equal("stochastic", training.GetProperty("binarize").GetString());
+            Assert.Equal(100, training.GetProperty("validation").GetInt32());
+        }
+        (code, stdout, stderr) = CliProcess.Run(work.Path, null, Evaluate(model, "--limit", "300", "--validation", "100", "--seed", "7"));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        using var rbm = Checkpoint.Load<TorchBoltzmann.Modules.RBM>(model);
+        using var gen = new Generator(7);
+        using var trainSet = MnistDataset.Load(fake.Path, MnistSplit.Train, 300);
+        using var all = Binarize.Stochastic(trainSet.Images, gen);
+        using var held = all.narrow(0, 200, 100);
+        using var train = all.narrow(0, 0, 200);
+        Assert.Equal(ExactEnumeration.log_likelihood(rbm, held), Figure(stdout, "valid:"), 2);
+        Assert.Equal(ExactEnumeration.log_likelihood(rbm, train), Figure(stdout, "train:"), 2);
+        Assert.Contains("100 digits", Assert.Single(stdout.Split('\n'), l => l.StartsWith("valid:", StringComparison.Ordinal)));
+    }
+
     [Fact]
     public void Rbm_TooLargeToEnumerate_RunsAis_AndPrintsTheIntervalAroundEachFigure_AndRaiseOnRequest()
     {
@@ -101,6 +135,8 @@ public sealed class EvaluateCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     [InlineData("--betas must be ≥ 3, got 2", "--betas", "2")]
     [InlineData("--limit must be ≥ 1, got 0", "--limit", "0")]
     [InlineData("--samples must be ≥ 1, got 0", "--samples", "0")]
+    [InlineData("--validation must be ≥ 0, got -1", "--validation", "-1")]
+    [InlineData("--validation must leave training digits: expected at most 49 of the 50 loaded, got 50", "--limit", "50", "--validation", "50")]
     [InlineData("no such checkpoint", "{missing}")]
     [InlineData("expected a model of 784 visible units (28×28 MNIST), got 10", "{small}")]
     public void BadInput_IsOneErrorLine_NamingTheOptionOrFile(string expected, params string[] args)

@@ -51,8 +51,15 @@ public class RbmTrainerTests
             Epochs = 30, BatchSize = 14, LearningRate = 0.1, K = 1, FinalMomentum = 0.5, MetricsEvery = 0, Seed = 7,
             Tempering = TorchBoltzmann.Sampling.TemperingLadder.Linear(5, 0.2),
         });
-        trainer.Fit(data);
+        var history = trainer.Fit(data);
         double after = ExactEnumeration.log_likelihood(rbm, data);
+        // Each epoch's record holds that epoch's acceptance per neighbour pair; every epoch proposes as many swaps (40
+        // batches of one round each), so their mean over the epochs is the sampler's rate over the whole fit.
+        Assert.All(history, h => Assert.Equal(4, h.SwapAcceptance!.Count));
+        var overall = trainer.Tempering!.swap_acceptance;
+        for (int m = 0; m < 4; m++) Assert.Equal(overall[m], history.Average(h => h.SwapAcceptance![m]), 9);
+        Assert.All(history, h => Assert.Equal(h.SwapAcceptance!.Min(), h.LowestSwapAcceptance));
+        Assert.All(history, h => Assert.Equal(0.1, h.LearningRate));
         // Uniform −6.24 nats, optimum −2.64: 30 epochs must gain at least 1 nat (measured: see the commit).
         Assert.True(after > before + 1.0, $"log-likelihood before {before:F3}, after {after:F3}");
         Assert.Null(trainer.PersistentChains);
@@ -144,6 +151,29 @@ public class RbmTrainerTests
             Assert.True(h.PseudoLogLikelihood < 0);
             Assert.NotNull(h.FreeEnergyGap);
         });
+    }
+
+    /// <summary>
+    /// LearningRateDecay γ: every batch of epoch e (zero-based) steps at η₀ γ^e, and a second fit starts again at η₀ (the
+    /// schedule's base is the rate the trainer was built with, not the decayed one the first fit left).
+    /// </summary>
+    [Fact]
+    public void Fit_WithLearningRateDecay_StepsAtTheDecayedRateEveryEpoch_AndRestartsOnTheNextFit()
+    {
+        using var data = BarsAndStripesData(10, ScalarType.Float32);
+        using var g = new Generator(12);
+        using var rbm = boltzmann.RBM(9, 6, generator: g);
+        using var t = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = 3, BatchSize = 20, LearningRate = 0.2, LearningRateDecay = 0.5, MetricsEvery = 0 });
+        var rates = new List<(int Epoch, double Rate)>();
+        var progress = new SyncProgress<TrainingProgress>(p => { if (p.EpochMetrics is null) rates.Add((p.Epoch, t.Optimizer.ParamGroups.First().LearningRate)); });
+        t.Fit(data, progress: progress);
+        Assert.Equal(21, rates.Count);   // 140 rows / 20 = 7 batches in each of 3 epochs
+        foreach (var (epoch, rate) in rates) Assert.Equal(0.2 * Math.Pow(0.5, epoch - 1), rate, 12);
+        rates.Clear();
+        t.Fit(data, progress: progress);
+        Assert.Equal(0.2, rates[0].Rate, 12);
+        Assert.Equal(0.05, rates[^1].Rate, 12);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RbmTrainer(rbm, new RbmTrainingOptions { LearningRateDecay = 1.5 }));
     }
 
     [Fact]

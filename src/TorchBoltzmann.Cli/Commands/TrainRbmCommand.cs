@@ -24,9 +24,15 @@ internal static class TrainRbmCommand
         var pcd = new Option<bool>("--pcd") { Description = "Persistent contrastive divergence" };
         var tempering = new Option<int>("--tempering")
         {
-            Description = "Parallel tempering as the negative phase, with this many inverse temperatures spaced linearly from 1 down to 0.1 (--batch replicas each; " +
+            Description = "Parallel tempering as the negative phase, with this many inverse temperatures spaced linearly from 1 down to --tempering-min-beta (--batch replicas each; " +
                           "the samples picture is drawn by tempering too); 0: off. Not with --pcd",
             DefaultValueFactory = _ => 0,
+        };
+        var temperingMinBeta = new Option<double>("--tempering-min-beta")
+        {
+            Description = "The hottest level's inverse temperature β_min in (0, 1) for --tempering. Swaps between neighbours are accepted only where their " +
+                          "distributions overlap: on MNIST a 784-500 RBM accepts almost none below β ≈ 0.5 (the rates per pair are printed at the end)",
+            DefaultValueFactory = _ => 0.1,
         };
         var batch = new Option<int>("--batch") { Description = "Mini-batch size (at most the number of training digits)", DefaultValueFactory = _ => 100 };
         var visible = new Option<string>("--visible")
@@ -78,7 +84,7 @@ internal static class TrainRbmCommand
         var cmd = new Command("train-rbm", "Train an RBM on MNIST (binarised at 0.5): checkpoint, filters, samples, reconstructions, learning curve. " +
                                            "Exit codes: 0 done, 1 error, 3 the RBM reconstructs no better than the per-pixel mean (files written, see the warning), 130 interrupted (Ctrl+C or SIGTERM: the checkpoint is kept and the same command continues)")
         {
-            hidden, epochs, lr, lrDecay, momentum, k, pcd, tempering, batch, visible, binarize, binarizeSeed, validation, weightDecay, output, device, seed, threads, limit, checkpointEvery, tensorBoard, stream,
+            hidden, epochs, lr, lrDecay, momentum, k, pcd, tempering, temperingMinBeta, batch, visible, binarize, binarizeSeed, validation, weightDecay, output, device, seed, threads, limit, checkpointEvery, tensorBoard, stream,
         };
         data.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(
@@ -86,11 +92,10 @@ internal static class TrainRbmCommand
             {
                 Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), LearningRateDecay = r.GetValue(lrDecay), K = r.GetValue(k),
                 FinalMomentum = r.GetValue(momentum), InitialMomentum = Math.Min(0.5, r.GetValue(momentum)), Persistent = r.GetValue(pcd),
-                Tempering = r.GetValue(tempering) is var n and >= 2 ? Sampling.TemperingLadder.Linear(n, 0.1) : null,
                 BatchSize = r.GetValue(batch), WeightDecay = r.GetValue(weightDecay), Seed = r.GetValue(seed),
             },
             r.GetValue(output)!, data.Read(r), r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(checkpointEvery), r.GetValue(CommonOptions.Verbose),
-            r.GetValue(tensorBoard), ct, r.GetValue(tempering), new DataSplit(r.GetValue(binarize)!, r.GetValue(binarizeSeed), r.GetValue(validation)), r.GetValue(stream))));
+            r.GetValue(tensorBoard), ct, r.GetValue(tempering), r.GetValue(temperingMinBeta), new DataSplit(r.GetValue(binarize)!, r.GetValue(binarizeSeed), r.GetValue(validation)), r.GetValue(stream))));
         return cmd;
     }
 
@@ -143,7 +148,7 @@ internal static class TrainRbmCommand
 
     private static int Run(int hidden, string visibleKind, RbmTrainingOptions options, string output, CommonOptions.DataSource source, string deviceName,
                            int threads, int? limit, int checkpointEvery, bool verbose, string? tensorBoardRoot, CancellationToken ct,
-                           int temperingLevels, DataSplit split, string? streamPath = null)
+                           int temperingLevels, double temperingMinBeta, DataSplit split, string? streamPath = null)
     {
         string? checkpoint = null;   // set by the body, read by the interruption notice
         int savedEpoch = 0;
@@ -156,6 +161,9 @@ internal static class TrainRbmCommand
             if (limit is { } lim) OptionFlags.AtLeast("--limit", lim, 1);
             OptionFlags.AtLeast("--checkpoint-every", checkpointEvery, 0);
             if (temperingLevels is < 0 or 1) throw new CliException($"--tempering must be 0 (off) or at least 2 levels, got {temperingLevels}");
+            if (!(temperingMinBeta > 0 && temperingMinBeta < 1))
+                throw new CliException($"--tempering-min-beta must be in (0, 1), got {temperingMinBeta.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+            if (temperingLevels >= 2) options = options with { Tempering = Sampling.TemperingLadder.Linear(temperingLevels, temperingMinBeta) };
             OptionFlags.Validate(options.Validate, OptionFlags.TrainRbm);
             bool gaussian = visibleKind switch
             {

@@ -39,6 +39,8 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     [InlineData("--k must be ≥ 1, got 0", "train-rbm", "--k", "0")]
     [InlineData("--visible must be bernoulli, gaussian or gaussian-learned, got 'poisson'", "train-rbm", "--visible", "poisson")]
     [InlineData("--tempering must be 0 (off) or at least 2 levels, got 1", "train-rbm", "--tempering", "1")]
+    [InlineData("--tempering-min-beta must be in (0, 1), got 1.5", "train-rbm", "--tempering", "3", "--tempering-min-beta", "1.5")]
+    [InlineData("--tempering-min-beta must be in (0, 1), got 0", "train-rbm", "--tempering", "3", "--tempering-min-beta", "0")]
     [InlineData("--device must be cpu, cuda or cuda:N (N = 0, 1, …), got 'tpu'", "train-rbm", "--device", "tpu")]
     [InlineData("--device cuda:7: ", "train-rbm", "--device", "cuda:7")]
     [InlineData("--lr-decay must be in (0, 1], got 0", "train-rbm", "--lr-decay", "0")]
@@ -286,6 +288,11 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.Equal(3, values.Length);
         Assert.All(values, r => Assert.InRange(r, 0.0, 1.0));
         Assert.True(File.Exists(Path.Combine(work.Path, "runs", "rbm-mnist-samples.png")));
+        var (code3, stdout3, stderr3) = CliProcess.Run(work.Path, null,
+            "train-rbm", "--data", fake.Path, "--no-verify", "--limit", "200", "--epochs", "1", "--batch", "50", "--hidden", "16",
+            "--threads", "1", "--tempering", "3", "--tempering-min-beta", "0.6", "-o", "runs/hot.pt");
+        Assert.True(code3 == 0, $"exit {code3}\n{stdout3}\n{stderr3}");
+        Assert.Contains("Tempering swap acceptance per neighbour pair (β 1 → 0.8 → 0.6): ", stdout3);
         var (code2, _, stderr2) = CliProcess.Run(work.Path, null, "train-rbm", "--data", fake.Path, "--no-verify", "--tempering", "4", "--pcd");
         Assert.NotEqual(0, code2);
         Assert.Contains("--tempering", stderr2);

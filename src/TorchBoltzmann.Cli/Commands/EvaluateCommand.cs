@@ -76,9 +76,7 @@ internal static class EvaluateCommand
         using var gen = new Generator(s.Seed, device);
         using var all = LoadBinarised(dir, MnistSplit.Train, s.Limit, device, gen);
         using var test = LoadBinarised(dir, MnistSplit.Test, Math.Min(10000, s.Limit ?? 10000), device, gen);
-        long trainCount = all.shape[0] - s.Validation;
-        if (trainCount < 1)
-            throw new CliException($"--validation must leave training digits: expected at most {all.shape[0] - 1} of the {all.shape[0]} loaded, got {s.Validation}");
+        long trainCount = OptionFlags.TrainingRows(all.shape[0], s.Validation);
         using var train = all.narrow(0, 0, trainCount);
         using var held = s.Validation > 0 ? all.narrow(0, trainCount, s.Validation) : null;
         var options = new LikelihoodOptions { Ais = new AisOptions { Runs = s.Runs, Schedule = BetaSchedule.Scaled(s.Betas) } };

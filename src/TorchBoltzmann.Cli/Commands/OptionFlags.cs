@@ -96,6 +96,17 @@ internal static partial class OptionFlags
         _ => value.ToString() ?? "",
     };
 
+    /// <summary>
+    /// The rows left for training when the last <paramref name="validation"/> of <paramref name="loaded"/> training digits
+    /// are held out (<c>--validation N</c>, as <c>train-rbm</c> and <c>evaluate</c> both split them); fails unless at least one is left.
+    /// </summary>
+    public static long TrainingRows(long loaded, int validation)
+    {
+        long left = loaded - validation;
+        if (left < 1) throw new CliException($"--validation must leave training digits: expected at most {loaded - 1} of the {loaded} loaded, got {validation}");
+        return left;
+    }
+
     /// <summary>Fails unless <paramref name="value"/> ≥ <paramref name="min"/>: "--epochs must be ≥ 1, got 0".</summary>
     public static void AtLeast(string flag, long value, long min)
     {

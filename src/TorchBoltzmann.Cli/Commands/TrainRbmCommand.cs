@@ -143,6 +143,52 @@ internal static class TrainRbmCommand
     /// <summary>Floor on a pixel's standard deviation when standardising: pixels that barely vary are scaled by at most 1/0.1.</summary>
     internal const double StdFloor = 0.1;
 
+    /// <summary>
+    /// The training and held-out rows on the device, as the units need them, and for Gaussian units the per-pixel
+    /// statistics that standardised them (to map reconstructions back to grey levels).
+    /// </summary>
+    private sealed record TrainingData(Tensor Train, Tensor Held, Tensor? PixelMean, Tensor? PixelStd, long TrainCount, string Kind) : IDisposable
+    {
+        public void Dispose()
+        {
+            Train.Dispose(); Held.Dispose(); PixelMean?.Dispose(); PixelStd?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Loads MNIST (or takes the stream's first rows) and makes the rows of <see cref="TrainingData"/>: Bernoulli units get
+    /// digits binarised at 0.5 or stochastically; Gaussian units get grey levels standardised per pixel,
+    /// x' = (x − μ) / max(σ, <see cref="StdFloor"/>), μ and σ over the training digits. The held-out rows are the last
+    /// <c>--validation</c> training digits, else the test digits.
+    /// </summary>
+    private static TrainingData LoadData(string dir, IdxStream? stream, int? limit, DataSplit split, bool gaussian, bool stochastic, Device device)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var allSet = stream is null ? MnistDataset.Load(dir, MnistSplit.Train, limit) : null;
+        using var testSet = MnistDataset.Load(dir, MnistSplit.Test, Math.Min(10000, limit ?? 10000));
+        long trainCount = stream?.Count ?? OptionFlags.TrainingRows(allSet!.Count, split.Validation);
+        // Stochastic binarisation draws every training digit at once (validation rows included), from its own generator,
+        // so the rows are the ones `tbm evaluate --seed BINARIZE-SEED` draws. From a stream, its first 10,000 rows
+        // (binarised at 0.5) stand for the training set where one is needed: the visible biases' initialisation and the
+        // pixel-mean baseline.
+        using var binarizer = new Generator(split.BinarizeSeed, torch.CPU);
+        var all = stream is not null ? stream.Rows(0, Math.Min(stream.Count, 10_000), ScalarType.Float32, torch.CPU)
+                : gaussian || !stochastic ? allSet!.Images.alias() : Binarize.Stochastic(allSet!.Images, binarizer);
+        var trainImages = stream is not null ? all : all.narrow(0, 0, trainCount);
+        var heldImages = split.Validation > 0 ? all.narrow(0, trainCount, split.Validation) : stochastic ? Binarize.Stochastic(testSet.Images, binarizer) : testSet.Images.alias();
+        string kind = gaussian ? "grey levels standardised per pixel" : stochastic ? $"binarised stochastically, seed {split.BinarizeSeed}" : "binarised at 0.5";
+        if (!gaussian)
+        {
+            var train = stochastic || stream is not null ? trainImages : Binarize.Threshold(trainImages);
+            var held = stochastic ? heldImages : Binarize.Threshold(heldImages);
+            return new TrainingData(train.to(device).MoveToOuterDisposeScope(), held.to(device).MoveToOuterDisposeScope(), null, null, trainCount, kind);
+        }
+        var mean = trainImages.mean([0L]);
+        var std = trainImages.std([0L]).clamp_min_(StdFloor);
+        return new TrainingData(((trainImages - mean) / std).to(device).MoveToOuterDisposeScope(), ((heldImages - mean) / std).to(device).MoveToOuterDisposeScope(),
+                                mean.to(device).MoveToOuterDisposeScope(), std.to(device).MoveToOuterDisposeScope(), trainCount, kind);
+    }
+
     /// <summary>How the digits become training and held-out rows: the binarisation of Bernoulli units and the validation split.</summary>
     private sealed record DataSplit(string Binarize, ulong BinarizeSeed, int Validation);
 
@@ -190,33 +236,12 @@ internal static class TrainRbmCommand
             ct.ThrowIfCancellationRequested();
 
             using var stream = streamPath is null ? null : OpenStream(streamPath, options.Seed, limit);
-            var dir = CommonOptions.ResolveMnist(source, verbose);
-            using var allSet = stream is null ? MnistDataset.Load(dir, MnistSplit.Train, limit) : null;
-            using var testSet = MnistDataset.Load(dir, MnistSplit.Test, Math.Min(10000, limit ?? 10000));
-            long trainCount = stream?.Count ?? allSet!.Count - split.Validation;
-            if (trainCount < 1)
-                throw new CliException($"--validation must leave training digits: expected at most {allSet!.Count - 1} of the {allSet.Count} loaded, got {split.Validation}");
+            using var data = LoadData(CommonOptions.ResolveMnist(source, verbose), stream, limit, split, gaussian, stochastic, device);
+            long trainCount = data.TrainCount;
             if (options.BatchSize > trainCount)
                 throw new CliException($"--batch must be at most the number of training digits, {trainCount}, got {options.BatchSize} (lower --batch{(limit is null ? "" : " or raise --limit")}{(split.Validation > 0 ? " or --validation" : "")})");
-            // Stochastic binarisation draws every training digit at once (validation rows included), from its own generator,
-            // so the rows are the ones `tbm evaluate --seed BINARIZE-SEED` draws. From a stream, its first 10,000 rows
-            // (binarised at 0.5) stand for the training set where one is needed: the visible biases' initialisation and the
-            // pixel-mean baseline.
-            using var binarizer = new Generator(split.BinarizeSeed, torch.CPU);
-            using var allImages = stream is not null ? stream.Rows(0, Math.Min(stream.Count, 10_000), ScalarType.Float32, torch.CPU)
-                                : gaussian || !stochastic ? allSet!.Images.alias() : Binarize.Stochastic(allSet!.Images, binarizer);
-            using var trainImages = stream is not null ? allImages.alias() : allImages.narrow(0, 0, trainCount);
-            using var heldImages = split.Validation > 0 ? allImages.narrow(0, trainCount, split.Validation) : stochastic ? Binarize.Stochastic(testSet.Images, binarizer) : testSet.Images.alias();
-            // Gaussian units: x' = (x − μ) / max(σ, StdFloor) per pixel, μ and σ over the training digits' grey levels.
-            using var pixelMean = trainImages.mean([0L]);
-            using var pixelStd = trainImages.std([0L]).clamp_min_(StdFloor);
-            using var trainBinary = gaussian ? (trainImages - pixelMean).div_(pixelStd) : stochastic || stream is not null ? trainImages.alias() : Binarize.Threshold(trainImages);
-            using var heldBinary = gaussian ? (heldImages - pixelMean).div_(pixelStd) : stochastic ? heldImages.alias() : Binarize.Threshold(heldImages);
-            using var train = trainBinary.to(device);
-            using var held = heldBinary.to(device);
-            using var meanOnDevice = pixelMean.to(device);
-            using var stdOnDevice = pixelStd.to(device);
-            string dataKind = gaussian ? "grey levels standardised per pixel" : stochastic ? $"binarised stochastically, seed {split.BinarizeSeed}" : "binarised at 0.5";
+            Tensor train = data.Train, held = data.Held;
+            string dataKind = data.Kind;
             Terminal.Line($"Training {(gaussian ? "Gaussian–Bernoulli " : "")}RBM 784×{hidden} on {trainCount} digits{(stream is null ? "" : $" streamed from {stream.Path}")} ({dataKind}; held out: {(split.Validation > 0 ? $"the last {split.Validation} training digits" : $"{held.shape[0]} test digits")}), {options.Epochs} epochs, " +
                           $"{(options.Tempering is { } ladder ? $"PT({ladder.levels} levels)" : options.Persistent ? "PCD" : "CD")}-{options.K}, lr {options.LearningRate}{(options.LearningRateDecay != 1 ? $" × {options.LearningRateDecay}^epoch" : "")}, batch {options.BatchSize}, device {device}, seed {options.Seed}");
             ct.ThrowIfCancellationRequested();
@@ -273,7 +298,7 @@ internal static class TrainRbmCommand
             using (torch.no_grad())
             {
                 // Gaussian: pictures in grey levels again, x = x'σ + μ clipped to [0, 1].
-                Tensor Grey(Tensor x) => gaussian ? x.mul(stdOnDevice).add_(meanOnDevice).clamp_(0, 1) : x.alias();
+                Tensor Grey(Tensor x) => gaussian ? x.mul(data.PixelStd!).add_(data.PixelMean!).clamp_(0, 1) : x.alias();
                 using var sampler = options.Tempering is null ? null : new Sampling.ParallelTempering(rbm, options.Tempering, gen);
                 using var generated = sampler?.generate(64, burn_in: 1000, return_means: true) ?? rbm.generate(64, burn_in: 1000, generator: gen, return_means: true);
                 using var samples = Grey(generated);

@@ -3,7 +3,7 @@
 
     python3 bench/peers/peers.py COLUMN --mnist DIR [--threads T] [--limit N]
 
-prints one JSON line {"column", "seconds", "samples", "blas", "threads", "peak_rss_mb", "note"} for ONE epoch of COLUMN
+or `python3 bench/peers/peers.py check` (see check_fused), prints one JSON line {"column", "seconds", "samples", "blas", "threads", "peak_rss_mb", "note"} for ONE epoch of COLUMN
 over the first N MNIST training digits (all 60,000 by default). The script times itself: the interpreter's start, the
 imports, reading MNIST and a warm-up of 5 batches (BLAS threads started, buffers allocated) are not timed. An import that
 fails exits with status 3 and one line on stderr naming the Debian package to install.
@@ -283,6 +283,27 @@ def sklearn_pcd(v, threads):
     return s, f"BernoulliRBM.fit, PCD-1, eta {LR}, no momentum or weight decay, weights {rbm.components_.dtype}"
 
 
+def check_fused():
+    """The hand-fused update of cd_epoch against autograd on one batch: with mu = 0.5 and zero buffers, uW must equal
+    d/dW [mean F(v0) - mean F(v1)] + lambda W, ub and uc the bias gradients (float32 rounding apart). Exits 1 if not."""
+    torch = torch_setup(1)
+    F = torch.nn.functional
+    v0 = (torch.rand(B, NV) > 0.5).float()
+    W, bv, ch = torch.randn(NH, NV) * 0.01, torch.randn(NV) * 0.1, torch.randn(NH) * 0.1
+    v1 = torch.sigmoid(F.linear(torch.bernoulli(torch.sigmoid(F.linear(v0, W, ch))), W.t(), bv))
+    ph0, phk = torch.sigmoid(torch.addmm(ch, v0, W.t())), torch.sigmoid(torch.addmm(ch, v1, W.t()))
+    uW, ub, uc, ones = torch.zeros_like(W), torch.zeros(NV), torch.zeros(NH), torch.ones(B)
+    uW.addmm_(ph0.t(), v0, beta=MOMENTUM, alpha=-1.0 / B).addmm_(phk.t(), v1, alpha=1.0 / B).add_(W, alpha=WEIGHT_DECAY)
+    ub.addmv_(v1.t(), ones, beta=MOMENTUM, alpha=1.0 / B).addmv_(v0.t(), ones, alpha=-1.0 / B)
+    uc.addmv_(phk.t(), ones, beta=MOMENTUM, alpha=1.0 / B).addmv_(ph0.t(), ones, alpha=-1.0 / B)
+    Wp, bp, cp = (t.clone().requires_grad_() for t in (W, bv, ch))
+    fe = lambda x: -(x @ bp) - F.softplus(F.linear(x, Wp, cp)).sum(1)
+    (fe(v0).mean() - fe(v1).mean()).backward()
+    diffs = [(uW - Wp.grad - WEIGHT_DECAY * W).abs().max().item(), (ub - bp.grad).abs().max().item(), (uc - cp.grad).abs().max().item()]
+    print(json.dumps({"check": "hand-fused CD-1 update = autograd gradient", "max_abs_diff_W_b_c": diffs}))
+    sys.exit(0 if max(diffs) < 1e-5 else 1)
+
+
 COLUMNS = {
     "numpy-floor": lambda v, x, y, t: numpy_floor(v, t),
     "torch-floor": lambda v, x, y, t: torch_floor(v, t),
@@ -296,6 +317,8 @@ COLUMNS = {
 
 
 def main():
+    if sys.argv[1:] == ["check"]:
+        check_fused()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("column", choices=sorted(COLUMNS))
     p.add_argument("--mnist", default=os.environ.get("MNIST_DIR", os.path.expanduser("~/.local/share/torchboltzmann/mnist")))

@@ -21,6 +21,13 @@
 // float32 tensor in memory, (b) a uint8 tensor in memory converted per batch, (c) an IdxStream over MNIST's training
 // file, (d) an IdxStream over 10× MNIST (--x10 DIR, written by `tbm make-mnist-x10`; skipped without it); each prints the
 // time per sample and the peak resident size (VmHWM). --limit N trains on the first N rows of each source.
+// With --compare: this library side by side with the matrix-product floors, PyTorch and scikit-learn on the same digits
+// (Compare.cs; the peers are bench/peers/peers.py, each column a child process), every column once per repeat (rep-major):
+// the libtorch five-GEMM floor; RBM 784×500 CD-1, CD-10 and PCD-1 epochs; a DBN 784-500-500-2000 pretraining epoch per
+// layer; the dropout fine-tuning epoch of --dropout; a DBM 784-500-1000 epoch; an AIS estimate (100 runs × 1,000 β steps);
+// Gibbs sweeps of --bm's machine. --reps R (3), --threads T, --limit N (first N digits), --peers all|none|a,b,…,
+// --out DIR (bench/results): writes compare-YYYYMMDD-HHMM.md and .csv and latest.md there.
+//   dotnet run -c Release --project bench/TorchBoltzmann.Bench -- --compare --threads 2 --reps 3
 using System.Diagnostics;
 using TorchBoltzmann;
 using TorchBoltzmann.Data;
@@ -30,8 +37,9 @@ using static TorchSharp.torch;
 
 int threads = 2, epochs = 2;
 string deviceName = "cpu";
-bool autograd = false, dropout = false, profile = false, heap = false, bf16 = false, memory = false, bmSweeps = false, dataSources = false;
-string? dataMode = null, x10 = null;
+bool autograd = false, dropout = false, profile = false, heap = false, bf16 = false, memory = false, bmSweeps = false, dataSources = false, compare = false;
+string? dataMode = null, x10 = null, peers = null, outDir = null;
+int reps = 3;
 long? limit = null;
 int digits = 10_000;
 string? heapRelease = null;
@@ -55,11 +63,22 @@ for (int i = 0; i < args.Length; i++)
         case "--limit": limit = long.Parse(args[++i]); break;
         case "--digits": digits = int.Parse(args[++i]); break;
         case "--heap-release": heapRelease = args[++i]; break;   // internal: the child processes of --heap
+        case "--compare": compare = true; break;
+        case "--reps": reps = int.Parse(args[++i]); break;
+        case "--peers": peers = args[++i]; break;
+        case "--out": outDir = args[++i]; break;
         case "--no-tune": break;
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }
 }
-if (new[] { dropout, profile, heap, bf16, memory, bmSweeps, dataSources }.Count(b => b) > 1) { Console.Error.WriteLine("--dropout, --profile, --heap, --bf16, --memory, --bm and --data are separate benchmarks: give one"); return 2; }
+if (new[] { dropout, profile, heap, bf16, memory, bmSweeps, dataSources, compare }.Count(b => b) > 1) { Console.Error.WriteLine("--dropout, --profile, --heap, --bf16, --memory, --bm, --data and --compare are separate benchmarks: give one"); return 2; }
+if (compare && reps < 1) { Console.Error.WriteLine($"--reps: expected a positive number of repeats, got {reps}"); return 2; }
+if (compare && limit is { } l0 && l0 < 100) { Console.Error.WriteLine($"--limit: expected at least 100 digits (one batch), got {l0}"); return 2; }
+if (compare)
+{
+    try { TorchBoltzmann.Bench.CompareBench.SelectPeers(peers); }
+    catch (ArgumentException e) { Console.Error.WriteLine(e.Message); return 2; }
+}
 if (dataSources && dataMode is null) return DataComparison();
 if (heap && heapRelease is null) return HeapComparison();
 if (!args.Contains("--no-tune")) NativeAllocator.Tune();
@@ -70,7 +89,7 @@ if (dataMode is not null) return DataRun(dataMode);
 Console.WriteLine($"TorchBoltzmann CD-1 benchmark: device {device}, {torch.get_num_threads()} threads, glibc tuned: {NativeAllocator.IsTuned}");
 
 var dir = MnistFetcher.Resolve(log: new Progress<string>(Console.WriteLine));
-using var mnist = MnistDataset.Load(dir, MnistSplit.Train);
+using var mnist = MnistDataset.Load(dir, MnistSplit.Train, compare && limit is not null ? (int)limit.Value : null);
 using var data = Binarize.Threshold(mnist.Images).to(device);
 const int nv = 784, nh = 500, batch = 100;
 long n = data.shape[0];
@@ -82,14 +101,15 @@ if (dropout || bf16) return DropoutBenchmark();
 if (profile) return FineTuningProfile();
 if (heap) return HeapRun(heapRelease == "on");
 if (memory) return MemoryRun();
+if (compare) return CompareRun();
 
-// 1. The five matrix products of a CD-1 step, on the same shapes, per batch.
-double GemmEpoch()
+// 1. The five matrix products of a CD-1 step, on the same shapes, per batch (the first `count` batches; all by default).
+double GemmEpoch(int? count = null)
 {
     using var w = torch.randn(nh, nv, device: device) * 0.01f;
     using var h = torch.rand(batch, nh, device: device);
     var clock = Stopwatch.StartNew();
-    for (int b = 0; b < batches; b++)
+    for (int b = 0; b < (count ?? batches); b++)
     {
         using var scope = torch.NewDisposeScope();
         var v0 = data.narrow(0, (long)b * batch, batch);
@@ -103,13 +123,14 @@ double GemmEpoch()
     return clock.Elapsed.TotalSeconds;
 }
 
-double TrainerEpoch(GradientMode mode)
+// One epoch of RbmTrainer (CD-k, or PCD-k when persistent) on `on` (the whole data set by default).
+double TrainerEpoch(GradientMode mode, int k = 1, bool persistent = false, Tensor? on = null)
 {
     using var g = new Generator(1, device);
     using var rbm = boltzmann.RBM(nv, nh, device: device, generator: g);
-    using var trainer = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = 1, BatchSize = batch, MetricsEvery = 0, Gradient = mode, Shuffle = true });
+    using var trainer = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = 1, BatchSize = batch, MetricsEvery = 0, Gradient = mode, Shuffle = true, K = k, Persistent = persistent });
     var clock = Stopwatch.StartNew();
-    trainer.Fit(data);
+    trainer.Fit(on ?? data);
     Sync();
     return clock.Elapsed.TotalSeconds;
 }
@@ -134,23 +155,7 @@ int DropoutBenchmark()
 {
     using var labels = mnist.Labels.to(device);
     using var pixels = mnist.Images.to(device);
-    // fast: FastDropout (else nn.Dropout); half: the products in bfloat16 (ComputeDtype).
-    double Epoch(bool fast, bool half = false)
-    {
-        using var g = new Generator(1, device);
-        using var clf = TorchBoltzmann.Modules.DbnClassifier.Build([784, 500, 500, 2000], 10, 0.2, 0.5, device, ScalarType.Float32, g);
-        var children = clf.named_children().Select(c => (c.name, c.module is TorchBoltzmann.Modules.FastDropout d && !fast
-            ? (nn.Module<Tensor, Tensor>)nn.Dropout(d.p) : (nn.Module<Tensor, Tensor>)c.module)).ToList();
-        using var model = nn.Sequential(children);
-        using var tuner = new FineTuner(model, new ClassifierTrainingOptions
-        {
-            Epochs = 1, ValidationCount = 0, LearningRateDecay = 1, ComputeDtype = half ? ScalarType.BFloat16 : null,
-        });
-        var clock = Stopwatch.StartNew();
-        tuner.Fit(pixels, labels);
-        Sync();
-        return clock.Elapsed.TotalSeconds;
-    }
+    double Epoch(bool fast, bool half = false) => FineTuneEpoch(pixels, labels, fast, half);
     Epoch(true); // warm-up
     if (bf16)
     {
@@ -166,6 +171,25 @@ int DropoutBenchmark()
     Console.WriteLine($"fine-tuning epoch, nn.Dropout:  {plain.Min():F3} s (min of {epochs})");
     Console.WriteLine($"fine-tuning epoch, FastDropout: {fast.Min():F3} s  ratio {fast.Min() / plain.Min():F2}");
     return 0;
+}
+
+// One fine-tuning epoch of DbnClassifier.Build([784, 500, 500, 2000], 10, 0.2, 0.5) (FineTuner's SGD defaults, every
+// digit trained on): fast: FastDropout (else nn.Dropout); half: the products in bfloat16 (ComputeDtype).
+double FineTuneEpoch(Tensor pixels, Tensor labels, bool fast = true, bool half = false)
+{
+    using var g = new Generator(1, device);
+    using var clf = TorchBoltzmann.Modules.DbnClassifier.Build([784, 500, 500, 2000], 10, 0.2, 0.5, device, ScalarType.Float32, g);
+    var children = clf.named_children().Select(c => (c.name, c.module is TorchBoltzmann.Modules.FastDropout d && !fast
+        ? (nn.Module<Tensor, Tensor>)nn.Dropout(d.p) : (nn.Module<Tensor, Tensor>)c.module)).ToList();
+    using var model = nn.Sequential(children);
+    using var tuner = new FineTuner(model, new ClassifierTrainingOptions
+    {
+        Epochs = 1, ValidationCount = 0, LearningRateDecay = 1, ComputeDtype = half ? ScalarType.BFloat16 : null,
+    });
+    var clock = Stopwatch.StartNew();
+    tuner.Fit(pixels, labels);
+    Sync();
+    return clock.Elapsed.TotalSeconds;
 }
 
 // Where a dropout fine-tuning epoch goes (784-500-500-2000-10, batch 100): the GEMMs alone, forward, forward + backward,
@@ -334,21 +358,120 @@ int BmSweepBenchmark()
                  (TorchBoltzmann.Modules.Connectivity.Bipartite, TorchBoltzmann.Sampling.GibbsScan.Blocked),
              })
     {
-        using var g = new Generator(1, device);
-        using var bm = boltzmann.BM(visible, hidden, connectivity, device: device, generator: g);
-        bm.reset_parameters(0.1, g);
-        using var chains = new TorchBoltzmann.Sampling.GibbsChains(bm, g, scan: scan);
-        chains.start_random(chainCount);
-        for (int s = 0; s < 10; s++) chains.step();
-        Sync();
-        var clock = Stopwatch.StartNew();
-        for (int s = 0; s < sweeps; s++) chains.step();
-        Sync();
-        double perSweep = clock.Elapsed.TotalSeconds / sweeps;
-        int updates = scan == TorchBoltzmann.Sampling.GibbsScan.Blocked ? bm.colour_classes().Length : visible + hidden;
+        double perSweep = BmSweepSeconds(connectivity, scan, chainCount, visible, hidden, sweeps);
+        int updates = visible + hidden;
+        if (scan == TorchBoltzmann.Sampling.GibbsScan.Blocked)
+            using (var bm = boltzmann.BM(visible, hidden, connectivity, device: device)) updates = bm.colour_classes().Length;
         Console.WriteLine($"| {connectivity} | {scan} | {updates} | {perSweep * 1e3:F2} ms | {chainCount / perSweep:N0} |");
     }
     return 0;
+}
+
+// Seconds per Gibbs sweep of `chainCount` chains over a BoltzmannMachine (weights reset to std 0.1), timed over `sweeps`
+// sweeps after 10 untimed ones.
+double BmSweepSeconds(TorchBoltzmann.Modules.Connectivity connectivity, TorchBoltzmann.Sampling.GibbsScan scan, int chainCount, int visible, int hidden, int sweeps)
+{
+    using var g = new Generator(1, device);
+    using var bm = boltzmann.BM(visible, hidden, connectivity, device: device, generator: g);
+    bm.reset_parameters(0.1, g);
+    using var chains = new TorchBoltzmann.Sampling.GibbsChains(bm, g, scan: scan);
+    chains.start_random(chainCount);
+    for (int s = 0; s < 10; s++) chains.step();
+    Sync();
+    var clock = Stopwatch.StartNew();
+    for (int s = 0; s < sweeps; s++) chains.step();
+    Sync();
+    return clock.Elapsed.TotalSeconds / sweeps;
+}
+
+// --compare: our columns, measured in this process by the functions the other modes use, and the peers in child
+// processes (Compare.cs). A warm-up on the first 1,000 digits (libtorch's threads and kernels, the allocator) precedes
+// the repeats and is not timed.
+int CompareRun()
+{
+    using var labels = mnist.Labels.to(device);
+    using var pixels = mnist.Images.to(device);
+    long warm = Math.Min(n, 1000);
+    using var warmData = data.narrow(0, 0, warm);
+    using var warmPixels = pixels.narrow(0, 0, warm);
+    using var warmLabels = labels.narrow(0, 0, warm);
+    string blas = $"libtorch (TorchSharp {typeof(torch).Assembly.GetName().Version?.ToString(3)}; MKL linked into libtorch_cpu)";
+    int th = torch.get_num_threads();
+    const int aisRuns = 100, aisSteps = 1000, bmChains = 1000, bmUnits = 100, bmSweeps = 100;
+    var ns = n.ToString("N0", System.Globalization.CultureInfo.InvariantCulture);
+    TorchBoltzmann.Bench.Measurement Ours(string column, double seconds, long samples, string note, double? work = null, string? unit = null)
+        => new(column, seconds, samples, blas, th, LiveTensors: DisposeScopeManager.Statistics.ThreadTotalLiveCount, Note: note, Work: work, WorkUnit: unit);
+    long whole = batches * (long)batch;
+
+    double DbmEpoch(Tensor on)
+    {
+        using var g = new Generator(1, device);
+        using var dbm = boltzmann.DBM([784, 500, 1000], device: device, generator: g);
+        using var trainer = new DbmTrainer(dbm, new DbmTrainingOptions { Epochs = 1, MetricsEvery = 0 }, generator: g);
+        var clock = Stopwatch.StartNew();
+        trainer.Fit(on);
+        Sync();
+        return clock.Elapsed.TotalSeconds;
+    }
+    double AisSeconds(int runs, int steps)
+    {
+        using var g = new Generator(1, device);
+        using var rbm = boltzmann.RBM(nv, nh, device: device, generator: g);
+        var clock = Stopwatch.StartNew();
+        TorchBoltzmann.Evaluation.AnnealedImportanceSampling.log_partition(rbm, null,
+            new TorchBoltzmann.Evaluation.AisOptions { Runs = runs, Schedule = TorchBoltzmann.Evaluation.BetaSchedule.Scaled(steps) }, g);
+        Sync();
+        return clock.Elapsed.TotalSeconds;
+    }
+
+    // Warm-up, untimed.
+    GemmEpoch(Math.Min(batches, 10));
+    TrainerEpoch(GradientMode.Direct, on: warmData);
+    FineTuneEpoch(warmPixels, warmLabels);
+    DbmEpoch(warmData);
+    AisSeconds(10, 100);
+    DisposeScopeManager.Statistics.Reset();
+
+    static TorchBoltzmann.Bench.ColumnInfo C(string name, string work, bool floor = false, bool vsFloor = false, string? peer = null)
+        => new(name, floor ? "libtorch" : "TorchBoltzmann", work, floor, vsFloor, peer);
+    var ours = new List<(TorchBoltzmann.Bench.ColumnInfo[], TorchBoltzmann.Bench.CompareStep)>
+    {
+        ([C("libtorch-floor", "five GEMMs of a CD-1 epoch (784×500, batch 100)", floor: true)],
+            new("floor", () => [Ours("libtorch-floor", GemmEpoch(), whole, "GemmEpoch: five GEMMs per batch, no sampling or update")])),
+        ([C("ours-cd1", "RBM 784×500 CD-1 epoch", vsFloor: true, peer: "torch-cd1")],
+            new("cd1", () => [Ours("ours-cd1", TrainerEpoch(GradientMode.Direct), n, "RbmTrainer defaults (η 0.1, momentum 0.5 in a first epoch, weight decay 2e-4 on W, shuffled), direct gradients")])),
+        ([C("ours-cd10", "RBM 784×500 CD-10 epoch", peer: "torch-cd10")],
+            new("cd10", () => [Ours("ours-cd10", TrainerEpoch(GradientMode.Direct, k: 10), n, "RbmTrainer, K = 10")])),
+        ([C("ours-pcd1", "RBM 784×500 PCD-1 epoch", vsFloor: true, peer: "torch-pcd1")],
+            new("pcd1", () => [Ours("ours-pcd1", TrainerEpoch(GradientMode.Direct, persistent: true), n, "RbmTrainer, Persistent = true")])),
+        ([C("ours-dbn-layer1", "DBN pretraining epoch, layer 784×500"), C("ours-dbn-layer2", "DBN pretraining epoch, layer 500×500"), C("ours-dbn-layer3", "DBN pretraining epoch, layer 500×2000")],
+            new("dbn", () =>
+            {
+                using var g = new Generator(1, device);
+                using var dbn = boltzmann.DBN([784, 500, 500, 2000], device: device, generator: g);
+                var history = new GreedyPretrainer(dbn, new DbnPretrainingOptions { Layer = new RbmTrainingOptions { Epochs = 1, MetricsEvery = 0 } }).Fit(data);
+                return [.. history.Select((h, l) => Ours($"ours-dbn-layer{l + 1}", h[0].TrainSeconds, n, $"GreedyPretrainer, RbmTrainer defaults; layer {l + 1}'s epoch (TrainSeconds), its input propagated once beforehand, not timed"))];
+            })),
+        ([C("ours-finetune", "fine-tuning epoch 784-500-500-2000-10, dropout, SGD", peer: "torch-finetune")],
+            new("finetune", () => [Ours("ours-finetune", FineTuneEpoch(pixels, labels), n, "DbnClassifier.Build([784, 500, 500, 2000], 10, 0.2, 0.5), FineTuner SGD η 0.1 momentum 0.9, every digit trained on (as --dropout)")])),
+        ([C("ours-dbm", "DBM 784-500-1000 epoch")],
+            new("dbm", () => [Ours("ours-dbm", DbmEpoch(data), n, "DbmTrainer defaults (mean field 10 iterations, 100 persistent chains × 5 Gibbs steps)")])),
+        ([C("ours-ais", $"AIS log Z of an RBM 784×500, {aisRuns} runs × {aisSteps} β steps")],
+            new("ais", () =>
+            {
+                double s = AisSeconds(aisRuns, aisSteps);
+                return [Ours("ours-ais", s, aisRuns, "AnnealedImportanceSampling.log_partition, BetaSchedule.Scaled(1000), base-rate model with zero biases", aisRuns * (double)aisSteps, "run-steps/s")];
+            })),
+        ([C("ours-bm-sweeps", $"BoltzmannMachine Gibbs sweeps, {bmChains} chains × {bmUnits} units, full mask, systematic scan")],
+            new("bm", () =>
+            {
+                double perSweep = BmSweepSeconds(TorchBoltzmann.Modules.Connectivity.Full, TorchBoltzmann.Sampling.GibbsScan.Systematic, bmChains, bmUnits / 2, bmUnits / 2, bmSweeps);
+                return [Ours("ours-bm-sweeps", perSweep * bmSweeps, bmChains * (long)bmSweeps, $"GibbsChains over boltzmann.BM(50, 50, Full), {bmSweeps} sweeps after 10", bmChains * (double)bmUnits * bmSweeps, "chain-unit updates/s")];
+            })),
+    };
+    var bench = new TorchBoltzmann.Bench.CompareBench(reps, th, peers, outDir ?? Path.Combine(TorchBoltzmann.Bench.CompareBench.RepoRoot(), "bench", "results"),
+                                                      limit, dir, args);
+    return bench.Run(ours, () => NativeAllocator.PeakResidentBytes() / 1048576.0, () => DisposeScopeManager.Statistics.ThreadTotalLiveCount);
 }
 
 /// <summary>An IProgress that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool).</summary>

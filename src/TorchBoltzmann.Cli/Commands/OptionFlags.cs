@@ -13,7 +13,7 @@ internal static partial class OptionFlags
     /// <summary><c>train-rbm</c>: the properties of <see cref="Training.RbmTrainingOptions"/> it sets.</summary>
     public static IReadOnlyDictionary<string, string> TrainRbm { get; } = new Dictionary<string, string>
     {
-        ["Epochs"] = "--epochs", ["LearningRate"] = "--lr", ["K"] = "--k", ["BatchSize"] = "--batch", ["WeightDecay"] = "--weight-decay",
+        ["Epochs"] = "--epochs", ["LearningRate"] = "--lr", ["K"] = "--k", ["BatchSize"] = "--batch", ["WeightDecay"] = "--weight-decay", ["ComputeDtype"] = "--compute-dtype",
         ["Tempering"] = "--tempering", ["LearningRateDecay"] = "--lr-decay", ["FinalMomentum"] = "--momentum", ["InitialMomentum"] = "--momentum",
     };
 

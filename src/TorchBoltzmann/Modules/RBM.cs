@@ -102,6 +102,23 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
     private double _upScale = 1.0;
 
     /// <summary>
+    /// The dtype the coupling products W v and Wᵀh are computed in (null, the default: the model's own). With
+    /// <c>BFloat16</c>, <see cref="hidden_net"/> and <see cref="visible_net"/> compute c + s↑·(v_c W_cᵀ) with ·_c the cast to
+    /// bfloat16 and the product cast back before the scale and bias are applied in the model's dtype; the parameters stay
+    /// in the model's dtype. A setting of the running module, not saved with it: <see cref="Training.RbmTrainer"/> sets it
+    /// for the training passes only (<see cref="Training.RbmTrainingOptions.ComputeDtype"/>), so metrics, sampling and
+    /// likelihoods use the model's own products.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A dtype other than bfloat16, float32 or float64.</exception>
+    public ScalarType? compute_dtype
+    {
+        get => _computeDtype;
+        set => _computeDtype = value is null or ScalarType.BFloat16 or ScalarType.Float32 or ScalarType.Float64 ? value
+            : throw new ArgumentOutOfRangeException(nameof(compute_dtype), value, "compute_dtype: expected BFloat16, Float32, Float64 or null (Float16 products without loss scaling lose small statistics).");
+    }
+    private ScalarType? _computeDtype;
+
+    /// <summary>
     /// The factor s↓ on the coupling in the down-pass: η_v = b + s↓·Wᵀh, so p(v = 1 | h) = σ(b + s↓·Wᵀh) for Bernoulli
     /// visible units (default 1). Unlike <see cref="up_scale"/> it does not enter the energy: when s↓ ≠ s↑ the down-pass
     /// is not the conditional of the joint <see cref="energy"/> but the training device of Salakhutdinov &amp; Hinton
@@ -189,9 +206,16 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
         return Coupled(h, wt, _visible_bias, _downScale);
     }
 
-    /// <summary>bias + s·(x Mᵀ): one fused <c>linear</c> when s = 1, else the product scaled before the bias is added.</summary>
-    private static Tensor Coupled(Tensor x, Tensor m, Tensor bias, double s)
+    /// <summary>bias + s·(x Mᵀ): one fused <c>linear</c> when s = 1, else the product scaled before the bias is added; with a
+    /// <see cref="compute_dtype"/> other than x's, the product (x_c M_cᵀ) in that dtype, cast back to x's.</summary>
+    private Tensor Coupled(Tensor x, Tensor m, Tensor bias, double s)
     {
+        if (_computeDtype is { } cd && cd != x.dtype)
+        {
+            using var cast = torch.NewDisposeScope();
+            var product = nn.functional.linear(x.to(cd), m.to(cd)).to(x.dtype);
+            return (s == 1.0 ? product.add_(bias) : product.mul_(s).add_(bias)).MoveToOuterDisposeScope();
+        }
         if (s == 1.0) return nn.functional.linear(x, m, bias);
         using var scope = torch.NewDisposeScope();
         return nn.functional.linear(x, m).mul(s).add(bias).MoveToOuterDisposeScope();

@@ -460,6 +460,21 @@ public sealed class RbmTrainer : IDisposable
         _rbm.check_visible(v0, "batch");
         Checks.Rows(v0, _rbm.n_visible, "batch", "B", param: nameof(v0));
         using var scope = torch.NewDisposeScope();
+        var modelDtype = _rbm.compute_dtype;
+        _rbm.compute_dtype = Options.ComputeDtype ?? modelDtype;
+        try
+        {
+            return StepIn(v0);
+        }
+        finally
+        {
+            _rbm.compute_dtype = modelDtype;
+        }
+    }
+
+    /// <summary>The body of <see cref="Step"/>, with the model's products in <see cref="RbmTrainingOptions.ComputeDtype"/>.</summary>
+    private bool StepIn(Tensor v0)
+    {
         if (!_direct)
         {
             var vk = NegativeSample(v0, null).vk;
@@ -475,7 +490,7 @@ public sealed class RbmTrainer : IDisposable
             using var _ = torch.no_grad();
             var ph0 = _rbm.prob_h(v0);                       // shared by the positive statistics and the first Gibbs step
             var (vk, phk) = NegativeSample(v0, ph0);
-            WriteCdGradients(_rbm, v0, ph0, vk, phk!, Options.WeightDecay, FoldsMomentum ? _momentum : 0);
+            WriteCdGradients(_rbm, v0, ph0, vk, phk!, Options.WeightDecay, FoldsMomentum ? _momentum : 0, Options.ComputeDtype);
         }
         if (Options.Centering || Options.SparsityTarget is not null) Regularise(v0);
         using (torch.no_grad())
@@ -538,20 +553,25 @@ public sealed class RbmTrainer : IDisposable
     /// Existing gradient buffers are overwritten in place (no allocation after the first call).
     /// </summary>
     /// <exception cref="NotSupportedException">A unit type without a linear bias term (use <see cref="GradientMode.Autograd"/>).</exception>
-    public static void WriteCdGradients(RBM rbm, Tensor v0, Tensor vk, double weightDecay = 0)
+    /// <param name="rbm">The model whose <c>.grad</c> buffers are written.</param>
+    /// <param name="v0">The data batch v⁰.</param>
+    /// <param name="vk">The negative sample vᵏ.</param>
+    /// <param name="weightDecay">λ.</param>
+    /// <param name="computeDtype">The dtype of the weight statistics' product (<see cref="RbmTrainingOptions.ComputeDtype"/>); null: the model's.</param>
+    public static void WriteCdGradients(RBM rbm, Tensor v0, Tensor vk, double weightDecay = 0, ScalarType? computeDtype = null)
     {
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         using var ph0 = rbm.prob_h(v0);
         using var phk = rbm.prob_h(vk);
-        WriteCdGradients(rbm, v0, ph0, vk, phk, weightDecay, 0);
+        WriteCdGradients(rbm, v0, ph0, vk, phk, weightDecay, 0, computeDtype);
     }
 
     /// <summary>
     /// Writes g = ∂L/∂θ into each <c>.grad</c> (μ = 0), or accumulates the momentum buffer u ← μu + g there (μ &gt; 0):
     /// the first matrix product scales the old buffer by β = μ, so momentum costs no extra pass over W.
     /// </summary>
-    private static void WriteCdGradients(RBM rbm, Tensor v0, Tensor ph0, Tensor vk, Tensor phk, double weightDecay, double momentum)
+    private static void WriteCdGradients(RBM rbm, Tensor v0, Tensor ph0, Tensor vk, Tensor phk, double weightDecay, double momentum, ScalarType? computeDtype)
     {
         if (!rbm.visible_units.has_linear_bias || !rbm.hidden_units.has_linear_bias)
             throw new NotSupportedException($"Direct CD gradients need unit types with a linear bias term; {rbm} needs GradientMode.Autograd.");
@@ -563,8 +583,20 @@ public sealed class RbmTrainer : IDisposable
         // rounded to single precision (a relative 3·10⁻⁸ in float64 models).
         float beta = Beta(gw, momentum);
         float s = (float)rbm.up_scale;   // ∂F/∂W = −s↑·p(h|v)vᵀ
-        gw.addmm_(ph0.t(), v0, beta: beta, alpha: -s / b0);
-        gw.addmm_(phk.t(), vk, beta: 1f, alpha: s / bk);
+        if (computeDtype is { } cd && cd != gw.dtype && b0 == bk)
+        {
+            // One product in the compute dtype: [ph0; phk]ᵀ·[−v0; vk] = phkᵀvk − ph0ᵀv0, rounded once, after the phases cancel.
+            using var hs = torch.cat([ph0, phk]).to(cd);
+            using var vs = torch.cat([v0.neg(), vk]).to(cd);
+            using var stat = hs.t().matmul(vs);
+            if (beta != 1f) gw.mul_(beta);
+            gw.add_(stat, alpha: s / b0);
+        }
+        else
+        {
+            gw.addmm_(ph0.t(), v0, beta: beta, alpha: -s / b0);
+            gw.addmm_(phk.t(), vk, beta: 1f, alpha: s / bk);
+        }
         if (weightDecay > 0) gw.add_(rbm.weight, alpha: weightDecay);
         var ones0 = torch.ones(v0.shape[0], dtype: v0.dtype, device: v0.device);
         var onesK = vk.shape[0] == v0.shape[0] ? ones0 : torch.ones(vk.shape[0], dtype: vk.dtype, device: vk.device);

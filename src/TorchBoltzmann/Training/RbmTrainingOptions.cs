@@ -1,3 +1,4 @@
+using static TorchSharp.torch;
 namespace TorchBoltzmann.Training;
 
 /// <summary>How the trainer obtains the parameter gradients.</summary>
@@ -54,6 +55,18 @@ public sealed record RbmTrainingOptions
     public bool SampleVisible { get; init; }
     /// <summary>How gradients are computed.</summary>
     public GradientMode Gradient { get; init; } = GradientMode.Direct;
+    /// <summary>
+    /// The dtype of the training passes' matrix products (null: the model's own). With <c>BFloat16</c> the net inputs
+    /// of the positive phase and the Gibbs steps are computed from bfloat16 products (<see cref="Modules.RBM.compute_dtype"/>,
+    /// set for each <see cref="RbmTrainer.Step"/> and restored after it), and the direct path computes the weight
+    /// statistics as one bfloat16 product of the stacked phases, [p(h|v⁰); p(h|vᵏ)]ᵀ·[−v⁰; vᵏ] / B, so that the
+    /// positive and negative statistics cancel inside the product's float32 accumulator before its result is rounded
+    /// (two separately rounded statistics would lose their difference). Parameters, gradients, momentum and
+    /// updates stay in the model's dtype, and the epoch metrics, sampling and likelihoods use the model's own
+    /// products. Speed and quality: bench <c>--compare</c> and the benchmarks article. CPUs without bfloat16
+    /// instructions may run the products slower than float32.
+    /// </summary>
+    public ScalarType? ComputeDtype { get; init; }
     /// <summary>Shuffle the training examples every epoch.</summary>
     public bool Shuffle { get; init; } = true;
     /// <summary>Compute epoch metrics every this many epochs (and always after the last); 0 turns them off.</summary>
@@ -104,6 +117,8 @@ public sealed record RbmTrainingOptions
         OptionRules.NonNegativeFinite(SparsityCost, nameof(SparsityCost));
         OptionRules.FractionBelowOne(SparsityDecay, nameof(SparsityDecay));
         OptionRules.Decay(CenteringRate, nameof(CenteringRate));
+        if (ComputeDtype is { } cd && cd is not (ScalarType.BFloat16 or ScalarType.Float32 or ScalarType.Float64))
+            throw new ArgumentOutOfRangeException(nameof(ComputeDtype), cd, "ComputeDtype: expected BFloat16, Float32 or Float64 (Float16 products without loss scaling lose small statistics).");
         if (Tempering is not null && Persistent)
             throw new ArgumentException("Tempering: parallel tempering keeps its own persistent replicas; expected Persistent = false, got true.", nameof(Tempering));
     }

@@ -24,7 +24,7 @@ namespace TorchBoltzmann.Training;
 /// k block-Gibbs steps h ~ p(h | x), x ~ p(x | h) give xᵏ (the label group softmax-sampled, not clamped); with
 /// x̃ᵏ = [s_neg^{L−1} ; p(y | h)] (the sampled features and the label probabilities, as in the paper's pseudo-code):
 /// <code>ΔW_top = η (p(h | x⁰) x⁰ᵀ − p(h | x̃ᵏ) x̃ᵏᵀ),   Δb_top = η (x⁰ − x̃ᵏ),   Δc_top = η (p(h | x⁰) − p(h | x̃ᵏ))</code>
-/// (<see cref="RbmTrainer.WriteCdGradients(RBM, Tensor, Tensor, double)"/>).</para>
+/// (<see cref="RbmTrainer.WriteCdGradients(RBM, Tensor, Tensor, double, ScalarType?)"/>).</para>
 /// <para><b>Sleep phase</b> (stochastic down-pass with the generative weights from the negative sample, then the
 /// recognition weights learn to infer each layer from the one below):
 /// <code>d^{L−1} = s_neg^{L−1},   d^l ~ σ(b_l + W_lᵀ d^{l+1}) for l = L − 2 … 1,   d⁰ = σ(b₀ + W₀ᵀ d¹) (probabilities)

@@ -124,11 +124,11 @@ double GemmEpoch(int? count = null)
 }
 
 // One epoch of RbmTrainer (CD-k, or PCD-k when persistent) on `on` (the whole data set by default).
-double TrainerEpoch(GradientMode mode, int k = 1, bool persistent = false, Tensor? on = null)
+double TrainerEpoch(GradientMode mode, int k = 1, bool persistent = false, Tensor? on = null, ScalarType? computeDtype = null)
 {
     using var g = new Generator(1, device);
     using var rbm = boltzmann.RBM(nv, nh, device: device, generator: g);
-    using var trainer = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = 1, BatchSize = batch, MetricsEvery = 0, Gradient = mode, Shuffle = true, K = k, Persistent = persistent });
+    using var trainer = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = 1, BatchSize = batch, MetricsEvery = 0, Gradient = mode, Shuffle = true, K = k, Persistent = persistent, ComputeDtype = computeDtype });
     var clock = Stopwatch.StartNew();
     trainer.Fit(on ?? data);
     Sync();
@@ -427,6 +427,7 @@ int CompareRun()
     // Warm-up, untimed.
     GemmEpoch(Math.Min(batches, 10));
     TrainerEpoch(GradientMode.Direct, on: warmData);
+    TrainerEpoch(GradientMode.Direct, on: warmData, computeDtype: ScalarType.BFloat16);
     FineTuneEpoch(warmPixels, warmLabels);
     DbmEpoch(warmData);
     AisSeconds(10, 100);
@@ -440,6 +441,8 @@ int CompareRun()
             new("floor", () => [Ours("libtorch-floor", GemmEpoch(), whole, "GemmEpoch: five GEMMs per batch, no sampling or update")])),
         ([C("ours-cd1", "RBM 784×500 CD-1 epoch", vsFloor: true, peer: "torch-cd1")],
             new("cd1", () => [Ours("ours-cd1", TrainerEpoch(GradientMode.Direct), n, "RbmTrainer defaults (η 0.1, momentum 0.5 in a first epoch, weight decay 2e-4 on W, shuffled), direct gradients")])),
+        ([C("ours-cd1-bf16", "RBM 784×500 CD-1 epoch, bfloat16 products", peer: "torch-cd1")],
+            new("cd1-bf16", () => [Ours("ours-cd1-bf16", TrainerEpoch(GradientMode.Direct, computeDtype: ScalarType.BFloat16), n, "RbmTrainer defaults with ComputeDtype = BFloat16 (its own column: never in place of float32)")])),
         ([C("ours-cd10", "RBM 784×500 CD-10 epoch", peer: "torch-cd10")],
             new("cd10", () => [Ours("ours-cd10", TrainerEpoch(GradientMode.Direct, k: 10), n, "RbmTrainer, K = 10")])),
         ([C("ours-pcd1", "RBM 784×500 PCD-1 epoch", vsFloor: true, peer: "torch-pcd1")],

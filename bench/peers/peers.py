@@ -52,27 +52,29 @@ def need(module, package):
         sys.exit(3)
 
 
-def read_idx_images(path, limit):
-    """IDX3 (magic 0x00000803, big-endian N, rows, cols, then N*rows*cols bytes) as an N x rows*cols uint8 array."""
+def read_idx(path, limit):
+    """An IDX file of unsigned bytes: magic 0x00000801 (labels: N) or 0x00000803 (images: N, rows, cols), big-endian,
+    then the bytes. Images come back as an N x rows*cols uint8 array, labels as N int64."""
     np = need("numpy", "python3-numpy")
     with open(path, "rb") as f:
-        head = np.frombuffer(f.read(16), dtype=">i4")
-        if head[0] != 0x803:
-            sys.exit(f"{path}: not an IDX3 image file (magic {head[0]:#x})")
-        n, rows, cols = int(head[1]), int(head[2]), int(head[3])
-        if limit:
-            n = min(n, limit)
-        return np.frombuffer(f.read(n * rows * cols), dtype=np.uint8).reshape(n, rows * cols)
+        magic = int(np.frombuffer(f.read(4), dtype=">i4")[0])
+        if magic not in (0x801, 0x803):
+            sys.exit(f"{path}: not an IDX1 label or IDX3 image file (magic {magic:#x})")
+        dims = [int(d) for d in np.frombuffer(f.read(4 * (magic & 0xFF)), dtype=">i4")]
+        n = min(dims[0], limit) if limit else dims[0]
+        width = int(np.prod(dims[1:])) if len(dims) > 1 else 1
+        data = np.frombuffer(f.read(n * width), dtype=np.uint8)
+        return data.reshape(n, width) if magic == 0x803 else data.astype(np.int64)
+
+
+def read_idx_images(path, limit):
+    """IDX3 images as an N x rows*cols uint8 array."""
+    return read_idx(path, limit)
 
 
 def read_idx_labels(path, limit):
-    np = need("numpy", "python3-numpy")
-    with open(path, "rb") as f:
-        head = np.frombuffer(f.read(8), dtype=">i4")
-        if head[0] != 0x801:
-            sys.exit(f"{path}: not an IDX1 label file (magic {head[0]:#x})")
-        n = int(head[1]) if not limit else min(int(head[1]), limit)
-        return np.frombuffer(f.read(n), dtype=np.uint8).astype(np.int64)
+    """IDX1 labels as N int64."""
+    return read_idx(path, limit)
 
 
 def blas_loaded():

@@ -258,7 +258,7 @@ internal static class MnistCommand
         private readonly Option<double?> _inputDropout = new("--input-dropout") { Description = $"Override the dropout probability on the inputs ({PresetValues(p => p.InputDropout)})" };
         private readonly Option<double?> _hiddenDropout = new("--hidden-dropout") { Description = $"Override the dropout probability after each hidden layer ({PresetValues(p => p.HiddenDropout)})" };
 
-        private readonly Option<string?> _computeDtype = new("--compute-dtype") { Description = "Mixed precision: the dtype of the fine-tuning passes' matrix products (float32 or bfloat16); weights and updates stay float32, validation and test passes too. Faster on CPUs with bfloat16 instructions (see the README's benchmarks), possibly slower without them. Default: float32" };
+        private readonly Option<string?> _computeDtype = new("--compute-dtype") { Description = "Mixed precision: the dtype of the fine-tuning passes' matrix products (float32 or bfloat16); weights and updates stay float32, validation and test passes too. Faster on CPUs with bfloat16 instructions (AVX512-BF16, AMX; see the benchmarks); without them much slower (an RBM epoch measured 17 times float32's). Default: float32" };
         private Option[] All => [_pretrainEpochs, _topEpochs, _topK, _initStd, _visibleBiasInit, _finetuneEpochs, _validation, _lr, _momentum, _initialMomentum, _momentumRamp, _dampen, _maxNorm, _dropoutConvention, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _classConditional, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout, _computeDtype];
 
         public void AddTo(Command cmd)

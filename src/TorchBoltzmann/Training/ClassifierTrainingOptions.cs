@@ -86,7 +86,7 @@ public sealed record ClassifierTrainingOptions
     /// refused: without loss scaling its small gradients underflow to zero. Timed with SGD only (bench
     /// <c>--bf16</c>: a dropout fine-tuning epoch of the 784-500-500-2000-10 classifier took 0.58× its float32 time on
     /// an AMD EPYC with AVX512-BF16); with conjugate gradients it is tested on a small problem only: their line searches
-    /// compare small loss differences, which bfloat16 rounding may blur. CPUs without bfloat16 instructions may run the products slower than float32.
+    /// compare small loss differences, which bfloat16 rounding may blur. CPUs without bfloat16 instructions run the products much slower than float32 (an RBM CD-1 epoch took 16.9× its float32 time on an AVX2-only AMD EPYC: <see cref="RbmTrainingOptions.ComputeDtype"/>).
     /// </summary>
     public ScalarType? ComputeDtype { get; init; }
     /// <summary>Exponential decay γ of the learning rate per epoch: η_e = η₀ γ^e (1 = constant). Applies to any optimizer.</summary>

@@ -20,7 +20,8 @@
 // With --data: 784×500 CD-1 epochs (batch 100, binarised digits) from four sources, each in a fresh child process: (a) the
 // float32 tensor in memory, (b) a uint8 tensor in memory converted per batch, (c) an IdxStream over MNIST's training
 // file, (d) an IdxStream over 10× MNIST (--x10 DIR, written by `tbm make-mnist-x10`; skipped without it); each prints the
-// time per sample and the peak resident size (VmHWM). --limit N trains on the first N rows of each source.
+// time per sample, the peak resident size (VmHWM) and the anonymous resident size when training ends, before and after
+// malloc_trim (the difference is free heap glibc kept, not tensors). --limit N trains on the first N rows of each source.
 // With --compare: this library side by side with the matrix-product floors, PyTorch and scikit-learn on the same digits
 // (Compare.cs; the peers are bench/peers/peers.py, each column a child process), every column once per repeat (rep-major):
 // the libtorch five-GEMM floor; RBM 784×500 CD-1, CD-10 and PCD-1 epochs; a DBN 784-500-500-2000 pretraining epoch per
@@ -478,14 +479,15 @@ int CompareRun()
 }
 
 /// <summary>An IProgress that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool).</summary>
-// The parent of --data: one child process per source; each prints "data: <rows> <seconds> <µs per sample> <peak MB>".
+// The parent of --data: one child process per source; each prints
+// "data: <rows> <seconds> <µs per sample> <peak MB> <anonymous MB at the end> <anonymous MB after malloc_trim>".
 int DataComparison()
 {
     var modes = new List<string> { "float32", "uint8", "stream" };
     if (x10 is not null) modes.Add("stream-x10");
     Console.WriteLine($"RBM 784×500 CD-1, batch 100, {epochs} epochs per source{(limit is null ? "" : $", first {limit} rows")}, device {deviceName}, {threads} threads, {DateTime.UtcNow:yyyy-MM-dd}");
-    Console.WriteLine("| source | rows | seconds | µs per sample | peak RSS (MB) |");
-    Console.WriteLine("|---|---|---|---|---|");
+    Console.WriteLine("| source | rows | seconds | µs per sample | peak RSS (MB) | anonymous RSS at the end (MB) | after malloc_trim (MB) |");
+    Console.WriteLine("|---|---|---|---|---|---|---|");
     foreach (var mode in modes)
     {
         var host = Environment.ProcessPath!;
@@ -501,7 +503,7 @@ int DataComparison()
         var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("data: "));
         if (child.ExitCode != 0 || line is null) { Console.Error.WriteLine($"the {mode} run failed:\n{output}"); return 1; }
         var f = line[6..].Split(' ');
-        Console.WriteLine($"| {mode} | {f[0]} | {f[1]} | {f[2]} | {f[3]} |");
+        Console.WriteLine($"| {mode} | {f[0]} | {f[1]} | {f[2]} | {f[3]} | {f[4]} | {f[5]} |");
     }
     return 0;
 }
@@ -547,10 +549,14 @@ int DataRun(string mode)
     Sync();
     double seconds = clock.Elapsed.TotalSeconds;
     long rows = source.Count;
+    // What the process holds when training ends, and what of it is free heap that glibc kept (malloc_trim hands it back).
+    double anonEnd = NativeAllocator.AnonymousResidentBytes() / 1048576.0;
+    NativeAllocator.ReleaseFreeMemory();
+    double anonTrimmed = NativeAllocator.AnonymousResidentBytes() / 1048576.0;
     source.Dispose();
     owned?.Dispose();
     double mb = NativeAllocator.PeakResidentBytes() / 1048576.0;
-    Console.WriteLine($"data: {rows} {seconds:F2} {1e6 * seconds / (rows * (double)epochs):F1} {mb:F0}");
+    Console.WriteLine($"data: {rows} {seconds:F2} {1e6 * seconds / (rows * (double)epochs):F1} {mb:F0} {anonEnd:F0} {anonTrimmed:F0}");
     return 0;
 }
 

@@ -66,11 +66,17 @@ internal static class DbmCommand
         var threads = CommonOptions.Threads();
         var limit = CommonOptions.Limit();
         var tensorBoard = TensorBoardRun.Option();
+        var stream = new Option<string?>("--stream")
+        {
+            Description = "Train from an uncompressed IDX file of 28×28 images streamed from disk (a directory holding train-images-idx3-ubyte, or the file), " +
+                          "binarised at 0.5, read by a background reader in shuffled chunks: memory bounded whatever the file's size (e.g. the 600,000 digits of tbm make-mnist-x10). " +
+                          "Test digits still come from MNIST's test set; with --pretrain-epochs the pretraining also streams and is not checkpointed (the DBM's training is)",
+        };
         var cmd = new Command("dbm", "Train a deep Boltzmann machine on MNIST (binarised at 0.5; Salakhutdinov & Hinton 2009): mean-field positive phase, persistent chains; " +
                                      "then log Z by AIS and the mean-field lower bound on the test log-likelihood. Exit codes: 0 done, 1 error, 130 interrupted (the checkpoint is kept and the same command continues)")
         {
             layers, epochs, lr, lrDecay, momentum, weightDecay, batch, chains, gibbs, mfIters, pretrainEpochs, aisRuns, aisSteps, testRows, output, checkpointEvery,
-            device, seed, threads, limit, tensorBoard,
+            device, seed, threads, limit, tensorBoard, stream,
         };
         data.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(new Arguments(
@@ -81,12 +87,12 @@ internal static class DbmCommand
                 MeanFieldIterations = r.GetValue(mfIters), Seed = r.GetValue(seed),
             },
             r.GetValue(pretrainEpochs), r.GetValue(aisRuns), r.GetValue(aisSteps), r.GetValue(testRows), r.GetValue(output)!, r.GetValue(checkpointEvery), data.Read(r),
-            r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose), r.GetValue(tensorBoard)), ct)));
+            r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose), r.GetValue(tensorBoard), r.GetValue(stream)), ct)));
         return cmd;
     }
 
     private sealed record Arguments(string Layers, DbmTrainingOptions Options, int PretrainEpochs, int AisRuns, int AisSteps, int TestRows, string Output, int CheckpointEvery,
-                                    CommonOptions.DataSource Source, string Device, int Threads, int? Limit, bool Verbose, string? TensorBoard);
+                                    CommonOptions.DataSource Source, string Device, int Threads, int? Limit, bool Verbose, string? TensorBoard, string? Stream);
 
     /// <summary>The run checkpoint of a dbm run writing <paramref name="output"/>: <c>OUTPUT-STEM-train.ckpt</c>.</summary>
     internal static string CheckpointPath(string output) => Path.ChangeExtension(output, null) + "-train.ckpt";
@@ -137,20 +143,21 @@ internal static class DbmCommand
             ct.ThrowIfCancellationRequested();
 
             var dir = CommonOptions.ResolveMnist(a.Source, a.Verbose);
-            using var trainSet = MnistDataset.Load(dir, MnistSplit.Train, a.Limit);
-            using var testSet = MnistDataset.Load(dir, MnistSplit.Test, Math.Min(10000, a.TestRows));
-            if (options.BatchSize > trainSet.Count)
-                throw new CliException($"--batch must be at most the number of training digits, {trainSet.Count}, got {options.BatchSize}");
-            using var trainBinary = Binarize.Threshold(trainSet.Images);
-            using var testBinary = Binarize.Threshold(testSet.Images);
-            using var train = trainBinary.to(device);
-            using var test = testBinary.to(device);
-            Terminal.Line($"Training DBM {string.Join("-", sizes)} on {train.shape[0]} digits, {options.Epochs} epoch(s), lr {options.LearningRate} (×{options.LearningRateDecay}/epoch), " +
+            // The training digits: MNIST's in memory (float32 on the device), or a stream read while training.
+            using var streamed = a.Stream is null ? null : TrainRbmCommand.OpenStream(a.Stream, options.Seed, a.Limit);
+            using var train = streamed is not null ? null : LoadBinary(dir, MnistSplit.Train, a.Limit, device);
+            using var test = LoadBinary(dir, MnistSplit.Test, Math.Min(10000, a.TestRows), device);
+            long trainCount = streamed?.Count ?? train!.shape[0];
+            if (options.BatchSize > trainCount)
+                throw new CliException($"--batch must be at most the number of training digits, {trainCount}, got {options.BatchSize}");
+            Terminal.Line($"Training DBM {string.Join("-", sizes)} on {trainCount} digits{(streamed is null ? "" : $" streamed from {streamed.Path}")}, {options.Epochs} epoch(s), lr {options.LearningRate} (×{options.LearningRateDecay}/epoch), " +
                           $"momentum {options.Momentum}, {options.Chains} chains × {options.GibbsSteps} Gibbs steps, ≤ {options.MeanFieldIterations} mean-field sweeps, batch {options.BatchSize}, device {device}, seed {options.Seed}");
 
             using var gen = new Generator(options.Seed, device);
             using var dbm = boltzmann.DBM(sizes, device: device, generator: gen);
-            using var baseRate = AnnealedImportanceSampling.base_rate_bias(UnitType.Bernoulli, train);
+            // b_A from the training digits' pixel means; a stream's means come from one pass over its file (the base rate of
+            // the one-row tensor of means is that of the data, since it depends on the data through their mean only).
+            using var baseRate = streamed is null ? AnnealedImportanceSampling.base_rate_bias(UnitType.Bernoulli, train!) : StreamBaseRate(streamed, device);
             using (torch.no_grad()) dbm.bias(0).copy_(baseRate);   // visible biases from the data's smoothed pixel means
             checkpoint = a.CheckpointEvery > 0 ? CheckpointPath(a.Output) : null;
             bool continuing = checkpoint is not null && File.Exists(checkpoint);
@@ -158,23 +165,33 @@ internal static class DbmCommand
             IReadOnlyList<IReadOnlyList<RbmEpochMetrics>>? pretraining = null;
             if (a.PretrainEpochs > 0 && !continuing)   // a continuing run's weights come from its checkpoint, pretrained or not
             {
-                pretrainCheckpoint = a.CheckpointEvery > 0 ? PretrainCheckpointPath(a.Output) : null;
+                pretrainCheckpoint = a.CheckpointEvery > 0 && streamed is null ? PretrainCheckpointPath(a.Output) : null;   // a streamed pretraining is not checkpointed
                 if (pretrainCheckpoint is not null && File.Exists(pretrainCheckpoint))
                     Terminal.Line($"Continuing the pretraining from {pretrainCheckpoint} (an earlier run of this command stopped; delete it to start over).");
                 Terminal.Line($"Pretraining {sizes.Length - 1} modified RBMs greedily ({string.Join(", ", Enumerable.Range(0, sizes.Length - 1).Select(l => { var (up, down) = DbmPretrainer.InputScales(l, sizes.Length - 1); return $"{sizes[l]}-{sizes[l + 1]} ×{up:0} up ×{down:0} down"; }))}), " +
                               $"{a.PretrainEpochs} epoch(s) each, CD-1, lr 0.1, batch {options.BatchSize}");
                 var pretrainer = new DbmPretrainer(dbm, PretrainingOptions(a.PretrainEpochs, options)) { CheckpointPath = pretrainCheckpoint };
-                pretraining = ConsoleProgress.Run(p => pretrainer.Fit(train, progress: p, cancellationToken: ct));
+                if (streamed is not null)
+                    Terminal.Line("The streamed pretraining keeps no checkpoint: an interrupted run pretrains again; the DBM's training after it is checkpointed.");
+                pretraining = ConsoleProgress.Run(p => streamed is not null ? pretrainer.FitSource(streamed, progress: p, cancellationToken: ct)
+                                                                            : pretrainer.Fit(train!, progress: p, cancellationToken: ct));
             }
-            var tag = new Dictionary<string, string> { ["data"] = $"MNIST binarised at 0.5, limit {a.Limit?.ToString(CultureInfo.InvariantCulture) ?? "none"}" };
+            var tag = new Dictionary<string, string>
+            {
+                ["data"] = streamed is not null ? $"stream {Path.GetFullPath(streamed.Path)} ({streamed.Count} rows), binarised at 0.5"
+                                                : $"MNIST binarised at 0.5, limit {a.Limit?.ToString(CultureInfo.InvariantCulture) ?? "none"}",
+            };
             // Only when pretraining: a checkpoint of a run without it reads as before.
             if (a.PretrainEpochs > 0) tag["pretrain_epochs"] = a.PretrainEpochs.ToString(CultureInfo.InvariantCulture);
             using var trainer = new DbmTrainer(dbm, options, generator: gen) { CheckpointPath = checkpoint, CheckpointEvery = Math.Max(a.CheckpointEvery, 1), CheckpointTag = tag };
             using var tensorBoard = TensorBoardRun.Open(a.TensorBoard, "dbm", options.Seed, continuing);
             tensorBoard?.Watch(trainer.Stage, dbm);
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var history = ConsoleProgress.Run(p => trainer.Fit(train,
-                ProgressTee.Of<LoopProgress<DbmEpochMetrics>>(new EpochLines(p, Math.Max(a.CheckpointEvery, 1), e => savedEpoch = e), tensorBoard?.For<DbmEpochMetrics>()), ct));
+            var history = ConsoleProgress.Run(p =>
+            {
+                var lines = ProgressTee.Of<LoopProgress<DbmEpochMetrics>>(new EpochLines(p, Math.Max(a.CheckpointEvery, 1), e => savedEpoch = e), tensorBoard?.For<DbmEpochMetrics>());
+                return streamed is not null ? trainer.FitSource(streamed, lines, ct) : trainer.Fit(train!, lines, ct);
+            });
             clock.Stop();
             double trainSeconds = trainer.RestoredSeconds + clock.Elapsed.TotalSeconds;
             Interrupt.StopsAt = "once AIS and the result files are done";
@@ -191,7 +208,8 @@ internal static class DbmCommand
                 using var aisGen = new Generator(options.Seed + 1, device);
                 logZ = DbmLikelihood.log_partition(dbm, baseRate, new AisOptions { Runs = a.AisRuns, Schedule = BetaSchedule.Scaled(a.AisSteps) }, aisGen, cancellation: ct);
                 testBound = DbmLikelihood.lower_bound(dbm, test, logZ.LogZ);
-                using var trainRows = train.narrow(0, 0, Math.Min(test.shape[0], train.shape[0]));
+                long boundRows = Math.Min(test.shape[0], trainCount);
+                using var trainRows = streamed is not null ? streamed.Rows(0, boundRows, dbm.dtype, device) : train!.narrow(0, 0, boundRows);
                 trainBound = DbmLikelihood.lower_bound(dbm, trainRows, logZ.LogZ);
                 Terminal.Line($"AIS ({a.AisRuns} runs, {a.AisSteps} steps): log Ẑ = {logZ.LogZ:F2}, interval [{logZ.LogZLower:F2}, {logZ.LogZUpper:F2}], effective sample size {logZ.EffectiveSampleSize:F1}");
                 Terminal.Line($"Mean-field lower bound on the log-likelihood: test {testBound:F2} nats per digit ({test.shape[0]} digits), train {trainBound:F2} ({trainRows.shape[0]} digits)");
@@ -200,7 +218,7 @@ internal static class DbmCommand
 
             var summary = new
             {
-                layers = sizes, seed = options.Seed, limit = a.Limit, pretrain_epochs = a.PretrainEpochs, train_seconds = trainSeconds, eval_seconds = evalClock.Elapsed.TotalSeconds, threads = torch.get_num_threads(),
+                layers = sizes, seed = options.Seed, limit = a.Limit, stream = streamed is null ? null : Path.GetFullPath(streamed.Path), train_rows = trainCount, pretrain_epochs = a.PretrainEpochs, train_seconds = trainSeconds, eval_seconds = evalClock.Elapsed.TotalSeconds, threads = torch.get_num_threads(),
                 log_z = logZ?.LogZ, log_z_lower = logZ?.LogZLower, log_z_upper = logZ?.LogZUpper, ais_runs = a.AisRuns, ais_steps = a.AisSteps,
                 ais_effective_sample_size = logZ?.EffectiveSampleSize, test_lower_bound = testBound, train_lower_bound = trainBound, test_rows = test.shape[0],
             };
@@ -223,6 +241,22 @@ internal static class DbmCommand
                 : pretrainCheckpoint is not null && File.Exists(pretrainCheckpoint)
                 ? $"Saved {pretrainCheckpoint} (the pretrained layers so far). Continue with: {CommonOptions.CommandLine}"
                 : $"No checkpoint had been written yet (one is written every {a.CheckpointEvery} epoch{(a.CheckpointEvery == 1 ? "" : "s")}), so a rerun starts over: {CommonOptions.CommandLine}");
+    }
+
+    /// <summary>MNIST's images of <paramref name="split"/> (the first <paramref name="limit"/>) binarised at 0.5, float32 on <paramref name="device"/>.</summary>
+    private static Tensor LoadBinary(string dir, MnistSplit split, int? limit, Device device)
+    {
+        using var set = MnistDataset.Load(dir, split, limit);
+        using var binary = Binarize.Threshold(set.Images);
+        return binary.to(device, copy: true);
+    }
+
+    /// <summary>The base-rate visible biases b_A of a stream's rows, from their mean (one pass over the file).</summary>
+    private static Tensor StreamBaseRate(BatchSource stream, Device device)
+    {
+        using var mean = stream.Mean(ScalarType.Float64, device);
+        using var row = mean.unsqueeze(0);
+        return AnnealedImportanceSampling.base_rate_bias(UnitType.Bernoulli, row);
     }
 
     /// <summary>One line per epoch: epoch, seconds, learning rate, mean-field sweeps, reconstruction error, mean-field bound (without log Z).</summary>

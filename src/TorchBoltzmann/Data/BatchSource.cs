@@ -18,7 +18,7 @@ public enum ByteScaling
 /// <summary>
 /// Training data as the trainers read it: <see cref="Count"/> examples of <see cref="Features"/> values each, handed out
 /// one mini-batch at a time in the model's floating-point dtype. Lets <see cref="RbmTrainer.FitSource"/>,
-/// <see cref="DbmTrainer.FitSource"/> and <see cref="GreedyPretrainer.FitSource"/> train from a float tensor (<see cref="TensorSource"/>), a compact uint8 tensor converted per
+/// <see cref="DbmTrainer.FitSource"/>, <see cref="GreedyPretrainer.FitSource"/> and <see cref="DbmPretrainer.FitSource"/> train from a float tensor (<see cref="TensorSource"/>), a compact uint8 tensor converted per
 /// batch (<see cref="TensorSource.Compact"/>, a quarter of the memory), or a file read while training
 /// (<see cref="IdxStream"/>, memory bounded whatever the file's size).
 /// </summary>

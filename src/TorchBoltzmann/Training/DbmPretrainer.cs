@@ -1,3 +1,4 @@
+using TorchBoltzmann.Data;
 using TorchBoltzmann.Modules;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -133,6 +134,32 @@ public sealed class DbmPretrainer
         using var dbn = Stack(_dbm, init);
         var history = new GreedyPretrainer(dbn, Options) { CheckpointPath = CheckpointPath }
             .Fit(train, validation: validation, progress: progress, cancellationToken: cancellationToken);
+        Compose(_dbm, dbn.layers.ToList());
+        return history;
+    }
+
+    /// <summary>
+    /// Trains the modified RBMs bottom-up from <paramref name="train"/> (a compact uint8 tensor or a file read while
+    /// training, <see cref="GreedyPretrainer.FitSource"/>: each layer's input computed batch by batch through the trained
+    /// layers below, so the memory stays that of the source) and replaces the machine's weights and biases by their
+    /// composition (<see cref="Compose"/>).
+    /// </summary>
+    /// <param name="train">The training data; the caller keeps and disposes it.</param>
+    /// <param name="validation">Optional held-out data for the per-epoch validation metrics.</param>
+    /// <param name="progress">Progress of every layer, Stage "layer l/L".</param>
+    /// <param name="cancellationToken">Checked before every batch; the machine is left untouched when cancelled.</param>
+    /// <returns>Per RBM, the metrics of every epoch.</returns>
+    /// <exception cref="ArgumentException">The source's rows do not fit the machine.</exception>
+    /// <exception cref="NotSupportedException"><see cref="CheckpointPath"/> is set: pretraining from a source is not checkpointed.</exception>
+    public IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> FitSource(BatchSource train, Tensor? validation = null,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        train.CheckFeatures(_dbm.layer_sizes[0], "training data");
+        using var init = new Generator(Options.Layer.Seed, _dbm.device);
+        using var dbn = Stack(_dbm, init);
+        var history = new GreedyPretrainer(dbn, Options) { CheckpointPath = CheckpointPath }
+            .FitSource(train, validation: validation, progress: progress, cancellationToken: cancellationToken);
         Compose(_dbm, dbn.layers.ToList());
         return history;
     }

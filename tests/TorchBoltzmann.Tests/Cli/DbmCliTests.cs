@@ -14,6 +14,7 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     [InlineData("--ais-runs must be 0 (no estimate) or at least 2 (the interval needs two weights), got 1", "--ais-runs", "1")]
     [InlineData("--mf-iters must be ≥ 1, got 0", "--mf-iters", "0")]
     [InlineData("--pretrain-epochs must be ≥ 0, got -1", "--pretrain-epochs", "-1")]
+    [InlineData("--stream expects an uncompressed IDX file or a directory holding train-images-idx3-ubyte, got '/nonexistent-stream' (no such file or directory)", "--stream", "/nonexistent-stream")]
     public void BadOption_IsOneErrorLineOnStderr_NamingTheFlag(string expected, params string[] args)
     {
         using var work = new TempDirectory();
@@ -66,6 +67,32 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.True(layer1 >= 0 && layer2 > layer1 && dbmEpoch > layer2, stdout);
         var sidecar = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(work.File("dbm.json")))!;
         Assert.Equal(2, sidecar["training"]!["pretraining"]!.AsArray().Count);
+        Assert.False(File.Exists(work.File("dbm-train.ckpt")));
+        Assert.False(File.Exists(work.File("dbm-pretrain.ckpt")));
+    }
+
+    /// <summary>
+    /// <c>--stream</c>: the fake training images read from their IDX file while the modified RBMs pretrain and the DBM
+    /// trains; the bound's training rows come from the stream, the summary names the file and its rows, no checkpoint is left.
+    /// </summary>
+    [Fact]
+    public void Stream_PretrainsAndTrainsFromTheIdxFile()
+    {
+        using var work = new TempDirectory();
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null,
+            "dbm", "--data", fake.Path, "--no-verify", "--stream", fake.Path, "--limit", "120", "--layers", "784,12,10", "--batch", "20", "--chains", "10",
+            "--gibbs-steps", "1", "--pretrain-epochs", "1", "--ais-runs", "4", "--ais-steps", "10", "--test-rows", "30", "--threads", "1", "-o", work.File("dbm.pt"));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        string file = Path.Combine(fake.Path, "train-images-idx3-ubyte");
+        Assert.Contains("on 120 digits streamed from " + file, stdout);
+        Assert.Contains("The streamed pretraining keeps no checkpoint", stdout);
+        int layer2 = stdout.IndexOf("layer 2/2 epoch 1/1", StringComparison.Ordinal), dbmEpoch = stdout.IndexOf("DBM epoch 1/1", StringComparison.Ordinal);
+        Assert.True(layer2 >= 0 && dbmEpoch > layer2, stdout);
+        Assert.Contains("train ", stdout[stdout.IndexOf("Mean-field lower bound", StringComparison.Ordinal)..]);
+        var summary = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(work.File("dbm-metrics.json")))!["summary"]!;
+        Assert.Equal(Path.GetFullPath(file), summary["stream"]!.GetValue<string>());
+        Assert.Equal(120, summary["train_rows"]!.GetValue<long>());
+        Assert.True(double.IsFinite(summary["train_lower_bound"]!.GetValue<double>()));
         Assert.False(File.Exists(work.File("dbm-train.ckpt")));
         Assert.False(File.Exists(work.File("dbm-pretrain.ckpt")));
     }

@@ -139,6 +139,32 @@ public sealed class BatchSourceTests
     }
 
     [Fact]
+    public void DbmPretrainedFromCompactData_MatchesTheTensorRun()
+    {
+        // The modified RBMs (doubled inputs) through GreedyPretrainer.FitSource: the bottom RBM is the same run bit for bit,
+        // the top one sees the bottom's up-pass per batch instead of once (last bits of a product), so the composed
+        // machine agrees to 1e-5; and a checkpoint path is refused as for the DBN.
+        using var data = BinaryData(120, 10, 7);
+        var options = new DbnPretrainingOptions
+        {
+            Layer = new RbmTrainingOptions { Epochs = 2, BatchSize = 16, LearningRate = 0.1, Seed = 4, MetricsEvery = 0 },
+            InitVisibleBiasFromData = false,
+        };
+        using var a = boltzmann.DBM([10, 6, 4]);
+        using var b = boltzmann.DBM([10, 6, 4]);
+        new DbmPretrainer(a, options).Fit(data);
+        using (var compact = TensorSource.Compact(data))
+            Assert.Equal([2, 2], new DbmPretrainer(b, options).FitSource(compact).Select(h => h.Count));
+        Assert.True(Same(a.weight(1), b.weight(1)), "bottom weights differ");
+        foreach (var (p, q) in a.parameters().Zip(b.parameters()))
+            TestUtil.AllClose(p, q, 1e-5, "composed machine");
+        using var before = b.weight(2).clone();
+        var e = Assert.Throws<NotSupportedException>(() => new DbmPretrainer(b, options) { CheckpointPath = "x.ckpt" }.FitSource(new TensorSource(data)));
+        Assert.Contains("CheckpointPath", e.Message);
+        Assert.True(Same(before, b.weight(2)), "a refused pretraining changed the machine");
+    }
+
+    [Fact]
     public void Compact_RefusesNonBinaryData()
     {
         using var x = torch.tensor(new float[] { 0, 0.5f, 1, 1 }).reshape(2, 2);

@@ -25,7 +25,7 @@ internal static class DbmCommand
     {
         ["Epochs"] = "--epochs", ["BatchSize"] = "--batch", ["LearningRate"] = "--lr", ["LearningRateDecay"] = "--lr-decay",
         ["Momentum"] = "--momentum", ["WeightDecay"] = "--weight-decay", ["Chains"] = "--chains", ["GibbsSteps"] = "--gibbs-steps",
-        ["MeanFieldIterations"] = "--mf-iters",
+        ["MeanFieldIterations"] = "--mf-iters", ["CenteringRate"] = "--centering-rate",
     };
 
     public static Command Create()
@@ -47,6 +47,11 @@ internal static class DbmCommand
                           "pretraining is saved after every layer (OUTPUT-STEM-pretrain.ckpt), and an interrupted run continues from the last finished layer",
             DefaultValueFactory = _ => 0,
         };
+        var centering = new Option<bool>("--centering")
+        {
+            Description = "Take the gradient steps in centered coordinates (Montavon & Müller 2012; Melchior et al. 2016): offsets at the data's mean and running means of the mean-field means; the machine and its sampling are unchanged",
+        };
+        var centeringRate = new Option<double>("--centering-rate") { Description = "Sliding factor ν ∈ (0, 1] of the hidden layers' offsets with --centering", DefaultValueFactory = _ => 0.01 };
         var aisRuns = new Option<int>("--ais-runs") { Description = "AIS runs for log Z after training (0: no likelihood estimate)", DefaultValueFactory = _ => 100 };
         var aisSteps = new Option<int>("--ais-steps") { Description = "AIS steps (the paper's schedule scaled to this many; the paper used 20,000)", DefaultValueFactory = _ => 1000 };
         var testRows = new Option<int>("--test-rows") { Description = "Test digits the lower bound is computed on (at most 10,000)", DefaultValueFactory = _ => 10000 };
@@ -75,7 +80,7 @@ internal static class DbmCommand
         var cmd = new Command("dbm", "Train a deep Boltzmann machine on MNIST (binarised at 0.5; Salakhutdinov & Hinton 2009): mean-field positive phase, persistent chains; " +
                                      "then log Z by AIS and the mean-field lower bound on the test log-likelihood. Exit codes: 0 done, 1 error, 130 interrupted (the checkpoint is kept and the same command continues)")
         {
-            layers, epochs, lr, lrDecay, momentum, weightDecay, batch, chains, gibbs, mfIters, pretrainEpochs, aisRuns, aisSteps, testRows, output, checkpointEvery,
+            layers, epochs, lr, lrDecay, momentum, weightDecay, batch, chains, gibbs, mfIters, centering, centeringRate, pretrainEpochs, aisRuns, aisSteps, testRows, output, checkpointEvery,
             device, seed, threads, limit, tensorBoard, stream,
         };
         data.AddTo(cmd);
@@ -84,7 +89,7 @@ internal static class DbmCommand
             {
                 Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), LearningRateDecay = r.GetValue(lrDecay), Momentum = r.GetValue(momentum),
                 WeightDecay = r.GetValue(weightDecay), BatchSize = r.GetValue(batch), Chains = r.GetValue(chains), GibbsSteps = r.GetValue(gibbs),
-                MeanFieldIterations = r.GetValue(mfIters), Seed = r.GetValue(seed),
+                MeanFieldIterations = r.GetValue(mfIters), Centering = r.GetValue(centering), CenteringRate = r.GetValue(centeringRate), Seed = r.GetValue(seed),
             },
             r.GetValue(pretrainEpochs), r.GetValue(aisRuns), r.GetValue(aisSteps), r.GetValue(testRows), r.GetValue(output)!, r.GetValue(checkpointEvery), data.Read(r),
             r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose), r.GetValue(tensorBoard), r.GetValue(stream)), ct)));
@@ -151,7 +156,7 @@ internal static class DbmCommand
             if (options.BatchSize > trainCount)
                 throw new CliException($"--batch must be at most the number of training digits, {trainCount}, got {options.BatchSize}");
             Terminal.Line($"Training DBM {string.Join("-", sizes)} on {trainCount} digits{(streamed is null ? "" : $" streamed from {streamed.Path}")}, {options.Epochs} epoch(s), lr {options.LearningRate} (×{options.LearningRateDecay}/epoch), " +
-                          $"momentum {options.Momentum}, {options.Chains} chains × {options.GibbsSteps} Gibbs steps, ≤ {options.MeanFieldIterations} mean-field sweeps, batch {options.BatchSize}, device {device}, seed {options.Seed}");
+                          $"momentum {options.Momentum}{(options.Centering ? $", centered (ν {options.CenteringRate})" : "")}, {options.Chains} chains × {options.GibbsSteps} Gibbs steps, ≤ {options.MeanFieldIterations} mean-field sweeps, batch {options.BatchSize}, device {device}, seed {options.Seed}");
 
             using var gen = new Generator(options.Seed, device);
             using var dbm = boltzmann.DBM(sizes, device: device, generator: gen);

@@ -59,6 +59,48 @@ public static class Centering
         grad_hidden_bias.sub_(grad_weight.mv(visible_offset));
     }
 
+    /// <summary>
+    /// The centering trick for a deep Boltzmann machine (Montavon &amp; Müller 2012; Melchior, Fischer &amp; Wiskott 2016):
+    /// with an offset μ_j per layer j = 0 (visible) … L, the centered energy
+    /// <code>E_c = −Σ_{l=1..L} (x_l − μ_l)ᵀ W_l (x_{l−1} − μ_{l−1}) − Σ_{j=0..L} b_c,jᵀ (x_j − μ_j)</code>
+    /// is the library's DBM energy with the same W_l and b_j = b_c,j − W_{j+1}ᵀμ_{j+1} − W_j μ_{j−1} (the terms that exist),
+    /// up to a constant. From the plain gradients (G_W,l = ∂L/∂W_l in the layout (n_l × n_{l−1}), G_b,j = ∂L/∂b_j, which are
+    /// also ∂L/∂b_c,j) this writes, in place, the centered step expressed in the plain parameters:
+    /// <code>G^c_W,l = G_W,l − μ_l G_b,l−1ᵀ − G_b,l μ_{l−1}ᵀ   (every l, from the unmodified G_b)
+    /// G'_b,j  = G_b,j − (G^c_W,j+1)ᵀ μ_{j+1} − G^c_W,j μ_{j−1}   (the terms that exist)</code>
+    /// Each coupling is the RBM case of <see cref="center_gradients"/> (λ = μ_l, μ = μ_{l−1}); a middle layer's bias takes
+    /// the corrections of both its couplings, since b_j depends on W_j and W_{j+1}.
+    /// </summary>
+    /// <param name="grad_weights">G_W,l for l = 1 … L, (n_l, n_{l−1}); overwritten.</param>
+    /// <param name="grad_biases">G_b,j for j = 0 … L, (n_j); overwritten.</param>
+    /// <param name="offsets">μ_j for j = 0 … L, (n_j).</param>
+    /// <exception cref="ArgumentException">Counts or shapes that do not fit together.</exception>
+    public static void center_dbm_gradients(IReadOnlyList<Tensor> grad_weights, IReadOnlyList<Tensor> grad_biases, IReadOnlyList<Tensor> offsets)
+    {
+        ArgumentNullException.ThrowIfNull(grad_weights);
+        ArgumentNullException.ThrowIfNull(grad_biases);
+        ArgumentNullException.ThrowIfNull(offsets);
+        int L = grad_weights.Count;
+        if (L < 1 || grad_biases.Count != L + 1 || offsets.Count != L + 1)
+            throw new ArgumentException($"center_dbm_gradients: expected L ≥ 1 weight gradients and L + 1 bias gradients and offsets, got {grad_weights.Count}, {grad_biases.Count} and {offsets.Count}.");
+        for (int l = 1; l <= L; l++)
+        {
+            long n = grad_weights[l - 1].shape[0], m = grad_weights[l - 1].shape[1];
+            if (grad_weights[l - 1].dim() != 2 || !grad_biases[l].shape.SequenceEqual([n]) || !grad_biases[l - 1].shape.SequenceEqual([m])
+                || !offsets[l].shape.SequenceEqual([n]) || !offsets[l - 1].shape.SequenceEqual([m]))
+                throw new ArgumentException($"center_dbm_gradients: coupling {l} has G_W of shape ({string.Join(", ", grad_weights[l - 1].shape)}), which needs G_b and μ of layers {l - 1} and {l} of shapes ({m}) and ({n}).");
+        }
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        for (int l = 1; l <= L; l++)
+            grad_weights[l - 1].sub_(torch.outer(offsets[l], grad_biases[l - 1])).sub_(torch.outer(grad_biases[l], offsets[l - 1]));
+        for (int j = 0; j <= L; j++)
+        {
+            if (j < L) grad_biases[j].sub_(grad_weights[j].t().mv(offsets[j + 1]));   // W_{j+1} couples j to j + 1
+            if (j > 0) grad_biases[j].sub_(grad_weights[j - 1].mv(offsets[j - 1]));   // W_j couples j − 1 to j
+        }
+    }
+
     /// <summary>The centered biases of <paramref name="rbm"/>'s model for offsets μ and λ: b_c = b + Wᵀλ, c_c = c + Wμ (new tensors).</summary>
     /// <param name="rbm">The model in plain parameters.</param>
     /// <param name="visible_offset">μ, (n_visible).</param>

@@ -19,7 +19,8 @@ namespace TorchBoltzmann.Training;
 /// ∂E/∂θ at the means μ, so the gradient estimate is that of the surrogate
 /// <code>L = (1/B) Σ_b E(v_b, μ_b) − (1/C) Σ_c E(x⁻_c),   e.g. ∂L/∂W_l = −(⟨μ_l μ_{l−1}ᵀ⟩_data − ⟨h_l h_{l−1}ᵀ⟩_model)</code>
 /// with μ and x⁻ held fixed; autograd writes ∂L/∂θ into <c>.grad</c> (<see cref="WriteGradients"/>), λW_l is added for
-/// weight decay, and the optimizer steps (default: SGD with the options' learning rate and momentum; the rate is
+/// weight decay, with <see cref="DbmTrainingOptions.Centering"/> the gradient becomes the centered step
+/// (<see cref="Centering.center_dbm_gradients"/>), and the optimizer steps (default: SGD with the options' learning rate and momentum; the rate is
 /// multiplied by <see cref="DbmTrainingOptions.LearningRateDecay"/> every epoch through
 /// <see cref="ExponentialLearningRate"/>).</para>
 /// <para><see cref="Fit"/> runs on the shared <see cref="TrainingLoop{TMetrics}"/> (epochs, shuffled batches, dispose
@@ -35,6 +36,7 @@ public sealed class DbmTrainer : IDisposable
     private readonly Generator _generator;
     private readonly bool _ownsGenerator;
     private Tensor[]? _chains;
+    private Tensor[]? _offsets;   // centering: μ_0 (the data's mean) … μ_L (running means of the mean-field means)
     private double _sweeps;
     private int _batches;
 
@@ -125,6 +127,13 @@ public sealed class DbmTrainer : IDisposable
         train.CheckFeatures(_dbm.n_visible, "training data");
         if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
         var data = train;
+        if (Options.Centering)
+        {
+            using var _ = torch.no_grad();
+            _offsets ??= OffsetsFrom(null);
+            _offsets[0].Dispose();
+            _offsets[0] = data.Mean(_dbm.dtype, _dbm.device).DetachFromDisposeScope();   // μ_0: the training data's mean
+        }
         var loop = new TrainingLoop<DbmEpochMetrics>
         {
             Stage = Stage, Epochs = Options.Epochs, BatchSize = Options.BatchSize, Generator = _generator, Shuffle = Options.Shuffle && !data.InOwnOrder,
@@ -135,6 +144,7 @@ public sealed class DbmTrainer : IDisposable
         if (CheckpointPath is not null)
             loop.State.AddRange([new ModuleState("model", _dbm), new OptimizerCheckpointState("optimizer", _optimizer),
                                  new GeneratorState("generator", _generator), new ChainsState(this)]);
+        if (CheckpointPath is not null && Options.Centering) loop.State.Add(new OffsetsState(this));
         try
         {
             var history = loop.Run(new EpochStep(this, data, schedule, Options.BatchSize, cancellationToken), data.Count, _dbm.device, progress, cancellationToken).ToList();
@@ -150,6 +160,8 @@ public sealed class DbmTrainer : IDisposable
         var id = typeof(DbmTrainingOptions).GetProperties()
             .Where(p => p.Name != nameof(DbmTrainingOptions.Epochs))
             .ToDictionary(p => "options." + p.Name, p => Convert.ToString(p.GetValue(Options), System.Globalization.CultureInfo.InvariantCulture) ?? "null");
+        // Off, centering's settings read "null" as an absent entry does: checkpoints written before it existed continue.
+        if (!Options.Centering) id["options.Centering"] = id["options.CenteringRate"] = "null";
         var (type, architecture) = IO.Checkpoint.Describe(_dbm);
         id["model"] = $"{type} {architecture.ToJsonString()}";
         id["optimizer"] = _optimizer.GetType().Name;
@@ -238,6 +250,50 @@ public sealed class DbmTrainer : IDisposable
         }
     }
 
+    /// <summary>The centering offsets as a checkpoint component.</summary>
+    private sealed class OffsetsState(DbmTrainer trainer) : IStateful
+    {
+        public string StateName => "offsets";
+
+        public void SaveState(StateSection section)
+        {
+            if (trainer._offsets is not { } offsets) return;
+            for (int j = 0; j < offsets.Length; j++) section.Put($"layer.{j}", offsets[j]);
+        }
+
+        public Action PrepareLoad(StateSection section)
+        {
+            var dbm = trainer._dbm;
+            if (!section.Has("layer.0")) return () => { };
+            var loaded = new Tensor[dbm.layer_sizes.Count];
+            for (int j = 0; j < loaded.Length; j++)
+            {
+                var t = section.Tensor($"layer.{j}");
+                if (t.dim() != 1 || t.shape[0] != dbm.layer_sizes[j] || t.dtype != dbm.dtype)
+                    throw section.Refuse($"the offset of layer {j} is {StateSection.Describe(t)}, expected ({dbm.layer_sizes[j]}) {dbm.dtype}");
+                loaded[j] = t;
+            }
+            return () =>
+            {
+                trainer.DisposeOffsets();
+                trainer._offsets = loaded.Select(t => t.to(dbm.device, copy: true).DetachFromDisposeScope()).ToArray();
+            };
+        }
+    }
+
+    /// <summary>Fresh offsets: μ_0 the mean of <paramref name="v"/> (zeros without it, set by the caller), 0.5 for every hidden layer.</summary>
+    private Tensor[] OffsetsFrom(Tensor? v)
+    {
+        var offsets = new Tensor[_dbm.layer_sizes.Count];
+        offsets[0] = (v is null ? torch.zeros(_dbm.n_visible, dtype: _dbm.dtype, device: _dbm.device) : v.mean([0L])).DetachFromDisposeScope();
+        for (int j = 1; j < offsets.Length; j++)
+            offsets[j] = torch.full(_dbm.layer_sizes[j], 0.5, dtype: _dbm.dtype, device: _dbm.device).DetachFromDisposeScope();
+        return offsets;
+    }
+
+    /// <summary>The centering offsets μ_0 … μ_L (null without centering or before the first fit or batch). Valid until the next update.</summary>
+    public IReadOnlyList<Tensor>? Offsets => _offsets;
+
     /// <summary>
     /// One update on a batch v (B × n_visible, on the machine's device): mean-field positive phase, Gibbs steps of the
     /// persistent chains, gradient into <c>.grad</c>, optimizer step. Returns false (and takes no step) when the means,
@@ -266,6 +322,15 @@ public sealed class DbmTrainer : IDisposable
         var positive = new List<Tensor> { v };
         positive.AddRange(mf.means);
         WriteGradients(_dbm, positive, _chains, o.WeightDecay);
+        if (o.Centering)
+        {
+            _offsets ??= OffsetsFrom(v);   // Step without Fit: μ_0 from the first batch
+            var gw = Enumerable.Range(1, _dbm.n_hidden_layers).Select(l => _dbm.weight(l).grad!).ToList();
+            var gb = Enumerable.Range(0, _dbm.n_hidden_layers + 1).Select(j => _dbm.bias(j).grad!).ToList();
+            Centering.center_dbm_gradients(gw, gb, _offsets);
+            for (int l = 1; l < _offsets.Length; l++)   // μ_l ← (1 − ν)μ_l + ν·mean over the batch of the mean-field μ_l(v)
+                _offsets[l].mul_(1 - o.CenteringRate).add_(mf.means[l - 1].mean([0L]), alpha: o.CenteringRate);
+        }
         foreach (var p in _dbm.parameters())
             using (var g = p.grad!)
                 if (!Checks.Finite(g)) return false;
@@ -309,6 +374,13 @@ public sealed class DbmTrainer : IDisposable
 
 
 
+    private void DisposeOffsets()
+    {
+        if (_offsets is null) return;
+        foreach (var t in _offsets) t.Dispose();
+        _offsets = null;
+    }
+
     private void DisposeChains()
     {
         if (_chains is null) return;
@@ -320,6 +392,7 @@ public sealed class DbmTrainer : IDisposable
     public void Dispose()
     {
         DisposeChains();
+        DisposeOffsets();
         if (_ownsOptimizer) (_optimizer as IDisposable)?.Dispose();
         if (_ownsGenerator) _generator.Dispose();
     }

@@ -28,6 +28,16 @@ public sealed record DbmTrainingOptions
     public double MeanFieldTolerance { get; init; } = 1e-5;
     /// <summary>Positive phase: damping d ∈ [0, 1) of the mean-field updates.</summary>
     public double MeanFieldDamping { get; init; }
+    /// <summary>
+    /// The centering trick for DBMs (Montavon &amp; Müller 2012; Melchior, Fischer &amp; Wiskott 2016; see
+    /// <see cref="Training.Centering.center_dbm_gradients"/>): gradient steps taken in coordinates centered at μ_0 = the
+    /// training data's mean and, for every hidden layer l, μ_l = a running mean of the positive phase's mean-field means
+    /// (starting at 0.5, μ_l ← (1 − ν)μ_l + ν·mean μ_l(v) over the batch after each update, ν = <see cref="CenteringRate"/>).
+    /// The machine stays in the plain parameters, so mean-field inference, sampling and AIS are unchanged.
+    /// </summary>
+    public bool Centering { get; init; }
+    /// <summary>Sliding factor ν ∈ (0, 1] of the hidden offsets (Melchior et al. 2016 recommend 0.01 or smaller).</summary>
+    public double CenteringRate { get; init; } = 0.01;
     /// <summary>Shuffle the training examples every epoch.</summary>
     public bool Shuffle { get; init; } = true;
     /// <summary>Compute epoch metrics every this many epochs and after the last; 0 turns them off.</summary>
@@ -51,6 +61,7 @@ public sealed record DbmTrainingOptions
         OptionRules.FractionBelowOne(MeanFieldDamping, nameof(MeanFieldDamping));
         OptionRules.NonNegative(MetricsEvery, nameof(MetricsEvery));
         OptionRules.AtLeastOne(MetricsRows, nameof(MetricsRows));
+        OptionRules.Decay(CenteringRate, nameof(CenteringRate));
     }
 }
 

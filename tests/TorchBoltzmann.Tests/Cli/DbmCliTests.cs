@@ -14,6 +14,7 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     [InlineData("--ais-runs must be 0 (no estimate) or at least 2 (the interval needs two weights), got 1", "--ais-runs", "1")]
     [InlineData("--mf-iters must be ≥ 1, got 0", "--mf-iters", "0")]
     [InlineData("--pretrain-epochs must be ≥ 0, got -1", "--pretrain-epochs", "-1")]
+    [InlineData("--centering-rate must be in (0, 1], got 0", "--centering", "--centering-rate", "0")]
     [InlineData("--stream expects an uncompressed IDX file or a directory holding train-images-idx3-ubyte, got '/nonexistent-stream' (no such file or directory)", "--stream", "/nonexistent-stream")]
     public void BadOption_IsOneErrorLineOnStderr_NamingTheFlag(string expected, params string[] args)
     {

@@ -45,14 +45,16 @@ public class DbmTrainerTests
         Assert.Null(history[0].LogLikelihood);
     }
 
-    [Fact]
-    public void ResumedRun_IsBitIdenticalToAnUnbrokenOne()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ResumedRun_IsBitIdenticalToAnUnbrokenOne(bool centering)
     {
         // 4 epochs in one run against 2 epochs, a new trainer and machine, and 2 more from the run checkpoint: weights,
-        // persistent chains and the epochs' metrics agree exactly (CPU, float32).
+        // persistent chains, centering offsets and the epochs' metrics agree exactly (CPU, float32).
         using var data = Patterns(4, rows: 40);
         using var train = data.to_type(ScalarType.Float32);
-        var options = new DbmTrainingOptions { Epochs = 4, BatchSize = 10, LearningRate = 0.05, Momentum = 0.5, Chains = 20, GibbsSteps = 2, LearningRateDecay = 0.9, Seed = 5 };
+        var options = new DbmTrainingOptions { Epochs = 4, BatchSize = 10, LearningRate = 0.05, Momentum = 0.5, Chains = 20, GibbsSteps = 2, LearningRateDecay = 0.9, Seed = 5, Centering = centering };
         var dir = Directory.CreateTempSubdirectory("dbm-resume").FullName;
         try
         {
@@ -81,6 +83,10 @@ public class DbmTrainerTests
                 Assert.True(Same(a, b), "a parameter differs after resuming");
             foreach (var (a, b) in t1.Chains!.Zip(t3.Chains!))
                 Assert.True(Same(a, b), "a chain layer differs after resuming");
+            Assert.Equal(centering, t3.Offsets is not null);
+            if (centering)
+                foreach (var (a, b) in t1.Offsets!.Zip(t3.Offsets!))
+                    Assert.True(Same(a, b), "an offset differs after resuming");
             Assert.Equal(h1.Select(m => m.MeanFieldBound), h3.Select(m => m.MeanFieldBound));
             Assert.Equal(h1.Select(m => m.LearningRate), h3.Select(m => m.LearningRate));
         }

@@ -44,3 +44,36 @@ internal sealed class ConsoleProgress(ProgressContext context) : IProgress<Train
         return result;
     }
 }
+
+/// <summary>
+/// Forwards fine-tuning progress to the shared progress display, printing one line per epoch with the time the
+/// stage's remaining epochs should take: the mean epoch time of the last (up to) 20 epochs times the epochs left
+/// (an upper bound when early stopping ends the stage sooner).
+/// </summary>
+internal sealed class FineTuneLines(IProgress<TrainingProgress> display, Action<string, int, int> saved) : IProgress<ClassifierProgress>
+{
+    private readonly Queue<double> _recent = new();
+    private string? _stage;
+
+    public void Report(ClassifierProgress p)
+    {
+        display.Report(new TrainingProgress(p.Stage, p.Epoch, p.Epochs, p.Batch, p.Batches, null));
+        if (p.EpochMetrics is not { } m) return;
+        saved(p.Stage, m.Epoch, m.Epochs);   // stage, epoch, epochs: which checkpoint a stop keeps
+        if (_stage != p.Stage) { _recent.Clear(); _stage = p.Stage; }
+        _recent.Enqueue(m.Seconds);
+        if (_recent.Count > 20) _recent.Dequeue();
+        int left = m.Epochs - m.Epoch;
+        string eta = left > 0 ? $"  {left} epochs left, ~{Duration(_recent.Average() * left)}" : "";
+        Terminal.Line(($"{p.Stage} epoch {m.Epoch}/{m.Epochs}  {m.Seconds:F1} s  loss {m.TrainLoss:F4}  " +
+            (m.ValidationError is { } v ? $"validation error {100 * v:F2} %{(m.IsBest ? " *" : "")}" : "no validation") +
+            (m.RawValidationError is { } raw ? $" (averaged; raw {100 * raw:F2} %)" : "") + $"  lr {m.LearningRate:G3}{eta}"));
+    }
+
+    private static string Duration(double seconds)
+    {
+        if (seconds < 90) return $"{seconds:F0} s";
+        long minutes = (long)Math.Round(seconds / 60);
+        return minutes < 90 ? $"{minutes} min" : $"{minutes / 60} h {minutes % 60} min";
+    }
+}

@@ -52,6 +52,19 @@ internal static class DbmCommand
             Description = "Take the gradient steps in centered coordinates (Montavon & Müller 2012; Melchior et al. 2016): offsets at the data's mean and running means of the mean-field means; the machine and its sampling are unchanged",
         };
         var centeringRate = new Option<double>("--centering-rate") { Description = "Sliding factor ν ∈ (0, 1] of the hidden layers' offsets with --centering", DefaultValueFactory = _ => 0.01 };
+        var finetuneEpochs = new Option<int>("--finetune-epochs")
+        {
+            Description = "After training, fine-tune the DBM-initialised classifier (Salakhutdinov & Hinton 2009, §5: input [v ; μ₂(v)], first layer [W₁ | W₂ᵀ]) for at most N epochs " +
+                          "and report its test error; writes OUTPUT-STEM-classifier.pt (0, the default: no classifier)",
+            DefaultValueFactory = _ => 0,
+        };
+        var finetuneLr = new Option<double>("--finetune-lr") { Description = "Fine-tuning learning rate (SGD with momentum 0.9, ×0.95 per epoch)", DefaultValueFactory = _ => 0.1 };
+        var finetuneBatch = new Option<int>("--finetune-batch") { Description = "Fine-tuning mini-batch size", DefaultValueFactory = _ => 100 };
+        var finetuneValidation = new Option<int>("--finetune-validation")
+        {
+            Description = "Training digits held out from the end of the training set while fine-tuning, to stop early (patience 5) and keep the epoch of lowest validation error (0: none)",
+            DefaultValueFactory = _ => 10000,
+        };
         var aisRuns = new Option<int>("--ais-runs") { Description = "AIS runs for log Z after training (0: no likelihood estimate)", DefaultValueFactory = _ => 100 };
         var aisSteps = new Option<int>("--ais-steps") { Description = "AIS steps (the paper's schedule scaled to this many; the paper used 20,000)", DefaultValueFactory = _ => 1000 };
         var testRows = new Option<int>("--test-rows") { Description = "Test digits the lower bound is computed on (at most 10,000)", DefaultValueFactory = _ => 10000 };
@@ -80,7 +93,8 @@ internal static class DbmCommand
         var cmd = new Command("dbm", "Train a deep Boltzmann machine on MNIST (binarised at 0.5; Salakhutdinov & Hinton 2009): mean-field positive phase, persistent chains; " +
                                      "then log Z by AIS and the mean-field lower bound on the test log-likelihood. Exit codes: 0 done, 1 error, 130 interrupted (the checkpoint is kept and the same command continues)")
         {
-            layers, epochs, lr, lrDecay, momentum, weightDecay, batch, chains, gibbs, mfIters, centering, centeringRate, pretrainEpochs, aisRuns, aisSteps, testRows, output, checkpointEvery,
+            layers, epochs, lr, lrDecay, momentum, weightDecay, batch, chains, gibbs, mfIters, centering, centeringRate, pretrainEpochs,
+            finetuneEpochs, finetuneLr, finetuneBatch, finetuneValidation, aisRuns, aisSteps, testRows, output, checkpointEvery,
             device, seed, threads, limit, tensorBoard, stream,
         };
         data.AddTo(cmd);
@@ -91,12 +105,30 @@ internal static class DbmCommand
                 WeightDecay = r.GetValue(weightDecay), BatchSize = r.GetValue(batch), Chains = r.GetValue(chains), GibbsSteps = r.GetValue(gibbs),
                 MeanFieldIterations = r.GetValue(mfIters), Centering = r.GetValue(centering), CenteringRate = r.GetValue(centeringRate), Seed = r.GetValue(seed),
             },
-            r.GetValue(pretrainEpochs), r.GetValue(aisRuns), r.GetValue(aisSteps), r.GetValue(testRows), r.GetValue(output)!, r.GetValue(checkpointEvery), data.Read(r),
+            r.GetValue(pretrainEpochs), new FineTuning(r.GetValue(finetuneEpochs), r.GetValue(finetuneLr), r.GetValue(finetuneBatch), r.GetValue(finetuneValidation)), r.GetValue(aisRuns), r.GetValue(aisSteps), r.GetValue(testRows), r.GetValue(output)!, r.GetValue(checkpointEvery), data.Read(r),
             r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose), r.GetValue(tensorBoard), r.GetValue(stream)), ct)));
         return cmd;
     }
 
-    private sealed record Arguments(string Layers, DbmTrainingOptions Options, int PretrainEpochs, int AisRuns, int AisSteps, int TestRows, string Output, int CheckpointEvery,
+    /// <summary>The classifier stage: at most <paramref name="Epochs"/> epochs (0: none).</summary>
+    private sealed record FineTuning(int Epochs, double LearningRate, int BatchSize, int Validation)
+    {
+        /// <summary>The fine-tuner's options; its checks' messages name these flags through <see cref="Flags"/>.</summary>
+        public ClassifierTrainingOptions Options(ulong seed) => new()
+        {
+            Epochs = Epochs, LearningRate = LearningRate, BatchSize = BatchSize, ValidationCount = Validation, Patience = Validation > 0 ? 5 : 0, Seed = seed,
+        };
+
+        public static readonly IReadOnlyDictionary<string, string> Flags = new Dictionary<string, string>
+        {
+            ["Epochs"] = "--finetune-epochs", ["LearningRate"] = "--finetune-lr", ["BatchSize"] = "--finetune-batch", ["ValidationCount"] = "--finetune-validation",
+        };
+    }
+
+    /// <summary>The fine-tuning checkpoint of a dbm run writing <paramref name="output"/>: <c>OUTPUT-STEM-finetune.ckpt</c>.</summary>
+    internal static string FineTuneCheckpointPath(string output) => Path.ChangeExtension(output, null) + "-finetune.ckpt";
+
+    private sealed record Arguments(string Layers, DbmTrainingOptions Options, int PretrainEpochs, FineTuning FineTune, int AisRuns, int AisSteps, int TestRows, string Output, int CheckpointEvery,
                                     CommonOptions.DataSource Source, string Device, int Threads, int? Limit, bool Verbose, string? TensorBoard, string? Stream);
 
     /// <summary>The run checkpoint of a dbm run writing <paramref name="output"/>: <c>OUTPUT-STEM-train.ckpt</c>.</summary>
@@ -128,7 +160,7 @@ internal static class DbmCommand
     private static int Run(Arguments a, CancellationToken ct)
     {
         string? checkpoint = null, pretrainCheckpoint = null;
-        int savedEpoch = 0;
+        int savedEpoch = 0, fineTuneEpoch = 0;
         var options = a.Options;
         return CommonOptions.Guard(() =>
         {
@@ -144,17 +176,29 @@ internal static class DbmCommand
             OptionFlags.AtLeast("--checkpoint-every", a.CheckpointEvery, 0);
             if (a.Limit is { } lim) OptionFlags.AtLeast("--limit", lim, 1);
             OptionFlags.Validate(options.Validate, Flags);
+            OptionFlags.AtLeast("--finetune-epochs", a.FineTune.Epochs, 0);
+            if (a.FineTune.Epochs > 0)
+            {
+                OptionFlags.Validate(a.FineTune.Options(options.Seed).Validate, FineTuning.Flags);
+                if (a.Stream is not null) throw new CliException("--finetune-epochs needs the training labels, which --stream does not read; fine-tune without --stream");
+            }
             CommonOptions.PrepareOutput("--output", a.Output);
             ct.ThrowIfCancellationRequested();
 
             var dir = CommonOptions.ResolveMnist(a.Source, a.Verbose);
             // The training digits: MNIST's in memory (float32 on the device), or a stream read while training.
             using var streamed = a.Stream is null ? null : TrainRbmCommand.OpenStream(a.Stream, options.Seed, a.Limit);
-            using var train = streamed is not null ? null : LoadBinary(dir, MnistSplit.Train, a.Limit, device);
-            using var test = LoadBinary(dir, MnistSplit.Test, Math.Min(10000, a.TestRows), device);
+            var (train, trainLabels) = streamed is not null ? (null, null) : LoadDigits(dir, MnistSplit.Train, a.Limit, device);
+            var (test, testLabels) = LoadDigits(dir, MnistSplit.Test, Math.Min(10000, a.TestRows), device);
+            using var trainOwned = train;
+            using var trainLabelsOwned = trainLabels;
+            using var testOwned = test;
+            using var testLabelsOwned = testLabels;
             long trainCount = streamed?.Count ?? train!.shape[0];
             if (options.BatchSize > trainCount)
                 throw new CliException($"--batch must be at most the number of training digits, {trainCount}, got {options.BatchSize}");
+            if (a.FineTune.Epochs > 0 && a.FineTune.Validation >= trainCount)
+                throw new CliException($"--finetune-validation must leave training digits: at most {trainCount - 1} of the {trainCount}, got {a.FineTune.Validation}");
             Terminal.Line($"Training DBM {string.Join("-", sizes)} on {trainCount} digits{(streamed is null ? "" : $" streamed from {streamed.Path}")}, {options.Epochs} epoch(s), lr {options.LearningRate} (×{options.LearningRateDecay}/epoch), " +
                           $"momentum {options.Momentum}{(options.Centering ? $", centered (ν {options.CenteringRate})" : "")}, {options.Chains} chains × {options.GibbsSteps} Gibbs steps, ≤ {options.MeanFieldIterations} mean-field sweeps, batch {options.BatchSize}, device {device}, seed {options.Seed}");
 
@@ -199,10 +243,13 @@ internal static class DbmCommand
             });
             clock.Stop();
             double trainSeconds = trainer.RestoredSeconds + clock.Elapsed.TotalSeconds;
-            Interrupt.StopsAt = "once AIS and the result files are done";
             // The trained machine first, so that a long likelihood estimate that is stopped does not lose it; the sidecar
             // is written again with the estimates below.
             Checkpoint.Save(dbm, a.Output, new { command = "dbm", options, pretrain_epochs = a.PretrainEpochs, train_seconds = trainSeconds, history, pretraining });
+
+            // The DBM-initialised classifier, fine-tuned on [v ; μ₂(v)] (resumable from OUTPUT-STEM-finetune.ckpt).
+            FineTuneResult? fineTune = a.FineTune.Epochs > 0 ? FineTuneClassifier(dbm, a, options.Seed, train!, trainLabels!, test, testLabels, e => fineTuneEpoch = e, ct) : null;
+            Interrupt.StopsAt = "once AIS and the result files are done";
 
             // Likelihood: log Ẑ by AIS from the base-rate model, and the mean-field bound on the test digits.
             PartitionFunctionEstimate? logZ = null;
@@ -226,21 +273,32 @@ internal static class DbmCommand
                 layers = sizes, seed = options.Seed, limit = a.Limit, stream = streamed is null ? null : Path.GetFullPath(streamed.Path), train_rows = trainCount, pretrain_epochs = a.PretrainEpochs, train_seconds = trainSeconds, eval_seconds = evalClock.Elapsed.TotalSeconds, threads = torch.get_num_threads(),
                 log_z = logZ?.LogZ, log_z_lower = logZ?.LogZLower, log_z_upper = logZ?.LogZUpper, ais_runs = a.AisRuns, ais_steps = a.AisSteps,
                 ais_effective_sample_size = logZ?.EffectiveSampleSize, test_lower_bound = testBound, train_lower_bound = trainBound, test_rows = test.shape[0],
+                classifier_test_error = fineTune?.Test.ErrorRate, classifier_test_errors = fineTune?.Test.Errors, classifier_best_validation_error = fineTune?.History.BestValidationError,
+                classifier_epochs = fineTune?.History.Epochs.Count, classifier_seconds = fineTune?.Seconds,
             };
             var weights = Checkpoint.Save(dbm, a.Output, new { command = "dbm", summary, options, history, pretraining });
+            if (fineTune is not null)
+            {
+                Checkpoint.Save(fineTune.Classifier, ClassifierPath(a.Output), new { command = "dbm", summary, fine_tuning = fineTune.History });
+                fineTune.Classifier.Dispose();
+            }
             var stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights))!, Path.GetFileNameWithoutExtension(weights));
             ImageGrid.SaveFilters(stem + "-filters.png", dbm.weight(1), 28, 28);
             using (torch.no_grad())
             using (var samples = dbm.generate(64, steps: 1000, generator: new Generator(options.Seed + 2, device), return_means: true))
                 ImageGrid.SaveTiles(stem + "-samples.png", samples, 28, 28, columns: 8);
-            AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(new { summary, history }, CommonOptions.MetricsJson));
+            AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(new { summary, history, fine_tuning = fineTune?.History }, CommonOptions.MetricsJson));
             AtomicFile.WriteAllText(stem + "-metrics.csv", Csv(history));
             if (checkpoint is not null) File.Delete(checkpoint);
             if (a.CheckpointEvery > 0) File.Delete(PretrainCheckpointPath(a.Output));
-            Terminal.Line($"Done: training {trainSeconds:F0} s, likelihood {evalClock.Elapsed.TotalSeconds:F0} s. Wrote {weights} (+ .json), {stem}-{{samples,filters}}.png, {stem}-metrics.{{json,csv}}");
+            if (a.CheckpointEvery > 0) File.Delete(FineTuneCheckpointPath(a.Output));
+            Terminal.Line($"Done: training {trainSeconds:F0} s, {(fineTune is null ? "" : $"classifier {fineTune.Seconds:F0} s, ")}likelihood {evalClock.Elapsed.TotalSeconds:F0} s. " +
+                          $"Wrote {weights} (+ .json), {(fineTune is null ? "" : $"{ClassifierPath(a.Output)} (+ .json), ")}{stem}-{{samples,filters}}.png, {stem}-metrics.{{json,csv}}");
             return ExitCodes.Success;
         }, () => a.CheckpointEvery == 0
             ? $"dbm keeps no checkpoint with --checkpoint-every 0: nothing was written. Run it again to start over: {CommonOptions.CommandLine}"
+            : File.Exists(FineTuneCheckpointPath(a.Output))
+                ? $"Saved {FineTuneCheckpointPath(a.Output)} (the classifier's fine-tuning{(fineTuneEpoch > 0 ? $" after epoch {fineTuneEpoch}" : "")}; the trained DBM is {a.Output}). Continue with: {CommonOptions.CommandLine}"
             : checkpoint is not null && File.Exists(checkpoint)
                 ? $"Saved {checkpoint} ({(savedEpoch > 0 ? $"the run after epoch {savedEpoch} of {options.Epochs}" : "written by an earlier run of this command")}). Continue with: {CommonOptions.CommandLine}"
                 : pretrainCheckpoint is not null && File.Exists(pretrainCheckpoint)
@@ -248,12 +306,54 @@ internal static class DbmCommand
                 : $"No checkpoint had been written yet (one is written every {a.CheckpointEvery} epoch{(a.CheckpointEvery == 1 ? "" : "s")}), so a rerun starts over: {CommonOptions.CommandLine}");
     }
 
-    /// <summary>MNIST's images of <paramref name="split"/> (the first <paramref name="limit"/>) binarised at 0.5, float32 on <paramref name="device"/>.</summary>
-    private static Tensor LoadBinary(string dir, MnistSplit split, int? limit, Device device)
+    /// <summary>MNIST's images of <paramref name="split"/> (the first <paramref name="limit"/>) binarised at 0.5, float32 on <paramref name="device"/>, and their labels (int64, CPU).</summary>
+    private static (Tensor images, Tensor labels) LoadDigits(string dir, MnistSplit split, int? limit, Device device)
     {
         using var set = MnistDataset.Load(dir, split, limit);
         using var binary = Binarize.Threshold(set.Images);
-        return binary.to(device, copy: true);
+        return (binary.to(device, copy: true), set.Labels.to(ScalarType.Int64, torch.CPU, copy: true));
+    }
+
+    /// <summary>The classifier checkpoint of a dbm run writing <paramref name="output"/>: <c>OUTPUT-STEM-classifier.pt</c>.</summary>
+    internal static string ClassifierPath(string output) => Path.ChangeExtension(output, null) + "-classifier.pt";
+
+    /// <summary>The fine-tuned classifier, its record, its test metrics and the fine-tuning's wall time.</summary>
+    private sealed record FineTuneResult(torch.nn.Module<Tensor, Tensor> Classifier, ClassifierHistory History, ClassificationMetrics Test, double Seconds);
+
+    /// <summary>
+    /// Builds the DBM-initialised classifier (<see cref="DbmClassifier"/>) over x = [v ; μ₂(v)], fine-tunes it with the
+    /// <see cref="FineTuner"/> (the last <c>--finetune-validation</c> training digits held out), and measures it on the test digits.
+    /// </summary>
+    private static FineTuneResult FineTuneClassifier(DBM dbm, Arguments a, ulong seed, Tensor train, Tensor trainLabels, Tensor test, Tensor testLabels,
+                                                     Action<int> savedEpoch, CancellationToken ct)
+    {
+        Terminal.Line($"Fine-tuning the DBM-initialised classifier (input [v ; μ₂(v)], {string.Join("-", new[] { dbm.n_visible + dbm.layer_sizes[2] }.Concat(dbm.layer_sizes.Skip(1)).Append(10))}) " +
+                      $"for at most {a.FineTune.Epochs} epochs, lr {a.FineTune.LearningRate}, batch {a.FineTune.BatchSize}, validation: {(a.FineTune.Validation > 0 ? $"the last {a.FineTune.Validation} training digits" : "none")}");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var x = DbmClassifier.Features(dbm, train);
+        using var testX = DbmClassifier.Features(dbm, test);
+        using var y = trainLabels.to(dbm.device);
+        using var testY = testLabels.to(dbm.device);
+        using var init = new Generator(seed + 3, dbm.device);
+        var classifier = DbmClassifier.Build(dbm, n_classes: 10, generator: init);
+        try
+        {
+            using var tuner = new FineTuner(classifier, a.FineTune.Options(seed))
+            {
+                CheckpointPath = a.CheckpointEvery > 0 ? FineTuneCheckpointPath(a.Output) : null, CheckpointEvery = Math.Max(a.CheckpointEvery, 1),
+            };
+            var history = ConsoleProgress.Run(p => tuner.Fit(x, y, progress: new FineTuneLines(p, (_, e, n) => { if (e % Math.Max(a.CheckpointEvery, 1) == 0 || e == n) savedEpoch(e); }), cancellationToken: ct));
+            var metrics = tuner.Evaluate(testX, testY);
+            double seconds = tuner.RestoredSeconds + clock.Elapsed.TotalSeconds;
+            Terminal.Line($"DBM classifier: test error {100 * metrics.ErrorRate:F2} % ({metrics.Errors}/{metrics.Count})" +
+                          (history.BestValidationError is { } v ? $", best validation error {100 * v:F2} % (epoch {history.BestEpoch})" : "") + $", {seconds:F0} s");
+            return new FineTuneResult(classifier, history, metrics, seconds);
+        }
+        catch
+        {
+            classifier.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The base-rate visible biases b_A of a stream's rows, from their mean (one pass over the file).</summary>

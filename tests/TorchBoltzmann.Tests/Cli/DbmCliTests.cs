@@ -15,6 +15,8 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     [InlineData("--mf-iters must be ≥ 1, got 0", "--mf-iters", "0")]
     [InlineData("--pretrain-epochs must be ≥ 0, got -1", "--pretrain-epochs", "-1")]
     [InlineData("--centering-rate must be in (0, 1], got 0", "--centering", "--centering-rate", "0")]
+    [InlineData("--finetune-lr must be > 0 and finite, got 0", "--finetune-epochs", "1", "--finetune-lr", "0")]
+    [InlineData("--finetune-epochs needs the training labels, which --stream does not read; fine-tune without --stream", "--finetune-epochs", "1", "--stream", "/tmp")]
     [InlineData("--stream expects an uncompressed IDX file or a directory holding train-images-idx3-ubyte, got '/nonexistent-stream' (no such file or directory)", "--stream", "/nonexistent-stream")]
     public void BadOption_IsOneErrorLineOnStderr_NamingTheFlag(string expected, params string[] args)
     {
@@ -70,6 +72,35 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.Equal(2, sidecar["training"]!["pretraining"]!.AsArray().Count);
         Assert.False(File.Exists(work.File("dbm-train.ckpt")));
         Assert.False(File.Exists(work.File("dbm-pretrain.ckpt")));
+    }
+
+    /// <summary>
+    /// <c>--finetune-epochs 2</c>: the DBM-initialised classifier fine-tuned on 150 of 200 fake digits (50 held out) and
+    /// measured on 60 test digits; its test error is printed and recorded as errors / digits, its checkpoint written,
+    /// and no fine-tuning checkpoint is left. <c>--finetune-validation</c> that leaves no training digit is refused.
+    /// </summary>
+    [Fact]
+    public void FinetuneEpochs_FineTunesTheDbmClassifier_AndReportsItsTestError()
+    {
+        using var work = new TempDirectory();
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null,
+            "dbm", "--data", fake.Path, "--no-verify", "--limit", "200", "--layers", "784,16,12", "--batch", "20", "--chains", "10", "--gibbs-steps", "1",
+            "--finetune-epochs", "2", "--finetune-validation", "50", "--finetune-batch", "25", "--ais-runs", "0", "--test-rows", "60", "--threads", "1", "-o", work.File("dbm.pt"));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("Fine-tuning the DBM-initialised classifier (input [v ; μ₂(v)], 796-16-12-10)", stdout);
+        Assert.Contains("fine-tune epoch 2/2", stdout);
+        Assert.Matches(@"DBM classifier: test error \d+\.\d\d % \(\d+/60\), best validation error", stdout);
+        var summary = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(work.File("dbm-metrics.json")))!["summary"]!;
+        double error = summary["classifier_test_error"]!.GetValue<double>();
+        Assert.Equal(summary["classifier_test_errors"]!.GetValue<int>() / 60.0, error, 12);
+        Assert.True(File.Exists(work.File("dbm-classifier.pt")) && File.Exists(work.File("dbm-classifier.json")));
+        Assert.False(File.Exists(work.File("dbm-finetune.ckpt")));
+        Assert.False(File.Exists(work.File("dbm-train.ckpt")));
+
+        (code, _, stderr) = CliProcess.Run(work.Path, null,
+            "dbm", "--data", fake.Path, "--no-verify", "--limit", "200", "--layers", "784,16,12", "--batch", "20", "--finetune-epochs", "1", "--finetune-validation", "200", "-o", work.File("x.pt"));
+        Assert.Equal(1, code);
+        Assert.Contains("--finetune-validation must leave training digits: at most 199 of the 200, got 200", stderr);
     }
 
     /// <summary>

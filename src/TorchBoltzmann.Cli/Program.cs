@@ -27,7 +27,16 @@ var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)
 {
     // One line per error on stderr, in the command line's words (not "as expected type 'System.Int32'").
-    foreach (var error in parsed.Errors) Terminal.Error(OptionFlags.ParseError(error.Message));
+    foreach (var error in parsed.Errors)
+    {
+        var option = error.SymbolResult switch
+        {
+            System.CommandLine.Parsing.OptionResult o => o.Option.Name,
+            System.CommandLine.Parsing.ArgumentResult { Parent: System.CommandLine.Parsing.OptionResult o } => o.Option.Name,
+            _ => null,
+        };
+        Terminal.Error(OptionFlags.ParseError(error.Message, option));
+    }
     var command = parsed.CommandResult.Command;
     Terminal.Notice($"('tbm{(command is RootCommand ? "" : " " + command.Name)} --help' lists the {(command is RootCommand ? "commands" : "options")}.)");
     return ExitCodes.Error;

@@ -259,13 +259,15 @@ internal static class MnistCommand
         private readonly Option<double?> _hiddenDropout = new("--hidden-dropout") { Description = $"Override the dropout probability after each hidden layer ({PresetValues(p => p.HiddenDropout)})" };
 
         private readonly Option<string?> _computeDtype = new("--compute-dtype") { Description = "Mixed precision: the dtype of the fine-tuning passes' matrix products (float32 or bfloat16); weights and updates stay float32, validation and test passes too. Faster on CPUs with bfloat16 instructions (AVX512-BF16, AMX; see the benchmarks); without them much slower (an RBM epoch measured 17 times float32's). Default: float32" };
-        private Option[] All => [_pretrainEpochs, _topEpochs, _topK, _initStd, _visibleBiasInit, _finetuneEpochs, _validation, _lr, _momentum, _initialMomentum, _momentumRamp, _dampen, _maxNorm, _dropoutConvention, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _classConditional, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout, _computeDtype];
+        private readonly Option<string?> _pretrainComputeDtype = new("--pretrain-compute-dtype") { Description = "Mixed precision for pretraining: the dtype of every RBM's CD statistics products (float32 or bfloat16; RbmTrainingOptions.ComputeDtype); weights, updates and metrics stay float32. Slower than float32 on CPUs without bfloat16 instructions (17 times for an RBM epoch measured on AVX2). Default: float32" };
+        private Option[] All => [_pretrainEpochs, _topEpochs, _topK, _initStd, _visibleBiasInit, _finetuneEpochs, _validation, _lr, _momentum, _initialMomentum, _momentumRamp, _dampen, _maxNorm, _dropoutConvention, _lrDecay, _weightDecay, _batch, _patience, _headEpochs, _average, _classConditional, _refit, _optimizer, _lineSearches, _inputDropout, _hiddenDropout, _computeDtype, _pretrainComputeDtype];
 
         public void AddTo(Command cmd)
         {
             _optimizer.AcceptOnlyFromAmong("sgd", "cg");
             _dropoutConvention.AcceptOnlyFromAmong("inverted", "non-inverted");
             _computeDtype.AcceptOnlyFromAmong("float32", "bfloat16");
+            _pretrainComputeDtype.AcceptOnlyFromAmong("float32", "bfloat16");
             _visibleBiasInit.AcceptOnlyFromAmong("data", "zero");
             foreach (var o in All) cmd.Options.Add(o);
         }
@@ -325,13 +327,14 @@ internal static class MnistCommand
         }
 
         /// <summary>
-        /// The preset's pretraining with --pretrain-epochs (every layer, its per-layer overrides included), --init-std and
+        /// The preset's pretraining with --pretrain-epochs and --pretrain-compute-dtype (every layer, its per-layer overrides included), --init-std and
         /// --visible-bias-init, then --top-epochs and --top-k (the top RBM's own override) applied.
         /// </summary>
         private DbnPretrainingOptions Pretraining(ParseResult r, DbnClassifierPreset p)
         {
             var o = p.Pretraining;
             if (r.GetValue(_pretrainEpochs) is { } pe) o = o.ForEveryLayer(l => l with { Epochs = pe });
+            if (r.GetValue(_pretrainComputeDtype) is { } dtype) o = o.ForEveryLayer(l => l with { ComputeDtype = dtype == "bfloat16" ? ScalarType.BFloat16 : null });
             if (r.GetValue(_initStd) is { } std) o = o with { InitialWeightStd = std };
             if (r.GetValue(_visibleBiasInit) is { } vb) o = o with { InitVisibleBiasFromData = vb == "data" };
             if (r.GetValue(_topEpochs) is null && r.GetValue(_topK) is null) return o;

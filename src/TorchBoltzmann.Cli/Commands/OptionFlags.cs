@@ -115,11 +115,20 @@ internal static partial class OptionFlags
 
     /// <summary>
     /// A System.CommandLine parse error in the command line's words: "Cannot parse argument 'abc' for option '--epochs'
-    /// as expected type 'System.Int32'." becomes "--epochs: expected a whole number, got 'abc'"; others are kept.
+    /// as expected type 'System.Int32'." becomes "--epochs: expected a whole number, got 'abc'", and "Argument 'adam' not
+    /// recognized. Must be one of: 'sgd' 'cg'" for <paramref name="option"/> --optimizer becomes "--optimizer: expected
+    /// one of sgd, cg, got 'adam'"; others are kept (on one line).
     /// </summary>
-    public static string ParseError(string message)
+    /// <param name="message">The parser's message.</param>
+    /// <param name="option">The option the error is about, when the parser knows it.</param>
+    public static string ParseError(string message, string? option = null)
     {
         message = string.Join(" ", message.Replace("\r", "").Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0));
+        if (option is not null && NotRecognized().Match(message) is { Success: true } n)
+        {
+            var values = n.Groups[2].Value.Split('\'', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(v => v.Length > 0);
+            return $"{option}: expected one of {string.Join(", ", values)}, got '{n.Groups[1].Value}'";
+        }
         var m = CannotParse().Match(message);
         if (!m.Success) return message;
         string type = m.Groups[3].Value;
@@ -134,6 +143,9 @@ internal static partial class OptionFlags
         };
         return $"{m.Groups[2].Value}: expected {kind}, got '{m.Groups[1].Value}'";
     }
+
+    [GeneratedRegex(@"^Argument '(.*)' not recognized\. Must be one of: (.*)$")]
+    private static partial Regex NotRecognized();
 
     [GeneratedRegex(@"^Cannot parse argument '(.*)' for option '(.*)' as expected type '([^']*)'\.?$")]
     private static partial Regex CannotParse();

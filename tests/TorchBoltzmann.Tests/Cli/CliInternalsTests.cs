@@ -106,6 +106,7 @@ public sealed class CliInternalsTests
         Assert.Equal("--seed: expected a whole number ≥ 0, got '-1'", OptionFlags.ParseError("Cannot parse argument '-1' for option '--seed' as expected type 'System.UInt64'."));
         Assert.Equal("--lr: expected a number, got 'x'", OptionFlags.ParseError("Cannot parse argument 'x' for option '--lr' as expected type 'System.Nullable`1[System.Double]'."));
         Assert.Equal("Argument 'adam' not recognized. Must be one of: 'sgd' 'cg'", OptionFlags.ParseError("Argument 'adam' not recognized. Must be one of:\n\t'sgd'\n\t'cg'"));
+        Assert.Equal("--optimizer: expected one of sgd, cg, got 'adam'", OptionFlags.ParseError("Argument 'adam' not recognized. Must be one of:\n\t'sgd'\n\t'cg'", "--optimizer"));
     }
 
     /// <summary>A run gets NAME-seedS-TIME under --tensorboard; a continued run reopens the newest such directory, and

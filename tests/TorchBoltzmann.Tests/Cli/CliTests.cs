@@ -84,6 +84,20 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.Equal("error: --lr: expected a number, got 'fast'\n('tbm mnist --help' lists the options.)", stderr);
     }
 
+    /// <summary>A value outside an option's list is named with the option and the values it takes.</summary>
+    [Theory]
+    [InlineData("error: --pretrain-compute-dtype: expected one of float32, bfloat16, got 'float16'\n('tbm mnist --help' lists the options.)", "mnist", "--pretrain-compute-dtype", "float16")]
+    [InlineData("error: --optimizer: expected one of sgd, cg, got 'adam'\n('tbm mnist --help' lists the options.)", "mnist", "--optimizer", "adam")]
+    [InlineData("error: --compute-dtype: expected one of float32, bfloat16, got 'half'\n('tbm train-rbm --help' lists the options.)", "train-rbm", "--compute-dtype", "half")]
+    public void ValueOutsideItsList_IsNamedWithTheOption(string expected, params string[] args)
+    {
+        using var work = new TempDirectory();
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, args);
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.Equal(expected, stderr);
+    }
+
     /// <summary>A --data or $MNIST_DIR that does not exist is an error naming it; nothing is created or fetched.</summary>
     [Fact]
     public void MissingDataDirectory_IsAnErrorNamingIt_AndNothingIsCreated()

@@ -130,12 +130,7 @@ public sealed class DbmPretrainer
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         _dbm.check_visible(train, "training data");
-        using var init = new Generator(Options.Layer.Seed, _dbm.device);
-        using var dbn = Stack(_dbm, init);
-        var history = new GreedyPretrainer(dbn, Options) { CheckpointPath = CheckpointPath }
-            .Fit(train, validation: validation, progress: progress, cancellationToken: cancellationToken);
-        Compose(_dbm, dbn.layers.ToList());
-        return history;
+        return Pretrain(p => p.Fit(train, validation: validation, progress: progress, cancellationToken: cancellationToken));
     }
 
     /// <summary>
@@ -156,10 +151,15 @@ public sealed class DbmPretrainer
     {
         ArgumentNullException.ThrowIfNull(train);
         train.CheckFeatures(_dbm.layer_sizes[0], "training data");
+        return Pretrain(p => p.FitSource(train, validation: validation, progress: progress, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>The stack of modified RBMs (<see cref="Stack"/>) trained by <paramref name="fit"/>, then composed into the machine.</summary>
+    private IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> Pretrain(Func<GreedyPretrainer, IReadOnlyList<IReadOnlyList<RbmEpochMetrics>>> fit)
+    {
         using var init = new Generator(Options.Layer.Seed, _dbm.device);
         using var dbn = Stack(_dbm, init);
-        var history = new GreedyPretrainer(dbn, Options) { CheckpointPath = CheckpointPath }
-            .FitSource(train, validation: validation, progress: progress, cancellationToken: cancellationToken);
+        var history = fit(new GreedyPretrainer(dbn, Options) { CheckpointPath = CheckpointPath });
         Compose(_dbm, dbn.layers.ToList());
         return history;
     }

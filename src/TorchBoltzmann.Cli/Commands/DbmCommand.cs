@@ -59,7 +59,13 @@ internal static class DbmCommand
             DefaultValueFactory = _ => 0,
         };
         var finetuneLr = new Option<double>("--finetune-lr") { Description = "Fine-tuning learning rate (SGD with momentum 0.9, ×0.95 per epoch)", DefaultValueFactory = _ => 0.1 };
-        var finetuneBatch = new Option<int>("--finetune-batch") { Description = "Fine-tuning mini-batch size", DefaultValueFactory = _ => 100 };
+        var finetuneBatch = new Option<int>("--finetune-batch") { Description = "Fine-tuning mini-batch size (the paper: 5000 with --finetune-optimizer cg)", DefaultValueFactory = _ => 100 };
+        var finetuneOptimizer = new Option<string>("--finetune-optimizer")
+        {
+            Description = "Fine-tuning optimizer: sgd (momentum 0.9, --finetune-lr ×0.95 per epoch) or cg (conjugate gradients, 3 line searches per mini-batch, as Salakhutdinov & Hinton 2009; --finetune-lr unused)",
+            DefaultValueFactory = _ => "sgd",
+        };
+        finetuneOptimizer.AcceptOnlyFromAmong("sgd", "cg");
         var finetuneValidation = new Option<int>("--finetune-validation")
         {
             Description = "Training digits held out from the end of the training set while fine-tuning, to stop early (patience 5) and keep the epoch of lowest validation error (0: none)",
@@ -94,7 +100,7 @@ internal static class DbmCommand
                                      "then log Z by AIS and the mean-field lower bound on the test log-likelihood. Exit codes: 0 done, 1 error, 130 interrupted (the checkpoint is kept and the same command continues)")
         {
             layers, epochs, lr, lrDecay, momentum, weightDecay, batch, chains, gibbs, mfIters, centering, centeringRate, pretrainEpochs,
-            finetuneEpochs, finetuneLr, finetuneBatch, finetuneValidation, aisRuns, aisSteps, testRows, output, checkpointEvery,
+            finetuneEpochs, finetuneLr, finetuneBatch, finetuneOptimizer, finetuneValidation, aisRuns, aisSteps, testRows, output, checkpointEvery,
             device, seed, threads, limit, tensorBoard, stream,
         };
         data.AddTo(cmd);
@@ -105,18 +111,19 @@ internal static class DbmCommand
                 WeightDecay = r.GetValue(weightDecay), BatchSize = r.GetValue(batch), Chains = r.GetValue(chains), GibbsSteps = r.GetValue(gibbs),
                 MeanFieldIterations = r.GetValue(mfIters), Centering = r.GetValue(centering), CenteringRate = r.GetValue(centeringRate), Seed = r.GetValue(seed),
             },
-            r.GetValue(pretrainEpochs), new FineTuning(r.GetValue(finetuneEpochs), r.GetValue(finetuneLr), r.GetValue(finetuneBatch), r.GetValue(finetuneValidation)), r.GetValue(aisRuns), r.GetValue(aisSteps), r.GetValue(testRows), r.GetValue(output)!, r.GetValue(checkpointEvery), data.Read(r),
+            r.GetValue(pretrainEpochs), new FineTuning(r.GetValue(finetuneEpochs), r.GetValue(finetuneLr), r.GetValue(finetuneBatch), r.GetValue(finetuneOptimizer) == "cg", r.GetValue(finetuneValidation)), r.GetValue(aisRuns), r.GetValue(aisSteps), r.GetValue(testRows), r.GetValue(output)!, r.GetValue(checkpointEvery), data.Read(r),
             r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose), r.GetValue(tensorBoard), r.GetValue(stream)), ct)));
         return cmd;
     }
 
     /// <summary>The classifier stage: at most <paramref name="Epochs"/> epochs (0: none).</summary>
-    private sealed record FineTuning(int Epochs, double LearningRate, int BatchSize, int Validation)
+    private sealed record FineTuning(int Epochs, double LearningRate, int BatchSize, bool ConjugateGradient, int Validation)
     {
         /// <summary>The fine-tuner's options; its checks' messages name these flags through <see cref="Flags"/>.</summary>
         public ClassifierTrainingOptions Options(ulong seed) => new()
         {
             Epochs = Epochs, LearningRate = LearningRate, BatchSize = BatchSize, ValidationCount = Validation, Patience = Validation > 0 ? 5 : 0, Seed = seed,
+            Optimizer = ConjugateGradient ? FineTuningOptimizer.ConjugateGradient : FineTuningOptimizer.Sgd,
         };
 
         public static readonly IReadOnlyDictionary<string, string> Flags = new Dictionary<string, string>
@@ -328,7 +335,7 @@ internal static class DbmCommand
                                                      Action<int> savedEpoch, CancellationToken ct)
     {
         Terminal.Line($"Fine-tuning the DBM-initialised classifier (input [v ; μ₂(v)], {string.Join("-", new[] { dbm.n_visible + dbm.layer_sizes[2] }.Concat(dbm.layer_sizes.Skip(1)).Append(10))}) " +
-                      $"for at most {a.FineTune.Epochs} epochs, lr {a.FineTune.LearningRate}, batch {a.FineTune.BatchSize}, validation: {(a.FineTune.Validation > 0 ? $"the last {a.FineTune.Validation} training digits" : "none")}");
+                      $"for at most {a.FineTune.Epochs} epochs, {(a.FineTune.ConjugateGradient ? "conjugate gradients (3 line searches per batch)" : $"SGD lr {a.FineTune.LearningRate}")}, batch {a.FineTune.BatchSize}, validation: {(a.FineTune.Validation > 0 ? $"the last {a.FineTune.Validation} training digits" : "none")}");
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var x = DbmClassifier.Features(dbm, train);
         using var testX = DbmClassifier.Features(dbm, test);

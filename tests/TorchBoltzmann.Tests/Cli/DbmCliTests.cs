@@ -79,15 +79,18 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     /// measured on 60 test digits; its test error is printed and recorded as errors / digits, its checkpoint written,
     /// and no fine-tuning checkpoint is left. <c>--finetune-validation</c> that leaves no training digit is refused.
     /// </summary>
-    [Fact]
-    public void FinetuneEpochs_FineTunesTheDbmClassifier_AndReportsItsTestError()
+    [Theory]
+    [InlineData("sgd", "SGD lr 0.1")]
+    [InlineData("cg", "conjugate gradients (3 line searches per batch)")]
+    public void FinetuneEpochs_FineTunesTheDbmClassifier_AndReportsItsTestError(string optimizer, string described)
     {
         using var work = new TempDirectory();
         var (code, stdout, stderr) = CliProcess.Run(work.Path, null,
             "dbm", "--data", fake.Path, "--no-verify", "--limit", "200", "--layers", "784,16,12", "--batch", "20", "--chains", "10", "--gibbs-steps", "1",
-            "--finetune-epochs", "2", "--finetune-validation", "50", "--finetune-batch", "25", "--ais-runs", "0", "--test-rows", "60", "--threads", "1", "-o", work.File("dbm.pt"));
+            "--finetune-epochs", "2", "--finetune-validation", "50", "--finetune-batch", "25", "--finetune-optimizer", optimizer,
+            "--ais-runs", "0", "--test-rows", "60", "--threads", "1", "-o", work.File("dbm.pt"));
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
-        Assert.Contains("Fine-tuning the DBM-initialised classifier (input [v ; μ₂(v)], 796-16-12-10)", stdout);
+        Assert.Contains("Fine-tuning the DBM-initialised classifier (input [v ; μ₂(v)], 796-16-12-10) for at most 2 epochs, " + described, stdout);
         Assert.Contains("fine-tune epoch 2/2", stdout);
         Assert.Matches(@"DBM classifier: test error \d+\.\d\d % \(\d+/60\), best validation error", stdout);
         var summary = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(work.File("dbm-metrics.json")))!["summary"]!;

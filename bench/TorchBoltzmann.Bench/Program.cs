@@ -1,6 +1,9 @@
 // CD-1 epoch benchmark (784×500, batch 100, all MNIST training digits): the trainer's epoch time against the time of
 // the five matrix products an epoch needs, measured in the same run. Not a test: the ratio is what to compare.
 //   dotnet run -c Release --project bench/TorchBoltzmann.Bench -- [--threads 2] [--epochs 2] [--device cpu|cuda] [--autograd]
+// With --profile-cd1: where a CD-1 epoch (784×500, batch 100) goes: each operation of RbmTrainer's batch timed alone,
+// a few alternatives (batched uniforms, torch.bernoulli, one K = 200 product for the statistics), the five products in
+// sequence, all operations in sequence, RbmTrainer.Step and RbmTrainer.Fit, each as seconds per epoch from the same run.
 // With --profile: where a dropout fine-tuning epoch of that classifier goes: its eleven matrix products alone, the
 // forward pass, forward + backward, and forward + backward + a torch.optim.SGD step on contiguous batches (not FineTuner:
 // no shuffling, schedules or checkpoints), each extrapolated to 600 batches from the same run.
@@ -38,7 +41,7 @@ using static TorchSharp.torch;
 
 int threads = 2, epochs = 2;
 string deviceName = "cpu";
-bool autograd = false, dropout = false, profile = false, heap = false, bf16 = false, memory = false, bmSweeps = false, dataSources = false, compare = false;
+bool autograd = false, dropout = false, profile = false, profileCd = false, heap = false, bf16 = false, memory = false, bmSweeps = false, dataSources = false, compare = false;
 string? dataMode = null, x10 = null, peers = null, outDir = null;
 int reps = 3;
 long? limit = null;
@@ -54,6 +57,7 @@ for (int i = 0; i < args.Length; i++)
         case "--autograd": autograd = true; break;
         case "--dropout": dropout = true; break;
         case "--profile": profile = true; break;
+        case "--profile-cd1": profileCd = true; break;
         case "--heap": heap = true; break;
         case "--bf16": bf16 = true; break;
         case "--memory": memory = true; break;
@@ -72,7 +76,7 @@ for (int i = 0; i < args.Length; i++)
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }
 }
-if (new[] { dropout, profile, heap, bf16, memory, bmSweeps, dataSources, compare }.Count(b => b) > 1) { Console.Error.WriteLine("--dropout, --profile, --heap, --bf16, --memory, --bm, --data and --compare are separate benchmarks: give one"); return 2; }
+if (new[] { dropout, profile, profileCd, heap, bf16, memory, bmSweeps, dataSources, compare }.Count(b => b) > 1) { Console.Error.WriteLine("--dropout, --profile, --profile-cd1, --heap, --bf16, --memory, --bm, --data and --compare are separate benchmarks: give one"); return 2; }
 if (compare && reps < 1) { Console.Error.WriteLine($"--reps: expected a positive number of repeats, got {reps}"); return 2; }
 if (compare && limit is { } l0 && l0 < 100) { Console.Error.WriteLine($"--limit: expected at least 100 digits (one batch), got {l0}"); return 2; }
 if (compare)
@@ -100,6 +104,7 @@ void Sync() { if (device.type == DeviceType.CUDA) torch.cuda.synchronize(); }
 
 if (dropout || bf16) return DropoutBenchmark();
 if (profile) return FineTuningProfile();
+if (profileCd) return CdProfile();
 if (heap) return HeapRun(heapRelease == "on");
 if (memory) return MemoryRun();
 if (compare) return CompareRun();
@@ -507,6 +512,94 @@ int DataComparison()
     }
     return 0;
 }
+// Where a CD-1 epoch's time goes: every operation of RbmTrainer's direct-gradient batch (784×500, batch 100, float32),
+// each timed alone over `probe` batches in a loop of its own and extrapolated to the epoch's batches, in the order the
+// trainer runs them. The sum exceeds a real epoch slightly (each loop pays its own call overhead) and misses what the
+// loop does around the batch (dispose scopes, progress); it shows which operations beyond the five products cost most.
+int CdProfile()
+{
+    const int probe = 300;
+    using var g = new Generator(1, device);
+    using var w = torch.randn(nh, nv, device: device).mul_(0.01f);
+    using var b = torch.zeros(nv, device: device);
+    using var c = torch.zeros(nh, device: device);
+    using var gw = torch.zeros(nh, nv, device: device);
+    using var gb = torch.zeros(nv, device: device);
+    using var gc = torch.zeros(nh, device: device);
+    using var ones = torch.ones(batch, device: device);
+    using var perm = torch.randperm(n, device: device);
+    using var v0 = data.narrow(0, 0, batch).clone();
+    using var ph = torch.rand(batch, nh, device: device);
+    using var hs = torch.rand(batch, nh, device: device).lt_(0.5).to(ScalarType.Float32);
+    using var pv = torch.rand(batch, nv, device: device);
+    var rows = new List<(string name, double s)>();
+    void Time(string name, Action<int> op)
+    {
+        using (torch.NewDisposeScope()) op(0);   // warm-up
+        Sync();
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < probe; i++) { using var scope = torch.NewDisposeScope(); op(i); }
+        Sync();
+        rows.Add((name, clock.Elapsed.TotalSeconds * batches / probe));
+    }
+    Time("gather the batch's rows (index_select)", i => data.index_select(0, perm.narrow(0, (long)(i % batches) * batch, batch)));
+    Time("GEMM p(h|v0) = σ(c + v0 Wᵀ): addmm", _ => torch.addmm(c, v0, w.t(), 1f, 1f));
+    Time("σ in place (100×500)", _ => ph.sigmoid_());
+    Time("rand (100×500)", _ => torch.rand(batch, nh, generator: g, device: device));
+    Time("rand (100×500) + lt_ (Bernoulli draw)", _ => torch.rand(batch, nh, generator: g, device: device).lt_(ph));
+    using var ubuf = torch.empty(batch, nh, device: device);
+    using var ibuf = torch.empty(batch, nh, dtype: ScalarType.Int32, device: device);
+    Time("alternative: uniform_ into a kept buffer (100×500)", _ => ubuf.uniform_(0, 1, generator: g));
+    Time("alternative: torch.bernoulli(p) (100×500)", _ => torch.bernoulli(ph, g));
+    Time("alternative: random_ into an int32 buffer (100×500)", _ => ibuf.random_(0, 1 << 24, generator: g));
+    Time("alternative: batched uniforms, rand 100×5000 once per 10 batches", i => { if (i % 10 == 0) torch.rand(batch, nh * 10, generator: g, device: device); });
+    Time("alternative: bool → float32 (100×500)", _ => hs.lt(0.5).to(ScalarType.Float32));
+    Time("GEMM p(v|h) = σ(b + h W): addmm", _ => torch.addmm(b, hs, w, 1f, 1f));
+    Time("σ in place (100×784)", _ => pv.sigmoid_());
+    Time("GEMM p(h|v1): addmm", _ => torch.addmm(c, pv, w.t(), 1f, 1f));
+    Time("GEMM statistics: 2 × addmm_ into the buffer", _ => { gw.addmm_(ph.t(), v0, beta: 0.5f, alpha: -0.01f); gw.addmm_(ph.t(), pv, beta: 1f, alpha: 0.01f); });
+    Time("weight decay gw += λW", _ => gw.add_(w, alpha: 2e-4));
+    Time("bias gradients: 4 × addmv_", _ => { gb.addmv_(pv.t(), ones, beta: 0.5f, alpha: 0.01f); gb.addmv_(v0.t(), ones, alpha: -0.01f); gc.addmv_(ph.t(), ones, beta: 0.5f, alpha: 0.01f); gc.addmv_(ph.t(), ones, alpha: -0.01f); });
+    Time("finite check: sum(gc).item", _ => gc.sum().ToDouble());
+    Time("SGD step: θ −= η u (3 tensors)", _ => { w.add_(gw, alpha: -1e-9); b.add_(gb, alpha: -1e-9); c.add_(gc, alpha: -1e-9); });
+    Time("GEMM statistics: cat + 1 addmm_ (K = 200)", _ => { using var hcat = torch.cat([ph, ph]); using var vcat = torch.cat([v0.neg(), pv]); gw.addmm_(hcat.t(), vcat, beta: 0.5f, alpha: 0.01f); });
+    // The trainer's operations: not the alternatives, not the lone rand (part of the draw), not the K = 200 variant.
+    double total = rows.Where(r => !r.name.StartsWith("alternative") && r.name != "rand (100×500)" && !r.name.Contains("K = 200")).Sum(r => r.s);
+    Time("the five GEMMs alone in sequence (addmm, addmm_)", i =>
+    {
+        using var p0 = torch.addmm(c, v0, w.t(), 1f, 1f);
+        using var p1 = torch.addmm(b, hs, w, 1f, 1f);
+        using var q1 = torch.addmm(c, pv, w.t(), 1f, 1f);
+        gw.addmm_(ph.t(), v0, beta: 0.5f, alpha: -0.01f); gw.addmm_(ph.t(), pv, beta: 1f, alpha: 0.01f);
+    });
+    Time("all of the above in sequence (one batch each)", i =>
+    {
+        using var x = data.index_select(0, perm.narrow(0, (long)(i % batches) * batch, batch));
+        using var p0 = torch.addmm(c, x, w.t(), 1f, 1f).sigmoid_();
+        using var h0 = torch.rand(batch, nh, generator: g, device: device).lt_(p0);
+        using var p1 = torch.addmm(b, h0, w, 1f, 1f).sigmoid_();
+        using var q1 = torch.addmm(c, p1, w.t(), 1f, 1f).sigmoid_();
+        gw.addmm_(p0.t(), x, beta: 0.5f, alpha: -0.01f); gw.addmm_(q1.t(), p1, beta: 1f, alpha: 0.01f);
+        gw.add_(w, alpha: 2e-4);
+        gb.addmv_(p1.t(), ones, beta: 0.5f, alpha: 0.01f); gb.addmv_(x.t(), ones, alpha: -0.01f); gc.addmv_(q1.t(), ones, beta: 0.5f, alpha: 0.01f); gc.addmv_(p0.t(), ones, alpha: -0.01f);
+        gc.sum().ToDouble();
+        w.add_(gw, alpha: -1e-9); b.add_(gb, alpha: -1e-9); c.add_(gc, alpha: -1e-9);
+    });
+    {
+        using var rbm = boltzmann.RBM(nv, nh, device: device, generator: g);
+        using var trainer = new RbmTrainer(rbm, new RbmTrainingOptions { Epochs = 1, BatchSize = batch, MetricsEvery = 0, Shuffle = true });
+        Time("RbmTrainer.Step on the batch rows (no loop around it)", i => { using var x = data.index_select(0, perm.narrow(0, (long)(i % batches) * batch, batch)); trainer.Step(x); });
+        var clock = Stopwatch.StartNew();
+        trainer.Fit(data);
+        Sync();
+        rows.Add(("RbmTrainer.Fit, one epoch on all digits (its defaults)", clock.Elapsed.TotalSeconds));
+    }
+    Console.WriteLine($"CD-1 batch operations, 784×500, batch 100, {torch.get_num_threads()} threads, device {device}; seconds per epoch of {batches} batches (each timed over {probe})");
+    foreach (var (name, s) in rows) Console.WriteLine($"  {s,7:F3} s  {name}");
+    Console.WriteLine($"  {total,7:F3} s  sum of the trainer's operations timed alone (not the alternatives, the lone rand or the K = 200 variant)");
+    return 0;
+}
+
 
 // One source of --data in this process: CD-1 epochs of a 784×500 RBM, then the peak resident size.
 int DataRun(string mode)

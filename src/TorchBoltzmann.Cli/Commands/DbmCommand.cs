@@ -40,13 +40,20 @@ internal static class DbmCommand
         var chains = new Option<int>("--chains") { Description = "Persistent Gibbs chains of the negative phase", DefaultValueFactory = _ => 100 };
         var gibbs = new Option<int>("--gibbs-steps") { Description = "Block Gibbs steps of the chains per update", DefaultValueFactory = _ => 5 };
         var mfIters = new Option<int>("--mf-iters") { Description = "Mean-field sweeps per batch at most (positive phase)", DefaultValueFactory = _ => 10 };
-        var pretrainEpochs = new Option<int>("--pretrain-epochs")
+        var pretrainEpochs = new Option<string>("--pretrain-epochs")
         {
-            Description = "Epochs of greedy pretraining per layer before the DBM trains (Salakhutdinov & Hinton 2009, §3.1: modified RBMs with doubled inputs, CD-1, " +
-                          "learning rate 0.1, the DBM's batch size and seed; 0, the default: none, the DBM starts from random weights). With checkpoints the " +
-                          "pretraining is saved after every layer (OUTPUT-STEM-pretrain.ckpt), and an interrupted run continues from the last finished layer",
-            DefaultValueFactory = _ => 0,
+            Description = "Epochs of greedy pretraining before the DBM trains (Salakhutdinov & Hinton 2009, §3.1: modified RBMs with doubled inputs, CD-1, " +
+                          "learning rate 0.1, the DBM's batch size and seed): one number for every RBM, or one per RBM bottom first (e.g. 100,200); " +
+                          "0, the default: none, the DBM starts from random weights. With checkpoints the pretraining is saved after every layer " +
+                          "(OUTPUT-STEM-pretrain.ckpt), and an interrupted run continues from the last finished layer",
+            DefaultValueFactory = _ => "0",
         };
+        var preset = new Option<string>("--preset")
+        {
+            Description = $"Recipe whose values replace the defaults of the options not given: none (the defaults shown) or paper ({Paper.Description})",
+            DefaultValueFactory = _ => "none",
+        };
+        preset.AcceptOnlyFromAmong("none", "paper");
         var centering = new Option<bool>("--centering")
         {
             Description = "Take the gradient steps in centered coordinates (Montavon & Müller 2012; Melchior et al. 2016): offsets at the data's mean and running means of the mean-field means; the machine and its sampling are unchanged",
@@ -99,20 +106,30 @@ internal static class DbmCommand
         var cmd = new Command("dbm", "Train a deep Boltzmann machine on MNIST (binarised at 0.5; Salakhutdinov & Hinton 2009): mean-field positive phase, persistent chains; " +
                                      "then log Z by AIS and the mean-field lower bound on the test log-likelihood. Exit codes: 0 done, 1 error, 130 interrupted (the checkpoint is kept and the same command continues)")
         {
-            layers, epochs, lr, lrDecay, momentum, weightDecay, batch, chains, gibbs, mfIters, centering, centeringRate, pretrainEpochs,
+            preset, layers, epochs, lr, lrDecay, momentum, weightDecay, batch, chains, gibbs, mfIters, centering, centeringRate, pretrainEpochs,
             finetuneEpochs, finetuneLr, finetuneBatch, finetuneOptimizer, finetuneValidation, aisRuns, aisSteps, testRows, output, checkpointEvery,
             device, seed, threads, limit, tensorBoard, stream,
         };
         data.AddTo(cmd);
-        cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(new Arguments(
-            r.GetValue(layers)!, new DbmTrainingOptions
-            {
-                Epochs = r.GetValue(epochs), LearningRate = r.GetValue(lr), LearningRateDecay = r.GetValue(lrDecay), Momentum = r.GetValue(momentum),
-                WeightDecay = r.GetValue(weightDecay), BatchSize = r.GetValue(batch), Chains = r.GetValue(chains), GibbsSteps = r.GetValue(gibbs),
-                MeanFieldIterations = r.GetValue(mfIters), Centering = r.GetValue(centering), CenteringRate = r.GetValue(centeringRate), Seed = r.GetValue(seed),
-            },
-            r.GetValue(pretrainEpochs), new FineTuning(r.GetValue(finetuneEpochs), r.GetValue(finetuneLr), r.GetValue(finetuneBatch), r.GetValue(finetuneOptimizer) == "cg", r.GetValue(finetuneValidation)), r.GetValue(aisRuns), r.GetValue(aisSteps), r.GetValue(testRows), r.GetValue(output)!, r.GetValue(checkpointEvery), data.Read(r),
-            r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose), r.GetValue(tensorBoard), r.GetValue(stream)), ct)));
+        cmd.SetAction((ParseResult r, CancellationToken ct) =>
+        {
+            // With --preset paper, an option left out takes the recipe's value; one given on the command line keeps its own.
+            bool paper = r.GetValue(preset) == "paper";
+            T Get<T>(Option<T> option, T recipe) => paper && r.GetResult(option) is not { Implicit: false } ? recipe : r.GetValue(option)!;
+            return Task.FromResult(Run(new Arguments(
+                r.GetValue(layers)!, new DbmTrainingOptions
+                {
+                    Epochs = Get(epochs, Paper.Epochs), LearningRate = Get(lr, Paper.LearningRate), LearningRateDecay = Get(lrDecay, Paper.LearningRateDecay), Momentum = r.GetValue(momentum),
+                    WeightDecay = r.GetValue(weightDecay), BatchSize = r.GetValue(batch), Chains = r.GetValue(chains), GibbsSteps = r.GetValue(gibbs),
+                    MeanFieldIterations = r.GetValue(mfIters), Centering = r.GetValue(centering), CenteringRate = r.GetValue(centeringRate), Seed = r.GetValue(seed),
+                },
+                Get(pretrainEpochs, Paper.PretrainEpochs)!,
+                new FineTuning(Get(finetuneEpochs, Paper.FineTuneEpochs), r.GetValue(finetuneLr), Get(finetuneBatch, Paper.FineTuneBatch),
+                               Get(finetuneOptimizer, Paper.FineTuneOptimizer) == "cg", r.GetValue(finetuneValidation)),
+                r.GetValue(aisRuns), Get(aisSteps, Paper.AisSteps), r.GetValue(testRows), r.GetValue(output)!, r.GetValue(checkpointEvery), data.Read(r),
+                r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose), r.GetValue(tensorBoard), r.GetValue(stream),
+                paper ? "paper" : null), ct));
+        });
         return cmd;
     }
 
@@ -132,11 +149,32 @@ internal static class DbmCommand
         };
     }
 
+    /// <summary>
+    /// <c>--preset paper</c>: the MNIST recipe of Salakhutdinov &amp; Hinton (2009) for 784-500-1000 where it differs from
+    /// the command's defaults. Pretraining 100 epochs for the bottom RBM and 200 for the top one, and fine-tuning for 100
+    /// epochs, as in the authors' released MATLAB demo (its <c>rbm</c>, <c>rbm_l2</c> and <c>backprop</c> stages); 500
+    /// epochs of joint training, as the paper used (the demo's default is 300, with a comment that the paper's results
+    /// took 500); learning rate 0.005 "gradually decreased to 0" (paper, §4), here geometrically, ×0.991 per epoch, to
+    /// about 1 % of its start after 500 epochs; conjugate-gradient fine-tuning on mini-batches of 5,000 with 3 line
+    /// searches each; AIS with 20,000 β steps. The chains (100 × 5 Gibbs steps), mean-field sweeps (10) and batch (100)
+    /// are the command's defaults and the paper's.
+    /// </summary>
+    internal static class Paper
+    {
+        public const string PretrainEpochs = "100,200";
+        public const int Epochs = 500, FineTuneEpochs = 100, FineTuneBatch = 5000, AisSteps = 20000;
+        public const double LearningRate = 0.005, LearningRateDecay = 0.991;
+        public const string FineTuneOptimizer = "cg";
+
+        public const string Description = "Salakhutdinov & Hinton 2009 on 784-500-1000: --pretrain-epochs 100,200 --epochs 500 --lr 0.005 --lr-decay 0.991 " +
+                                          "--finetune-epochs 100 --finetune-optimizer cg --finetune-batch 5000 --ais-steps 20000";
+    }
+
     /// <summary>The fine-tuning checkpoint of a dbm run writing <paramref name="output"/>: <c>OUTPUT-STEM-finetune.ckpt</c>.</summary>
     internal static string FineTuneCheckpointPath(string output) => Path.ChangeExtension(output, null) + "-finetune.ckpt";
 
-    private sealed record Arguments(string Layers, DbmTrainingOptions Options, int PretrainEpochs, FineTuning FineTune, int AisRuns, int AisSteps, int TestRows, string Output, int CheckpointEvery,
-                                    CommonOptions.DataSource Source, string Device, int Threads, int? Limit, bool Verbose, string? TensorBoard, string? Stream);
+    private sealed record Arguments(string Layers, DbmTrainingOptions Options, string PretrainEpochs, FineTuning FineTune, int AisRuns, int AisSteps, int TestRows, string Output, int CheckpointEvery,
+                                    CommonOptions.DataSource Source, string Device, int Threads, int? Limit, bool Verbose, string? TensorBoard, string? Stream, string? Preset);
 
     /// <summary>The run checkpoint of a dbm run writing <paramref name="output"/>: <c>OUTPUT-STEM-train.ckpt</c>.</summary>
     internal static string CheckpointPath(string output) => Path.ChangeExtension(output, null) + "-train.ckpt";
@@ -145,11 +183,41 @@ internal static class DbmCommand
     internal static string PretrainCheckpointPath(string output) => Path.ChangeExtension(output, null) + "-pretrain.ckpt";
 
     /// <summary>
-    /// The pretraining options of <c>--pretrain-epochs</c> <paramref name="epochs"/>: <see cref="RbmTrainingOptions"/>'
-    /// defaults (CD-1, learning rate 0.1, momentum 0.5 then 0.9, weight decay 2·10⁻⁴) with the DBM's batch size and seed.
+    /// The pretraining options of <c>--pretrain-epochs</c> <paramref name="epochs"/> (one count per RBM, bottom first):
+    /// <see cref="RbmTrainingOptions"/>' defaults (CD-1, learning rate 0.1, momentum 0.5 then 0.9, weight decay 2·10⁻⁴)
+    /// with the DBM's batch size and seed, and each RBM's own number of epochs.
     /// </summary>
-    internal static DbnPretrainingOptions PretrainingOptions(int epochs, DbmTrainingOptions dbm)
-        => new() { Layer = new RbmTrainingOptions { Epochs = epochs, BatchSize = dbm.BatchSize, Seed = dbm.Seed } };
+    internal static DbnPretrainingOptions PretrainingOptions(IReadOnlyList<int> epochs, DbmTrainingOptions dbm)
+    {
+        var layer = new RbmTrainingOptions { Epochs = epochs[0], BatchSize = dbm.BatchSize, Seed = dbm.Seed };
+        return new() { Layer = layer, PerLayer = epochs.Distinct().Count() == 1 ? null : epochs.Select(e => layer with { Epochs = e }).ToList() };
+    }
+
+    /// <summary>
+    /// Parses <c>--pretrain-epochs</c>: one count for all <paramref name="rbms"/> RBMs, or one per RBM bottom first; all 0
+    /// (no pretraining) or all ≥ 1. Throws naming the option.
+    /// </summary>
+    internal static int[] ParsePretrainEpochs(string text, int rbms)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        var epochs = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            if (!int.TryParse(parts[i], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out epochs[i]))
+                throw new CliException($"--pretrain-epochs must be a number of epochs or one per RBM separated by commas (e.g. 100,200), got '{text}'");
+            OptionFlags.AtLeast("--pretrain-epochs", epochs[i], 0);
+        }
+        if (epochs.Length == 1) return Enumerable.Repeat(epochs[0], rbms).ToArray();
+        if (epochs.Length != rbms)
+            throw new CliException($"--pretrain-epochs must give one number, or one per RBM ({rbms} for --layers of {rbms + 1} sizes), got {epochs.Length}: '{text}'");
+        if (epochs.Contains(0) && epochs.Any(e => e > 0))
+            throw new CliException($"--pretrain-epochs must be 0 for every RBM (no pretraining) or at least 1 for each, got '{text}'");
+        return epochs;
+    }
+
+    /// <summary>The pretraining epochs as the checkpoint tag and the summary state them: one number when all RBMs share it, else the list.</summary>
+    private static string EpochsText(IReadOnlyList<int> epochs)
+        => epochs.Distinct().Count() == 1 ? epochs[0].ToString(CultureInfo.InvariantCulture) : string.Join(",", epochs);
 
     /// <summary>Parses "784,500,1000" into layer sizes, or throws naming --layers.</summary>
     internal static int[] ParseLayers(string text)
@@ -175,7 +243,10 @@ internal static class DbmCommand
             var device = CommonOptions.ParseDevice(a.Device);
             var sizes = ParseLayers(a.Layers);
             OptionFlags.AtLeast("--epochs", options.Epochs, 1);
-            OptionFlags.AtLeast("--pretrain-epochs", a.PretrainEpochs, 0);
+            if (a.Preset is not null && sizes.Length != 3)
+                throw new CliException($"--preset {a.Preset} is the recipe of a DBM with two hidden layers (784,500,1000), got --layers '{a.Layers}'");
+            var pretrainEpochs = ParsePretrainEpochs(a.PretrainEpochs, sizes.Length - 1);
+            bool pretrains = pretrainEpochs[0] > 0;
             OptionFlags.AtLeast("--ais-runs", a.AisRuns, 0);
             if (a.AisRuns == 1) throw new CliException("--ais-runs must be 0 (no estimate) or at least 2 (the interval needs two weights), got 1");
             OptionFlags.AtLeast("--ais-steps", a.AisSteps, 3);
@@ -206,6 +277,7 @@ internal static class DbmCommand
                 throw new CliException($"--batch must be at most the number of training digits, {trainCount}, got {options.BatchSize}");
             if (a.FineTune.Epochs > 0 && a.FineTune.Validation >= trainCount)
                 throw new CliException($"--finetune-validation must leave training digits: at most {trainCount - 1} of the {trainCount}, got {a.FineTune.Validation}");
+            if (a.Preset is not null) Terminal.Line($"Preset {a.Preset}: {Paper.Description} (options given on the command line take precedence).");
             Terminal.Line($"Training DBM {string.Join("-", sizes)} on {trainCount} digits{(streamed is null ? "" : $" streamed from {streamed.Path}")}, {options.Epochs} epoch(s), lr {options.LearningRate} (×{options.LearningRateDecay}/epoch), " +
                           $"momentum {options.Momentum}{(options.Centering ? $", centered (ν {options.CenteringRate})" : "")}, {options.Chains} chains × {options.GibbsSteps} Gibbs steps, ≤ {options.MeanFieldIterations} mean-field sweeps, batch {options.BatchSize}, device {device}, seed {options.Seed}");
 
@@ -219,14 +291,14 @@ internal static class DbmCommand
             bool continuing = checkpoint is not null && File.Exists(checkpoint);
             if (continuing) Terminal.Line($"Continuing from the checkpoint {checkpoint} (an earlier run of this command stopped; delete it to start over).");
             IReadOnlyList<IReadOnlyList<RbmEpochMetrics>>? pretraining = null;
-            if (a.PretrainEpochs > 0 && !continuing)   // a continuing run's weights come from its checkpoint, pretrained or not
+            if (pretrains && !continuing)   // a continuing run's weights come from its checkpoint, pretrained or not
             {
                 pretrainCheckpoint = a.CheckpointEvery > 0 && streamed is null ? PretrainCheckpointPath(a.Output) : null;   // a streamed pretraining is not checkpointed
                 if (pretrainCheckpoint is not null && File.Exists(pretrainCheckpoint))
                     Terminal.Line($"Continuing the pretraining from {pretrainCheckpoint} (an earlier run of this command stopped; delete it to start over).");
                 Terminal.Line($"Pretraining {sizes.Length - 1} modified RBMs greedily ({string.Join(", ", Enumerable.Range(0, sizes.Length - 1).Select(l => { var (up, down) = DbmPretrainer.InputScales(l, sizes.Length - 1); return $"{sizes[l]}-{sizes[l + 1]} ×{up:0} up ×{down:0} down"; }))}), " +
-                              $"{a.PretrainEpochs} epoch(s) each, CD-1, lr 0.1, batch {options.BatchSize}");
-                var pretrainer = new DbmPretrainer(dbm, PretrainingOptions(a.PretrainEpochs, options)) { CheckpointPath = pretrainCheckpoint };
+                              $"{(pretrainEpochs.Distinct().Count() == 1 ? $"{pretrainEpochs[0]} epoch(s) each" : $"{string.Join(", ", pretrainEpochs)} epochs")}, CD-1, lr 0.1, batch {options.BatchSize}");
+                var pretrainer = new DbmPretrainer(dbm, PretrainingOptions(pretrainEpochs, options)) { CheckpointPath = pretrainCheckpoint };
                 if (streamed is not null)
                     Terminal.Line("The streamed pretraining keeps no checkpoint: an interrupted run pretrains again; the DBM's training after it is checkpointed.");
                 pretraining = ConsoleProgress.Run(p => streamed is not null ? pretrainer.FitSource(streamed, progress: p, cancellationToken: ct)
@@ -238,7 +310,7 @@ internal static class DbmCommand
                                                 : $"MNIST binarised at 0.5, limit {a.Limit?.ToString(CultureInfo.InvariantCulture) ?? "none"}",
             };
             // Only when pretraining: a checkpoint of a run without it reads as before.
-            if (a.PretrainEpochs > 0) tag["pretrain_epochs"] = a.PretrainEpochs.ToString(CultureInfo.InvariantCulture);
+            if (pretrains) tag["pretrain_epochs"] = EpochsText(pretrainEpochs);
             using var trainer = new DbmTrainer(dbm, options, generator: gen) { CheckpointPath = checkpoint, CheckpointEvery = Math.Max(a.CheckpointEvery, 1), CheckpointTag = tag };
             using var tensorBoard = TensorBoardRun.Open(a.TensorBoard, "dbm", options.Seed, continuing);
             tensorBoard?.Watch(trainer.Stage, dbm);
@@ -252,7 +324,7 @@ internal static class DbmCommand
             double trainSeconds = trainer.RestoredSeconds + clock.Elapsed.TotalSeconds;
             // The trained machine first, so that a long likelihood estimate that is stopped does not lose it; the sidecar
             // is written again with the estimates below.
-            Checkpoint.Save(dbm, a.Output, new { command = "dbm", options, pretrain_epochs = a.PretrainEpochs, train_seconds = trainSeconds, history, pretraining });
+            Checkpoint.Save(dbm, a.Output, new { command = "dbm", options, pretrain_epochs = EpochsText(pretrainEpochs), preset = a.Preset, train_seconds = trainSeconds, history, pretraining });
 
             // The DBM-initialised classifier, fine-tuned on [v ; μ₂(v)] (resumable from OUTPUT-STEM-finetune.ckpt).
             FineTuneResult? fineTune = a.FineTune.Epochs > 0 ? FineTuneClassifier(dbm, a, options.Seed, train!, trainLabels!, test, testLabels, e => fineTuneEpoch = e, ct) : null;
@@ -277,7 +349,7 @@ internal static class DbmCommand
 
             var summary = new
             {
-                layers = sizes, seed = options.Seed, limit = a.Limit, stream = streamed is null ? null : Path.GetFullPath(streamed.Path), train_rows = trainCount, pretrain_epochs = a.PretrainEpochs, train_seconds = trainSeconds, eval_seconds = evalClock.Elapsed.TotalSeconds, threads = torch.get_num_threads(),
+                layers = sizes, seed = options.Seed, limit = a.Limit, stream = streamed is null ? null : Path.GetFullPath(streamed.Path), train_rows = trainCount, preset = a.Preset, pretrain_epochs = EpochsText(pretrainEpochs), train_seconds = trainSeconds, eval_seconds = evalClock.Elapsed.TotalSeconds, threads = torch.get_num_threads(),
                 log_z = logZ?.LogZ, log_z_lower = logZ?.LogZLower, log_z_upper = logZ?.LogZUpper, ais_runs = a.AisRuns, ais_steps = a.AisSteps,
                 ais_effective_sample_size = logZ?.EffectiveSampleSize, test_lower_bound = testBound, train_lower_bound = trainBound, test_rows = test.shape[0],
                 classifier_test_error = fineTune?.Test.ErrorRate, classifier_test_errors = fineTune?.Test.Errors, classifier_best_validation_error = fineTune?.History.BestValidationError,

@@ -14,6 +14,11 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     [InlineData("--ais-runs must be 0 (no estimate) or at least 2 (the interval needs two weights), got 1", "--ais-runs", "1")]
     [InlineData("--mf-iters must be ≥ 1, got 0", "--mf-iters", "0")]
     [InlineData("--pretrain-epochs must be ≥ 0, got -1", "--pretrain-epochs", "-1")]
+    [InlineData("--pretrain-epochs must be ≥ 0, got -2", "--pretrain-epochs", "100,-2")]
+    [InlineData("--pretrain-epochs must be a number of epochs or one per RBM separated by commas (e.g. 100,200), got '10,x'", "--pretrain-epochs", "10,x")]
+    [InlineData("--pretrain-epochs must give one number, or one per RBM (2 for --layers of 3 sizes), got 3: '1,2,3'", "--pretrain-epochs", "1,2,3")]
+    [InlineData("--pretrain-epochs must be 0 for every RBM (no pretraining) or at least 1 for each, got '0,5'", "--pretrain-epochs", "0,5")]
+    [InlineData("--preset paper is the recipe of a DBM with two hidden layers (784,500,1000), got --layers '784,500,500,1000'", "--preset", "paper", "--layers", "784,500,500,1000")]
     [InlineData("--centering-rate must be in (0, 1], got 0", "--centering", "--centering-rate", "0")]
     [InlineData("--finetune-lr must be > 0 and finite, got 0", "--finetune-epochs", "1", "--finetune-lr", "0")]
     [InlineData("--finetune-epochs needs the training labels, which --stream does not read; fine-tune without --stream", "--finetune-epochs", "1", "--stream", "/tmp")]
@@ -72,6 +77,50 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.Equal(2, sidecar["training"]!["pretraining"]!.AsArray().Count);
         Assert.False(File.Exists(work.File("dbm-train.ckpt")));
         Assert.False(File.Exists(work.File("dbm-pretrain.ckpt")));
+    }
+
+    /// <summary>
+    /// <c>--pretrain-epochs 1,2</c>: each RBM pretrains for its own number of epochs (the bottom one 1, the top one 2),
+    /// and the sidecar records the list.
+    /// </summary>
+    [Fact]
+    public void PretrainEpochs_PerRbm_TrainsEachForItsOwnEpochs()
+    {
+        using var work = new TempDirectory();
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null,
+            "dbm", "--data", fake.Path, "--no-verify", "--limit", "100", "--layers", "784,12,10", "--batch", "20", "--chains", "10",
+            "--gibbs-steps", "1", "--pretrain-epochs", "1,2", "--ais-runs", "0", "--test-rows", "20", "--threads", "1", "-o", work.File("dbm.pt"));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("1, 2 epochs, CD-1", stdout);
+        Assert.Contains("layer 1/2 epoch 1/1", stdout);
+        Assert.Contains("layer 2/2 epoch 2/2", stdout);
+        Assert.DoesNotContain("layer 1/2 epoch 2", stdout);
+        var sidecar = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(work.File("dbm.json")))!;
+        var pretraining = sidecar["training"]!["pretraining"]!.AsArray();
+        Assert.Equal(new[] { 1, 2 }, pretraining.Select(layer => layer!.AsArray().Count).ToArray());
+        Assert.Equal("1,2", sidecar["training"]!["summary"]!["pretrain_epochs"]!.GetValue<string>());
+    }
+
+    /// <summary>
+    /// <c>--preset paper</c>: the recipe's values replace the defaults of options not given (learning rate 0.005 ×0.991
+    /// per epoch, CG fine-tuning) while options given keep theirs (here the epochs, pretraining and fine-tuning batch,
+    /// shrunk to run on 200 fake digits); the preset is printed and recorded.
+    /// </summary>
+    [Fact]
+    public void PresetPaper_FillsTheOptionsNotGiven()
+    {
+        using var work = new TempDirectory();
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null,
+            "dbm", "--preset", "paper", "--data", fake.Path, "--no-verify", "--limit", "200", "--layers", "784,16,12", "--batch", "20", "--chains", "10",
+            "--gibbs-steps", "1", "--epochs", "1", "--pretrain-epochs", "0", "--finetune-epochs", "1", "--finetune-batch", "50", "--finetune-validation", "50",
+            "--ais-runs", "0", "--test-rows", "30", "--threads", "1", "-o", work.File("dbm.pt"));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("Preset paper: Salakhutdinov & Hinton 2009", stdout);
+        Assert.Contains("1 epoch(s), lr 0.005 (×0.991/epoch)", stdout);
+        Assert.Contains("conjugate gradients (3 line searches per batch), batch 50", stdout);
+        Assert.DoesNotContain("Pretraining", stdout);
+        var summary = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(work.File("dbm-metrics.json")))!["summary"]!;
+        Assert.Equal("paper", summary["preset"]!.GetValue<string>());
     }
 
     /// <summary>

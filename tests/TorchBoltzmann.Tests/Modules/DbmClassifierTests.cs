@@ -48,4 +48,31 @@ public class DbmClassifierTests
         var metrics = tuner.Evaluate(x, y, n_classes: 3);
         Assert.True(metrics.ErrorRate < 0.2, $"training error {metrics.ErrorRate:P1}");
     }
+
+    [Fact]
+    public void Body_EmbedsInAUsersModel_AndTrainsWithoutTouchingTheDbm()
+    {
+        // The how-to's recipe: the classifier's children without `out`, then the user's head. At a converged fixed point
+        // the body returns μ_2 (to 1e-9); one SGD step of the user's model moves fc1's copied weights, not the DBM's.
+        using var dbm = DbmTestUtil.Random([6, 4, 3], 25);
+        using var v = DbmTrainerTests.Patterns(26, rows: 12);
+        using var x = DbmClassifier.Features(dbm, v, max_iterations: 1000, tolerance: 1e-13);
+        using var mf = dbm.mean_field(v, max_iterations: 1000, tolerance: 1e-13);
+        using var net = DbmClassifier.Build(dbm, n_classes: 10);
+        using var body = nn.Sequential(net.named_children().Where(c => c.name != "out").Select(c => (c.name, (nn.Module<Tensor, Tensor>)c.module)).ToArray());
+        using (torch.no_grad())
+        using (var features = body.call(x))
+            TestUtil.AllClose(mf.means[1], features, 1e-9, "body → μ_2");
+        using var model = nn.Sequential(("body", body), ("head", nn.Linear(3, 2, dtype: ScalarType.Float64)));
+        using var before = dbm.weight(1).clone();
+        var fc1 = (Linear)body.named_children().First(c => c.name == "fc1").module;
+        using var fc1Before = fc1.weight!.clone();
+        using var opt = torch.optim.SGD(model.parameters(), 0.5);
+        using var target = torch.zeros(12, dtype: ScalarType.Int64);
+        using var loss = nn.functional.cross_entropy(model.call(x), target);
+        loss.backward();
+        opt.step();
+        Assert.False(fc1.weight!.allclose(fc1Before), "fc1 did not train");
+        Assert.True(dbm.weight(1).allclose(before, rtol: 0, atol: 0), "the DBM's weights changed");
+    }
 }

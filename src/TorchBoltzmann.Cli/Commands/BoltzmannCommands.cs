@@ -43,11 +43,7 @@ internal static class BoltzmannCommands
         var clamped = new Option<string>("--clamped") { Description = "Clamped phase: sampling (Gibbs sampling of the hidden units) or mean-field (their mean-field fixed point)", DefaultValueFactory = _ => "sampling" };
         var free = new Option<string>("--free") { Description = "Free phase: sampling (persistent Gibbs chains) or mean-field (persistent mean-field fixed points); mean-field in both phases is Peterson & Anderson's (1987) deterministic learning", DefaultValueFactory = _ => "sampling" };
         var clampedChains = new Option<string>("--clamped-chains") { Description = "Clamped-phase chains: restarted (from random states every update) or persistent (one per training example, continued across updates)", DefaultValueFactory = _ => "restarted" };
-        var checkpointEvery = new Option<int>("--checkpoint-every")
-        {
-            Description = "Write a checkpoint of the run (OUTPUT-STEM-train.ckpt) every N epochs; a run that finds it continues from it (also after Ctrl+C or SIGTERM), and it is deleted when the results are written (0: no checkpoint)",
-            DefaultValueFactory = _ => 50,
-        };
+        var checkpointEvery = CommonOptions.CheckpointEvery(50);
         var threads = CommonOptions.Threads();
         var tensorBoard = TensorBoardRun.Option();
         var cmd = new Command("bm", "Train a general Boltzmann machine on the 4-2-4 encoder problem (Ackley, Hinton & Sejnowski 1985) by contrastive " +

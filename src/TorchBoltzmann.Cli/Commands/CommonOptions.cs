@@ -22,6 +22,17 @@ internal static partial class CommonOptions
     public static Option<bool> Verbose { get; } = new("--verbose", "-v") { Description = "Print detail lines (MNIST: directories checked, downloads, failed routes)", Recursive = true };
     public static Option<int?> Limit() => new("--limit") { Description = "Use only the first N training digits (quick experiments)" };
 
+    /// <summary>
+    /// <c>--checkpoint-every N</c> of the verbs whose run checkpoint is <c>OUTPUT-STEM-train.ckpt</c>;
+    /// <paramref name="more"/> names the stages' other checkpoints, if any.
+    /// </summary>
+    public static Option<int> CheckpointEvery(int defaultEvery = 1, string more = "") => new("--checkpoint-every")
+    {
+        Description = $"Write a checkpoint of the run (OUTPUT-STEM-train.ckpt{more}) every N epochs; a run that finds it continues from it (also after Ctrl+C or SIGTERM), " +
+                      "and it is deleted when the results are written (0: no checkpoint)",
+        DefaultValueFactory = _ => defaultEvery,
+    };
+
     /// <summary>The directory that the default outputs of both verbs go to: ignored by git, so that a run never changes committed files.</summary>
     public const string RunsDirectory = "runs";
 

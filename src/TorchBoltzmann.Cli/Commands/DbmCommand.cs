@@ -86,11 +86,7 @@ internal static class DbmCommand
             Description = $"Checkpoint path (.pt; a .json sidecar, -metrics.json, -metrics.csv, -samples.png and -filters.png beside it; {CommonOptions.RunsDirectory}/ is ignored by git)",
             DefaultValueFactory = _ => Path.Combine(CommonOptions.RunsDirectory, "dbm-mnist.pt"),
         };
-        var checkpointEvery = new Option<int>("--checkpoint-every")
-        {
-            Description = "Write a run checkpoint (OUTPUT-STEM-train.ckpt) every N epochs; a run that finds it continues from it (also after Ctrl+C or SIGTERM), and it is deleted when the results are written (0: none)",
-            DefaultValueFactory = _ => 1,
-        };
+        var checkpointEvery = CommonOptions.CheckpointEvery(more: "; the pretraining after every layer, OUTPUT-STEM-pretrain.ckpt, and the fine-tuning, OUTPUT-STEM-finetune.ckpt");
         var data = new CommonOptions.DataOptions();
         var device = CommonOptions.Device();
         var seed = CommonOptions.Seed();
@@ -174,7 +170,11 @@ internal static class DbmCommand
     internal static string FineTuneCheckpointPath(string output) => Path.ChangeExtension(output, null) + "-finetune.ckpt";
 
     private sealed record Arguments(string Layers, DbmTrainingOptions Options, string PretrainEpochs, FineTuning FineTune, int AisRuns, int AisSteps, int TestRows, string Output, int CheckpointEvery,
-                                    CommonOptions.DataSource Source, string Device, int Threads, int? Limit, bool Verbose, string? TensorBoard, string? Stream, string? Preset);
+                                    CommonOptions.DataSource Source, string Device, int Threads, int? Limit, bool Verbose, string? TensorBoard, string? Stream, string? Preset)
+    {
+        /// <summary>The epochs between checkpoints the trainers take: <see cref="CheckpointEvery"/> (0 means no checkpoint path at all, so any period ≥ 1 serves).</summary>
+        public int Every => Math.Max(CheckpointEvery, 1);
+    }
 
     /// <summary>The run checkpoint of a dbm run writing <paramref name="output"/>: <c>OUTPUT-STEM-train.ckpt</c>.</summary>
     internal static string CheckpointPath(string output) => Path.ChangeExtension(output, null) + "-train.ckpt";
@@ -311,13 +311,13 @@ internal static class DbmCommand
             };
             // Only when pretraining: a checkpoint of a run without it reads as before.
             if (pretrains) tag["pretrain_epochs"] = EpochsText(pretrainEpochs);
-            using var trainer = new DbmTrainer(dbm, options, generator: gen) { CheckpointPath = checkpoint, CheckpointEvery = Math.Max(a.CheckpointEvery, 1), CheckpointTag = tag };
+            using var trainer = new DbmTrainer(dbm, options, generator: gen) { CheckpointPath = checkpoint, CheckpointEvery = a.Every, CheckpointTag = tag };
             using var tensorBoard = TensorBoardRun.Open(a.TensorBoard, "dbm", options.Seed, continuing);
             tensorBoard?.Watch(trainer.Stage, dbm);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var history = ConsoleProgress.Run(p =>
             {
-                var lines = ProgressTee.Of<LoopProgress<DbmEpochMetrics>>(new EpochLines(p, Math.Max(a.CheckpointEvery, 1), e => savedEpoch = e), tensorBoard?.For<DbmEpochMetrics>());
+                var lines = ProgressTee.Of<LoopProgress<DbmEpochMetrics>>(new EpochLines(p, a.Every, e => savedEpoch = e), tensorBoard?.For<DbmEpochMetrics>());
                 return streamed is not null ? trainer.FitSource(streamed, lines, ct) : trainer.Fit(train!, lines, ct);
             });
             clock.Stop();
@@ -419,9 +419,9 @@ internal static class DbmCommand
         {
             using var tuner = new FineTuner(classifier, a.FineTune.Options(seed))
             {
-                CheckpointPath = a.CheckpointEvery > 0 ? FineTuneCheckpointPath(a.Output) : null, CheckpointEvery = Math.Max(a.CheckpointEvery, 1),
+                CheckpointPath = a.CheckpointEvery > 0 ? FineTuneCheckpointPath(a.Output) : null, CheckpointEvery = a.Every,
             };
-            var history = ConsoleProgress.Run(p => tuner.Fit(x, y, progress: new FineTuneLines(p, (_, e, n) => { if (e % Math.Max(a.CheckpointEvery, 1) == 0 || e == n) savedEpoch(e); }), cancellationToken: ct));
+            var history = ConsoleProgress.Run(p => tuner.Fit(x, y, progress: new FineTuneLines(p, (_, e, n) => { if (e % a.Every == 0 || e == n) savedEpoch(e); }), cancellationToken: ct));
             var metrics = tuner.Evaluate(testX, testY);
             double seconds = tuner.RestoredSeconds + clock.Elapsed.TotalSeconds;
             Terminal.Line($"DBM classifier: test error {100 * metrics.ErrorRate:F2} % ({metrics.Errors}/{metrics.Count})" +

@@ -52,11 +52,7 @@ internal static class DbnUpDownCommand
         {
             Description = $"Checkpoint path of the untied DBN (default: DBN-STEM-updown.pt beside --dbn); a .json sidecar, OUTPUT-STEM-samples.png and OUTPUT-STEM-metrics.json are written beside it. Its directory is created, and checked to be writable before training starts",
         };
-        var checkpointEvery = new Option<int>("--checkpoint-every")
-        {
-            Description = "Write a checkpoint of the run (OUTPUT-STEM-train.ckpt) every N epochs; a run that finds it continues from it (also after Ctrl+C or SIGTERM), and it is deleted when the results are written (0: no checkpoint)",
-            DefaultValueFactory = _ => 1,
-        };
+        var checkpointEvery = CommonOptions.CheckpointEvery();
         var data = new CommonOptions.DataOptions();
         var device = CommonOptions.Device();
         var seed = CommonOptions.Seed();

@@ -69,11 +69,7 @@ internal static class TrainRbmCommand
             Description = $"Checkpoint path (.pt; a .json sidecar and PNGs are written beside it; {CommonOptions.RunsDirectory}/ is ignored by git). Its directory is created, and checked to be writable before training starts",
             DefaultValueFactory = _ => Path.Combine(CommonOptions.RunsDirectory, "rbm-mnist.pt"),
         };
-        var checkpointEvery = new Option<int>("--checkpoint-every")
-        {
-            Description = "Write a checkpoint of the run (OUTPUT-STEM-train.ckpt) every N epochs; a run that finds it continues from it (also after Ctrl+C or SIGTERM), and it is deleted when the results are written (0: no checkpoint)",
-            DefaultValueFactory = _ => 1,
-        };
+        var checkpointEvery = CommonOptions.CheckpointEvery();
         var data = new CommonOptions.DataOptions();
         var device = CommonOptions.Device();
         var seed = CommonOptions.Seed();

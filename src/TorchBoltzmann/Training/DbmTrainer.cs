@@ -232,16 +232,7 @@ public sealed class DbmTrainer : IDisposable
         {
             var dbm = trainer._dbm;
             if (!section.Value<bool>("started")) return () => trainer.DisposeChains();
-            var loaded = new Tensor[dbm.layer_sizes.Count];
-            for (int l = 0; l < loaded.Length; l++)
-            {
-                var t = section.Tensor($"layer.{l}");
-                if (t.dim() != 2 || t.shape[0] != trainer.Options.Chains || t.shape[1] != dbm.layer_sizes[l] || t.dtype != dbm.dtype)
-                    throw section.Refuse($"the chains' layer {l} is {StateSection.Describe(t)}, expected ({trainer.Options.Chains}, {dbm.layer_sizes[l]}) {dbm.dtype}");
-                loaded[l] = t;
-            }
-            var unexpected = section.Tensors.Select(t => t.Name).Except(Enumerable.Range(0, loaded.Length).Select(l => $"layer.{l}")).ToList();
-            if (unexpected.Count > 0) throw section.Refuse($"unexpected tensors {string.Join(", ", unexpected)}");
+            var loaded = section.Layers(dbm.layer_sizes.Select(n => new long[] { trainer.Options.Chains, n }).ToList(), dbm.dtype, "the chains' layer", exclusive: true);
             return () =>
             {
                 trainer.DisposeChains();
@@ -265,14 +256,7 @@ public sealed class DbmTrainer : IDisposable
         {
             var dbm = trainer._dbm;
             if (!section.Has("layer.0")) return () => { };
-            var loaded = new Tensor[dbm.layer_sizes.Count];
-            for (int j = 0; j < loaded.Length; j++)
-            {
-                var t = section.Tensor($"layer.{j}");
-                if (t.dim() != 1 || t.shape[0] != dbm.layer_sizes[j] || t.dtype != dbm.dtype)
-                    throw section.Refuse($"the offset of layer {j} is {StateSection.Describe(t)}, expected ({dbm.layer_sizes[j]}) {dbm.dtype}");
-                loaded[j] = t;
-            }
+            var loaded = section.Layers(dbm.layer_sizes.Select(n => new long[] { n }).ToList(), dbm.dtype, "the offset of layer");
             return () =>
             {
                 trainer.DisposeOffsets();

@@ -90,6 +90,33 @@ public sealed class StateSection : IDisposable
         return t;
     }
 
+    /// <summary>
+    /// The tensors <c>layer.0</c> … <c>layer.{n−1}</c>, one per expected shape, each checked to have its shape and
+    /// <paramref name="dtype"/>; with <paramref name="exclusive"/>, a tensor of any other name is refused too.
+    /// </summary>
+    /// <param name="shapes">The expected shape of each layer's tensor.</param>
+    /// <param name="dtype">The expected dtype.</param>
+    /// <param name="what">What a tensor is, for the message ("the chains' layer", "the offset of layer"); its index follows.</param>
+    /// <param name="exclusive">Refuse tensors beyond the layers'.</param>
+    /// <exception cref="CheckpointException">A layer missing, of another shape or dtype, or (exclusive) an unexpected tensor.</exception>
+    public Tensor[] Layers(IReadOnlyList<long[]> shapes, ScalarType dtype, string what, bool exclusive = false)
+    {
+        var loaded = new Tensor[shapes.Count];
+        for (int l = 0; l < loaded.Length; l++)
+        {
+            var t = Tensor($"layer.{l}");
+            if (!t.shape.SequenceEqual(shapes[l]) || t.dtype != dtype)
+                throw Refuse($"{what} {l} is {Describe(t)}, expected ({string.Join(", ", shapes[l])}) {dtype}");
+            loaded[l] = t;
+        }
+        if (exclusive)
+        {
+            var unexpected = _tensors.Select(t => t.Name).Except(Enumerable.Range(0, loaded.Length).Select(l => $"layer.{l}")).ToList();
+            if (unexpected.Count > 0) throw Refuse($"unexpected tensors {string.Join(", ", unexpected)}");
+        }
+        return loaded;
+    }
+
     /// <summary>The blob <paramref name="name"/>.</summary>
     /// <exception cref="CheckpointException">No such blob.</exception>
     public byte[] Bytes(string name)

@@ -241,25 +241,8 @@ internal static class DbmCommand
         {
             CommonOptions.ApplyThreads(a.Threads);
             var device = CommonOptions.ParseDevice(a.Device);
-            var sizes = ParseLayers(a.Layers);
-            OptionFlags.AtLeast("--epochs", options.Epochs, 1);
-            if (a.Preset is not null && sizes.Length != 3)
-                throw new CliException($"--preset {a.Preset} is the recipe of a DBM with two hidden layers (784,500,1000), got --layers '{a.Layers}'");
-            var pretrainEpochs = ParsePretrainEpochs(a.PretrainEpochs, sizes.Length - 1);
+            var (sizes, pretrainEpochs) = Validate(a);
             bool pretrains = pretrainEpochs[0] > 0;
-            OptionFlags.AtLeast("--ais-runs", a.AisRuns, 0);
-            if (a.AisRuns == 1) throw new CliException("--ais-runs must be 0 (no estimate) or at least 2 (the interval needs two weights), got 1");
-            OptionFlags.AtLeast("--ais-steps", a.AisSteps, 3);
-            OptionFlags.AtLeast("--test-rows", a.TestRows, 1);
-            OptionFlags.AtLeast("--checkpoint-every", a.CheckpointEvery, 0);
-            if (a.Limit is { } lim) OptionFlags.AtLeast("--limit", lim, 1);
-            OptionFlags.Validate(options.Validate, Flags);
-            OptionFlags.AtLeast("--finetune-epochs", a.FineTune.Epochs, 0);
-            if (a.FineTune.Epochs > 0)
-            {
-                OptionFlags.Validate(a.FineTune.Options(options.Seed).Validate, FineTuning.Flags);
-                if (a.Stream is not null) throw new CliException("--finetune-epochs needs the training labels, which --stream does not read; fine-tune without --stream");
-            }
             CommonOptions.PrepareOutput("--output", a.Output);
             ct.ThrowIfCancellationRequested();
 
@@ -331,20 +314,8 @@ internal static class DbmCommand
             Interrupt.StopsAt = "once AIS and the result files are done";
 
             // Likelihood: log Ẑ by AIS from the base-rate model, and the mean-field bound on the test digits.
-            PartitionFunctionEstimate? logZ = null;
-            double? testBound = null, trainBound = null;
             var evalClock = System.Diagnostics.Stopwatch.StartNew();
-            if (a.AisRuns >= 2)
-            {
-                using var aisGen = new Generator(options.Seed + 1, device);
-                logZ = DbmLikelihood.log_partition(dbm, baseRate, new AisOptions { Runs = a.AisRuns, Schedule = BetaSchedule.Scaled(a.AisSteps) }, aisGen, cancellation: ct);
-                testBound = DbmLikelihood.lower_bound(dbm, test, logZ.LogZ);
-                long boundRows = Math.Min(test.shape[0], trainCount);
-                using var trainRows = streamed is not null ? streamed.Rows(0, boundRows, dbm.dtype, device) : train!.narrow(0, 0, boundRows);
-                trainBound = DbmLikelihood.lower_bound(dbm, trainRows, logZ.LogZ);
-                Terminal.Line($"AIS ({a.AisRuns} runs, {a.AisSteps} steps): log Ẑ = {logZ.LogZ:F2}, interval [{logZ.LogZLower:F2}, {logZ.LogZUpper:F2}], effective sample size {logZ.EffectiveSampleSize:F1}");
-                Terminal.Line($"Mean-field lower bound on the log-likelihood: test {testBound:F2} nats per digit ({test.shape[0]} digits), train {trainBound:F2} ({trainRows.shape[0]} digits)");
-            }
+            var (logZ, testBound, trainBound) = a.AisRuns >= 2 ? Likelihood(dbm, baseRate, a, options.Seed, test, train, streamed, trainCount, ct) : (null, null, null);
             evalClock.Stop();
 
             var summary = new
@@ -362,10 +333,7 @@ internal static class DbmCommand
                 fineTune.Classifier.Dispose();
             }
             var stem = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weights))!, Path.GetFileNameWithoutExtension(weights));
-            ImageGrid.SaveFilters(stem + "-filters.png", dbm.weight(1), 28, 28);
-            using (torch.no_grad())
-            using (var samples = dbm.generate(64, steps: 1000, generator: new Generator(options.Seed + 2, device), return_means: true))
-                ImageGrid.SaveTiles(stem + "-samples.png", samples, 28, 28, columns: 8);
+            SavePictures(dbm, stem, options.Seed);
             AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(new { summary, history, fine_tuning = fineTune?.History }, CommonOptions.MetricsJson));
             AtomicFile.WriteAllText(stem + "-metrics.csv", Csv(history));
             if (checkpoint is not null) File.Delete(checkpoint);
@@ -383,6 +351,58 @@ internal static class DbmCommand
                 : pretrainCheckpoint is not null && File.Exists(pretrainCheckpoint)
                 ? $"Saved {pretrainCheckpoint} (the pretrained layers so far). Continue with: {CommonOptions.CommandLine}"
                 : $"No checkpoint had been written yet (one is written every {a.CheckpointEvery} epoch{(a.CheckpointEvery == 1 ? "" : "s")}), so a rerun starts over: {CommonOptions.CommandLine}");
+    }
+
+    /// <summary>Checks every option before anything is read or written; returns the layer sizes and each RBM's pretraining epochs.</summary>
+    private static (int[] sizes, int[] pretrainEpochs) Validate(Arguments a)
+    {
+        var sizes = ParseLayers(a.Layers);
+        OptionFlags.AtLeast("--epochs", a.Options.Epochs, 1);
+        if (a.Preset is not null && sizes.Length != 3)
+            throw new CliException($"--preset {a.Preset} is the recipe of a DBM with two hidden layers (784,500,1000), got --layers '{a.Layers}'");
+        var pretrainEpochs = ParsePretrainEpochs(a.PretrainEpochs, sizes.Length - 1);
+        OptionFlags.AtLeast("--ais-runs", a.AisRuns, 0);
+        if (a.AisRuns == 1) throw new CliException("--ais-runs must be 0 (no estimate) or at least 2 (the interval needs two weights), got 1");
+        OptionFlags.AtLeast("--ais-steps", a.AisSteps, 3);
+        OptionFlags.AtLeast("--test-rows", a.TestRows, 1);
+        OptionFlags.AtLeast("--checkpoint-every", a.CheckpointEvery, 0);
+        if (a.Limit is { } lim) OptionFlags.AtLeast("--limit", lim, 1);
+        OptionFlags.Validate(a.Options.Validate, Flags);
+        OptionFlags.AtLeast("--finetune-epochs", a.FineTune.Epochs, 0);
+        if (a.FineTune.Epochs > 0)
+        {
+            OptionFlags.Validate(a.FineTune.Options(a.Options.Seed).Validate, FineTuning.Flags);
+            if (a.Stream is not null) throw new CliException("--finetune-epochs needs the training labels, which --stream does not read; fine-tune without --stream");
+        }
+        return (sizes, pretrainEpochs);
+    }
+
+    /// <summary>
+    /// log Ẑ by AIS from the base-rate model b_A (<c>--ais-runs</c> × <c>--ais-steps</c>), then the mean-field lower bound
+    /// log p(v) ≥ B(v) − log Ẑ averaged over the test digits and as many training digits (from the stream when streaming).
+    /// </summary>
+    private static (PartitionFunctionEstimate? logZ, double? testBound, double? trainBound) Likelihood(DBM dbm, Tensor baseRate, Arguments a, ulong seed, Tensor test,
+                                                                                                      Tensor? train, BatchSource? streamed, long trainCount, CancellationToken ct)
+    {
+        using var aisGen = new Generator(seed + 1, dbm.device);
+        var logZ = DbmLikelihood.log_partition(dbm, baseRate, new AisOptions { Runs = a.AisRuns, Schedule = BetaSchedule.Scaled(a.AisSteps) }, aisGen, cancellation: ct);
+        double testBound = DbmLikelihood.lower_bound(dbm, test, logZ.LogZ);
+        long boundRows = Math.Min(test.shape[0], trainCount);
+        using var trainRows = streamed is not null ? streamed.Rows(0, boundRows, dbm.dtype, dbm.device) : train!.narrow(0, 0, boundRows);
+        double trainBound = DbmLikelihood.lower_bound(dbm, trainRows, logZ.LogZ);
+        Terminal.Line($"AIS ({a.AisRuns} runs, {a.AisSteps} steps): log Ẑ = {logZ.LogZ:F2}, interval [{logZ.LogZLower:F2}, {logZ.LogZUpper:F2}], effective sample size {logZ.EffectiveSampleSize:F1}");
+        Terminal.Line($"Mean-field lower bound on the log-likelihood: test {testBound:F2} nats per digit ({test.shape[0]} digits), train {trainBound:F2} ({trainRows.shape[0]} digits)");
+        return (logZ, testBound, trainBound);
+    }
+
+    /// <summary>STEM-filters.png (the first layer's weights) and STEM-samples.png (64 chains' visible means after 1,000 Gibbs steps).</summary>
+    private static void SavePictures(DBM dbm, string stem, ulong seed)
+    {
+        ImageGrid.SaveFilters(stem + "-filters.png", dbm.weight(1), 28, 28);
+        using var _ = torch.no_grad();
+        using var generator = new Generator(seed + 2, dbm.device);
+        using var samples = dbm.generate(64, steps: 1000, generator: generator, return_means: true);
+        ImageGrid.SaveTiles(stem + "-samples.png", samples, 28, 28, columns: 8);
     }
 
     /// <summary>MNIST's images of <paramref name="split"/> (the first <paramref name="limit"/>) binarised at 0.5, float32 on <paramref name="device"/>, and their labels (int64, CPU).</summary>

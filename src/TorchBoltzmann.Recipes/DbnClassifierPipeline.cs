@@ -125,7 +125,7 @@ public static class DbnClassifierPipeline
     /// <param name="fineTuneProgress">Fine-tuning progress.</param>
     /// <param name="cancellationToken">Cancellation.</param>
     /// <param name="checkpointStem">
-    /// When given, fine-tuning and the refit write checkpoints (<see cref="FineTuner.CheckpointPath"/>) to
+    /// When given, fine-tuning and the refit write checkpoints (<see cref="ResumableTrainer.CheckpointPath"/>) to
     /// <see cref="FineTuningCheckpointPath"/> and <see cref="RefitCheckpointPath"/> of this stem, and a run that finds them
     /// continues from them; pretraining here (without <paramref name="pretrained"/>) saves the DBN after every layer to
     /// <see cref="PretrainedCheckpointPath"/>, from which a later run with the same pretraining, seed, device and data

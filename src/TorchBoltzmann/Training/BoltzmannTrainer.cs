@@ -27,14 +27,21 @@ namespace TorchBoltzmann.Training;
 /// ⟨x_i x_j⟩ ≈ m_i m_j. The negative log-likelihood gradient is written into <c>.grad</c> (<see cref="WriteGradients"/>), so any
 /// optimizer steps; the default is SGD with the options' learning rate and momentum.</para>
 /// <para><see cref="Fit"/> runs on the shared <see cref="TrainingLoop{TMetrics}"/>, which owns epochs, batches, progress,
-/// cancellation, the divergence stop and run checkpoints (<see cref="CheckpointPath"/>).</para>
+/// cancellation, the divergence stop and run checkpoints (<see cref="ResumableTrainer.CheckpointPath"/>).</para>
 /// <para>Epoch metrics: the exact mean log-likelihood of the training data (<see cref="ExactEnumeration"/>) when the
 /// machine has at most <see cref="ExactEnumeration.MaxEnumeratedUnits"/> units; otherwise, with at most
 /// <see cref="BoltzmannMachine.MaxEnumeratedHidden"/> hidden units, the exact pseudo-log-likelihood of the first 1,000
 /// training rows (<see cref="BoltzmannMachine.pseudo_log_likelihood"/>); else neither.</para>
 /// <para>Memory: one dispose scope per batch; the chains are allocated once and updated in place.</para>
+/// <para>Run checkpoint (<see cref="ResumableTrainer.CheckpointPath"/>): when set, <see cref="Fit"/> writes a run checkpoint here (<see cref="RunCheckpoint"/>, kind
+/// <c>boltzmann-machine</c>) every <see cref="ResumableTrainer.CheckpointEvery"/> epochs and at the end, and a <see cref="Fit"/> that
+/// finds the file continues from it: weights and mask, optimizer state, generator, the persistent free chains and the
+/// epochs' metrics, the free mean-field fixed points (<see cref="FreePhase.MeanField"/>) and the per-example clamped
+/// chains (<see cref="ClampedChains.Persistent"/>), so a stopped run continues as one that never stopped. The file must
+/// come from a run with the same machine, options (<see cref="BoltzmannTrainingOptions.Epochs"/> aside), optimizer type, number of training
+/// rows and device.</para>
 /// </remarks>
-public sealed class BoltzmannTrainer : IDisposable
+public sealed class BoltzmannTrainer : ResumableTrainer, IDisposable
 {
     private readonly BoltzmannMachine _bm;
     private readonly optim.Optimizer _optimizer;
@@ -52,6 +59,7 @@ public sealed class BoltzmannTrainer : IDisposable
     /// <param name="optimizer">Any optimizer over <c>bm.parameters()</c>; default SGD(learning rate, momentum). Not disposed when given.</param>
     /// <param name="generator">Random generator on the machine's device; default <c>new Generator(options.Seed, device)</c>.</param>
     public BoltzmannTrainer(BoltzmannMachine bm, BoltzmannTrainingOptions? options = null, optim.Optimizer? optimizer = null, Generator? generator = null)
+        : base("BM")
     {
         _bm = bm ?? throw new ArgumentNullException(nameof(bm));
         Options = options ?? new BoltzmannTrainingOptions();
@@ -80,17 +88,11 @@ public sealed class BoltzmannTrainer : IDisposable
     /// </summary>
     public Tensor? ClampedHiddenStates => _clampedHidden;
 
-    /// <summary>Wall time, in seconds, recorded for the epochs the last <see cref="Fit"/> restored from <see cref="CheckpointPath"/> (0 when it started afresh).</summary>
-    public double RestoredSeconds { get; private set; }
-
-    /// <summary>Label of the progress reports (<see cref="LoopProgress{TMetrics}.Stage"/>).</summary>
-    public string Stage { get; init; } = "BM";
-
     /// <summary>
     /// Trains for <see cref="BoltzmannTrainingOptions.Epochs"/> epochs on <paramref name="train"/> (N × n_visible) on the
     /// shared <see cref="TrainingLoop{TMetrics}"/>: shuffled batches, one dispose scope per batch, progress after every
     /// batch and with the metrics after every epoch, cancellation, a divergence stop naming epoch and batch, and a run
-    /// checkpoint when <see cref="CheckpointPath"/> is set.
+    /// checkpoint when <see cref="ResumableTrainer.CheckpointPath"/> is set.
     /// </summary>
     /// <param name="train">Training data; moved to the machine's device and dtype once.</param>
     /// <param name="progress">Receives a report after every batch, and with <see cref="LoopProgress{TMetrics}.EpochMetrics"/> after every epoch.</param>
@@ -99,13 +101,13 @@ public sealed class BoltzmannTrainer : IDisposable
     /// <exception cref="ArgumentException">Bad data shape or values.</exception>
     /// <exception cref="TrainingDivergedException">The net inputs, the gradient or the weights became NaN or infinite (naming epoch and batch).</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    /// <exception cref="IO.CheckpointException">The file at <see cref="CheckpointPath"/> cannot be continued from.</exception>
+    /// <exception cref="IO.CheckpointException">The file at <see cref="ResumableTrainer.CheckpointPath"/> cannot be continued from.</exception>
     public IReadOnlyList<BoltzmannEpochMetrics> Fit(Tensor train, IProgress<LoopProgress<BoltzmannEpochMetrics>>? progress = null,
                                                     CancellationToken cancellationToken = default)
     {
         _bm.check_visible(train, "training data");
         Checks.Rows(train, _bm.n_visible, "training data");
-        if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
+        CheckCheckpointEvery();
         using var data = train.to(_bm.dtype, _bm.device);
         if (PersistentClamped && (_clampedHidden is null || _clampedHidden.shape[0] != data.shape[0]))
         {
@@ -138,24 +140,6 @@ public sealed class BoltzmannTrainer : IDisposable
         }
     }
 
-    /// <summary>
-    /// When set, <see cref="Fit"/> writes a run checkpoint here (<see cref="RunCheckpoint"/>, kind
-    /// <c>boltzmann-machine</c>) every <see cref="CheckpointEvery"/> epochs and at the end, and a <see cref="Fit"/> that
-    /// finds the file continues from it: weights and mask, optimizer state, generator, the persistent free chains and the
-    /// epochs' metrics, the free mean-field fixed points (<see cref="FreePhase.MeanField"/>) and the per-example clamped
-    /// chains (<see cref="ClampedChains.Persistent"/>), so a stopped run continues as one that never stopped. The file must
-    /// come from a run with the same machine, options (<see cref="BoltzmannTrainingOptions.Epochs"/> aside), optimizer type, number of training
-    /// rows and device.
-    /// </summary>
-    public string? CheckpointPath { get; init; }
-
-    /// <summary>Epochs between checkpoints when <see cref="CheckpointPath"/> is set (default 1).</summary>
-    public int CheckpointEvery { get; init; } = 1;
-
-    /// <summary>What else a continued run must share with the one that wrote the checkpoint (e.g. the data's origin); a
-    /// checkpoint with another tag is refused.</summary>
-    public IReadOnlyDictionary<string, string>? CheckpointTag { get; init; }
-
     /// <summary>Persistent clamped chains are kept (sampling clamped phase with hidden units).</summary>
     private bool PersistentClamped => Options.ClampedChains == ClampedChains.Persistent && _bm.n_hidden > 0;
 
@@ -170,7 +154,7 @@ public sealed class BoltzmannTrainer : IDisposable
         id["optimizer"] = _optimizer.GetType().Name;
         id["training_rows"] = data.shape[0].ToString(System.Globalization.CultureInfo.InvariantCulture);
         id["device"] = _bm.device.ToString();
-        foreach (var (k, v) in CheckpointTag ?? new Dictionary<string, string>()) id["tag." + k] = v;
+        AddCheckpointTag(id);
         return id;
     }
 

@@ -25,10 +25,14 @@ namespace TorchBoltzmann.Training;
 /// <see cref="ExponentialLearningRate"/>).</para>
 /// <para><see cref="Fit"/> runs on the shared <see cref="TrainingLoop{TMetrics}"/> (epochs, shuffled batches, dispose
 /// scopes, progress, cancellation, divergence stop) and checkpoints through <see cref="RunCheckpoint"/> when
-/// <see cref="CheckpointPath"/> is set: weights, optimizer state, the generator and the persistent chains, so a stopped
+/// <see cref="ResumableTrainer.CheckpointPath"/> is set: weights, optimizer state, the generator and the persistent chains, so a stopped
 /// run on the CPU continues bit for bit as one that never stopped.</para>
+/// <para>Run checkpoint (<see cref="ResumableTrainer.CheckpointPath"/>): when set, <see cref="Fit"/> writes a run checkpoint here (kind <c>dbm</c>) every <see cref="ResumableTrainer.CheckpointEvery"/>
+/// epochs and at the end, and a <see cref="Fit"/> that finds the file continues from it. The file must come from a
+/// run with the same machine, options (<see cref="DbmTrainingOptions.Epochs"/> aside), optimizer type, number of
+/// training rows and device.</para>
 /// </remarks>
-public sealed class DbmTrainer : IDisposable
+public sealed class DbmTrainer : ResumableTrainer, IDisposable
 {
     private readonly DBM _dbm;
     private readonly optim.Optimizer _optimizer;
@@ -46,6 +50,7 @@ public sealed class DbmTrainer : IDisposable
     /// <param name="optimizer">Any optimizer over <c>dbm.parameters()</c>; default SGD(learning rate, momentum). Not disposed when given.</param>
     /// <param name="generator">Random generator on the machine's device; default <c>new Generator(options.Seed, device)</c>.</param>
     public DbmTrainer(DBM dbm, DbmTrainingOptions? options = null, optim.Optimizer? optimizer = null, Generator? generator = null)
+        : base("DBM")
     {
         _dbm = dbm ?? throw new ArgumentNullException(nameof(dbm));
         Options = options ?? new DbmTrainingOptions();
@@ -65,26 +70,6 @@ public sealed class DbmTrainer : IDisposable
     /// <summary>The persistent chains' states, v first (null before the first batch). Valid until the next update.</summary>
     public IReadOnlyList<Tensor>? Chains => _chains;
 
-    /// <summary>Label of the progress reports.</summary>
-    public string Stage { get; init; } = "DBM";
-
-    /// <summary>
-    /// When set, <see cref="Fit"/> writes a run checkpoint here (kind <c>dbm</c>) every <see cref="CheckpointEvery"/>
-    /// epochs and at the end, and a <see cref="Fit"/> that finds the file continues from it. The file must come from a
-    /// run with the same machine, options (<see cref="DbmTrainingOptions.Epochs"/> aside), optimizer type, number of
-    /// training rows and device.
-    /// </summary>
-    public string? CheckpointPath { get; init; }
-
-    /// <summary>Epochs between checkpoints when <see cref="CheckpointPath"/> is set (default 1).</summary>
-    public int CheckpointEvery { get; init; } = 1;
-
-    /// <summary>What else a continuing run must share with the one that wrote the checkpoint (e.g. which data), compared as strings.</summary>
-    public IReadOnlyDictionary<string, string>? CheckpointTag { get; init; }
-
-    /// <summary>Wall time recorded in the checkpoint a <see cref="Fit"/> continued from (0 for a fresh run).</summary>
-    public double RestoredSeconds { get; private set; }
-
     /// <summary>
     /// Trains for <see cref="DbmTrainingOptions.Epochs"/> epochs on <paramref name="train"/> (N × n_visible) on the shared
     /// <see cref="TrainingLoop{TMetrics}"/>.
@@ -96,7 +81,7 @@ public sealed class DbmTrainer : IDisposable
     /// <exception cref="ArgumentException">Bad data shape or values.</exception>
     /// <exception cref="TrainingDivergedException">The means, the gradient or the weights became NaN or infinite (naming epoch and batch).</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    /// <exception cref="IO.CheckpointException">The file at <see cref="CheckpointPath"/> cannot be continued from.</exception>
+    /// <exception cref="IO.CheckpointException">The file at <see cref="ResumableTrainer.CheckpointPath"/> cannot be continued from.</exception>
     public IReadOnlyList<DbmEpochMetrics> Fit(Tensor train, IProgress<LoopProgress<DbmEpochMetrics>>? progress = null,
                                               CancellationToken cancellationToken = default)
     {
@@ -125,7 +110,7 @@ public sealed class DbmTrainer : IDisposable
     {
         ArgumentNullException.ThrowIfNull(train);
         train.CheckFeatures(_dbm.n_visible, "training data");
-        if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
+        CheckCheckpointEvery();
         var data = train;
         if (Options.Centering)
         {
@@ -167,7 +152,7 @@ public sealed class DbmTrainer : IDisposable
         id["optimizer"] = _optimizer.GetType().Name;
         id["training_rows"] = rows.ToString(System.Globalization.CultureInfo.InvariantCulture);
         id["device"] = _dbm.device.ToString();
-        foreach (var (k, v) in CheckpointTag ?? new Dictionary<string, string>()) id["tag." + k] = v;
+        AddCheckpointTag(id);
         return id;
     }
 

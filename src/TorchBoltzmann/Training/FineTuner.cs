@@ -30,8 +30,20 @@ namespace TorchBoltzmann.Training;
 /// of a batch and the epoch's validation, and its options become components (<see cref="ExponentialLearningRate"/>,
 /// <see cref="MaxNorm"/>, <see cref="EarlyStopping"/>, <see cref="IterateAverage"/>, the momentum ramp and head-only
 /// epochs), each saving its own state in the run's checkpoints.</para>
+/// <para>Run checkpoint (<see cref="ResumableTrainer.CheckpointPath"/>): when set, <see cref="Fit"/> writes a checkpoint of the whole run here (a <see cref="RunCheckpoint"/>, atomically) every
+/// <see cref="ResumableTrainer.CheckpointEvery"/> epochs and at the end, and a <see cref="Fit"/> that finds this file continues from it:
+/// the weights, the optimizer's state (momentum buffers), the metrics, early stopping's record and best weights, the
+/// iterate average and the states of the shuffling generator and the global CPU generator are restored, so on the CPU a
+/// run stopped after epoch k and continued ends exactly as one that never stopped (same thread count). On CUDA, dropout
+/// draws from the CUDA default generator, whose state is not saved: a continued run is then statistically, not bitwise,
+/// the same. The file must come from a run with the same model, hyperparameters (<see cref="ClassifierTrainingOptions.Epochs"/>
+/// and <see cref="ClassifierTrainingOptions.Patience"/> aside), <see cref="ResumableTrainer.CheckpointTag"/>, number of training
+/// examples and device; a finished run's file makes <see cref="Fit"/> load its final weights and return its history (delete
+/// it to train again). Needs an optimizer whose state TorchSharp saves (SGD, <see cref="ConjugateGradient"/>, …; not the
+/// native L-BFGS), checked when <see cref="Fit"/> starts. A checkpoint of the format written before the run checkpoint
+/// (<c>TBMFT</c> 2) is continued from too; the next checkpoint replaces it in the new format.</para>
 /// </remarks>
-public sealed class FineTuner : IDisposable
+public sealed class FineTuner : ResumableTrainer, IDisposable
 {
     private readonly nn.Module<Tensor, Tensor> _model;
     private readonly optim.Optimizer _optimizer;
@@ -52,6 +64,7 @@ public sealed class FineTuner : IDisposable
     /// (named); the non-inverted dropout convention with an optimizer other than the SGD built here; momentum schedules
     /// without SGD; a model without parameters.</exception>
     public FineTuner(nn.Module<Tensor, Tensor> model, ClassifierTrainingOptions? options = null, optim.Optimizer? optimizer = null, Generator? generator = null)
+        : base("fine-tune")
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
         Options = options ?? new ClassifierTrainingOptions();
@@ -233,41 +246,6 @@ public sealed class FineTuner : IDisposable
 
     /// <summary>The optimizer taking the steps.</summary>
     public optim.Optimizer Optimizer => _optimizer;
-    /// <summary>Label used in <see cref="ClassifierProgress.Stage"/>.</summary>
-    public string Stage { get; init; } = "fine-tune";
-
-    /// <summary>
-    /// When set, <see cref="Fit"/> writes a checkpoint of the whole run here (a <see cref="RunCheckpoint"/>, atomically) every
-    /// <see cref="CheckpointEvery"/> epochs and at the end, and a <see cref="Fit"/> that finds this file continues from it:
-    /// the weights, the optimizer's state (momentum buffers), the metrics, early stopping's record and best weights, the
-    /// iterate average and the states of the shuffling generator and the global CPU generator are restored, so on the CPU a
-    /// run stopped after epoch k and continued ends exactly as one that never stopped (same thread count). On CUDA, dropout
-    /// draws from the CUDA default generator, whose state is not saved: a continued run is then statistically, not bitwise,
-    /// the same. The file must come from a run with the same model, hyperparameters (<see cref="ClassifierTrainingOptions.Epochs"/>
-    /// and <see cref="ClassifierTrainingOptions.Patience"/> aside), <see cref="CheckpointTag"/>, number of training
-    /// examples and device; a finished run's file makes <see cref="Fit"/> load its final weights and return its history (delete
-    /// it to train again). Needs an optimizer whose state TorchSharp saves (SGD, <see cref="ConjugateGradient"/>, …; not the
-    /// native L-BFGS), checked when <see cref="Fit"/> starts. A checkpoint of the format written before the run checkpoint
-    /// (<c>TBMFT</c> 2) is continued from too; the next checkpoint replaces it in the new format.
-    /// </summary>
-    public string? CheckpointPath { get; init; }
-
-    /// <summary>Epochs between checkpoints when <see cref="CheckpointPath"/> is set (default 1: after every epoch).</summary>
-    public int CheckpointEvery { get; init; } = 1;
-
-    /// <summary>
-    /// What else a continued run must share with the one that wrote the checkpoint (beyond the hyperparameters, the model's
-    /// tensors, the number of training examples and the device): e.g. the dropout probabilities, the data, how the model
-    /// was pretrained. A checkpoint with another tag is refused, naming the entries that differ.
-    /// </summary>
-    public IReadOnlyDictionary<string, string>? CheckpointTag { get; init; }
-
-    /// <summary>
-    /// Wall time, in seconds, recorded for the epochs the last <c>Fit</c> restored from <see cref="CheckpointPath"/> (0 when it
-    /// started afresh): add it to the time <c>Fit</c> itself took for the whole run's fine-tuning time.
-    /// </summary>
-    public double RestoredSeconds { get; private set; }
-
     /// <summary>
     /// Trains on (x, y). Validation: (<paramref name="validationX"/>, <paramref name="validationY"/>) when given, otherwise
     /// the last <see cref="ClassifierTrainingOptions.ValidationCount"/> rows of x are held out (and not trained on).
@@ -281,10 +259,10 @@ public sealed class FineTuner : IDisposable
     /// <exception cref="ArgumentException">Shapes do not match, a validation set given has no rows, the validation split
     /// leaves no training data, an input is NaN or infinite, or a label is not a class index of the model's output.</exception>
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
-    /// <exception cref="IO.CheckpointException">The file at <see cref="CheckpointPath"/> cannot be continued from: not a
+    /// <exception cref="IO.CheckpointException">The file at <see cref="ResumableTrainer.CheckpointPath"/> cannot be continued from: not a
     /// fine-tuning checkpoint, truncated or corrupt, or written by another run (the differences are named). Nothing in
     /// the model, the optimizer or the generators has changed then.</exception>
-    /// <exception cref="NotSupportedException"><see cref="CheckpointPath"/> is set and TorchSharp cannot save the optimizer's state.</exception>
+    /// <exception cref="NotSupportedException"><see cref="ResumableTrainer.CheckpointPath"/> is set and TorchSharp cannot save the optimizer's state.</exception>
     public ClassifierHistory Fit(Tensor x, Tensor y, Tensor? validationX = null, Tensor? validationY = null,
                                  IProgress<ClassifierProgress>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -328,7 +306,7 @@ public sealed class FineTuner : IDisposable
         CheckInputs(trainX, trainY, logits, "training");
         if (valX is not null) CheckInputs(valX, valY!, logits, "validation");
         var frozen = Options.HeadOnlyEpochs > 0 ? BodyParameters() : new List<TorchSharp.Modules.Parameter>();
-        if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
+        CheckCheckpointEvery();
         var optimizerState = CheckpointPath is null ? null : new OptimizerCheckpointState("optimizer", _optimizer);   // before an epoch is spent
         bool wasTraining = _model.training;
         using var early = new EarlyStopping(_model, Options.Patience, Options.RestoreBest);
@@ -378,12 +356,12 @@ public sealed class FineTuner : IDisposable
 
     /// <summary>What a run continuing from a checkpoint must share with the run that wrote it: the hyperparameters but
     /// <see cref="ClassifierTrainingOptions.Epochs"/> and <see cref="ClassifierTrainingOptions.Patience"/>, the
-    /// <see cref="CheckpointTag"/>, the number of training examples and the device (the model's tensors are checked by
+    /// <see cref="ResumableTrainer.CheckpointTag"/>, the number of training examples and the device (the model's tensors are checked by
     /// shape when they are read).</summary>
     private Dictionary<string, string> Identity(long nTrain)
     {
         var id = FineTuningCheckpoint.Fingerprint(Options).ToDictionary(kv => "options." + kv.Key, kv => kv.Value);
-        foreach (var (k, v) in CheckpointTag ?? new Dictionary<string, string>()) id["tag." + k] = v;
+        AddCheckpointTag(id);
         id["training_rows"] = nTrain.ToString(System.Globalization.CultureInfo.InvariantCulture);
         id["device"] = _device.ToString();
         return id;

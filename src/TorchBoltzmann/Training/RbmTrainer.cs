@@ -25,10 +25,19 @@ namespace TorchBoltzmann.Training;
 /// (a cache-sized copy, rather than a copy of the whole data set per epoch);
 /// persistent chains are allocated once and updated in place. Move the model to its device before creating the trainer.</para>
 /// <para><see cref="Fit"/> runs on the shared <see cref="TrainingLoop{TMetrics}"/>: the trainer supplies the CD/PCD update
-/// of a batch and the epoch's metrics, and a momentum schedule as a component; with <see cref="CheckpointPath"/> the run
+/// of a batch and the epoch's metrics, and a momentum schedule as a component; with <see cref="ResumableTrainer.CheckpointPath"/> the run
 /// is checkpointed (<see cref="RunCheckpoint"/>) and continues bit for bit, persistent chains included.</para>
+/// <para>Run checkpoint (<see cref="ResumableTrainer.CheckpointPath"/>): when set, <see cref="Fit"/> writes a checkpoint of the whole run here (<see cref="RunCheckpoint"/>, atomically) every
+/// <see cref="ResumableTrainer.CheckpointEvery"/> epochs and at the end, and a <see cref="Fit"/> that finds this file continues from it:
+/// the weights, the optimizer's state and the folded momentum buffers, the generator's state, the persistent chains of
+/// PCD and the epochs' metrics are restored, so on the CPU a run stopped after epoch k and continued ends exactly as one
+/// that never stopped (same thread count). The file must come from a run with the same model, hyperparameters
+/// (<see cref="RbmTrainingOptions.Epochs"/> aside), <see cref="ResumableTrainer.CheckpointTag"/>, numbers of training and validation rows
+/// and device; a finished run's file makes <see cref="Fit"/> load its final weights and return its history (delete it to
+/// train again). Needs an optimizer whose state TorchSharp saves (the default SGD, Adam, …), checked when
+/// <see cref="Fit"/> starts.</para>
 /// </remarks>
-public sealed class RbmTrainer : IDisposable
+public sealed class RbmTrainer : ResumableTrainer, IDisposable
 {
     private readonly RBM _rbm;
     private readonly optim.Optimizer _optimizer;
@@ -51,6 +60,7 @@ public sealed class RbmTrainer : IDisposable
     /// <param name="optimizer">Any optimizer over <c>rbm.parameters()</c>; default SGD with the options' learning rate and momentum schedule (folded into the gradient buffer with direct gradients, see <see cref="FoldsMomentum"/>). The trainer does not dispose a caller's optimizer.</param>
     /// <param name="generator">Random generator on the model's device; default <c>new Generator(options.Seed, device)</c>.</param>
     public RbmTrainer(RBM rbm, RbmTrainingOptions? options = null, optim.Optimizer? optimizer = null, Generator? generator = null)
+        : base("RBM")
     {
         _rbm = rbm ?? throw new ArgumentNullException(nameof(rbm));
         Options = options ?? new RbmTrainingOptions();
@@ -110,9 +120,6 @@ public sealed class RbmTrainer : IDisposable
     /// </summary>
     public ParallelTempering? Tempering => _tempering;
 
-    /// <summary>Label used in <see cref="TrainingProgress.Stage"/>.</summary>
-    public string Stage { get; init; } = "RBM";
-
     /// <summary>
     /// Trains for <see cref="RbmTrainingOptions.Epochs"/> epochs on <paramref name="train"/> (N × n_visible, values valid
     /// for the visible units), reporting progress after every batch and metrics after every epoch.
@@ -135,7 +142,7 @@ public sealed class RbmTrainer : IDisposable
             _rbm.check_visible(validation, "validation data");
             Checks.Rows(validation, _rbm.n_visible, "validation data", "M", "; pass null to skip validation");
         }
-        if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
+        CheckCheckpointEvery();
         var state = CheckpointPath is null ? null : StateComponents();   // before an epoch is spent: the optimizer must be saveable
 
         using var data = train.to(_rbm.dtype, _rbm.device);
@@ -172,7 +179,7 @@ public sealed class RbmTrainer : IDisposable
             _rbm.check_visible(validation, "validation data");
             Checks.Rows(validation, _rbm.n_visible, "validation data", "M", "; pass null to skip validation");
         }
-        if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
+        CheckCheckpointEvery();
         var state = CheckpointPath is null ? null : StateComponents();
         return FitCore(train, validation, state, progress, cancellationToken);
     }
@@ -210,29 +217,6 @@ public sealed class RbmTrainer : IDisposable
         }
     }
 
-    /// <summary>
-    /// When set, <see cref="Fit"/> writes a checkpoint of the whole run here (<see cref="RunCheckpoint"/>, atomically) every
-    /// <see cref="CheckpointEvery"/> epochs and at the end, and a <see cref="Fit"/> that finds this file continues from it:
-    /// the weights, the optimizer's state and the folded momentum buffers, the generator's state, the persistent chains of
-    /// PCD and the epochs' metrics are restored, so on the CPU a run stopped after epoch k and continued ends exactly as one
-    /// that never stopped (same thread count). The file must come from a run with the same model, hyperparameters
-    /// (<see cref="RbmTrainingOptions.Epochs"/> aside), <see cref="CheckpointTag"/>, numbers of training and validation rows
-    /// and device; a finished run's file makes <see cref="Fit"/> load its final weights and return its history (delete it to
-    /// train again). Needs an optimizer whose state TorchSharp saves (the default SGD, Adam, …), checked when
-    /// <see cref="Fit"/> starts.
-    /// </summary>
-    public string? CheckpointPath { get; init; }
-
-    /// <summary>Epochs between checkpoints when <see cref="CheckpointPath"/> is set (default 1: after every epoch).</summary>
-    public int CheckpointEvery { get; init; } = 1;
-
-    /// <summary>What else a continued run must share with the one that wrote the checkpoint (e.g. the data's origin); a
-    /// checkpoint with another tag is refused, naming the entries that differ.</summary>
-    public IReadOnlyDictionary<string, string>? CheckpointTag { get; init; }
-
-    /// <summary>Wall time, in seconds, recorded for the epochs the last <see cref="Fit"/> restored from <see cref="CheckpointPath"/> (0 when it started afresh).</summary>
-    public double RestoredSeconds { get; private set; }
-
     /// <summary>What a checkpoint of this run holds besides the loop's record: weights, optimizer, folded momentum, generator, PCD chains.</summary>
     private List<IStateful> StateComponents()
     {
@@ -261,7 +245,7 @@ public sealed class RbmTrainer : IDisposable
         id["training_rows"] = rows.ToString(System.Globalization.CultureInfo.InvariantCulture);
         id["validation_rows"] = (held?.shape[0] ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture);
         id["device"] = _rbm.device.ToString();
-        foreach (var (k, v) in CheckpointTag ?? new Dictionary<string, string>()) id["tag." + k] = v;
+        AddCheckpointTag(id);
         return id;
     }
 

@@ -38,8 +38,14 @@ namespace TorchBoltzmann.Training;
 /// over thirds of the run), set at the start of each epoch by a loop callback.</para>
 /// <para>Memory: one dispose scope per batch (the loop's); the chain's states outlive the batch inside
 /// <see cref="GibbsChains"/>; metrics leave as .NET numbers.</para>
+/// <para>Run checkpoint (<see cref="ResumableTrainer.CheckpointPath"/>): when set, <see cref="Fit"/> checkpoints the run here (<see cref="RunCheckpoint"/>, kind "up-down") every
+/// <see cref="ResumableTrainer.CheckpointEvery"/> epochs and at the end, and a <see cref="Fit"/> that finds the file continues from it:
+/// the DBN's weights (both sets), the optimizer's momentum, the generator and the epochs' metrics are restored, so on
+/// the CPU a run stopped after epoch e and continued ends bit-identical to one that never stopped (same thread count).
+/// The file must come from a run with the same DBN architecture, options (the epochs included: they set the k
+/// schedule), <see cref="ResumableTrainer.CheckpointTag"/>, numbers of training and validation rows and device.</para>
 /// </remarks>
-public sealed class UpDownTrainer : IDisposable
+public sealed class UpDownTrainer : ResumableTrainer, IDisposable
 {
     private readonly DBN _dbn;
     private readonly Generator _generator;
@@ -55,6 +61,7 @@ public sealed class UpDownTrainer : IDisposable
     /// <param name="generator">Random generator on the DBN's device; default <c>new Generator(options.Seed, device)</c>. Not disposed here.</param>
     /// <exception cref="InvalidOperationException">The DBN has a single RBM (no lower layers to untie).</exception>
     public UpDownTrainer(DBN dbn, UpDownOptions? options = null, Generator? generator = null)
+        : base("up-down")
     {
         _dbn = dbn ?? throw new ArgumentNullException(nameof(dbn));
         Options = options ?? new UpDownOptions();
@@ -72,28 +79,6 @@ public sealed class UpDownTrainer : IDisposable
 
     /// <summary>The optimizer taking the steps (SGD with <see cref="UpDownOptions.Momentum"/>).</summary>
     public optim.Optimizer Optimizer => _optimizer;
-
-    /// <summary>Label of the progress reports.</summary>
-    public string Stage { get; init; } = "up-down";
-
-    /// <summary>
-    /// When set, <see cref="Fit"/> checkpoints the run here (<see cref="RunCheckpoint"/>, kind "up-down") every
-    /// <see cref="CheckpointEvery"/> epochs and at the end, and a <see cref="Fit"/> that finds the file continues from it:
-    /// the DBN's weights (both sets), the optimizer's momentum, the generator and the epochs' metrics are restored, so on
-    /// the CPU a run stopped after epoch e and continued ends bit-identical to one that never stopped (same thread count).
-    /// The file must come from a run with the same DBN architecture, options (the epochs included: they set the k
-    /// schedule), <see cref="CheckpointTag"/>, numbers of training and validation rows and device.
-    /// </summary>
-    public string? CheckpointPath { get; init; }
-
-    /// <summary>Epochs between checkpoints (default 1).</summary>
-    public int CheckpointEvery { get; init; } = 1;
-
-    /// <summary>What else a continuing run must share with the one that wrote the checkpoint (e.g. the data's origin).</summary>
-    public IReadOnlyDictionary<string, string>? CheckpointTag { get; init; }
-
-    /// <summary>Wall time, in seconds, of the epochs the last <see cref="Fit"/> restored from <see cref="CheckpointPath"/>.</summary>
-    public double RestoredSeconds { get; private set; }
 
     /// <summary>The parameters the algorithm trains: R_l, r_l, W_l, b_l of the lower layers and all of the top RBM.</summary>
     private List<Parameter> TrainedParameters()
@@ -137,7 +122,7 @@ public sealed class UpDownTrainer : IDisposable
             Checks.Rows(validation, _dbn.n_visible, "validation data", "M", "; pass null to skip validation");
             CheckLabels(validationLabels, validation.shape[0], nameof(validationLabels));
         }
-        if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
+        CheckCheckpointEvery();
 
         using var data = train.to(_dbn.dtype, _dbn.device);
         using var y = labels is null ? null : DBN.one_hot(labels, _dbn.n_classes, _dbn.dtype, _dbn.device);
@@ -195,7 +180,7 @@ public sealed class UpDownTrainer : IDisposable
         id["training_rows"] = data.shape[0].ToString(CultureInfo.InvariantCulture);
         id["validation_rows"] = (held?.shape[0] ?? 0).ToString(CultureInfo.InvariantCulture);
         id["device"] = _dbn.device.ToString();
-        foreach (var (k, v) in CheckpointTag ?? new Dictionary<string, string>()) id["tag." + k] = v;
+        AddCheckpointTag(id);
         return id;
     }
 

@@ -120,7 +120,10 @@ internal static class DbmCommand
                     MeanFieldIterations = r.GetValue(mfIters), Centering = r.GetValue(centering), CenteringRate = r.GetValue(centeringRate), Seed = r.GetValue(seed),
                 },
                 Get(pretrainEpochs, Paper.PretrainEpochs)!,
-                new FineTuning(Get(finetuneEpochs, Paper.FineTuneEpochs), r.GetValue(finetuneLr), Get(finetuneBatch, Paper.FineTuneBatch),
+                // The recipe fine-tunes by CG on batches of 5,000; not when streaming (no labels are read) unless asked for,
+                // and SGD chosen on the command line keeps the default batch.
+                new FineTuning(Get(finetuneEpochs, r.GetValue(stream) is null ? Paper.FineTuneEpochs : 0), r.GetValue(finetuneLr),
+                               Get(finetuneBatch, Get(finetuneOptimizer, Paper.FineTuneOptimizer) == "cg" ? Paper.FineTuneBatch : r.GetValue(finetuneBatch)),
                                Get(finetuneOptimizer, Paper.FineTuneOptimizer) == "cg", r.GetValue(finetuneValidation)),
                 r.GetValue(aisRuns), Get(aisSteps, Paper.AisSteps), r.GetValue(testRows), r.GetValue(output)!, r.GetValue(checkpointEvery), data.Read(r),
                 r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose), r.GetValue(tensorBoard), r.GetValue(stream),
@@ -215,9 +218,12 @@ internal static class DbmCommand
         return epochs;
     }
 
-    /// <summary>The pretraining epochs as the checkpoint tag and the summary state them: one number when all RBMs share it, else the list.</summary>
+    /// <summary>The pretraining epochs as the checkpoint tag states them: one number when all RBMs share it, else the list ("100,200").</summary>
     private static string EpochsText(IReadOnlyList<int> epochs)
         => epochs.Distinct().Count() == 1 ? epochs[0].ToString(CultureInfo.InvariantCulture) : string.Join(",", epochs);
+
+    /// <summary>The pretraining epochs in the metrics and sidecar JSON: a number when all RBMs share it (as before per-RBM counts existed), else an array.</summary>
+    private static object EpochsJson(int[] epochs) => epochs.Distinct().Count() == 1 ? epochs[0] : epochs;
 
     /// <summary>Parses "784,500,1000" into layer sizes, or throws naming --layers.</summary>
     internal static int[] ParseLayers(string text)
@@ -259,7 +265,8 @@ internal static class DbmCommand
             if (options.BatchSize > trainCount)
                 throw new CliException($"--batch must be at most the number of training digits, {trainCount}, got {options.BatchSize}");
             if (a.FineTune.Epochs > 0 && a.FineTune.Validation >= trainCount)
-                throw new CliException($"--finetune-validation must leave training digits: at most {trainCount - 1} of the {trainCount}, got {a.FineTune.Validation}");
+                throw new CliException($"--finetune-validation must leave training digits: at most {trainCount - 1} of the {trainCount}, got {a.FineTune.Validation}" +
+                                       (a.Preset is null ? "" : $" (--preset {a.Preset} fine-tunes: give --finetune-validation, or --finetune-epochs 0)"));
             if (a.Preset is not null) Terminal.Line($"Preset {a.Preset}: {Paper.Description} (options given on the command line take precedence).");
             Terminal.Line($"Training DBM {string.Join("-", sizes)} on {trainCount} digits{(streamed is null ? "" : $" streamed from {streamed.Path}")}, {options.Epochs} epoch(s), lr {options.LearningRate} (×{options.LearningRateDecay}/epoch), " +
                           $"momentum {options.Momentum}{(options.Centering ? $", centered (ν {options.CenteringRate})" : "")}, {options.Chains} chains × {options.GibbsSteps} Gibbs steps, ≤ {options.MeanFieldIterations} mean-field sweeps, batch {options.BatchSize}, device {device}, seed {options.Seed}");
@@ -307,7 +314,7 @@ internal static class DbmCommand
             double trainSeconds = trainer.RestoredSeconds + clock.Elapsed.TotalSeconds;
             // The trained machine first, so that a long likelihood estimate that is stopped does not lose it; the sidecar
             // is written again with the estimates below.
-            Checkpoint.Save(dbm, a.Output, new { command = "dbm", options, pretrain_epochs = EpochsText(pretrainEpochs), preset = a.Preset, train_seconds = trainSeconds, history, pretraining });
+            Checkpoint.Save(dbm, a.Output, new { command = "dbm", options, pretrain_epochs = EpochsJson(pretrainEpochs), preset = a.Preset, train_seconds = trainSeconds, history, pretraining });
 
             // The DBM-initialised classifier, fine-tuned on [v ; μ₂(v)] (resumable from OUTPUT-STEM-finetune.ckpt).
             FineTuneResult? fineTune = a.FineTune.Epochs > 0 ? FineTuneClassifier(dbm, a, options.Seed, train!, trainLabels!, test, testLabels, e => fineTuneEpoch = e, ct) : null;
@@ -320,7 +327,7 @@ internal static class DbmCommand
 
             var summary = new
             {
-                layers = sizes, seed = options.Seed, limit = a.Limit, stream = streamed is null ? null : Path.GetFullPath(streamed.Path), train_rows = trainCount, preset = a.Preset, pretrain_epochs = EpochsText(pretrainEpochs), train_seconds = trainSeconds, eval_seconds = evalClock.Elapsed.TotalSeconds, threads = torch.get_num_threads(),
+                layers = sizes, seed = options.Seed, limit = a.Limit, stream = streamed is null ? null : Path.GetFullPath(streamed.Path), train_rows = trainCount, preset = a.Preset, pretrain_epochs = EpochsJson(pretrainEpochs), train_seconds = trainSeconds, eval_seconds = evalClock.Elapsed.TotalSeconds, threads = torch.get_num_threads(),
                 log_z = logZ?.LogZ, log_z_lower = logZ?.LogZLower, log_z_upper = logZ?.LogZUpper, ais_runs = a.AisRuns, ais_steps = a.AisSteps,
                 ais_effective_sample_size = logZ?.EffectiveSampleSize, test_lower_bound = testBound, train_lower_bound = trainBound, test_rows = test.shape[0],
                 classifier_test_error = fineTune?.Test.ErrorRate, classifier_test_errors = fineTune?.Test.Errors, classifier_best_validation_error = fineTune?.History.BestValidationError,

@@ -24,11 +24,11 @@ namespace TorchBoltzmann.Training;
 /// multiplied by <see cref="DbmTrainingOptions.LearningRateDecay"/> every epoch through
 /// <see cref="ExponentialLearningRate"/>).</para>
 /// <para><see cref="Fit"/> runs on the shared <see cref="TrainingLoop{TMetrics}"/> (epochs, shuffled batches, dispose
-/// scopes, progress, cancellation, divergence stop) and checkpoints through <see cref="RunCheckpoint"/> when
-/// <see cref="ResumableTrainer.CheckpointPath"/> is set: weights, optimizer state, the generator and the persistent chains, so a stopped
-/// run on the CPU continues bit for bit as one that never stopped.</para>
+/// scopes, progress, cancellation, divergence stop).</para>
 /// <para>Run checkpoint (<see cref="ResumableTrainer.CheckpointPath"/>): when set, <see cref="Fit"/> writes a run checkpoint here (kind <c>dbm</c>) every <see cref="ResumableTrainer.CheckpointEvery"/>
-/// epochs and at the end, and a <see cref="Fit"/> that finds the file continues from it. The file must come from a
+/// epochs and at the end, and a <see cref="Fit"/> that finds the file continues from it: weights, optimizer state, the
+/// generator, the persistent chains and the centering offsets, so a stopped run on the CPU continues bit for bit as one
+/// that never stopped. The file must come from a
 /// run with the same machine, options (<see cref="DbmTrainingOptions.Epochs"/> aside), optimizer type, number of
 /// training rows and device.</para>
 /// </remarks>

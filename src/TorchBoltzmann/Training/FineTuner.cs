@@ -41,7 +41,10 @@ namespace TorchBoltzmann.Training;
 /// examples and device; a finished run's file makes <see cref="Fit"/> load its final weights and return its history (delete
 /// it to train again). Needs an optimizer whose state TorchSharp saves (SGD, <see cref="ConjugateGradient"/>, …; not the
 /// native L-BFGS), checked when <see cref="Fit"/> starts. A checkpoint of the format written before the run checkpoint
-/// (<c>TBMFT</c> 2) is continued from too; the next checkpoint replaces it in the new format.</para>
+/// (<c>TBMFT</c> 2) is continued from too; the next checkpoint replaces it in the new format.
+/// Its <see cref="ResumableTrainer.CheckpointTag"/> carries what else the run depends on beyond the hyperparameters, the
+/// model's tensors, the number of training examples and the device: e.g. the dropout probabilities, the data, how the
+/// model was pretrained.</para>
 /// </remarks>
 public sealed class FineTuner : ResumableTrainer, IDisposable
 {

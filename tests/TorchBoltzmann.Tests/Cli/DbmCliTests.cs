@@ -98,7 +98,7 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         var sidecar = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(work.File("dbm.json")))!;
         var pretraining = sidecar["training"]!["pretraining"]!.AsArray();
         Assert.Equal(new[] { 1, 2 }, pretraining.Select(layer => layer!.AsArray().Count).ToArray());
-        Assert.Equal("1,2", sidecar["training"]!["summary"]!["pretrain_epochs"]!.GetValue<string>());
+        Assert.Equal(new[] { 1, 2 }, sidecar["training"]!["summary"]!["pretrain_epochs"]!.AsArray().Select(e => e!.GetValue<int>()).ToArray());
     }
 
     /// <summary>
@@ -121,6 +121,18 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.DoesNotContain("Pretraining", stdout);
         var summary = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(work.File("dbm-metrics.json")))!["summary"]!;
         Assert.Equal("paper", summary["preset"]!.GetValue<string>());
+
+        // With --stream the preset does not fine-tune (no labels are read); with too few digits for its validation split
+        // the refusal says that the preset fine-tunes.
+        (code, stdout, stderr) = CliProcess.Run(work.Path, null,
+            "dbm", "--preset", "paper", "--data", fake.Path, "--no-verify", "--stream", fake.Path, "--limit", "100", "--layers", "784,12,10", "--batch", "20", "--chains", "10",
+            "--gibbs-steps", "1", "--epochs", "1", "--pretrain-epochs", "0", "--ais-runs", "0", "--test-rows", "20", "--threads", "1", "-o", work.File("s.pt"));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.DoesNotContain("Fine-tuning", stdout);
+        (code, _, stderr) = CliProcess.Run(work.Path, null,
+            "dbm", "--preset", "paper", "--data", fake.Path, "--no-verify", "--limit", "200", "--layers", "784,12,10", "--epochs", "1", "--pretrain-epochs", "0", "-o", work.File("v.pt"));
+        Assert.Equal(1, code);
+        Assert.Contains("--finetune-validation must leave training digits: at most 199 of the 200, got 10000 (--preset paper fine-tunes: give --finetune-validation, or --finetune-epochs 0)", stderr);
     }
 
     /// <summary>

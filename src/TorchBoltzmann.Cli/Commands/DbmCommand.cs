@@ -15,7 +15,7 @@ using static TorchSharp.torch;
 namespace TorchBoltzmann.Cli.Commands;
 
 /// <summary>
-/// <c>tbm dbm</c>: trains a deep Boltzmann machine on MNIST (binarised at 0.5) by stochastic approximation with a
+/// <c>tbm dbm</c>: trains a deep Boltzmann machine on MNIST (binarised at 0.5, or stochastically) by stochastic approximation with a
 /// mean-field positive phase, then estimates log Z by AIS and the variational lower bound on the test log-likelihood.
 /// </summary>
 internal static class DbmCommand
@@ -54,6 +54,14 @@ internal static class DbmCommand
             DefaultValueFactory = _ => "none",
         };
         preset.AcceptOnlyFromAmong("none", "paper");
+        var binarize = new Option<string>("--binarize")
+        {
+            Description = "How the digits become binary: threshold (pixel > 0.5) or stochastic (each pixel drawn once from Bernoulli(grey level), training digits then test digits " +
+                          "from one generator seeded by --binarize-seed, as Salakhutdinov & Murray 2008 and the likelihoods the paper reports; the same draw as `tbm evaluate --seed`)",
+            DefaultValueFactory = _ => "threshold",
+        };
+        binarize.AcceptOnlyFromAmong("threshold", "stochastic");
+        var binarizeSeed = new Option<ulong>("--binarize-seed") { Description = "Seed of the stochastic binarisation (the default is tbm evaluate's default --seed)", DefaultValueFactory = _ => 1UL };
         var centering = new Option<bool>("--centering")
         {
             Description = "Take the gradient steps in centered coordinates (Montavon & Müller 2012; Melchior et al. 2016): offsets at the data's mean and running means of the mean-field means; the machine and its sampling are unchanged",
@@ -99,10 +107,10 @@ internal static class DbmCommand
                           "binarised at 0.5, read by a background reader in shuffled chunks: memory bounded whatever the file's size (e.g. the 600,000 digits of tbm make-mnist-x10). " +
                           "Test digits still come from MNIST's test set; with --pretrain-epochs the pretraining also streams and is not checkpointed (the DBM's training is)",
         };
-        var cmd = new Command("dbm", "Train a deep Boltzmann machine on MNIST (binarised at 0.5; Salakhutdinov & Hinton 2009): mean-field positive phase, persistent chains; " +
+        var cmd = new Command("dbm", "Train a deep Boltzmann machine on MNIST (binarised at 0.5 or stochastically; Salakhutdinov & Hinton 2009): mean-field positive phase, persistent chains; " +
                                      "then log Z by AIS and the mean-field lower bound on the test log-likelihood. Exit codes: 0 done, 1 error, 130 interrupted (the checkpoint is kept and the same command continues)")
         {
-            preset, layers, epochs, lr, lrDecay, momentum, weightDecay, batch, chains, gibbs, mfIters, centering, centeringRate, pretrainEpochs,
+            preset, binarize, binarizeSeed, layers, epochs, lr, lrDecay, momentum, weightDecay, batch, chains, gibbs, mfIters, centering, centeringRate, pretrainEpochs,
             finetuneEpochs, finetuneLr, finetuneBatch, finetuneOptimizer, finetuneValidation, aisRuns, aisSteps, testRows, output, checkpointEvery,
             device, seed, threads, limit, tensorBoard, stream,
         };
@@ -127,7 +135,7 @@ internal static class DbmCommand
                                Get(finetuneOptimizer, Paper.FineTuneOptimizer) == "cg", r.GetValue(finetuneValidation)),
                 r.GetValue(aisRuns), Get(aisSteps, Paper.AisSteps), r.GetValue(testRows), r.GetValue(output)!, r.GetValue(checkpointEvery), data.Read(r),
                 r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose), r.GetValue(tensorBoard), r.GetValue(stream),
-                paper ? "paper" : null), ct));
+                paper ? "paper" : null, Get(binarize, r.GetValue(stream) is null ? Paper.Binarize : "threshold") == "stochastic", r.GetValue(binarizeSeed)), ct));
         });
         return cmd;
     }
@@ -163,9 +171,9 @@ internal static class DbmCommand
         public const string PretrainEpochs = "100,200";
         public const int Epochs = 500, FineTuneEpochs = 100, FineTuneBatch = 5000, AisSteps = 20000;
         public const double LearningRate = 0.005, LearningRateDecay = 0.991;
-        public const string FineTuneOptimizer = "cg";
+        public const string FineTuneOptimizer = "cg", Binarize = "stochastic";
 
-        public const string Description = "Salakhutdinov & Hinton 2009 on 784-500-1000: --pretrain-epochs 100,200 --epochs 500 --lr 0.005 --lr-decay 0.991 " +
+        public const string Description = "Salakhutdinov & Hinton 2009 on 784-500-1000: --binarize stochastic --pretrain-epochs 100,200 --epochs 500 --lr 0.005 --lr-decay 0.991 " +
                                           "--finetune-epochs 100 --finetune-optimizer cg --finetune-batch 5000 --ais-steps 20000";
     }
 
@@ -173,7 +181,8 @@ internal static class DbmCommand
     internal static string FineTuneCheckpointPath(string output) => Path.ChangeExtension(output, null) + "-finetune.ckpt";
 
     private sealed record Arguments(string Layers, DbmTrainingOptions Options, string PretrainEpochs, FineTuning FineTune, int AisRuns, int AisSteps, int TestRows, string Output, int CheckpointEvery,
-                                    CommonOptions.DataSource Source, string Device, int Threads, int? Limit, bool Verbose, string? TensorBoard, string? Stream, string? Preset)
+                                    CommonOptions.DataSource Source, string Device, int Threads, int? Limit, bool Verbose, string? TensorBoard, string? Stream, string? Preset,
+                                    bool Stochastic, ulong BinarizeSeed)
     {
         /// <summary>The epochs between checkpoints the trainers take: <see cref="CheckpointEvery"/> (0 means no checkpoint path at all, so any period ≥ 1 serves).</summary>
         public int Every => Math.Max(CheckpointEvery, 1);
@@ -255,8 +264,11 @@ internal static class DbmCommand
             var dir = CommonOptions.ResolveMnist(a.Source, a.Verbose);
             // The training digits: MNIST's in memory (float32 on the device), or a stream read while training.
             using var streamed = a.Stream is null ? null : TrainRbmCommand.OpenStream(a.Stream, options.Seed, a.Limit);
-            var (train, trainLabels) = streamed is not null ? (null, null) : LoadDigits(dir, MnistSplit.Train, a.Limit, device);
-            var (test, testLabels) = LoadDigits(dir, MnistSplit.Test, Math.Min(10000, a.TestRows), device);
+            // Stochastic binarisation draws the training digits, then the test digits, from one generator: the rows that
+            // `tbm evaluate --seed BINARIZE-SEED` draws (for the same --limit).
+            using var binarizer = a.Stochastic ? new Generator(a.BinarizeSeed, torch.CPU) : null;
+            var (train, trainLabels) = streamed is not null ? (null, null) : LoadDigits(dir, MnistSplit.Train, a.Limit, device, binarizer);
+            var (test, testLabels) = LoadDigits(dir, MnistSplit.Test, Math.Min(10000, a.TestRows), device, binarizer);
             using var trainOwned = train;
             using var trainLabelsOwned = trainLabels;
             using var testOwned = test;
@@ -268,7 +280,7 @@ internal static class DbmCommand
                 throw new CliException($"--finetune-validation must leave training digits: at most {trainCount - 1} of the {trainCount}, got {a.FineTune.Validation}" +
                                        (a.Preset is null ? "" : $" (--preset {a.Preset} fine-tunes: give --finetune-validation, or --finetune-epochs 0)"));
             if (a.Preset is not null) Terminal.Line($"Preset {a.Preset}: {Paper.Description} (options given on the command line take precedence).");
-            Terminal.Line($"Training DBM {string.Join("-", sizes)} on {trainCount} digits{(streamed is null ? "" : $" streamed from {streamed.Path}")}, {options.Epochs} epoch(s), lr {options.LearningRate} (×{options.LearningRateDecay}/epoch), " +
+            Terminal.Line($"Training DBM {string.Join("-", sizes)} on {trainCount} digits{(streamed is null ? $" {Binarisation(a)}" : $" streamed from {streamed.Path}")}, {options.Epochs} epoch(s), lr {options.LearningRate} (×{options.LearningRateDecay}/epoch), " +
                           $"momentum {options.Momentum}{(options.Centering ? $", centered (ν {options.CenteringRate})" : "")}, {options.Chains} chains × {options.GibbsSteps} Gibbs steps, ≤ {options.MeanFieldIterations} mean-field sweeps, batch {options.BatchSize}, device {device}, seed {options.Seed}");
 
             using var gen = new Generator(options.Seed, device);
@@ -297,7 +309,7 @@ internal static class DbmCommand
             var tag = new Dictionary<string, string>
             {
                 ["data"] = streamed is not null ? $"stream {Path.GetFullPath(streamed.Path)} ({streamed.Count} rows), binarised at 0.5"
-                                                : $"MNIST binarised at 0.5, limit {a.Limit?.ToString(CultureInfo.InvariantCulture) ?? "none"}",
+                                                : $"MNIST {Binarisation(a)}, limit {a.Limit?.ToString(CultureInfo.InvariantCulture) ?? "none"}",
             };
             // Only when pretraining: a checkpoint of a run without it reads as before.
             if (pretrains) tag["pretrain_epochs"] = EpochsText(pretrainEpochs);
@@ -327,7 +339,7 @@ internal static class DbmCommand
 
             var summary = new
             {
-                layers = sizes, seed = options.Seed, limit = a.Limit, stream = streamed is null ? null : Path.GetFullPath(streamed.Path), train_rows = trainCount, preset = a.Preset, pretrain_epochs = EpochsJson(pretrainEpochs), train_seconds = trainSeconds, eval_seconds = evalClock.Elapsed.TotalSeconds, threads = torch.get_num_threads(),
+                layers = sizes, seed = options.Seed, limit = a.Limit, stream = streamed is null ? null : Path.GetFullPath(streamed.Path), train_rows = trainCount, binarize = a.Stochastic ? "stochastic" : "threshold", binarize_seed = a.Stochastic ? a.BinarizeSeed : (ulong?)null, preset = a.Preset, pretrain_epochs = EpochsJson(pretrainEpochs), train_seconds = trainSeconds, eval_seconds = evalClock.Elapsed.TotalSeconds, threads = torch.get_num_threads(),
                 log_z = logZ?.LogZ, log_z_lower = logZ?.LogZLower, log_z_upper = logZ?.LogZUpper, ais_runs = a.AisRuns, ais_steps = a.AisSteps,
                 ais_effective_sample_size = logZ?.EffectiveSampleSize, test_lower_bound = testBound, train_lower_bound = trainBound, test_rows = test.shape[0],
                 classifier_test_error = fineTune?.Test.ErrorRate, classifier_test_errors = fineTune?.Test.Errors, classifier_best_validation_error = fineTune?.History.BestValidationError,
@@ -375,6 +387,7 @@ internal static class DbmCommand
         OptionFlags.AtLeast("--checkpoint-every", a.CheckpointEvery, 0);
         if (a.Limit is { } lim) OptionFlags.AtLeast("--limit", lim, 1);
         OptionFlags.Validate(a.Options.Validate, Flags);
+        if (a.Stream is not null && a.Stochastic) throw new CliException("--stream binarises the streamed images at 0.5; it does not combine with --binarize stochastic");
         OptionFlags.AtLeast("--finetune-epochs", a.FineTune.Epochs, 0);
         if (a.FineTune.Epochs > 0)
         {
@@ -412,11 +425,17 @@ internal static class DbmCommand
         ImageGrid.SaveTiles(stem + "-samples.png", samples, 28, 28, columns: 8);
     }
 
-    /// <summary>MNIST's images of <paramref name="split"/> (the first <paramref name="limit"/>) binarised at 0.5, float32 on <paramref name="device"/>, and their labels (int64, CPU).</summary>
-    private static (Tensor images, Tensor labels) LoadDigits(string dir, MnistSplit split, int? limit, Device device)
+    /// <summary>How the run's digits were binarised, as its header, checkpoint tag and summary say it.</summary>
+    private static string Binarisation(Arguments a) => a.Stochastic ? $"binarised stochastically (seed {a.BinarizeSeed})" : "binarised at 0.5";
+
+    /// <summary>
+    /// MNIST's images of <paramref name="split"/> (the first <paramref name="limit"/>) binarised at 0.5, or drawn from
+    /// Bernoulli(grey level) with <paramref name="binarizer"/> when given, float32 on <paramref name="device"/>, and their labels (int64, CPU).
+    /// </summary>
+    private static (Tensor images, Tensor labels) LoadDigits(string dir, MnistSplit split, int? limit, Device device, Generator? binarizer)
     {
         using var set = MnistDataset.Load(dir, split, limit);
-        using var binary = Binarize.Threshold(set.Images);
+        using var binary = binarizer is null ? Binarize.Threshold(set.Images) : Binarize.Stochastic(set.Images, binarizer);
         return (binary.to(device, copy: true), set.Labels.to(ScalarType.Int64, torch.CPU, copy: true));
     }
 

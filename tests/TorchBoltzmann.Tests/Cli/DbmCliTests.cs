@@ -18,6 +18,7 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     [InlineData("--pretrain-epochs must be a number of epochs or one per RBM separated by commas (e.g. 100,200), got '10,x'", "--pretrain-epochs", "10,x")]
     [InlineData("--pretrain-epochs must give one number, or one per RBM (2 for --layers of 3 sizes), got 3: '1,2,3'", "--pretrain-epochs", "1,2,3")]
     [InlineData("--pretrain-epochs must be 0 for every RBM (no pretraining) or at least 1 for each, got '0,5'", "--pretrain-epochs", "0,5")]
+    [InlineData("--stream binarises the streamed images at 0.5; it does not combine with --binarize stochastic", "--binarize", "stochastic", "--stream", "/tmp")]
     [InlineData("--preset paper is the recipe of a DBM with two hidden layers (784,500,1000), got --layers '784,500,500,1000'", "--preset", "paper", "--layers", "784,500,500,1000")]
     [InlineData("--centering-rate must be in (0, 1], got 0", "--centering", "--centering-rate", "0")]
     [InlineData("--finetune-lr must be > 0 and finite, got 0", "--finetune-epochs", "1", "--finetune-lr", "0")]
@@ -89,9 +90,10 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         using var work = new TempDirectory();
         var (code, stdout, stderr) = CliProcess.Run(work.Path, null,
             "dbm", "--data", fake.Path, "--no-verify", "--limit", "100", "--layers", "784,12,10", "--batch", "20", "--chains", "10",
-            "--gibbs-steps", "1", "--pretrain-epochs", "1,2", "--ais-runs", "0", "--test-rows", "20", "--threads", "1", "-o", work.File("dbm.pt"));
+            "--gibbs-steps", "1", "--pretrain-epochs", "1,2", "--binarize", "stochastic", "--binarize-seed", "7", "--ais-runs", "0", "--test-rows", "20", "--threads", "1", "-o", work.File("dbm.pt"));
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Contains("1, 2 epochs, CD-1", stdout);
+        Assert.Contains("on 100 digits binarised stochastically (seed 7)", stdout);
         Assert.Contains("layer 1/2 epoch 1/1", stdout);
         Assert.Contains("layer 2/2 epoch 2/2", stdout);
         Assert.DoesNotContain("layer 1/2 epoch 2", stdout);
@@ -99,6 +101,8 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         var pretraining = sidecar["training"]!["pretraining"]!.AsArray();
         Assert.Equal(new[] { 1, 2 }, pretraining.Select(layer => layer!.AsArray().Count).ToArray());
         Assert.Equal(new[] { 1, 2 }, sidecar["training"]!["summary"]!["pretrain_epochs"]!.AsArray().Select(e => e!.GetValue<int>()).ToArray());
+        Assert.Equal("stochastic", sidecar["training"]!["summary"]!["binarize"]!.GetValue<string>());
+        Assert.Equal(7UL, sidecar["training"]!["summary"]!["binarize_seed"]!.GetValue<ulong>());
     }
 
     /// <summary>
@@ -116,7 +120,7 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
             "--ais-runs", "0", "--test-rows", "30", "--threads", "1", "-o", work.File("dbm.pt"));
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Contains("Preset paper: Salakhutdinov & Hinton 2009", stdout);
-        Assert.Contains("1 epoch(s), lr 0.005 (×0.991/epoch)", stdout);
+        Assert.Contains("on 200 digits binarised stochastically (seed 1), 1 epoch(s), lr 0.005 (×0.991/epoch)", stdout);
         Assert.Contains("conjugate gradients (3 line searches per batch), batch 50", stdout);
         Assert.DoesNotContain("Pretraining", stdout);
         var summary = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(work.File("dbm-metrics.json")))!["summary"]!;
@@ -129,6 +133,7 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
             "--gibbs-steps", "1", "--epochs", "1", "--pretrain-epochs", "0", "--ais-runs", "0", "--test-rows", "20", "--threads", "1", "-o", work.File("s.pt"));
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         Assert.DoesNotContain("Fine-tuning", stdout);
+        Assert.DoesNotContain("stochastically", stdout);
         (code, _, stderr) = CliProcess.Run(work.Path, null,
             "dbm", "--preset", "paper", "--data", fake.Path, "--no-verify", "--limit", "200", "--layers", "784,12,10", "--epochs", "1", "--pretrain-epochs", "0", "-o", work.File("v.pt"));
         Assert.Equal(1, code);

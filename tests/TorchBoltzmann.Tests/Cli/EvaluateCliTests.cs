@@ -36,6 +36,55 @@ public sealed class EvaluateCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         return double.Parse(m.Groups[1].Value.Replace("−", "-"), CultureInfo.InvariantCulture);
     }
 
+    /// <summary>
+    /// A DBM checkpoint (784-6-4, random weights): AIS's interval holds the exact log Z, which the test computes by listing
+    /// the 2¹⁰ hidden states (the visible units summed out: log Z = logsumexp_h [c₁ᵀh₁ + c₂ᵀh₂ + h₂ᵀW₂h₁ + Σᵢ softplus(bᵢ + (W₁ᵀh₁)ᵢ)]),
+    /// and the printed test bound is B̄ − log Ẑ with B̄ the mean-field bound of the same digits binarised from the seed.
+    /// </summary>
+    [Fact]
+    public void Dbm_PrintsLogZByAis_AroundTheExactValue_AndTheMeanFieldBound()
+    {
+        using var work = new TempDirectory();
+        using var g = new Generator(3);
+        using var dbm = boltzmann.DBM(new[] { 784, 6, 4 }, generator: g);
+        using (torch.no_grad())
+        {
+            dbm.weight(1).normal_(0, 0.05, g);
+            dbm.weight(2).normal_(0, 0.5, g);
+            for (int l = 0; l < 3; l++) dbm.bias(l).normal_(0, 0.5, g);
+        }
+        string model = Checkpoint.Save(dbm, work.File("dbm.pt"));
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, Evaluate(model, "--limit", "120", "--seed", "5", "--runs", "32", "--betas", "300"));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        var logZLine = Assert.Single(stdout.Split('\n'), l => l.StartsWith("log Z = ", StringComparison.Ordinal));
+        var m = System.Text.RegularExpressions.Regex.Match(logZLine, @"log Z = (−?[0-9.]+) by AIS \(32 runs, 300 steps; log\(Ẑ ± 3σ̂\) = \[(−?[0-9.]+|−∞), (−?[0-9.]+)\]");
+        Assert.True(m.Success, logZLine);
+        static double N(string x) => x == "−∞" ? double.NegativeInfinity : double.Parse(x.Replace("−", "-"), CultureInfo.InvariantCulture);
+        double logZ = N(m.Groups[1].Value), lower = N(m.Groups[2].Value), upper = N(m.Groups[3].Value);
+
+        using var h1 = ExactEnumeration.all_binary_states(6, ScalarType.Float64);
+        using var h2 = ExactEnumeration.all_binary_states(4, ScalarType.Float64);
+        using var w1 = dbm.weight(1).detach().to(ScalarType.Float64);
+        using var w2 = dbm.weight(2).detach().to(ScalarType.Float64);
+        using var b = dbm.bias(0).detach().to(ScalarType.Float64);
+        using var c1 = dbm.bias(1).detach().to(ScalarType.Float64);
+        using var c2 = dbm.bias(2).detach().to(ScalarType.Float64);
+        using var visible = nn.functional.softplus(h1.matmul(w1).add(b)).sum(1);               // (64): Σᵢ softplus(bᵢ + (W₁ᵀh₁)ᵢ)
+        using var lower1 = h1.matmul(c1).add(visible);                                          // (64)
+        using var pair = h2.matmul(w2).matmul(h1.t());                                          // (16, 64): h₂ᵀW₂h₁
+        using var terms = pair.add(h2.matmul(c2).unsqueeze(1)).add(lower1.unsqueeze(0));
+        double exact = terms.flatten().logsumexp(0).item<double>();
+        Assert.True(lower - 0.01 <= exact && exact <= upper + 0.01, $"exact log Z {exact} outside AIS's interval [{lower}, {upper}] (log Ẑ {logZ})");
+
+        using var gen = new Generator(5);
+        using var trainSet = MnistDataset.Load(fake.Path, MnistSplit.Train, 120);
+        using var testSet = MnistDataset.Load(fake.Path, MnistSplit.Test, 120);
+        using var train = Binarize.Stochastic(trainSet.Images, gen);
+        using var test = Binarize.Stochastic(testSet.Images, gen);
+        Assert.Equal(DbmLikelihood.lower_bound(dbm, test, 0) - logZ, Figure(stdout, "test :"), 1);
+        Assert.Contains("variational (mean-field) lower bound on average log p(v)", stdout);
+    }
+
     [Fact]
     public void Rbm_WithAnEnumerableLayer_PrintsTheExactLogLikelihood_OfTheDigitsBinarisedFromTheSeed()
     {

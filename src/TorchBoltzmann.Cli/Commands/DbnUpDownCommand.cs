@@ -35,7 +35,7 @@ internal static class DbnUpDownCommand
         {
             Description = "Classifier checkpoint that judges the class-conditional samples (default: DBN-STEM-classifier.pt beside --dbn, as tbm mnist writes it; 'none': do not judge)",
         };
-        var epochs = new Option<int>("--epochs") { Description = "Up-down epochs (the paper: 300)", DefaultValueFactory = _ => 300 };
+        var epochs = new Option<int>("--epochs") { Description = "Up-down epochs (the paper: 300); 0 measures the DBN as loaded (generative error, judged samples) and writes nothing, e.g. to judge an untied DBN again with another --judge", DefaultValueFactory = _ => 300 };
         var batch = new Option<int>("--batch") { Description = "Mini-batch size (the paper: 10)", DefaultValueFactory = _ => 10 };
         var lr = new Option<double>("--lr") { Description = "Learning rate of every update (generative, top associative memory, recognition)", DefaultValueFactory = _ => 0.01 };
         var momentum = new Option<double>("--momentum") { Description = "SGD momentum, in [0, 1)", DefaultValueFactory = _ => 0.5 };
@@ -111,10 +111,10 @@ internal static class DbnUpDownCommand
             var device = CommonOptions.ParseDevice(a.Device);
             var options = new UpDownOptions
             {
-                Epochs = a.Epochs, BatchSize = a.Batch, LearningRate = a.LearningRate, Momentum = a.Momentum, WeightDecay = a.WeightDecay,
+                Epochs = Math.Max(a.Epochs, 1), BatchSize = a.Batch, LearningRate = a.LearningRate, Momentum = a.Momentum, WeightDecay = a.WeightDecay,
                 GibbsSchedule = ParseSchedule(a.KSchedule), Seed = a.Seed,
             };
-            OptionFlags.AtLeast("--epochs", a.Epochs, 1);
+            OptionFlags.AtLeast("--epochs", a.Epochs, 0);
             OptionFlags.Validate(options.Validate, Flags);
             OptionFlags.AtLeast("--validation", a.Validation, 0);
             OptionFlags.AtLeast("--judge-per-class", a.JudgePerClass, 1);
@@ -162,7 +162,7 @@ internal static class DbnUpDownCommand
             using var testX = testSet.Images.to(device);
             using var testY = testSet.Labels.to(device);
 
-            Terminal.Line($"Up-down on {dbn} from {a.Dbn}: {fit} training + {a.Validation} validation digits, {testSet.Count} test digits, {options.Epochs} epochs, " +
+            Terminal.Line($"Up-down on {dbn} from {a.Dbn}: {fit} training + {a.Validation} validation digits, {testSet.Count} test digits, {a.Epochs} epochs, " +
                           $"k {string.Join("→", options.GibbsSchedule)}, lr {options.LearningRate}, momentum {options.Momentum}, batch {options.BatchSize}, device {device}, seed {a.Seed}, {torch.get_num_threads()} threads.");
             double testBefore = GenerativeError(dbn, testX, testY);
             double? judgedBefore = null;
@@ -174,6 +174,11 @@ internal static class DbnUpDownCommand
             Terminal.Line($"Before: generative classifier test error {100 * testBefore:F2} %" +
                           (judgedBefore is { } jb ? $"; the classifier calls {100 * jb:F1} % of the class-conditional samples their digit" : "") + ".");
             ct.ThrowIfCancellationRequested();
+            if (a.Epochs == 0)
+            {
+                Terminal.Line($"--epochs 0: {a.Dbn} was measured, not trained; nothing was written.");
+                return ExitCodes.Success;
+            }
 
             checkpoint = a.CheckpointEvery > 0 ? CheckpointPath(output) : null;
             bool continuing = checkpoint is not null && File.Exists(checkpoint);

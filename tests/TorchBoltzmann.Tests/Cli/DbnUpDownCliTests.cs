@@ -21,7 +21,7 @@ public sealed class DbnUpDownCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     }
 
     [Theory]
-    [InlineData("--epochs must be ≥ 1, got 0", "--epochs", "0")]
+    [InlineData("--epochs must be ≥ 0, got -1", "--epochs", "-1")]
     [InlineData("--lr must be > 0 and finite, got -1", "--lr", "-1")]
     [InlineData("--momentum must be in [0, 1), got 1", "--momentum", "1")]
     [InlineData("--k-schedule must list whole numbers ≥ 1 separated by commas (e.g. 3,6,10), got '3,x'", "--k-schedule", "3,x")]
@@ -70,5 +70,19 @@ public sealed class DbnUpDownCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.InRange(metrics["summary"]!["test_error_after"]!.GetValue<double>(), 0, 1);
         Assert.Equal(2, metrics["history"]!.AsArray().Count);
         Assert.False(File.Exists(work.File("small-updown-train.ckpt")));
+
+        // --epochs 0 measures the untied DBN as saved: its "before" figures are the trained run's "after" figures (same
+        // weights, same seeded draws), and nothing is written.
+        var (code0, stdout0, stderr0) = CliProcess.Run(work.Path, null,
+            "dbn-updown", "--dbn", work.File("small-updown.pt"), "--judge", work.File("small-classifier.pt"), "--data", fake.Path, "--no-verify", "--limit", "300", "--validation", "100",
+            "--epochs", "0", "--batch", "20", "--judge-per-class", "3", "--judge-burn-in", "5", "--threads", "1", "-o", work.File("again.pt"));
+        Assert.True(code0 == 0, $"exit {code0}\n{stdout0}\n{stderr0}");
+        static string Figures(string line) => line[line.IndexOf("generative classifier", StringComparison.Ordinal)..];
+        string after = Figures(Assert.Single(stdout.Split('\n'), l => l.StartsWith("After 2 epochs", StringComparison.Ordinal)));
+        string before = Figures(Assert.Single(stdout0.Split('\n'), l => l.StartsWith("Before:", StringComparison.Ordinal)));
+        Assert.Equal(after, before);
+        Assert.Contains("was measured, not trained; nothing was written", stdout0);
+        Assert.Contains(" test digits, 0 epochs, ", stdout0);
+        Assert.False(File.Exists(work.File("again.pt")));
     }
 }

@@ -118,8 +118,9 @@ internal static class DbmCommand
         cmd.SetAction((ParseResult r, CancellationToken ct) =>
         {
             // With --preset paper, an option left out takes the recipe's value; one given on the command line keeps its own.
-            bool paper = r.GetValue(preset) == "paper";
+            bool paper = r.GetValue(preset) == "paper", streaming = r.GetValue(stream) is not null;
             T Get<T>(Option<T> option, T recipe) => paper && r.GetResult(option) is not { Implicit: false } ? recipe : r.GetValue(option)!;
+            bool cg = Get(finetuneOptimizer, Paper.FineTuneOptimizer) == "cg";
             return Task.FromResult(Run(new Arguments(
                 r.GetValue(layers)!, new DbmTrainingOptions
                 {
@@ -130,12 +131,11 @@ internal static class DbmCommand
                 Get(pretrainEpochs, Paper.PretrainEpochs)!,
                 // The recipe fine-tunes by CG on batches of 5,000; not when streaming (no labels are read) unless asked for,
                 // and SGD chosen on the command line keeps the default batch.
-                new FineTuning(Get(finetuneEpochs, r.GetValue(stream) is null ? Paper.FineTuneEpochs : 0), r.GetValue(finetuneLr),
-                               Get(finetuneBatch, Get(finetuneOptimizer, Paper.FineTuneOptimizer) == "cg" ? Paper.FineTuneBatch : r.GetValue(finetuneBatch)),
-                               Get(finetuneOptimizer, Paper.FineTuneOptimizer) == "cg", r.GetValue(finetuneValidation)),
+                new FineTuning(Get(finetuneEpochs, streaming ? 0 : Paper.FineTuneEpochs), r.GetValue(finetuneLr),
+                               Get(finetuneBatch, cg ? Paper.FineTuneBatch : r.GetValue(finetuneBatch)), cg, r.GetValue(finetuneValidation)),
                 r.GetValue(aisRuns), Get(aisSteps, Paper.AisSteps), r.GetValue(testRows), r.GetValue(output)!, r.GetValue(checkpointEvery), data.Read(r),
                 r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose), r.GetValue(tensorBoard), r.GetValue(stream),
-                paper ? "paper" : null, Get(binarize, r.GetValue(stream) is null ? Paper.Binarize : "threshold") == "stochastic", r.GetValue(binarizeSeed)), ct));
+                paper ? "paper" : null, Get(binarize, streaming ? "threshold" : Paper.Binarize) == "stochastic", r.GetValue(binarizeSeed)), ct));
         });
         return cmd;
     }
@@ -202,7 +202,7 @@ internal static class DbmCommand
     internal static DbnPretrainingOptions PretrainingOptions(IReadOnlyList<int> epochs, DbmTrainingOptions dbm)
     {
         var layer = new RbmTrainingOptions { Epochs = epochs[0], BatchSize = dbm.BatchSize, Seed = dbm.Seed };
-        return new() { Layer = layer, PerLayer = epochs.Distinct().Count() == 1 ? null : epochs.Select(e => layer with { Epochs = e }).ToList() };
+        return new() { Layer = layer, PerLayer = SameForAll(epochs) ? null : epochs.Select(e => layer with { Epochs = e }).ToList() };
     }
 
     /// <summary>
@@ -211,14 +211,9 @@ internal static class DbmCommand
     /// </summary>
     internal static int[] ParsePretrainEpochs(string text, int rbms)
     {
-        var parts = text.Split(',', StringSplitOptions.TrimEntries);
-        var epochs = new int[parts.Length];
-        for (int i = 0; i < parts.Length; i++)
-        {
-            if (!int.TryParse(parts[i], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out epochs[i]))
-                throw new CliException($"--pretrain-epochs must be a number of epochs or one per RBM separated by commas (e.g. 100,200), got '{text}'");
-            OptionFlags.AtLeast("--pretrain-epochs", epochs[i], 0);
-        }
+        var epochs = OptionFlags.WholeNumbers(text, NumberStyles.AllowLeadingSign)
+                     ?? throw new CliException($"--pretrain-epochs must be a number of epochs or one per RBM separated by commas (e.g. 100,200), got '{text}'");
+        foreach (int e in epochs) OptionFlags.AtLeast("--pretrain-epochs", e, 0);
         if (epochs.Length == 1) return Enumerable.Repeat(epochs[0], rbms).ToArray();
         if (epochs.Length != rbms)
             throw new CliException($"--pretrain-epochs must give one number, or one per RBM ({rbms} for --layers of {rbms + 1} sizes), got {epochs.Length}: '{text}'");
@@ -229,19 +224,20 @@ internal static class DbmCommand
 
     /// <summary>The pretraining epochs as the checkpoint tag states them: one number when all RBMs share it, else the list ("100,200").</summary>
     private static string EpochsText(IReadOnlyList<int> epochs)
-        => epochs.Distinct().Count() == 1 ? epochs[0].ToString(CultureInfo.InvariantCulture) : string.Join(",", epochs);
+        => SameForAll(epochs) ? epochs[0].ToString(CultureInfo.InvariantCulture) : string.Join(",", epochs);
 
     /// <summary>The pretraining epochs in the metrics and sidecar JSON: a number when all RBMs share it (as before per-RBM counts existed), else an array.</summary>
-    private static object EpochsJson(int[] epochs) => epochs.Distinct().Count() == 1 ? epochs[0] : epochs;
+    private static object EpochsJson(int[] epochs) => SameForAll(epochs) ? epochs[0] : epochs;
+
+    /// <summary>Whether every RBM pretrains for the same number of epochs.</summary>
+    private static bool SameForAll(IReadOnlyList<int> epochs) => epochs.Distinct().Count() == 1;
 
     /// <summary>Parses "784,500,1000" into layer sizes, or throws naming --layers.</summary>
     internal static int[] ParseLayers(string text)
     {
-        var parts = text.Split(',', StringSplitOptions.TrimEntries);
-        var sizes = new int[parts.Length];
-        for (int i = 0; i < parts.Length; i++)
-            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out sizes[i]) || sizes[i] < 1)
-                throw new CliException($"--layers must be comma-separated positive sizes, visible first, got '{text}'");
+        var sizes = OptionFlags.WholeNumbers(text);
+        if (sizes is null || sizes.Any(n => n < 1))
+            throw new CliException($"--layers must be comma-separated positive sizes, visible first, got '{text}'");
         if (sizes.Length < 3) throw new CliException($"--layers must give the visible layer and at least two hidden layers (e.g. 784,500,1000), got '{text}'");
         if (sizes[0] != 784) throw new CliException($"--layers must start with 784 (MNIST's pixels), got {sizes[0]}");
         return sizes;
@@ -299,7 +295,7 @@ internal static class DbmCommand
                 if (pretrainCheckpoint is not null && File.Exists(pretrainCheckpoint))
                     Terminal.Line($"Continuing the pretraining from {pretrainCheckpoint} (an earlier run of this command stopped; delete it to start over).");
                 Terminal.Line($"Pretraining {sizes.Length - 1} modified RBMs greedily ({string.Join(", ", Enumerable.Range(0, sizes.Length - 1).Select(l => { var (up, down) = DbmPretrainer.InputScales(l, sizes.Length - 1); return $"{sizes[l]}-{sizes[l + 1]} ×{up:0} up ×{down:0} down"; }))}), " +
-                              $"{(pretrainEpochs.Distinct().Count() == 1 ? $"{pretrainEpochs[0]} epoch(s) each" : $"{string.Join(", ", pretrainEpochs)} epochs")}, CD-1, lr 0.1, batch {options.BatchSize}");
+                              $"{(SameForAll(pretrainEpochs) ? $"{pretrainEpochs[0]} epoch(s) each" : $"{string.Join(", ", pretrainEpochs)} epochs")}, CD-1, lr 0.1, batch {options.BatchSize}");
                 var pretrainer = new DbmPretrainer(dbm, PretrainingOptions(pretrainEpochs, options)) { CheckpointPath = pretrainCheckpoint };
                 if (streamed is not null)
                     Terminal.Line("The streamed pretraining keeps no checkpoint: an interrupted run pretrains again; the DBM's training after it is checkpointed.");

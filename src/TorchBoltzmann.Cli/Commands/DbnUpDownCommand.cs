@@ -93,11 +93,9 @@ internal static class DbnUpDownCommand
     /// <summary>Parses "3,6,10" into k values (each ≥ 1).</summary>
     internal static int[] ParseSchedule(string text)
     {
-        var parts = text.Split(',', StringSplitOptions.TrimEntries);
-        var ks = new int[parts.Length];
-        for (int i = 0; i < parts.Length; i++)
-            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out ks[i]) || ks[i] < 1)
-                throw new CliException($"--k-schedule must list whole numbers ≥ 1 separated by commas (e.g. 3,6,10), got '{text}'");
+        var ks = OptionFlags.WholeNumbers(text);
+        if (ks is null || ks.Any(k => k < 1))
+            throw new CliException($"--k-schedule must list whole numbers ≥ 1 separated by commas (e.g. 3,6,10), got '{text}'");
         return ks;
     }
 

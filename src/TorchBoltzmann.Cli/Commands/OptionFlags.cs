@@ -107,6 +107,21 @@ internal static partial class OptionFlags
         return left;
     }
 
+    /// <summary>
+    /// The whole numbers of a comma-separated option value ("784,500,1000", "3,6,10"), or null when an entry is not one
+    /// (the caller's message names its option and what the entries mean).
+    /// </summary>
+    /// <param name="text">The option's value.</param>
+    /// <param name="styles">What an entry may hold: <see cref="NumberStyles.None"/> digits only; <see cref="NumberStyles.AllowLeadingSign"/> a sign too.</param>
+    public static int[]? WholeNumbers(string text, NumberStyles styles = NumberStyles.None)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        var values = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], styles, CultureInfo.InvariantCulture, out values[i])) return null;
+        return values;
+    }
+
     /// <summary>Fails unless <paramref name="value"/> ≥ <paramref name="min"/>: "--epochs must be ≥ 1, got 0".</summary>
     public static void AtLeast(string flag, long value, long min)
     {

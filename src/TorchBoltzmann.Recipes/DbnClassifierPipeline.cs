@@ -66,11 +66,13 @@ public static class DbnClassifierPipeline
 
     /// <summary>
     /// Every file a run with checkpoint stem <paramref name="stem"/> may leave to continue from (the caller deletes them
-    /// once its results are safe): the pretrained DBN's checkpoint and the pair of the earlier format (only when the run
-    /// pretrains, i.e. no <c>pretrained</c> DBN is given to <see cref="Run"/>), then the fine-tuning and refit checkpoints.
+    /// once its results are safe): the pretrained DBN's checkpoint, the pair of the earlier format and the checkpoints of
+    /// the <paramref name="layers"/> layers in training (<see cref="GreedyPretrainer.LayerCheckpointPath"/>; only when the
+    /// run pretrains, i.e. no <c>pretrained</c> DBN is given to <see cref="Run"/>), then the fine-tuning and refit checkpoints.
     /// </summary>
-    public static IReadOnlyList<string> CheckpointFiles(string stem, bool pretrainsHere = true) => pretrainsHere
+    public static IReadOnlyList<string> CheckpointFiles(string stem, bool pretrainsHere = true, int layers = 0) => pretrainsHere
         ? [PretrainedCheckpointPath(stem), IO.Checkpoint.WeightsPath(PretrainedCheckpointPath(stem)), IO.Checkpoint.SidecarPath(PretrainedCheckpointPath(stem)),
+           .. Enumerable.Range(0, layers).Select(l => GreedyPretrainer.LayerCheckpointPath(PretrainedCheckpointPath(stem), l)),
            FineTuningCheckpointPath(stem), RefitCheckpointPath(stem)]
         : [FineTuningCheckpointPath(stem), RefitCheckpointPath(stem)];
 
@@ -276,8 +278,12 @@ public static class DbnClassifierPipeline
             }
             // The run's seed reaches every layer, per-layer overrides included.
             var options = preset.Pretraining.ForEveryLayer(o => o with { Seed = run.Seed });
-            // Saved after every layer; a continued run trains only the layers left (none once pretraining ended).
-            var pretrainer = new GreedyPretrainer(dbn, options) { CheckpointPath = run.CheckpointStem is null ? null : PretrainedCheckpointPath(run.CheckpointStem) };
+            // Saved after every layer, and the layer in training every CheckpointEvery epochs; a continued run trains only
+            // the epochs left (none once pretraining ended).
+            var pretrainer = new GreedyPretrainer(dbn, options)
+            {
+                CheckpointPath = run.CheckpointStem is null ? null : PretrainedCheckpointPath(run.CheckpointStem), CheckpointEvery = Math.Max(run.CheckpointEvery, 1),
+            };
             var metrics = pretrainer.Fit(run.FitX, preset.ClassConditional ? run.FitY : null, run.Validates ? run.ValX : null,
                 preset.ClassConditional && run.Validates ? run.ValY : null, progress, run.Ct);
             return (dbn, metrics, pretrainer.Seconds);   // with the time of the layers a checkpoint held

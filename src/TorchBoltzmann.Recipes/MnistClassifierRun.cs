@@ -69,7 +69,8 @@ public sealed class MnistClassifierRun : IDisposable
         Request = request;
         CheckpointStem = request.CheckpointEvery > 0 ? Path.ChangeExtension(request.Output, null) : null;
         // With a pretrained DBN the pipeline neither reads nor writes a pretrained-DBN checkpoint: any such file is left alone.
-        CheckpointFiles = CheckpointStem is null ? [] : DbnClassifierPipeline.CheckpointFiles(CheckpointStem, pretrainsHere: request.PretrainedPath is null);
+        CheckpointFiles = CheckpointStem is null ? [] : DbnClassifierPipeline.CheckpointFiles(CheckpointStem, pretrainsHere: request.PretrainedPath is null,
+                                                                                                          layers: request.Preset.LayerSizes.Length - 1);
     }
 
     /// <summary>

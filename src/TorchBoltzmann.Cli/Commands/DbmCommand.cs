@@ -94,7 +94,7 @@ internal static class DbmCommand
             Description = $"Checkpoint path (.pt; a .json sidecar, -metrics.json, -metrics.csv, -samples.png and -filters.png beside it; {CommonOptions.RunsDirectory}/ is ignored by git)",
             DefaultValueFactory = _ => Path.Combine(CommonOptions.RunsDirectory, "dbm-mnist.pt"),
         };
-        var checkpointEvery = CommonOptions.CheckpointEvery(more: "; the pretraining after every layer, OUTPUT-STEM-pretrain.ckpt, and the fine-tuning, OUTPUT-STEM-finetune.ckpt");
+        var checkpointEvery = CommonOptions.CheckpointEvery(more: "; the pretraining after every layer, OUTPUT-STEM-pretrain.ckpt, and inside a layer, OUTPUT-STEM-pretrain.layerN.ckpt; the fine-tuning, OUTPUT-STEM-finetune.ckpt");
         var data = new CommonOptions.DataOptions();
         var device = CommonOptions.Device();
         var seed = CommonOptions.Seed();
@@ -194,6 +194,10 @@ internal static class DbmCommand
     /// <summary>The pretraining checkpoint of a dbm run writing <paramref name="output"/>: <c>OUTPUT-STEM-pretrain.ckpt</c>.</summary>
     internal static string PretrainCheckpointPath(string output) => Path.ChangeExtension(output, null) + "-pretrain.ckpt";
 
+    /// <summary>The pretraining's checkpoint and those of its <paramref name="layers"/> RBMs in training (<see cref="GreedyPretrainer.LayerCheckpointPath"/>).</summary>
+    private static IEnumerable<string> PretrainFiles(string pretrainCheckpoint, int layers) =>
+        [pretrainCheckpoint, .. Enumerable.Range(0, layers).Select(l => GreedyPretrainer.LayerCheckpointPath(pretrainCheckpoint, l))];
+
     /// <summary>
     /// The pretraining options of <c>--pretrain-epochs</c> <paramref name="epochs"/> (one count per RBM, bottom first):
     /// <see cref="RbmTrainingOptions"/>' defaults (CD-1, learning rate 0.1, momentum 0.5 then 0.9, weight decay 2·10⁻⁴)
@@ -246,13 +250,14 @@ internal static class DbmCommand
     private static int Run(Arguments a, CancellationToken ct)
     {
         string? checkpoint = null, pretrainCheckpoint = null;
-        int savedEpoch = 0, fineTuneEpoch = 0;
+        int savedEpoch = 0, fineTuneEpoch = 0, rbms = 0;
         var options = a.Options;
         return CommonOptions.Guard(() =>
         {
             CommonOptions.ApplyThreads(a.Threads);
             var device = CommonOptions.ParseDevice(a.Device);
             var (sizes, pretrainEpochs) = Validate(a);
+            rbms = sizes.Length - 1;
             bool pretrains = pretrainEpochs[0] > 0;
             CommonOptions.PrepareOutput("--output", a.Output);
             ct.ThrowIfCancellationRequested();
@@ -292,11 +297,12 @@ internal static class DbmCommand
             if (pretrains && !continuing)   // a continuing run's weights come from its checkpoint, pretrained or not
             {
                 pretrainCheckpoint = a.CheckpointEvery > 0 && streamed is null ? PretrainCheckpointPath(a.Output) : null;   // a streamed pretraining is not checkpointed
-                if (pretrainCheckpoint is not null && File.Exists(pretrainCheckpoint))
-                    Terminal.Line($"Continuing the pretraining from {pretrainCheckpoint} (an earlier run of this command stopped; delete it to start over).");
+                var pretrainFiles = pretrainCheckpoint is null ? [] : PretrainFiles(pretrainCheckpoint, sizes.Length - 1).Where(File.Exists).ToList();
+                if (pretrainFiles.Count > 0)
+                    Terminal.Line($"Continuing the pretraining from {string.Join(" and ", pretrainFiles)} (an earlier run of this command stopped; delete {(pretrainFiles.Count == 1 ? "it" : "them")} to start over).");
                 Terminal.Line($"Pretraining {sizes.Length - 1} modified RBMs greedily ({string.Join(", ", Enumerable.Range(0, sizes.Length - 1).Select(l => { var (up, down) = DbmPretrainer.InputScales(l, sizes.Length - 1); return $"{sizes[l]}-{sizes[l + 1]} ×{up:0} up ×{down:0} down"; }))}), " +
                               $"{(SameForAll(pretrainEpochs) ? $"{pretrainEpochs[0]} epoch(s) each" : $"{string.Join(", ", pretrainEpochs)} epochs")}, CD-1, lr 0.1, batch {options.BatchSize}");
-                var pretrainer = new DbmPretrainer(dbm, PretrainingOptions(pretrainEpochs, options)) { CheckpointPath = pretrainCheckpoint };
+                var pretrainer = new DbmPretrainer(dbm, PretrainingOptions(pretrainEpochs, options)) { CheckpointPath = pretrainCheckpoint, CheckpointEvery = a.Every };
                 if (streamed is not null)
                     Terminal.Line("The streamed pretraining keeps no checkpoint: an interrupted run pretrains again; the DBM's training after it is checkpointed.");
                 pretraining = ConsoleProgress.Run(p => streamed is not null ? pretrainer.FitSource(streamed, progress: p, cancellationToken: ct)
@@ -363,8 +369,8 @@ internal static class DbmCommand
                 ? $"Saved {FineTuneCheckpointPath(a.Output)} (the classifier's fine-tuning{(fineTuneEpoch > 0 ? $" after epoch {fineTuneEpoch}" : "")}; the trained DBM is {a.Output}). Continue with: {CommonOptions.CommandLine}"
             : checkpoint is not null && File.Exists(checkpoint)
                 ? $"Saved {checkpoint} ({(savedEpoch > 0 ? $"the run after epoch {savedEpoch} of {options.Epochs}" : "written by an earlier run of this command")}). Continue with: {CommonOptions.CommandLine}"
-                : pretrainCheckpoint is not null && File.Exists(pretrainCheckpoint)
-                ? $"Saved {pretrainCheckpoint} (the pretrained layers so far). Continue with: {CommonOptions.CommandLine}"
+                : pretrainCheckpoint is not null && PretrainFiles(pretrainCheckpoint, rbms).Where(File.Exists).ToList() is { Count: > 0 } saved
+                ? $"Saved {string.Join(" and ", saved)} (the pretraining so far). Continue with: {CommonOptions.CommandLine}"
                 : $"No checkpoint had been written yet (one is written every {a.CheckpointEvery} epoch{(a.CheckpointEvery == 1 ? "" : "s")}), so a rerun starts over: {CommonOptions.CommandLine}");
     }
 

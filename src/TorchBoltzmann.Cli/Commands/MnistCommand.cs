@@ -147,10 +147,12 @@ internal static class MnistCommand
             return $"Nothing was saved (--checkpoint-every 0 writes no checkpoints). Run it again to start over: {CommonOptions.CommandLine}";
         var present = run?.PresentCheckpoints() ?? [];
         if (run?.CheckpointStem is not { } stem || present.Count == 0)
-            return $"No checkpoint had been written yet (the DBN is saved after each pretraining layer, fine-tuning every {checkpointEvery} epoch{(checkpointEvery == 1 ? "" : "s")}), " +
+            return $"No checkpoint had been written yet (pretraining and fine-tuning save every {checkpointEvery} epoch{(checkpointEvery == 1 ? "" : "s")}), " +
                    $"so a rerun starts over: {CommonOptions.CommandLine}";
         string pretrainedPath = DbnClassifierPipeline.PretrainedCheckpointPath(stem);
+        var layerFiles = Enumerable.Range(0, run.Request.Preset.LayerSizes.Length - 1).ToDictionary(l => GreedyPretrainer.LayerCheckpointPath(pretrainedPath, l), l => l + 1);
         var what = present.Select(c => c == pretrainedPath || c == Checkpoint.WeightsPath(pretrainedPath) ? $"{c} (the DBN after {PretrainedLayers(c)} pretraining)"
+                                     : layerFiles.TryGetValue(c, out int layer) ? $"{c} (layer {layer}'s pretraining so far)"
                                      : c == DbnClassifierPipeline.FineTuningCheckpointPath(stem) ? $"{c} (fine-tuning{saved.Describe(refit: false)})"
                                      : $"{c} (the refit on all digits{saved.Describe(refit: true)})");
         return $"Saved {string.Join(", ", what)}. Continue with: {CommonOptions.CommandLine}";

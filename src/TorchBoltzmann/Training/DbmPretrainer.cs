@@ -54,11 +54,18 @@ public sealed class DbmPretrainer
     public DbnPretrainingOptions Options { get; }
 
     /// <summary>
-    /// When set, the RBM stack is saved here after every layer (<see cref="GreedyPretrainer.CheckpointPath"/>) and a later
-    /// <see cref="Fit"/> with the same options, machine and data trains only the layers left. The caller deletes the file
-    /// when it is no longer needed.
+    /// When set, the RBM stack is saved here after every layer (<see cref="GreedyPretrainer.CheckpointPath"/>), the RBM in
+    /// training every <see cref="CheckpointEvery"/> epochs, and a later <see cref="Fit"/> with the same options, machine and
+    /// data trains only the epochs left. The caller deletes the file when it is no longer needed.
     /// </summary>
     public string? CheckpointPath { get; init; }
+
+    /// <summary>
+    /// Epochs between the checkpoints of the RBM in training when <see cref="CheckpointPath"/> is set (default 1, ≥ 1;
+    /// <see cref="GreedyPretrainer.CheckpointEvery"/>, written to <see cref="GreedyPretrainer.LayerCheckpointPath"/>), so
+    /// that a run stopped inside a layer continues from its last saved epoch.
+    /// </summary>
+    public int CheckpointEvery { get; init; } = 1;
 
     /// <summary>
     /// The factors (s↑, s↓) of RBM <paramref name="layer"/> (0 = bottom) in the pretraining of a DBM with
@@ -159,7 +166,7 @@ public sealed class DbmPretrainer
     {
         using var init = new Generator(Options.Layer.Seed, _dbm.device);
         using var dbn = Stack(_dbm, init);
-        var history = fit(new GreedyPretrainer(dbn, Options) { CheckpointPath = CheckpointPath });
+        var history = fit(new GreedyPretrainer(dbn, Options) { CheckpointPath = CheckpointPath, CheckpointEvery = CheckpointEvery });
         Compose(_dbm, dbn.layers.ToList());
         return history;
     }

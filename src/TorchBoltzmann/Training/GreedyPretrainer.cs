@@ -22,7 +22,10 @@ namespace TorchBoltzmann.Training;
 /// <para>With <see cref="CheckpointPath"/>, the DBN is saved (<see cref="RunCheckpoint"/>, atomically) after every layer
 /// with the metrics so far, and a later <c>Fit</c> with the same options, architecture, device and data loads it and
 /// trains only the layers left: the inputs of the next layer are recomputed from the saved ones (replaying the same
-/// generator draws when hidden inputs are sampled), so the result is the unbroken run's.</para>
+/// generator draws when hidden inputs are sampled), so the result is the unbroken run's. The layer in training has its
+/// own run checkpoint (<see cref="LayerCheckpointPath"/>, the <see cref="RbmTrainer"/>'s, every <see cref="CheckpointEvery"/>
+/// epochs), so a run stopped inside a long layer loses at most that many epochs, not the layer; it is deleted once the
+/// layer is in the pretraining checkpoint.</para>
 /// </remarks>
 public sealed class GreedyPretrainer
 {
@@ -54,6 +57,25 @@ public sealed class GreedyPretrainer
     /// without a sidecar are ignored. The caller deletes the file when it is no longer needed.
     /// </summary>
     public string? CheckpointPath { get; init; }
+
+    /// <summary>
+    /// Epochs between the checkpoints of the layer in training when <see cref="CheckpointPath"/> is set (default 1, ≥ 1):
+    /// its <see cref="RbmTrainer"/> writes a run checkpoint to <see cref="LayerCheckpointPath"/> (weights, optimizer,
+    /// generator, chains, metrics) and a continued <c>Fit</c> resumes the layer from it, ending as the unbroken run.
+    /// </summary>
+    public int CheckpointEvery { get; init; } = 1;
+
+    /// <summary>
+    /// Where the layer with index <paramref name="layer"/> (0 = bottom) keeps its run checkpoint while it trains, beside
+    /// <paramref name="checkpointPath"/>: <c>dir/name.layer{layer + 1}.ext</c> (e.g. <c>dbm-pretrain.layer1.ckpt</c>).
+    /// </summary>
+    public static string LayerCheckpointPath(string checkpointPath, int layer)
+    {
+        ArgumentNullException.ThrowIfNull(checkpointPath);
+        ArgumentOutOfRangeException.ThrowIfNegative(layer);
+        string dir = Path.GetDirectoryName(checkpointPath) ?? "";
+        return Path.Combine(dir, $"{Path.GetFileNameWithoutExtension(checkpointPath)}.layer{layer + 1}{Path.GetExtension(checkpointPath)}");
+    }
 
     /// <summary>
     /// Wall time of the last <c>Fit</c> in seconds, including the time recorded for the layers restored from
@@ -96,6 +118,7 @@ public sealed class GreedyPretrainer
         }
 
         int L = _dbn.n_layers;
+        if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
         var history = new List<IReadOnlyList<RbmEpochMetrics>>();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         double restoredSeconds = 0;
@@ -119,6 +142,9 @@ public sealed class GreedyPretrainer
             Checkpoint.FinishInterruptedSaves(CheckpointPath);
         }
         int done = history.Count;
+        // A layer saved in the pretraining checkpoint whose own file was not yet deleted (the run stopped in between).
+        if (CheckpointPath is not null)
+            for (int l = 0; l < done; l++) File.Delete(LayerCheckpointPath(CheckpointPath, l));
         Seconds = restoredSeconds + clock.Elapsed.TotalSeconds;
         if (done == L) return history;
         using var generator = new Generator(Options.Layer.Seed + 7919, _dbn.device);
@@ -145,9 +171,21 @@ public sealed class GreedyPretrainer
                     }
                     if (Options.InitVisibleBiasFromData) rbm.init_visible_bias_from_data(x);
                     OnLayerInput?.Invoke(l, x);
-                    using (var trainer = new RbmTrainer(rbm, options) { Stage = $"layer {l + 1}/{L}" })
+                    string? layerPath = CheckpointPath is null ? null : LayerCheckpointPath(CheckpointPath, l);
+                    using (var trainer = new RbmTrainer(rbm, options)
+                    {
+                        Stage = $"layer {l + 1}/{L}", CheckpointPath = layerPath, CheckpointEvery = CheckpointEvery,
+                        CheckpointTag = tag is null ? null : new Dictionary<string, string>(tag) { ["layer"] = $"{l + 1}/{L}" },
+                    })
+                    {
                         history.Add(trainer.Fit(x, vx, progress, cancellationToken));
-                    if (CheckpointPath is not null) Save(CheckpointPath, tag!, history, restoredSeconds + clock.Elapsed.TotalSeconds);
+                        restoredSeconds += trainer.RestoredSeconds;   // the epochs of this layer an earlier run trained
+                    }
+                    if (CheckpointPath is not null)
+                    {
+                        Save(CheckpointPath, tag!, history, restoredSeconds + clock.Elapsed.TotalSeconds);
+                        File.Delete(layerPath!);
+                    }
                 }
                 if (l < L - 1)
                 {
@@ -193,6 +231,7 @@ public sealed class GreedyPretrainer
         if (CheckpointPath is not null)
             throw new NotSupportedException("CheckpointPath: pretraining from a BatchSource is not checkpointed; leave CheckpointPath null, or pretrain from a tensor with Fit.");
         int L = _dbn.n_layers;
+        if (CheckpointEvery < 1) throw new ArgumentOutOfRangeException(nameof(CheckpointEvery), CheckpointEvery, "CheckpointEvery must be ≥ 1.");
         var history = new List<IReadOnlyList<RbmEpochMetrics>>();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var generator = new Generator(Options.Layer.Seed + 7919, _dbn.device);

@@ -179,8 +179,12 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
             var expected = new GreedyPretrainer(unbroken, opts).Fit(data);
             var count = new CrashingFileOperations(0);
             using (var counted = Fresh()) Assert.True(count.Run(() => new GreedyPretrainer(counted, opts) { CheckpointPath = path }.Fit(data)));
-            var commits = count.Log.Select((l, i) => (l, n: i + 1)).Where(x => x.l.StartsWith("move .dbn.pt.", StringComparison.Ordinal)).Select(x => x.n).ToList();
+            List<int> Commits(string file) => count.Log.Select((l, i) => (l, n: i + 1)).Where(x => x.l.StartsWith($"move .{file}.", StringComparison.Ordinal)).Select(x => x.n).ToList();
+            var commits = Commits("dbn.pt");
             Assert.Equal(2, commits.Count);
+            // Each layer's own run checkpoint (the RbmTrainer's, after its epoch) is committed before the layer joins dbn.pt.
+            var layerCommits = new[] { Commits("dbn.layer1.pt"), Commits("dbn.layer2.pt") };
+            for (int l = 0; l < 2; l++) Assert.True(layerCommits[l].Count > 0 && layerCommits[l].Max() < commits[l], $"layer {l + 1}'s checkpoint is written before the pretraining's");
 
             for (int n = 1; n <= count.Count; n++)
             {
@@ -189,12 +193,14 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
                 using (var crashed = Fresh())
                     Assert.False(crash.Run(() => new GreedyPretrainer(crashed, opts) { CheckpointPath = path }.Fit(data)), $"crash at {n}");
                 int layersOnDisk = commits.Count(c => c < n);
+                // A layer trains again unless the pretraining checkpoint or its own finished checkpoint holds it.
+                int layersToTrain = Enumerable.Range(0, 2).Count(l => commits[l] >= n && layerCommits[l].All(c => c >= n));
                 var what = $"crash at {n} ({crash.Log[^1]}), {layersOnDisk} layers saved";
                 var stages = new HashSet<string>();
                 using var continued = Fresh();
                 var history = new GreedyPretrainer(continued, opts) { CheckpointPath = path }
                     .Fit(data, progress: new CallbackProgress<TrainingProgress>(p => stages.Add(p.Stage)));
-                Assert.True(2 - layersOnDisk == stages.Count, $"{what}: trained {string.Join(", ", stages)}");
+                Assert.True(layersToTrain == stages.Count, $"{what}: trained {string.Join(", ", stages)}");
                 DbnTestUtil.AssertSameParameters(unbroken, continued, what);
                 Assert.Equal(expected.Select(l => l.Select(m => m.ReconstructionError).ToList()), history.Select(l => l.Select(m => m.ReconstructionError).ToList()));
                 // Its saves removed the leftovers of the killed one: the run checkpoint alone, holding both layers.
@@ -287,6 +293,56 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
                 Assert.Equal(3, stages.Count);
                 DbnTestUtil.AssertSameParameters(unbroken, restarted, "pretrained again from the start");
             }
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// Stopped inside a layer (after epoch 2 of 4 of layer 2): that layer's own run checkpoint is on disk beside the
+    /// pretraining's, a continued run trains only epochs 3 and 4 of layer 2 (and layer 3), deletes the layer checkpoint once
+    /// the layer is in the pretraining checkpoint, and ends as the unbroken run (weights, metrics), with CheckpointEvery 2.
+    /// </summary>
+    [Fact]
+    public void Fit_StoppedInsideALayer_ContinuesFromThatLayersLastSavedEpoch_AsAnUnbrokenRun()
+    {
+        using var data = mnist.BinaryTrain(300);
+        var opts = new DbnPretrainingOptions { Layer = Quick(4), SampleHiddenInputs = true };
+        DBN Fresh() { using var g = new Generator(5); return boltzmann.DBN([784, 20, 12, 8], generator: g); }
+        var dir = Directory.CreateTempSubdirectory("tbm-pretrain-inside-");
+        string path = Path.Combine(dir.FullName, "dbn-pretrain.ckpt");
+        string layer2 = GreedyPretrainer.LayerCheckpointPath(path, 1);
+        Assert.Equal(Path.Combine(dir.FullName, "dbn-pretrain.layer2.ckpt"), layer2);
+        try
+        {
+            using var unbroken = Fresh();
+            var expected = new GreedyPretrainer(unbroken, opts).Fit(data);
+
+            using (var stopped = Fresh())
+            using (var cts = new CancellationTokenSource())
+            {
+                // Cancelled when epoch 3 of layer 2 starts: its checkpoint after epoch 2 (CheckpointEvery 2) is on disk.
+                var progress = new CallbackProgress<TrainingProgress>(p => { if (p.Stage == "layer 2/3" && p.Epoch == 3) cts.Cancel(); });
+                Assert.ThrowsAny<OperationCanceledException>(() => new GreedyPretrainer(stopped, opts) { CheckpointPath = path, CheckpointEvery = 2 }
+                    .Fit(data, progress: progress, cancellationToken: cts.Token));
+            }
+            Assert.True(File.Exists(layer2), "layer 2's checkpoint is on disk");
+            Assert.False(File.Exists(GreedyPretrainer.LayerCheckpointPath(path, 0)), "layer 1's was deleted once layer 1 was in the pretraining checkpoint");
+            Assert.Single(RunCheckpoint.ReadRecord(path, "pretraining").Values["layers"]!.AsArray());
+
+            var epochs = new HashSet<(string, int)>();
+            using var continued = Fresh();
+            var pretrainer = new GreedyPretrainer(continued, opts) { CheckpointPath = path, CheckpointEvery = 2 };
+            var history = pretrainer.Fit(data, progress: new CallbackProgress<TrainingProgress>(p => { if (p.EpochMetrics is not null) epochs.Add((p.Stage, p.Epoch)); }));
+            Assert.Equal([("layer 2/3", 3), ("layer 2/3", 4), ("layer 3/3", 1), ("layer 3/3", 2), ("layer 3/3", 3), ("layer 3/3", 4)], epochs.Order());
+            DbnTestUtil.AssertSameParameters(unbroken, continued, "the same DBN");
+            Assert.Equal(expected.Select(l => l.Select(m => m.ReconstructionError).ToList()), history.Select(l => l.Select(m => m.ReconstructionError).ToList()));
+            Assert.True(pretrainer.Seconds > history[0].Sum(m => m.TrainSeconds) + history[1].Take(2).Sum(m => m.TrainSeconds), "Seconds counts the restored epochs too");
+            Assert.Equal(["dbn-pretrain.ckpt"], dir.GetFiles().Select(f => f.Name).Order(StringComparer.Ordinal));
+            using var bad = Fresh();
+            Assert.Throws<ArgumentOutOfRangeException>(() => new GreedyPretrainer(bad, opts) { CheckpointPath = path, CheckpointEvery = 0 }.Fit(data));
         }
         finally
         {

@@ -401,20 +401,18 @@ internal static class DbmCommand
 
     /// <summary>
     /// log Ẑ by AIS from the base-rate model b_A (<c>--ais-runs</c> × <c>--ais-steps</c>), then the mean-field lower bound
-    /// log p(v) ≥ B(v) − log Ẑ averaged over the test digits and as many training digits (from the stream when streaming).
+    /// log p(v) ≥ B(v) − log Ẑ averaged over the test digits and as many training digits (from the stream when streaming),
+    /// printed as <c>tbm evaluate</c> prints a DBM's (<see cref="EvaluateCommand.ReportDbmLikelihood"/>).
     /// </summary>
     private static (PartitionFunctionEstimate? logZ, double? testBound, double? trainBound) Likelihood(DBM dbm, Tensor baseRate, Arguments a, ulong seed, Tensor test,
                                                                                                       Tensor? train, BatchSource? streamed, long trainCount, CancellationToken ct)
     {
         using var aisGen = new Generator(seed + 1, dbm.device);
-        var logZ = DbmLikelihood.log_partition(dbm, baseRate, new AisOptions { Runs = a.AisRuns, Schedule = BetaSchedule.Scaled(a.AisSteps) }, aisGen, cancellation: ct);
-        double testBound = DbmLikelihood.lower_bound(dbm, test, logZ.LogZ);
         long boundRows = Math.Min(test.shape[0], trainCount);
         using var trainRows = streamed is not null ? streamed.Rows(0, boundRows, dbm.dtype, dbm.device) : train!.narrow(0, 0, boundRows);
-        double trainBound = DbmLikelihood.lower_bound(dbm, trainRows, logZ.LogZ);
-        Terminal.Line($"AIS ({a.AisRuns} runs, {a.AisSteps} steps): log Ẑ = {logZ.LogZ:F2}, interval [{logZ.LogZLower:F2}, {logZ.LogZUpper:F2}], effective sample size {logZ.EffectiveSampleSize:F1}");
-        Terminal.Line($"Mean-field lower bound on the log-likelihood: test {testBound:F2} nats per digit ({test.shape[0]} digits), train {trainBound:F2} ({trainRows.shape[0]} digits)");
-        return (logZ, testBound, trainBound);
+        var (logZ, bounds) = EvaluateCommand.ReportDbmLikelihood(dbm, baseRate, new AisOptions { Runs = a.AisRuns, Schedule = BetaSchedule.Scaled(a.AisSteps) }, aisGen,
+            [("test ", test), ("train", trainRows)], System.Diagnostics.Stopwatch.StartNew(), ct);
+        return (logZ, bounds[0], bounds[1]);
     }
 
     /// <summary>STEM-filters.png (the first layer's weights) and STEM-samples.png (64 chains' visible means after 1,000 Gibbs steps).</summary>

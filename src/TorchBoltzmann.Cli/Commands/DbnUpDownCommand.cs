@@ -146,21 +146,26 @@ internal static class DbnUpDownCommand
             if (judgePath is null) Terminal.Line("No classifier to judge the samples (--judge): their judged accuracy is not measured.");
 
             var dir = CommonOptions.ResolveMnist(a.Source, a.Verbose);
-            using var trainSet = MnistDataset.Load(dir, MnistSplit.Train, a.Limit);
             using var testSet = MnistDataset.Load(dir, MnistSplit.Test);
-            if (a.Validation >= trainSet.Count)
-                throw new CliException($"--validation must be less than the number of training digits, {trainSet.Count}, got {a.Validation} (lower --validation{(a.Limit is null ? "" : " or raise --limit")})");
-            int fit = trainSet.Count - a.Validation;
-            if (a.Batch > fit)
-                throw new CliException($"--batch must be at most the number of training digits left after the {a.Validation} held out, {fit}, got {a.Batch}");
-            using var trainX = trainSet.Images.narrow(0, 0, fit).to(device);
-            using var trainY = trainSet.Labels.narrow(0, 0, fit).to(device);
-            using var valX = a.Validation > 0 ? trainSet.Images.narrow(0, fit, a.Validation).to(device) : null;
-            using var valY = a.Validation > 0 ? trainSet.Labels.narrow(0, fit, a.Validation).to(device) : null;
+            using var trainSet = a.Epochs > 0 ? MnistDataset.Load(dir, MnistSplit.Train, a.Limit) : null;   // --epochs 0 only measures
+            int fit = 0;
+            if (trainSet is not null)
+            {
+                if (a.Validation >= trainSet.Count)
+                    throw new CliException($"--validation must be less than the number of training digits, {trainSet.Count}, got {a.Validation} (lower --validation{(a.Limit is null ? "" : " or raise --limit")})");
+                fit = trainSet.Count - a.Validation;
+                if (a.Batch > fit)
+                    throw new CliException($"--batch must be at most the number of training digits left after the {a.Validation} held out, {fit}, got {a.Batch}");
+            }
+            using var trainX = trainSet?.Images.narrow(0, 0, fit).to(device);
+            using var trainY = trainSet?.Labels.narrow(0, 0, fit).to(device);
+            using var valX = trainSet is not null && a.Validation > 0 ? trainSet.Images.narrow(0, fit, a.Validation).to(device) : null;
+            using var valY = trainSet is not null && a.Validation > 0 ? trainSet.Labels.narrow(0, fit, a.Validation).to(device) : null;
             using var testX = testSet.Images.to(device);
             using var testY = testSet.Labels.to(device);
 
-            Terminal.Line($"Up-down on {dbn} from {a.Dbn}: {fit} training + {a.Validation} validation digits, {testSet.Count} test digits, {a.Epochs} epochs, " +
+            string digits = trainSet is null ? "no training digits read" : $"{fit} training + {a.Validation} validation digits";
+            Terminal.Line($"Up-down on {dbn} from {a.Dbn}: {digits}, {testSet.Count} test digits, {a.Epochs} epochs, " +
                           $"k {string.Join("→", options.GibbsSchedule)}, lr {options.LearningRate}, momentum {options.Momentum}, batch {options.BatchSize}, device {device}, seed {a.Seed}, {torch.get_num_threads()} threads.");
             double testBefore = GenerativeError(dbn, testX, testY);
             double? judgedBefore = null;
@@ -192,7 +197,7 @@ internal static class DbnUpDownCommand
             using var tensorBoard = TensorBoardRun.Open(a.TensorBoard, "dbn-updown", a.Seed, continuing);
             tensorBoard?.Watch(trainer.Stage, dbn);
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var history = ConsoleProgress.Run(p => trainer.Fit(trainX, trainY, valX, valY,
+            var history = ConsoleProgress.Run(p => trainer.Fit(trainX!, trainY!, valX, valY,
                 ProgressTee.Of<LoopProgress<UpDownEpochMetrics>>(new EpochLines(p, Math.Max(a.CheckpointEvery, 1), e => savedEpoch = e), tensorBoard?.For<UpDownEpochMetrics>()), ct));
             clock.Stop();
             double seconds = trainer.RestoredSeconds + clock.Elapsed.TotalSeconds;

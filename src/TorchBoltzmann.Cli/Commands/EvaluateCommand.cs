@@ -129,20 +129,33 @@ internal static class EvaluateCommand
     private static int EvaluateDbm(DBM dbm, AisOptions ais, Tensor train, Tensor? held, Tensor test, Generator gen, System.Diagnostics.Stopwatch clock, CancellationToken ct)
     {
         using var baseRate = AnnealedImportanceSampling.base_rate_bias(Units.UnitType.Bernoulli, train);
+        ReportDbmLikelihood(dbm, baseRate, ais, gen, held is null ? [("train", train), ("test ", test)] : [("train", train), ("valid", held), ("test ", test)], clock, ct);
+        Terminal.Line($"Done in {clock.Elapsed.TotalSeconds:F0} s.");
+        return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// The likelihood of a DBM, as <c>tbm evaluate</c> and <c>tbm dbm</c> print it: log Ẑ by AIS from the base-rate model
+    /// <paramref name="baseRate"/> with a progress bar (<see cref="DbmLikelihood.log_partition"/>), then per split the
+    /// mean-field bound log p(v) ≥ B̄ − log Z averaged over its digits (<see cref="DbmLikelihood.lower_bound"/>), with the
+    /// interval [B̄ − log(Ẑ + 3σ̂), B̄ − log(Ẑ − 3σ̂)] that log Z's interval gives it. Returns log Ẑ and the splits' bounds in order.
+    /// </summary>
+    internal static (PartitionFunctionEstimate LogZ, double[] Bounds) ReportDbmLikelihood(DBM dbm, Tensor baseRate, AisOptions ais, Generator gen,
+        IReadOnlyList<(string Split, Tensor Digits)> splits, System.Diagnostics.Stopwatch clock, CancellationToken ct)
+    {
         var z = WithProgress(false, p => DbmLikelihood.log_partition(dbm, baseRate, ais, gen, p, ct));
         Terminal.Line(DescribeLogZ(z, top: false) + $" ({clock.Elapsed.TotalSeconds:F0} s)");
-        void Bound(string split, Tensor x)
+        var bounds = new double[splits.Count];
+        for (int i = 0; i < splits.Count; i++)
         {
             ct.ThrowIfCancellationRequested();
+            var (split, x) = splits[i];
             double b = DbmLikelihood.lower_bound(dbm, x, 0);   // B̄, the bound without log Z
+            bounds[i] = b - z.LogZ;
             Terminal.Line($"{split}: variational (mean-field) lower bound on average log p(v) = {Nats(b - z.LogZ)} nats " +
                           $"(interval [{Nats(b - z.LogZUpper)}, {Nats(b - z.LogZLower)}] from log Z; {x.shape[0]} digits)");
         }
-        Bound("train", train);
-        if (held is not null) Bound("valid", held);
-        Bound("test ", test);
-        Terminal.Line($"Done in {clock.Elapsed.TotalSeconds:F0} s.");
-        return ExitCodes.Success;
+        return (z, bounds);
     }
 
     /// <summary>A split of MNIST, scaled to [0, 1] and binarised stochastically (y ~ Bernoulli(pixel)) from <paramref name="gen"/>.</summary>

@@ -45,7 +45,8 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
             "--gibbs-steps", "1", "--ais-runs", "10", "--ais-steps", "20", "--test-rows", "50", "--threads", "1", "-o", work.File("dbm.pt"));
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Contains("DBM epoch 1/1", stdout);
-        Assert.Contains("Mean-field lower bound on the log-likelihood: test", stdout);
+        Assert.Contains("test : variational (mean-field) lower bound on average log p(v) = ", stdout);
+        Assert.Contains("by AIS (10 runs, 20 steps; log(Ẑ ± 3σ̂) = [", stdout);
         using var dbm = Checkpoint.Load<DBM>(work.File("dbm.pt"));
         Assert.Equal(new[] { 784, 16, 20 }, dbm.layer_sizes);
         Assert.True(File.Exists(work.File("dbm-samples.png")));
@@ -78,6 +79,40 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.Equal(2, sidecar["training"]!["pretraining"]!.AsArray().Count);
         Assert.False(File.Exists(work.File("dbm-train.ckpt")));
         Assert.False(File.Exists(work.File("dbm-pretrain.ckpt")));
+    }
+
+    /// <summary>
+    /// SIGTERM inside the bottom RBM's pretraining (once its epoch 3 of 100 is printed) ends the run with 130 and a notice
+    /// naming that layer's checkpoint; the same command continues from it (no epoch 1 of layer 1 again), deletes every
+    /// checkpoint when done, and saves a DBM bit-identical to an unbroken run's (one thread each).
+    /// </summary>
+    [Fact]
+    public void StoppedInsideAPretrainingLayer_TheSameCommandContinuesFromThatLayer_AndEndsAsTheUnbrokenRun()
+    {
+        using var work = new TempDirectory();
+        string[] Args(string output) => ["dbm", "--data", fake.Path, "--no-verify", "--limit", "1000", "--layers", "784,12,10", "--batch", "20", "--chains", "10",
+                                         "--gibbs-steps", "1", "--pretrain-epochs", "100,1", "--ais-runs", "0", "--test-rows", "20", "--threads", "1", "-o", output];
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, Args("a/dbm.pt"));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        using (var cli = CliProcess.Start(work.Path, null, Args("b/dbm.pt")))
+        {
+            cli.WaitForLine(l => l.StartsWith("layer 1/2 epoch 3/100 ", StringComparison.Ordinal), TimeSpan.FromMinutes(2));
+            cli.Signal(CliProcess.SIGTERM);
+            int stopped = cli.WaitForExit(TimeSpan.FromMinutes(2));
+            Assert.True(stopped == 130, $"exit {stopped}\n{cli.Stdout}\n{cli.Stderr}");
+            Assert.Contains("Interrupted by SIGTERM. Saved b/dbm-pretrain.layer1.ckpt (the pretraining so far). Continue with: ", cli.Stderr);
+        }
+        var (again, stdout2, stderr2) = CliProcess.Run(work.Path, null, Args("b/dbm.pt"));
+        Assert.True(again == 0, $"exit {again}\n{stdout2}\n{stderr2}");
+        Assert.Contains("Continuing the pretraining from b/dbm-pretrain.layer1.ckpt", stdout2);
+        Assert.DoesNotContain("layer 1/2 epoch 1/100 ", stdout2);
+        Assert.Contains("layer 1/2 epoch 100/100 ", stdout2);
+        Assert.Equal(["dbm-filters.png", "dbm-metrics.csv", "dbm-metrics.json", "dbm-samples.png", "dbm.json", "dbm.pt"],
+                     Directory.GetFiles(work.File("b")).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        using var a = Checkpoint.Load<DBM>(work.File("a/dbm.pt"));
+        using var b = Checkpoint.Load<DBM>(work.File("b/dbm.pt"));
+        foreach (var ((name, pa), (_, pb)) in a.named_parameters().Zip(b.named_parameters()))
+            TestUtil.AllClose(pa, pb, 0, name);
     }
 
     /// <summary>
@@ -189,7 +224,7 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.Contains("The streamed pretraining keeps no checkpoint", stdout);
         int layer2 = stdout.IndexOf("layer 2/2 epoch 1/1", StringComparison.Ordinal), dbmEpoch = stdout.IndexOf("DBM epoch 1/1", StringComparison.Ordinal);
         Assert.True(layer2 >= 0 && dbmEpoch > layer2, stdout);
-        Assert.Contains("train ", stdout[stdout.IndexOf("Mean-field lower bound", StringComparison.Ordinal)..]);
+        Assert.Contains("train: variational (mean-field) lower bound on average log p(v) = ", stdout);
         var summary = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(work.File("dbm-metrics.json")))!["summary"]!;
         Assert.Equal(Path.GetFullPath(file), summary["stream"]!.GetValue<string>());
         Assert.Equal(120, summary["train_rows"]!.GetValue<long>());

@@ -82,7 +82,7 @@ public sealed class DbnUpDownCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         string before = Figures(Assert.Single(stdout0.Split('\n'), l => l.StartsWith("Before:", StringComparison.Ordinal)));
         Assert.Equal(after, before);
         Assert.Contains("was measured, not trained; nothing was written", stdout0);
-        Assert.Contains(" test digits, 0 epochs, ", stdout0);
+        Assert.Contains(": no training digits read, 200 test digits, 0 epochs, ", stdout0);
         Assert.False(File.Exists(work.File("again.pt")));
     }
 }

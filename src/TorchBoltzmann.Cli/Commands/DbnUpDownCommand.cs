@@ -35,7 +35,7 @@ internal static class DbnUpDownCommand
         {
             Description = "Classifier checkpoint that judges the class-conditional samples (default: DBN-STEM-classifier.pt beside --dbn, as tbm mnist writes it; 'none': do not judge)",
         };
-        var epochs = new Option<int>("--epochs") { Description = "Up-down epochs (the paper: 300); 0 measures the DBN as loaded (generative error, judged samples) and writes nothing, e.g. to judge an untied DBN again with another --judge", DefaultValueFactory = _ => 300 };
+        var epochs = new Option<int>("--epochs") { Description = "Up-down epochs (the paper: 300); 0 measures the DBN as loaded (generative error, judged samples) and writes nothing, e.g. to judge an untied DBN again with another --judge; with the run checkpoint of the same --output present, it measures that run as it stands", DefaultValueFactory = _ => 300 };
         var batch = new Option<int>("--batch") { Description = "Mini-batch size (the paper: 10)", DefaultValueFactory = _ => 10 };
         var lr = new Option<double>("--lr") { Description = "Learning rate of every update (generative, top associative memory, recognition)", DefaultValueFactory = _ => 0.01 };
         var momentum = new Option<double>("--momentum") { Description = "SGD momentum, in [0, 1)", DefaultValueFactory = _ => 0.5 };
@@ -86,6 +86,28 @@ internal static class DbnUpDownCommand
         ["Epochs"] = "--epochs", ["BatchSize"] = "--batch", ["LearningRate"] = "--lr", ["Momentum"] = "--momentum",
         ["WeightDecay"] = "--weight-decay", ["GibbsSchedule"] = "--k-schedule",
     };
+
+    /// <summary>
+    /// Unties <paramref name="dbn"/> and loads the weights of the up-down run checkpoint <paramref name="path"/> into it
+    /// (<see cref="RunCheckpoint.LoadSection"/>: the run's other state is not read, and the run may go on writing it),
+    /// after checking that the run started from the DBN at <paramref name="dbnPath"/>; returns the label of its figures,
+    /// "After epoch E of N (the run checkpoint PATH)".
+    /// </summary>
+    private static string LoadRunInFlight(DBN dbn, string dbnPath, string path)
+    {
+        if (!dbn.is_untied) dbn.untie();
+        IReadOnlyDictionary<string, string> identity;
+        try { identity = RunCheckpoint.LoadSection(path, "up-down", new ModuleState("model", dbn)); }
+        catch (CheckpointException e) { throw new CliException($"--epochs 0 measures the run checkpoint beside --output, {path}, which cannot be read: {e.Message}"); }
+        string started = DbnIdentity(dbnPath);
+        if (identity.TryGetValue("tag.dbn", out var from) && from != started)
+            throw new CliException($"--epochs 0 measures the run checkpoint beside --output, {path}, but that run started from another DBN than --dbn {dbnPath} (weights SHA-256 {from}, not {started})");
+        int done = RunCheckpoint.ReadRecord(path, "loop").Values["epochs_done"]?.GetValue<int>() ?? 0;
+        return $"After epoch {done} of {(identity.TryGetValue("options.Epochs", out var n) ? n : "?")} (the run checkpoint {path})";
+    }
+
+    /// <summary>What a run's checkpoint records of the DBN it started from: the SHA-256 of its weights (its path if the sidecar has none).</summary>
+    private static string DbnIdentity(string dbnPath) => Checkpoint.ReadSidecar(dbnPath)["weights_sha256"]?.ToString() ?? Path.GetFullPath(dbnPath);
 
     /// <summary>The run checkpoint of a run writing <paramref name="output"/>: <c>OUTPUT-STEM-train.ckpt</c>.</summary>
     internal static string CheckpointPath(string output) => Path.ChangeExtension(output, null) + "-train.ckpt";
@@ -164,6 +186,9 @@ internal static class DbnUpDownCommand
             using var testX = testSet.Images.to(device);
             using var testY = testSet.Labels.to(device);
 
+            // --epochs 0 with this run's checkpoint beside the output measures the run in flight (or stopped) as it stands.
+            string? inFlight = a.Epochs == 0 && File.Exists(CheckpointPath(output)) ? CheckpointPath(output) : null;
+            string measured = inFlight is null ? "Before" : LoadRunInFlight(dbn, a.Dbn, inFlight);
             string digits = trainSet is null ? "no training digits read" : $"{fit} training + {a.Validation} validation digits";
             Terminal.Line($"Up-down on {dbn} from {a.Dbn}: {digits}, {testSet.Count} test digits, {a.Epochs} epochs, " +
                           $"k {string.Join("→", options.GibbsSchedule)}, lr {options.LearningRate}, momentum {options.Momentum}, batch {options.BatchSize}, device {device}, seed {a.Seed}, {torch.get_num_threads()} threads.");
@@ -174,12 +199,12 @@ internal static class DbnUpDownCommand
                 judgedBefore = Judge(dbn, judgeModel, a, out var drawn);
                 drawn.Dispose();
             }
-            Terminal.Line($"Before: generative classifier test error {100 * testBefore:F2} %" +
+            Terminal.Line($"{measured}: generative classifier test error {100 * testBefore:F2} %" +
                           (judgedBefore is { } jb ? $"; the classifier calls {100 * jb:F1} % of the class-conditional samples their digit" : "") + ".");
             ct.ThrowIfCancellationRequested();
             if (a.Epochs == 0)
             {
-                Terminal.Line($"--epochs 0: {a.Dbn} was measured, not trained; nothing was written.");
+                Terminal.Line($"--epochs 0: {inFlight ?? a.Dbn} was measured, not trained; nothing was written.");
                 return ExitCodes.Success;
             }
 
@@ -189,7 +214,7 @@ internal static class DbnUpDownCommand
                 Terminal.Line($"Continuing from the checkpoint {checkpoint} (an earlier run of this command stopped; delete it to start over).");
             var tag = new Dictionary<string, string>
             {
-                ["dbn"] = Checkpoint.ReadSidecar(a.Dbn)["weights_sha256"]?.ToString() ?? Path.GetFullPath(a.Dbn),
+                ["dbn"] = DbnIdentity(a.Dbn),
                 ["data"] = $"MNIST, limit {a.Limit?.ToString(CultureInfo.InvariantCulture) ?? "none"}, validation {a.Validation}",
             };
             using var trainer = new UpDownTrainer(dbn, options) { CheckpointPath = checkpoint, CheckpointEvery = Math.Max(a.CheckpointEvery, 1), CheckpointTag = tag };

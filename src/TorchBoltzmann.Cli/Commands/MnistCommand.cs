@@ -33,7 +33,7 @@ internal static class MnistCommand
         var pretrained = new Option<string?>("--pretrained") { Description = "Fine-tune this DBN checkpoint instead of pretraining (same architecture)" };
         var checkpointEvery = new Option<int>("--checkpoint-every")
         {
-            Description = "Write a fine-tuning checkpoint (OUTPUT-STEM-finetune.ckpt, -refit.ckpt) every N epochs, and the DBN after every pretrained layer (OUTPUT-STEM-pretrained.ckpt); a run that finds them continues from them (also after Ctrl+C or SIGTERM), and they are deleted when the run's results are written (0: no checkpoints)",
+            Description = "Write a fine-tuning checkpoint (OUTPUT-STEM-finetune.ckpt, -refit.ckpt) every N epochs, the layer in pretraining every N epochs (OUTPUT-STEM-pretrained.layerL.ckpt) and the DBN after every pretrained layer (OUTPUT-STEM-pretrained.ckpt); a run that finds them continues from them (also after Ctrl+C or SIGTERM), and they are deleted when the run's results are written (0: no checkpoints)",
             DefaultValueFactory = _ => 1,
         };
         var overrides = new PresetOverrides();

@@ -85,4 +85,49 @@ public sealed class DbnUpDownCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.Contains(": no training digits read, 200 test digits, 0 epochs, ", stdout0);
         Assert.False(File.Exists(work.File("again.pt")));
     }
+
+    /// <summary>
+    /// <c>--epochs 0</c> with a run checkpoint beside <c>--output</c> measures the run in flight: a run of 50 epochs stopped
+    /// by SIGTERM after epoch E is measured as "After epoch E of 50", with the same figures as the "After E epochs" line of
+    /// an unbroken E-epoch run (k fixed at 3, so the first epochs do not depend on the run's length); the stopped run's
+    /// checkpoint is left as it was, and a corrupt checkpoint is one error line naming it.
+    /// </summary>
+    [Fact]
+    public void EpochsZero_BesideARunCheckpoint_MeasuresTheRunInFlight()
+    {
+        using var work = new TempDirectory();
+        SaveSmallDbn(work.File("small.pt"));
+        string[] Args(string epochs, string output) => ["dbn-updown", "--dbn", work.File("small.pt"), "--judge", "none", "--data", fake.Path, "--no-verify", "--limit", "300",
+                                                        "--validation", "100", "--epochs", epochs, "--k-schedule", "3", "--batch", "10", "--threads", "1", "-o", output];
+        int stoppedAfter;
+        using (var cli = CliProcess.Start(work.Path, null, Args("50", "b/run.pt")))
+        {
+            cli.WaitForLine(l => l.StartsWith("up-down epoch 1/50 ", StringComparison.Ordinal), TimeSpan.FromMinutes(2));
+            cli.Signal(CliProcess.SIGTERM);
+            int stopped = cli.WaitForExit(TimeSpan.FromMinutes(2));
+            Assert.True(stopped == 130, $"exit {stopped}\n{cli.Stdout}\n{cli.Stderr}");
+            stoppedAfter = cli.Stdout.Split('\n').Count(l => l.StartsWith("up-down epoch ", StringComparison.Ordinal) && l.Contains(" validation error ", StringComparison.Ordinal));
+        }
+        Assert.InRange(stoppedAfter, 1, 49);
+        string ckpt = work.File("b/run-train.ckpt");
+        var before = File.ReadAllBytes(ckpt);
+
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, Args("0", "b/run.pt"));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        static string Figures(string line) => line[line.IndexOf("generative classifier", StringComparison.Ordinal)..];
+        string measured = Assert.Single(stdout.Split('\n'), l => l.StartsWith($"After epoch {stoppedAfter} of 50 (the run checkpoint b/run-train.ckpt): ", StringComparison.Ordinal));
+        Assert.Contains("--epochs 0: b/run-train.ckpt was measured, not trained; nothing was written.", stdout);
+        Assert.Equal(before, File.ReadAllBytes(ckpt));
+
+        var (code2, stdout2, stderr2) = CliProcess.Run(work.Path, null, Args(stoppedAfter.ToString(System.Globalization.CultureInfo.InvariantCulture), "a/run.pt"));
+        Assert.True(code2 == 0, $"exit {code2}\n{stdout2}\n{stderr2}");
+        string unbroken = Assert.Single(stdout2.Split('\n'), l => l.StartsWith($"After {stoppedAfter} epoch", StringComparison.Ordinal));
+        Assert.Equal(Figures(unbroken), Figures(measured));
+
+        File.WriteAllText(ckpt, "not a checkpoint");
+        var (code3, _, stderr3) = CliProcess.Run(work.Path, null, Args("0", "b/run.pt"));
+        Assert.Equal(1, code3);
+        Assert.StartsWith("error: --epochs 0 measures the run checkpoint beside --output, b/run-train.ckpt, which cannot be read: ", stderr3);
+        Assert.DoesNotContain('\n', stderr3.TrimEnd());
+    }
 }

@@ -178,4 +178,38 @@ public class RunCheckpointTests
         RunCheckpoint.Restore(path, "test", identity, [new ModuleState("a", b)]);
         Assert.True(Same(a.weight!, b.weight!) && Same(a.bias!, b.bias!), "restored weights differ from the saved ones");
     }
+
+    /// <summary>
+    /// LoadSection loads one component of a run checkpoint whatever else it holds and whatever its identity (returned),
+    /// leaving the other components untouched; another kind, a missing section or a section the component refuses is a
+    /// CheckpointException naming it, and changes nothing.
+    /// </summary>
+    [Fact]
+    public void LoadSection_LoadsOneComponent_IgnoringTheRest_AndRefusesAnotherKindOrAMissingSection()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.File("run.ckpt");
+        using var model = nn.Linear(3, 2);
+        using var other = nn.Linear(4, 1);
+        RunCheckpoint.Save(path, "test", new Dictionary<string, string> { ["run"] = "1" }, [new ModuleState("model", model), new ModuleState("other", other)]);
+
+        using var into = nn.Linear(3, 2);
+        using var untouched = nn.Linear(4, 1);
+        var before = Weights(untouched);
+        var identity = RunCheckpoint.LoadSection(path, "test", new ModuleState("model", into));
+        Assert.Equal("1", identity["run"]);
+        Assert.True(Same(model.weight!, into.weight!) && Same(model.bias!, into.bias!), "the model section was not loaded bit for bit");
+        Assert.True(Weights(untouched).Zip(before).All(p => Same(p.First, p.Second)), "a component not asked for changed");
+
+        using var fresh = nn.Linear(3, 2);
+        var freshWeights = Weights(fresh);
+        var e = Assert.Throws<CheckpointException>(() => RunCheckpoint.LoadSection(path, "up-down", new ModuleState("model", fresh)));
+        Assert.Contains("is the checkpoint of a test run, not of a up-down run", e.Message);
+        e = Assert.Throws<CheckpointException>(() => RunCheckpoint.LoadSection(path, "test", new ModuleState("chains", fresh)));
+        Assert.Contains("no section 'chains' (it holds model, other)", e.Message);
+        using var wrongShape = nn.Linear(5, 2);
+        e = Assert.Throws<CheckpointException>(() => RunCheckpoint.LoadSection(path, "test", new ModuleState("model", wrongShape)));
+        Assert.Contains("section 'model'", e.Message);
+        Assert.True(Weights(fresh).Zip(freshWeights).All(p => Same(p.First, p.Second)), "a refused load changed the module");
+    }
 }

@@ -151,6 +151,42 @@ public static class RunCheckpoint
         }
     }
 
+    /// <summary>
+    /// Loads one component of a run checkpoint, leaving the rest of the run's state unread: e.g. the "model" section of a
+    /// run still training (into a module of the same architecture), to measure it without stopping the run. The file is
+    /// read whole and checked as <see cref="Restore"/> does, but neither the identity nor the other sections are compared.
+    /// </summary>
+    /// <param name="path">The run checkpoint.</param>
+    /// <param name="kind">The kind of run that must have written it ("up-down", "rbm", …).</param>
+    /// <param name="component">The component to load; its <see cref="IStateful.StateName"/> names the section.</param>
+    /// <returns>The file's identity, for the caller to check what it needs of it.</returns>
+    /// <exception cref="CheckpointException">Not a run checkpoint, truncated or corrupt, of another kind, without that
+    /// section, or a section the component refuses. Nothing has changed then.</exception>
+    public static IReadOnlyDictionary<string, string> LoadSection(string path, string kind, IStateful component)
+    {
+        ArgumentNullException.ThrowIfNull(component);
+        var (fileKind, fileIdentity, sections) = Read(path);
+        try
+        {
+            if (fileKind != kind)
+                throw new CheckpointException($"'{path}' is the checkpoint of a {fileKind} run, not of a {kind} run.");
+            var section = sections.FirstOrDefault(s => s.Name == component.StateName)
+                          ?? throw new CheckpointException($"'{path}': no section '{component.StateName}' (it holds {string.Join(", ", sections.Select(s => s.Name))}).");
+            Action load;
+            try { load = component.PrepareLoad(section); }
+            catch (Exception e) when (e is not (CheckpointException or OutOfMemoryException))
+            {
+                throw new CheckpointException($"'{path}': section '{component.StateName}' cannot be loaded ({e.GetType().Name}: {e.Message}).", e);
+            }
+            load();
+            return fileIdentity;
+        }
+        finally
+        {
+            foreach (var s in sections) s.Dispose();
+        }
+    }
+
     /// <summary>The identity and one section's values of a run checkpoint, read from its header alone (no tensors).</summary>
     /// <exception cref="CheckpointException">Not a run checkpoint, a corrupt header, or no such section.</exception>
     public static (IReadOnlyDictionary<string, string> Identity, JsonObject Values) ReadRecord(string path, string section)

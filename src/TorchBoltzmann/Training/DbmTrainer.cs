@@ -311,7 +311,12 @@ public sealed class DbmTrainer : ResumableTrainer, IDisposable
     /// Writes the negative log-likelihood gradient estimated from positive-phase states or means (data and mean-field μ)
     /// and negative-phase states (the chains) into every parameter's <c>.grad</c>, overwriting it: the gradient of
     /// <code>L = mean_b E(x⁺_b) − mean_c E(x⁻_c) + (λ/2) Σ_l ‖W_l‖²</code>
-    /// with the states held fixed (autograd through <see cref="DBM.energy"/>).
+    /// with the states held fixed. E couples the layers by −h_lᵀW_l h_{l−1}, so the weights' gradient is computed directly,
+    /// one product per phase and layer:
+    /// <code>∂L/∂W_l = (1/C) Σ_c x⁻_l x⁻_{l−1}ᵀ − (1/B) Σ_b x⁺_l x⁺_{l−1}ᵀ + λW_l</code>
+    /// (autograd through <see cref="DBM.energy"/> would also compute the energies' products W_l x_{l−1}, twice the
+    /// work); the biases' gradient goes through autograd on the layers' self-energies alone (elementwise; for Bernoulli
+    /// units ∂L/∂b_l = mean_c x⁻_l − mean_b x⁺_l), so every unit type gets its own.
     /// </summary>
     /// <param name="dbm">The machine.</param>
     /// <param name="positive">L + 1 tensors, v first, (B, n_l): data and mean-field means.</param>
@@ -321,27 +326,43 @@ public sealed class DbmTrainer : ResumableTrainer, IDisposable
     {
         ArgumentNullException.ThrowIfNull(dbm);
         if (!(weight_decay >= 0) || double.IsInfinity(weight_decay)) throw new ArgumentOutOfRangeException(nameof(weight_decay), weight_decay, "weight_decay: expected a finite λ ≥ 0.");
+        int L = dbm.n_hidden_layers;
+        if (positive.Count != L + 1 || negative.Count != L + 1)
+            throw new ArgumentException($"positive, negative: expected {L + 1} tensors each (v and {L} hidden layers), got {positive.Count} and {negative.Count}.");
         using var scope = torch.NewDisposeScope();
         foreach (var p in dbm.parameters())
         {
             using var g = p.grad;
             g?.zero_();
         }
+        var pos = positive.Select(t => t.detach()).ToList();
+        var neg = negative.Select(t => t.detach()).ToList();
         using (torch.enable_grad())
         {
-            var pos = positive.Select(t => t.detach()).ToList();
-            var neg = negative.Select(t => t.detach()).ToList();
-            var loss = dbm.energy(pos).mean().sub(dbm.energy(neg).mean());
-            loss.backward();
+            // Σ_l [mean_b s_l(x⁺_l; b_l) − mean_c s_l(x⁻_l; b_l)], s_l the self-energy (−b_lᵀx_l for Bernoulli units).
+            Tensor? loss = null;
+            for (int l = 0; l <= L; l++)
+            {
+                var units = dbm.units(l);
+                var term = units.self_energy(pos[l], dbm.bias(l)).sum(-1).mean().sub(units.self_energy(neg[l], dbm.bias(l)).sum(-1).mean());
+                loss = loss is null ? term : loss.add(term);
+            }
+            loss!.backward();
         }
-        if (weight_decay > 0)
-            using (torch.no_grad())
-                foreach (var w in dbm.weights)
-                    using (var g = w.grad!)
-                        g.add_(w, alpha: weight_decay);
+        using (torch.no_grad())
+        {
+            double b = pos[0].shape[0], c = neg[0].shape[0];
+            for (int l = 1; l <= L; l++)
+            {
+                var w = dbm.weight(l);
+                // (1/C) x⁻_lᵀ x⁻_{l−1} − (1/B) x⁺_lᵀ x⁺_{l−1} (+ λW_l), in W_l's (n_l, n_{l−1}) layout
+                var grad = neg[l].t().mm(neg[l - 1]).div_(c).add_(pos[l].t().mm(pos[l - 1]), alpha: -1.0 / b);
+                if (weight_decay > 0) grad.add_(w, alpha: weight_decay);
+                if (w.grad is { } existing) using (existing) existing.copy_(grad);
+                else w.grad = grad.DetachFromDisposeScope();
+            }
+        }
     }
-
-
 
     private void DisposeOffsets()
     {

@@ -125,6 +125,36 @@ public class DbmTrainerTests
         foreach (var t in pos.Concat(neg)) t.Dispose();
     }
 
+    /// <summary>
+    /// The direct gradients equal autograd's through the energy, L = mean E(x⁺) − mean E(x⁻) + (λ/2)ΣW² (float64, 10⁻¹²), for
+    /// Gaussian visible units too, whose bias gradient (mean(b − v)⁺ − …) is not the Bernoulli one.
+    /// </summary>
+    [Theory]
+    [InlineData("bernoulli")]
+    [InlineData("gaussian")]
+    public void WriteGradients_EqualAutogradThroughTheEnergy(string visible)
+    {
+        using var g = new Generator(12);
+        using var dbm = boltzmann.DBM([6, 4, 3, 2], visible_units: visible == "gaussian" ? TorchBoltzmann.Units.UnitType.Gaussian : null, dtype: ScalarType.Float64, generator: g);
+        var pos = dbm.layer_sizes.Select((n, l) => l == 0 && visible == "gaussian" ? torch.randn(5, n, dtype: ScalarType.Float64, generator: g) : torch.rand(5, n, dtype: ScalarType.Float64, generator: g)).ToArray();
+        var neg = dbm.layer_sizes.Select((n, l) => l == 0 && visible == "gaussian" ? torch.randn(8, n, dtype: ScalarType.Float64, generator: g) : torch.rand(8, n, dtype: ScalarType.Float64, generator: g).round_()).ToArray();
+        var parameters = dbm.parameters().Cast<Tensor>().ToList();
+        Tensor[] expected;
+        using (torch.enable_grad())
+        {
+            var loss = dbm.energy(pos).mean().sub(dbm.energy(neg).mean());
+            foreach (var w in dbm.weights) loss = loss.add(w.pow(2).sum().mul(0.15));   // (λ/2)‖W‖², λ = 0.3
+            expected = torch.autograd.grad([loss], parameters).ToArray();
+        }
+        DbmTrainer.WriteGradients(dbm, pos, neg, weight_decay: 0.3);
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            using var got = parameters[i].grad!;
+            TestUtil.AllClose(expected[i], got, 1e-12, $"gradient of parameter {i}");
+        }
+        foreach (var t in pos.Concat(neg).Concat(expected)) t.Dispose();
+    }
+
     [Fact]
     public void Options_OutOfRange_AreRefusedNamingTheOption()
     {

@@ -70,7 +70,7 @@ public static class DbnClassifierPipeline
     /// the <paramref name="layers"/> layers in training (<see cref="GreedyPretrainer.LayerCheckpointPath"/>; only when the
     /// run pretrains, i.e. no <c>pretrained</c> DBN is given to <see cref="Run"/>), then the fine-tuning and refit checkpoints.
     /// </summary>
-    public static IReadOnlyList<string> CheckpointFiles(string stem, bool pretrainsHere = true, int layers = 0) => pretrainsHere
+    public static IReadOnlyList<string> CheckpointFiles(string stem, bool pretrainsHere, int layers) => pretrainsHere
         ? [PretrainedCheckpointPath(stem), IO.Checkpoint.WeightsPath(PretrainedCheckpointPath(stem)), IO.Checkpoint.SidecarPath(PretrainedCheckpointPath(stem)),
            .. Enumerable.Range(0, layers).Select(l => GreedyPretrainer.LayerCheckpointPath(PretrainedCheckpointPath(stem), l)),
            FineTuningCheckpointPath(stem), RefitCheckpointPath(stem)]
@@ -130,8 +130,8 @@ public static class DbnClassifierPipeline
     /// When given, fine-tuning and the refit write checkpoints (<see cref="ResumableTrainer.CheckpointPath"/>) to
     /// <see cref="FineTuningCheckpointPath"/> and <see cref="RefitCheckpointPath"/> of this stem, and a run that finds them
     /// continues from them; pretraining here (without <paramref name="pretrained"/>) saves the DBN after every layer to
-    /// <see cref="PretrainedCheckpointPath"/>, from which a later run with the same pretraining, seed, device and data
-    /// trains only the layers left (<see cref="CheckpointFiles"/> lists them all). The caller deletes them once the
+    /// <see cref="PretrainedCheckpointPath"/> and the layer in training every <paramref name="checkpointEvery"/> epochs
+    /// beside it, from which a later run with the same pretraining, seed, device and data trains only the epochs left (<see cref="CheckpointFiles"/> lists them all). The caller deletes them once the
     /// results are safe.
     /// </param>
     /// <param name="checkpointEvery">Epochs between checkpoints.</param>
@@ -258,7 +258,7 @@ public static class DbnClassifierPipeline
     /// <summary>
     /// The DBN of the run: the preset's architecture drawn from the run's generator, then either the
     /// <paramref name="pretrained"/> weights copied in or greedy pretraining on the fitted rows (labels joined at the top
-    /// when class-conditional; checkpointed after every layer under the stem).
+    /// when class-conditional; checkpointed after every layer under the stem, and inside a layer every CheckpointEvery epochs).
     /// </summary>
     private static (DBN Dbn, IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> Metrics, double Seconds) Pretrain(
         Stage run, DBN? pretrained, IProgress<TrainingProgress>? progress)

@@ -28,7 +28,7 @@ public sealed record MnistRunRequest(DbnClassifierPreset Preset, string Output, 
     public ulong Seed { get; init; } = 42;
     /// <summary>Use only the first this many training digits (null: all 60,000).</summary>
     public int? Limit { get; init; }
-    /// <summary>Epochs between fine-tuning checkpoints (the DBN is saved after every pretrained layer); 0: no checkpoints.</summary>
+    /// <summary>Epochs between the checkpoints of fine-tuning and of the layer in pretraining (the DBN is also saved after every pretrained layer); 0: no checkpoints.</summary>
     public int CheckpointEvery { get; init; } = 1;
 }
 

@@ -45,7 +45,7 @@ internal static class DbmCommand
             Description = "Epochs of greedy pretraining before the DBM trains (Salakhutdinov & Hinton 2009, §3.1: modified RBMs with doubled inputs, CD-1, " +
                           "learning rate 0.1, the DBM's batch size and seed): one number for every RBM, or one per RBM bottom first (e.g. 100,200); " +
                           "0, the default: none, the DBM starts from random weights. With checkpoints the pretraining is saved after every layer " +
-                          "(OUTPUT-STEM-pretrain.ckpt), and an interrupted run continues from the last finished layer",
+                          "(OUTPUT-STEM-pretrain.ckpt) and inside a layer every --checkpoint-every epochs (OUTPUT-STEM-pretrain.layerN.ckpt), and an interrupted run continues from the last saved epoch",
             DefaultValueFactory = _ => "0",
         };
         var preset = new Option<string>("--preset")
@@ -358,7 +358,7 @@ internal static class DbmCommand
             AtomicFile.WriteAllText(stem + "-metrics.json", JsonSerializer.Serialize(new { summary, history, fine_tuning = fineTune?.History }, CommonOptions.MetricsJson));
             AtomicFile.WriteAllText(stem + "-metrics.csv", Csv(history));
             if (checkpoint is not null) File.Delete(checkpoint);
-            if (a.CheckpointEvery > 0) File.Delete(PretrainCheckpointPath(a.Output));
+            if (a.CheckpointEvery > 0) foreach (var f in PretrainFiles(PretrainCheckpointPath(a.Output), rbms)) File.Delete(f);
             if (a.CheckpointEvery > 0) File.Delete(FineTuneCheckpointPath(a.Output));
             Terminal.Line($"Done: training {trainSeconds:F0} s, {(fineTune is null ? "" : $"classifier {fineTune.Seconds:F0} s, ")}likelihood {evalClock.Elapsed.TotalSeconds:F0} s. " +
                           $"Wrote {weights} (+ .json), {(fineTune is null ? "" : $"{ClassifierPath(a.Output)} (+ .json), ")}{stem}-{{samples,filters}}.png, {stem}-metrics.{{json,csv}}");

@@ -89,21 +89,44 @@ internal static class DbnUpDownCommand
 
     /// <summary>
     /// Unties <paramref name="dbn"/> and loads the weights of the up-down run checkpoint <paramref name="path"/> into it
-    /// (<see cref="RunCheckpoint.LoadSection"/>: the run's other state is not read, and the run may go on writing it),
+    /// (<see cref="RunCheckpoint.LoadSections"/>, with its epoch count in the same read: the run's other state is not
+    /// loaded, and the run may go on writing the file),
     /// after checking that the run started from the DBN at <paramref name="dbnPath"/>; returns the label of its figures,
     /// "After epoch E of N (the run checkpoint PATH)".
     /// </summary>
     private static string LoadRunInFlight(DBN dbn, string dbnPath, string path)
     {
         if (!dbn.is_untied) dbn.untie();
-        IReadOnlyDictionary<string, string> identity;
-        try { identity = RunCheckpoint.LoadSection(path, "up-down", new ModuleState("model", dbn)); }
-        catch (CheckpointException e) { throw new CliException($"--epochs 0 measures the run checkpoint beside --output, {path}, which cannot be read: {e.Message}"); }
         string started = DbnIdentity(dbnPath);
-        if (identity.TryGetValue("tag.dbn", out var from) && from != started)
-            throw new CliException($"--epochs 0 measures the run checkpoint beside --output, {path}, but that run started from another DBN than --dbn {dbnPath} (weights SHA-256 {from}, not {started})");
-        int done = RunCheckpoint.ReadRecord(path, "loop").Values["epochs_done"]?.GetValue<int>() ?? 0;
-        return $"After epoch {done} of {(identity.TryGetValue("options.Epochs", out var n) ? n : "?")} (the run checkpoint {path})";
+        var loop = new LoopRecord();
+        string total = "?";
+        try
+        {
+            RunCheckpoint.LoadSections(path, "up-down", [new ModuleState("model", dbn), loop], identity =>
+            {
+                if (identity.TryGetValue("tag.dbn", out var from) && from != started)
+                    throw new CliException($"--epochs 0 measures the run checkpoint beside --output, {path}, but that run started from another DBN than --dbn {dbnPath} (weights SHA-256 {from}, not {started})");
+                if (identity.TryGetValue("options.Epochs", out var n)) total = n;
+            });
+        }
+        catch (CheckpointException e) { throw new CliException($"--epochs 0 measures the run checkpoint beside --output, which cannot be read: {e.Message}"); }
+        return $"After epoch {loop.EpochsDone} of {total} (the run checkpoint {path})";
+    }
+
+    /// <summary>The epochs a run checkpoint's loop record says are done, read in the same pass as its weights.</summary>
+    private sealed class LoopRecord : IStateful
+    {
+        public int EpochsDone { get; private set; }
+
+        public string StateName => "loop";
+
+        public void SaveState(StateSection section) => throw new NotSupportedException("LoopRecord only reads a run checkpoint.");
+
+        public Action PrepareLoad(StateSection section)
+        {
+            int done = section.Value<int>("epochs_done");
+            return () => EpochsDone = done;
+        }
     }
 
     /// <summary>What a run's checkpoint records of the DBN it started from: the SHA-256 of its weights (its path if the sidecar has none).</summary>
@@ -190,8 +213,11 @@ internal static class DbnUpDownCommand
             string? inFlight = a.Epochs == 0 && File.Exists(CheckpointPath(output)) ? CheckpointPath(output) : null;
             string measured = inFlight is null ? "Before" : LoadRunInFlight(dbn, a.Dbn, inFlight);
             string digits = trainSet is null ? "no training digits read" : $"{fit} training + {a.Validation} validation digits";
-            Terminal.Line($"Up-down on {dbn} from {a.Dbn}: {digits}, {testSet.Count} test digits, {a.Epochs} epochs, " +
-                          $"k {string.Join("→", options.GibbsSchedule)}, lr {options.LearningRate}, momentum {options.Momentum}, batch {options.BatchSize}, device {device}, seed {a.Seed}, {torch.get_num_threads()} threads.");
+            if (inFlight is not null)
+                Terminal.Line($"Measuring the up-down run in {inFlight} (from {a.Dbn}; its options are the run's): {digits}, {testSet.Count} test digits, 0 epochs, device {device}, seed {a.Seed}, {torch.get_num_threads()} threads.");
+            else
+                Terminal.Line($"Up-down on {dbn} from {a.Dbn}: {digits}, {testSet.Count} test digits, {a.Epochs} epochs, " +
+                              $"k {string.Join("→", options.GibbsSchedule)}, lr {options.LearningRate}, momentum {options.Momentum}, batch {options.BatchSize}, device {device}, seed {a.Seed}, {torch.get_num_threads()} threads.");
             double testBefore = GenerativeError(dbn, testX, testY);
             double? judgedBefore = null;
             if (judgeModel is not null)

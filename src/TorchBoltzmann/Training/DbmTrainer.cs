@@ -18,8 +18,8 @@ namespace TorchBoltzmann.Training;
 /// steps (<see cref="DBM.gibbs_step"/>) and takes their states x⁻. Since E is linear in each layer, E_q[∂E/∂θ] =
 /// ∂E/∂θ at the means μ, so the gradient estimate is that of the surrogate
 /// <code>L = (1/B) Σ_b E(v_b, μ_b) − (1/C) Σ_c E(x⁻_c),   e.g. ∂L/∂W_l = −(⟨μ_l μ_{l−1}ᵀ⟩_data − ⟨h_l h_{l−1}ᵀ⟩_model)</code>
-/// with μ and x⁻ held fixed; autograd writes ∂L/∂θ into <c>.grad</c> (<see cref="WriteGradients"/>), λW_l is added for
-/// weight decay, with <see cref="DbmTrainingOptions.Centering"/> the gradient becomes the centered step
+/// with μ and x⁻ held fixed; <see cref="WriteGradients"/> writes ∂L/∂θ into <c>.grad</c> (the weights' directly, the
+/// biases' through autograd on the self-energies), λW_l added for weight decay, with <see cref="DbmTrainingOptions.Centering"/> the gradient becomes the centered step
 /// (<see cref="Centering.center_dbm_gradients"/>), and the optimizer steps (default: SGD with the options' learning rate and momentum; the rate is
 /// multiplied by <see cref="DbmTrainingOptions.LearningRateDecay"/> every epoch through
 /// <see cref="ExponentialLearningRate"/>).</para>
@@ -326,13 +326,22 @@ public sealed class DbmTrainer : ResumableTrainer, IDisposable
     {
         ArgumentNullException.ThrowIfNull(dbm);
         if (!(weight_decay >= 0) || double.IsInfinity(weight_decay)) throw new ArgumentOutOfRangeException(nameof(weight_decay), weight_decay, "weight_decay: expected a finite λ ≥ 0.");
+        ArgumentNullException.ThrowIfNull(positive);
+        ArgumentNullException.ThrowIfNull(negative);
         int L = dbm.n_hidden_layers;
         if (positive.Count != L + 1 || negative.Count != L + 1)
             throw new ArgumentException($"positive, negative: expected {L + 1} tensors each (v and {L} hidden layers), got {positive.Count} and {negative.Count}.");
+        foreach (var (phase, states) in new[] { ("positive", positive), ("negative", negative) })
+            for (int l = 0; l <= L; l++)
+            {
+                Checks.Width(states[l], dbm.layer_sizes[l], $"{phase}[{l}]");
+                if (states[l].dim() != 2 || states[l].shape[0] != states[0].shape[0])
+                    throw new ArgumentException($"{phase}[{l}]: expected ({states[0].shape[0]}, {dbm.layer_sizes[l]}) like {phase}[0]'s rows, got ({string.Join(", ", states[l].shape)}).");
+            }
         using var scope = torch.NewDisposeScope();
-        foreach (var p in dbm.parameters())
+        foreach (var b in dbm.biases)   // the weights' gradients are overwritten below
         {
-            using var g = p.grad;
+            using var g = b.grad;
             g?.zero_();
         }
         var pos = positive.Select(t => t.detach()).ToList();

@@ -50,11 +50,13 @@ public sealed class GreedyPretrainer
     /// When set, the DBN and the metrics so far are saved here after every layer (a <see cref="RunCheckpoint"/>, written
     /// atomically: if the process dies while saving, the previous layer's checkpoint or the new one is in place), and
     /// <c>Fit</c> continues from such a file: it replaces ALL the DBN's weights with the file's (the layers not yet trained
-    /// hold the initial weights they were saved with) and trains only the layers left. A file from other options,
+    /// hold the initial weights they were saved with) and trains only the epochs left (the layer in training from its own
+    /// checkpoint, <see cref="CheckpointEvery"/>). A file from other options,
     /// architecture, dtype, device or data is refused with the differences named, leaving the DBN untouched. A checkpoint of
     /// the earlier format (a <see cref="Checkpoint"/> pair <c>X.pt</c> + <c>X.json</c> with the record in the sidecar, at
     /// this path with its extension changed) is read too, and removed once the first new checkpoint is written; weights
-    /// without a sidecar are ignored. The caller deletes the file when it is no longer needed.
+    /// without a sidecar are ignored. The caller deletes this file when it is no longer needed; <c>Fit</c> deletes the layer
+    /// checkpoints itself (each once its layer is in this file, and at the start any that cannot belong to this run).
     /// </summary>
     public string? CheckpointPath { get; init; }
 
@@ -67,19 +69,24 @@ public sealed class GreedyPretrainer
 
     /// <summary>
     /// Where the layer with index <paramref name="layer"/> (0 = bottom) keeps its run checkpoint while it trains, beside
-    /// <paramref name="checkpointPath"/>: <c>dir/name.layer{layer + 1}.ext</c> (e.g. <c>dbm-pretrain.layer1.ckpt</c>).
+    /// <paramref name="checkpointPath"/>: <c>dir/name.layer{layer + 1}.ext</c> (e.g. <c>dbm-pretrain.layer1.ckpt</c>), the
+    /// directory spelled as given.
     /// </summary>
+    /// <param name="checkpointPath">The pretraining's checkpoint (<see cref="CheckpointPath"/>).</param>
+    /// <param name="layer">The layer, 0 = bottom.</param>
+    /// <returns>The layer's checkpoint path.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="checkpointPath"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="layer"/> is negative.</exception>
     public static string LayerCheckpointPath(string checkpointPath, int layer)
     {
         ArgumentNullException.ThrowIfNull(checkpointPath);
         ArgumentOutOfRangeException.ThrowIfNegative(layer);
-        string dir = Path.GetDirectoryName(checkpointPath) ?? "";
-        return Path.Combine(dir, $"{Path.GetFileNameWithoutExtension(checkpointPath)}.layer{layer + 1}{Path.GetExtension(checkpointPath)}");
+        return $"{Path.ChangeExtension(checkpointPath, null)}.layer{layer + 1}{Path.GetExtension(checkpointPath)}";
     }
 
     /// <summary>
     /// Wall time of the last <c>Fit</c> in seconds, including the time recorded for the layers restored from
-    /// <see cref="CheckpointPath"/>.
+    /// <see cref="CheckpointPath"/> and for the epochs of the layer in training restored from its own checkpoint.
     /// </summary>
     public double Seconds { get; private set; }
 
@@ -97,7 +104,9 @@ public sealed class GreedyPretrainer
     /// <param name="cancellationToken">Checked before every batch.</param>
     /// <returns>Per layer, the metrics of every epoch.</returns>
     /// <exception cref="ArgumentException">Bad data shape or values, or missing labels.</exception>
-    /// <exception cref="CheckpointException">The file at <see cref="CheckpointPath"/> is corrupt or was written by another run.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="CheckpointEvery"/> is below 1.</exception>
+    /// <exception cref="CheckpointException">The file at <see cref="CheckpointPath"/>, or the checkpoint of the layer to
+    /// continue (<see cref="LayerCheckpointPath"/>), is corrupt or was written by another run; checked before any training.</exception>
     /// <exception cref="IOException">The checkpoint could not be written.</exception>
     public IReadOnlyList<IReadOnlyList<RbmEpochMetrics>> Fit(Tensor train, Tensor? labels = null, Tensor? validation = null,
         Tensor? validationLabels = null, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -142,9 +151,22 @@ public sealed class GreedyPretrainer
             Checkpoint.FinishInterruptedSaves(CheckpointPath);
         }
         int done = history.Count;
-        // A layer saved in the pretraining checkpoint whose own file was not yet deleted (the run stopped in between).
         if (CheckpointPath is not null)
-            for (int l = 0; l < done; l++) File.Delete(LayerCheckpointPath(CheckpointPath, l));
+        {
+            // Below `done`: a layer in the pretraining checkpoint whose own file was not yet deleted (the run stopped in
+            // between). Above it: a file no run of this checkpoint can have left (the layer before would be in it).
+            for (int l = 0; l < L; l++)
+                if (l != done && File.Exists(LayerCheckpointPath(CheckpointPath, l))) File.Delete(LayerCheckpointPath(CheckpointPath, l));
+            // The layer to continue: its file must come from this run, checked now rather than after the layers below retrain.
+            string next = LayerCheckpointPath(CheckpointPath, done);
+            if (done < L && File.Exists(next))
+            {
+                var identity = RunCheckpoint.ReadRecord(next, "loop").Identity;
+                var differ = LayerTag(tag!, done).Where(kv => !identity.TryGetValue("tag." + kv.Key, out var v) || v != kv.Value).Select(kv => kv.Key).ToList();
+                if (differ.Count > 0)
+                    throw new CheckpointException($"'{next}' holds layer {done + 1}'s training from another run ({string.Join(", ", differ)} differ). Delete it to start that layer over, or run as before.");
+            }
+        }
         Seconds = restoredSeconds + clock.Elapsed.TotalSeconds;
         if (done == L) return history;
         using var generator = new Generator(Options.Layer.Seed + 7919, _dbn.device);
@@ -175,7 +197,7 @@ public sealed class GreedyPretrainer
                     using (var trainer = new RbmTrainer(rbm, options)
                     {
                         Stage = $"layer {l + 1}/{L}", CheckpointPath = layerPath, CheckpointEvery = CheckpointEvery,
-                        CheckpointTag = tag is null ? null : new Dictionary<string, string>(tag) { ["layer"] = $"{l + 1}/{L}" },
+                        CheckpointTag = tag is null ? null : LayerTag(tag, l),
                     })
                     {
                         history.Add(trainer.Fit(x, vx, progress, cancellationToken));
@@ -326,6 +348,9 @@ public sealed class GreedyPretrainer
             ["data"] = $"{train.shape[0]} training rows + {validation?.shape[0] ?? 0} validation rows, SHA-256 {Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant()}",
         };
     }
+
+    /// <summary>What the checkpoint of layer <paramref name="l"/>'s RBM trainer must share with this run: the pretraining's tag and the layer.</summary>
+    private Dictionary<string, string> LayerTag(Dictionary<string, string> tag, int l) => new(tag) { ["layer"] = $"{l + 1}/{_dbn.n_layers}" };
 
     /// <summary>
     /// Writes the run checkpoint (<see cref="RunCheckpoint"/>, kind "pretraining"): the tag as its identity, the record of

@@ -396,8 +396,8 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     }
 
     /// <summary>
-    /// SIGTERM during the second pretraining layer: exit 130, the first layer is kept; the same command continues with
-    /// the second layer (the first is not trained again).
+    /// SIGTERM during the second pretraining layer: exit 130, the first layer is kept and so is the second's epoch 1; the
+    /// same command continues the second layer from its epoch 2 (neither the first layer nor that epoch is trained again).
     /// </summary>
     [Fact]
     public void Mnist_Sigterm_DuringPretraining_KeepsTheFinishedLayer_AndARerunContinues()
@@ -410,14 +410,16 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
             cli.Signal(CliProcess.SIGTERM);
             int code = cli.WaitForExit(Patience);
             Assert.True(code == 130, $"exit {code}\n{cli.Stdout}\n{cli.Stderr}");
-            Assert.Contains("Interrupted by SIGTERM. Saved out/m-pretrained.ckpt (the DBN after 1 of 2 layers' pretraining). Continue with: tbm mnist ", cli.Stderr);
+            Assert.Contains("Interrupted by SIGTERM. Saved out/m-pretrained.ckpt (the DBN after 1 of 2 layers' pretraining), " +
+                            "out/m-pretrained.layer2.ckpt (layer 2's pretraining so far). Continue with: tbm mnist ", cli.Stderr);
         }
 
         using (var cli = CliProcess.Start(work.Path, null, args))
         {
-            cli.WaitForLine(l => l.StartsWith("Continuing from the checkpoint out/m-pretrained.ckpt"), Patience);
-            cli.WaitForLine(l => l.StartsWith("layer 2/2 epoch 1/200 "), Patience);
+            cli.WaitForLine(l => l.StartsWith("Continuing from the checkpoint out/m-pretrained.layer2.ckpt"), Patience);
+            cli.WaitForLine(l => l.StartsWith("layer 2/2 epoch ") && l.Contains("/200  "), Patience);   // an epoch's metrics line
             Assert.DoesNotContain(cli.StdoutLines, l => l.StartsWith("layer 1/2 epoch"));
+            Assert.DoesNotContain(cli.StdoutLines, l => l.StartsWith("layer 2/2 epoch 1/200 "));
             cli.Signal(CliProcess.SIGTERM);
             Assert.Equal(130, cli.WaitForExit(Patience));
         }

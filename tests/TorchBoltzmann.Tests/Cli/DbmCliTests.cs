@@ -82,7 +82,7 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     }
 
     /// <summary>
-    /// SIGTERM inside the bottom RBM's pretraining (once its epoch 3 of 100 is printed) ends the run with 130 and a notice
+    /// SIGTERM inside the bottom RBM's pretraining (once its epoch 1 of 100 is printed) ends the run with 130 and a notice
     /// naming that layer's checkpoint; the same command continues from it (no epoch 1 of layer 1 again), deletes every
     /// checkpoint when done, and saves a DBM bit-identical to an unbroken run's (one thread each).
     /// </summary>
@@ -96,7 +96,7 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         using (var cli = CliProcess.Start(work.Path, null, Args("b/dbm.pt")))
         {
-            cli.WaitForLine(l => l.StartsWith("layer 1/2 epoch 3/100 ", StringComparison.Ordinal), TimeSpan.FromMinutes(2));
+            cli.WaitForLine(l => l.StartsWith("layer 1/2 epoch 1/100 ", StringComparison.Ordinal), TimeSpan.FromMinutes(2));
             cli.Signal(CliProcess.SIGTERM);
             int stopped = cli.WaitForExit(TimeSpan.FromMinutes(2));
             Assert.True(stopped == 130, $"exit {stopped}\n{cli.Stdout}\n{cli.Stderr}");

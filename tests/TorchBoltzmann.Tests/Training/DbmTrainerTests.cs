@@ -122,6 +122,17 @@ public class DbmTrainerTests
             using var gb = dbm.bias(l).grad!;
             TestUtil.AllClose(expected, gb, 1e-12, $"∂L/∂b_{l}");
         }
+        // Bad states: one line naming the phase and layer.
+        using (var narrow = torch.rand(4, 2, dtype: ScalarType.Float64))
+        {
+            var e = Assert.Throws<ArgumentException>(() => DbmTrainer.WriteGradients(dbm, [pos[0], narrow, pos[2], pos[3]], neg));
+            Assert.StartsWith("positive[1]: expected 3 units", e.Message);
+        }
+        using (var fewer = torch.rand(6, 3, dtype: ScalarType.Float64))
+        {
+            var e = Assert.Throws<ArgumentException>(() => DbmTrainer.WriteGradients(dbm, pos, [neg[0], neg[1], fewer, neg[3]]));
+            Assert.StartsWith("negative[2]: expected (7, 3) like negative[0]'s rows, got (6, 3)", e.Message);
+        }
         foreach (var t in pos.Concat(neg)) t.Dispose();
     }
 

@@ -299,10 +299,11 @@ public sealed class FineTunerTests(DbnMnistFixture mnist) : IClassFixture<DbnMni
             string oldWeights = Checkpoint.WeightsPath(pretrainedFile), oldSidecar = Checkpoint.SidecarPath(pretrainedFile);
             foreach (var f in new[] { pretrainedFile, DbnClassifierPipeline.FineTuningCheckpointPath(stem) })
                 Assert.True(File.Exists(f), $"{f} written");
-            Assert.Equal([pretrainedFile, oldWeights, oldSidecar, DbnClassifierPipeline.FineTuningCheckpointPath(stem), DbnClassifierPipeline.RefitCheckpointPath(stem)],
-                DbnClassifierPipeline.CheckpointFiles(stem));
+            Assert.Equal([pretrainedFile, oldWeights, oldSidecar, stem + "-pretrained.layer1.ckpt", stem + "-pretrained.layer2.ckpt",
+                          DbnClassifierPipeline.FineTuningCheckpointPath(stem), DbnClassifierPipeline.RefitCheckpointPath(stem)],
+                DbnClassifierPipeline.CheckpointFiles(stem, pretrainsHere: true, layers: 2));
             Assert.Equal([DbnClassifierPipeline.FineTuningCheckpointPath(stem), DbnClassifierPipeline.RefitCheckpointPath(stem)],
-                DbnClassifierPipeline.CheckpointFiles(stem, pretrainsHere: false));
+                DbnClassifierPipeline.CheckpointFiles(stem, pretrainsHere: false, layers: 2));
 
             // Continued: no pretraining (no progress reported), and it ends exactly where the unbroken run ended.
             int pretrainReports = 0;

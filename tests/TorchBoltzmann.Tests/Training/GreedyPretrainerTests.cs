@@ -324,7 +324,13 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
             using (var cts = new CancellationTokenSource())
             {
                 // Cancelled when epoch 3 of layer 2 starts: its checkpoint after epoch 2 (CheckpointEvery 2) is on disk.
-                var progress = new CallbackProgress<TrainingProgress>(p => { if (p.Stage == "layer 2/3" && p.Epoch == 3) cts.Cancel(); });
+                // Epoch 1 of layer 2 also sleeps 3 s, so that its restored time is seen in Seconds.
+                bool slept = false;
+                var progress = new CallbackProgress<TrainingProgress>(p =>
+                {
+                    if (p.Stage == "layer 2/3" && p.Epoch == 1 && !slept) { slept = true; Thread.Sleep(3000); }
+                    if (p.Stage == "layer 2/3" && p.Epoch == 3) cts.Cancel();
+                });
                 Assert.ThrowsAny<OperationCanceledException>(() => new GreedyPretrainer(stopped, opts) { CheckpointPath = path, CheckpointEvery = 2 }
                     .Fit(data, progress: progress, cancellationToken: cts.Token));
             }
@@ -332,14 +338,20 @@ public sealed class GreedyPretrainerTests(DbnMnistFixture mnist) : IClassFixture
             Assert.False(File.Exists(GreedyPretrainer.LayerCheckpointPath(path, 0)), "layer 1's was deleted once layer 1 was in the pretraining checkpoint");
             Assert.Single(RunCheckpoint.ReadRecord(path, "pretraining").Values["layers"]!.AsArray());
 
+            double layersSeconds = RunCheckpoint.ReadRecord(path, "pretraining").Values["seconds"]!.GetValue<double>();
+            double layerTwoSeconds = RunCheckpoint.ReadRecord(layer2, "loop").Values["seconds"]!.GetValue<double>();
+            Assert.True(layerTwoSeconds >= 3, $"layer 2's checkpoint records {layerTwoSeconds} s, with the 3 s sleep");
             var epochs = new HashSet<(string, int)>();
             using var continued = Fresh();
             var pretrainer = new GreedyPretrainer(continued, opts) { CheckpointPath = path, CheckpointEvery = 2 };
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             var history = pretrainer.Fit(data, progress: new CallbackProgress<TrainingProgress>(p => { if (p.EpochMetrics is not null) epochs.Add((p.Stage, p.Epoch)); }));
+            clock.Stop();
             Assert.Equal([("layer 2/3", 3), ("layer 2/3", 4), ("layer 3/3", 1), ("layer 3/3", 2), ("layer 3/3", 3), ("layer 3/3", 4)], epochs.Order());
             DbnTestUtil.AssertSameParameters(unbroken, continued, "the same DBN");
             Assert.Equal(expected.Select(l => l.Select(m => m.ReconstructionError).ToList()), history.Select(l => l.Select(m => m.ReconstructionError).ToList()));
-            Assert.True(pretrainer.Seconds > history[0].Sum(m => m.TrainSeconds) + history[1].Take(2).Sum(m => m.TrainSeconds), "Seconds counts the restored epochs too");
+            // Seconds = the restored layer's time + the restored epochs of layer 2 + this Fit's own time.
+            Assert.InRange(pretrainer.Seconds, layersSeconds + layerTwoSeconds, layersSeconds + layerTwoSeconds + clock.Elapsed.TotalSeconds);
             Assert.Equal(["dbn-pretrain.ckpt"], dir.GetFiles().Select(f => f.Name).Order(StringComparer.Ordinal));
             using var bad = Fresh();
             Assert.Throws<ArgumentOutOfRangeException>(() => new GreedyPretrainer(bad, opts) { CheckpointPath = path, CheckpointEvery = 0 }.Fit(data));

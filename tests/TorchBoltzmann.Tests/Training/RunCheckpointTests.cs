@@ -180,12 +180,12 @@ public class RunCheckpointTests
     }
 
     /// <summary>
-    /// LoadSection loads one component of a run checkpoint whatever else it holds and whatever its identity (returned),
-    /// leaving the other components untouched; another kind, a missing section or a section the component refuses is a
-    /// CheckpointException naming it, and changes nothing.
+    /// LoadSections loads the components asked for, whatever else the file holds and whatever its identity (handed to the
+    /// check first: a check that throws leaves every component as it was); another kind, a missing section or a section a
+    /// component refuses is a CheckpointException naming it, without advice to delete the file, and changes nothing.
     /// </summary>
     [Fact]
-    public void LoadSection_LoadsOneComponent_IgnoringTheRest_AndRefusesAnotherKindOrAMissingSection()
+    public void LoadSections_LoadsTheComponentsAskedFor_AfterTheIdentityCheck_AndRefusesAnotherKindOrAMissingSection()
     {
         using var dir = new TempDirectory();
         var path = dir.File("run.ckpt");
@@ -194,22 +194,24 @@ public class RunCheckpointTests
         RunCheckpoint.Save(path, "test", new Dictionary<string, string> { ["run"] = "1" }, [new ModuleState("model", model), new ModuleState("other", other)]);
 
         using var into = nn.Linear(3, 2);
-        using var untouched = nn.Linear(4, 1);
-        var before = Weights(untouched);
-        var identity = RunCheckpoint.LoadSection(path, "test", new ModuleState("model", into));
-        Assert.Equal("1", identity["run"]);
-        Assert.True(Same(model.weight!, into.weight!) && Same(model.bias!, into.bias!), "the model section was not loaded bit for bit");
-        Assert.True(Weights(untouched).Zip(before).All(p => Same(p.First, p.Second)), "a component not asked for changed");
-
-        using var fresh = nn.Linear(3, 2);
-        var freshWeights = Weights(fresh);
-        var e = Assert.Throws<CheckpointException>(() => RunCheckpoint.LoadSection(path, "up-down", new ModuleState("model", fresh)));
+        var initial = Weights(into);
+        bool Unchanged() => Weights(into).Zip(initial).All(p => Same(p.First, p.Second));
+        Assert.Throws<InvalidOperationException>(() => RunCheckpoint.LoadSections(path, "test", [new ModuleState("model", into)],
+            identity => throw new InvalidOperationException($"refused run {identity["run"]}")));
+        Assert.True(Unchanged(), "a refused identity left the module changed");
+        var e = Assert.Throws<CheckpointException>(() => RunCheckpoint.LoadSections(path, "up-down", [new ModuleState("model", into)]));
         Assert.Contains("is the checkpoint of a test run, not of a up-down run", e.Message);
-        e = Assert.Throws<CheckpointException>(() => RunCheckpoint.LoadSection(path, "test", new ModuleState("chains", fresh)));
+        e = Assert.Throws<CheckpointException>(() => RunCheckpoint.LoadSections(path, "test", [new ModuleState("model", into), new ModuleState("chains", other)]));
         Assert.Contains("no section 'chains' (it holds model, other)", e.Message);
         using var wrongShape = nn.Linear(5, 2);
-        e = Assert.Throws<CheckpointException>(() => RunCheckpoint.LoadSection(path, "test", new ModuleState("model", wrongShape)));
+        e = Assert.Throws<CheckpointException>(() => RunCheckpoint.LoadSections(path, "test", [new ModuleState("model", wrongShape)]));
         Assert.Contains("section 'model'", e.Message);
-        Assert.True(Weights(fresh).Zip(freshWeights).All(p => Same(p.First, p.Second)), "a refused load changed the module");
+        Assert.DoesNotContain("Delete", e.Message);
+        Assert.True(Unchanged(), "a refused load changed the module");
+
+        string? seen = null;
+        RunCheckpoint.LoadSections(path, "test", [new ModuleState("model", into)], identity => seen = identity["run"]);
+        Assert.Equal("1", seen);
+        Assert.True(Same(model.weight!, into.weight!) && Same(model.bias!, into.bias!), "the model section was not loaded bit for bit");
     }
 }

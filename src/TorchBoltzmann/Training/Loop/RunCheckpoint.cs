@@ -42,7 +42,7 @@ public static class RunCheckpoint
     {
         try
         {
-            using var stream = File.OpenRead(path);
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);   // a writer may replace it meanwhile
             using var r = new BinaryReader(stream, System.Text.Encoding.UTF8);
             return r.ReadString() == Magic;
         }
@@ -152,34 +152,46 @@ public static class RunCheckpoint
     }
 
     /// <summary>
-    /// Loads one component of a run checkpoint, leaving the rest of the run's state unread: e.g. the "model" section of a
-    /// run still training (into a module of the same architecture), to measure it without stopping the run. The file is
-    /// read whole and checked as <see cref="Restore"/> does, but neither the identity nor the other sections are compared.
+    /// Loads some components of a run checkpoint and leaves its other sections unloaded: e.g. the "model" and "loop"
+    /// sections of a run still training, to measure it without stopping it. The file is read once, whole, and checked as
+    /// <see cref="Restore"/> checks it; the identity is not compared with anything but handed to
+    /// <paramref name="checkIdentity"/> first, which may throw to refuse the file before anything is loaded. The file is
+    /// opened so that the run writing it can go on replacing it. Messages do not advise deleting the file: it may be
+    /// another process's live checkpoint.
     /// </summary>
     /// <param name="path">The run checkpoint.</param>
     /// <param name="kind">The kind of run that must have written it ("up-down", "rbm", …).</param>
-    /// <param name="component">The component to load; its <see cref="IStateful.StateName"/> names the section.</param>
-    /// <returns>The file's identity, for the caller to check what it needs of it.</returns>
-    /// <exception cref="CheckpointException">Not a run checkpoint, truncated or corrupt, of another kind, without that
-    /// section, or a section the component refuses. Nothing has changed then.</exception>
-    public static IReadOnlyDictionary<string, string> LoadSection(string path, string kind, IStateful component)
+    /// <param name="components">The components to load; each one's <see cref="IStateful.StateName"/> names its section.</param>
+    /// <param name="checkIdentity">Called with the file's identity before any component is loaded; null accepts any.</param>
+    /// <exception cref="CheckpointException">Not a run checkpoint, truncated or corrupt, of another kind, without one of
+    /// the sections, or a section its component refuses. Nothing has changed then.</exception>
+    public static void LoadSections(string path, string kind, IReadOnlyList<IStateful> components, Action<IReadOnlyDictionary<string, string>>? checkIdentity = null)
     {
-        ArgumentNullException.ThrowIfNull(component);
-        var (fileKind, fileIdentity, sections) = Read(path);
+        ArgumentNullException.ThrowIfNull(components);
+        static CheckpointException Plain(CheckpointException e) => new(e.Message.Replace(" Delete it to start over.", "").Replace(" Delete the file to start over.", ""), e);
+        List<StateSection> sections;
+        Dictionary<string, string> fileIdentity;
+        string fileKind;
+        try { (fileKind, fileIdentity, sections) = Read(path); }
+        catch (CheckpointException e) { throw Plain(e); }
         try
         {
             if (fileKind != kind)
                 throw new CheckpointException($"'{path}' is the checkpoint of a {fileKind} run, not of a {kind} run.");
-            var section = sections.FirstOrDefault(s => s.Name == component.StateName)
-                          ?? throw new CheckpointException($"'{path}': no section '{component.StateName}' (it holds {string.Join(", ", sections.Select(s => s.Name))}).");
-            Action load;
-            try { load = component.PrepareLoad(section); }
-            catch (Exception e) when (e is not (CheckpointException or OutOfMemoryException))
+            checkIdentity?.Invoke(fileIdentity);
+            var loads = new List<Action>();
+            foreach (var component in components)
             {
-                throw new CheckpointException($"'{path}': section '{component.StateName}' cannot be loaded ({e.GetType().Name}: {e.Message}).", e);
+                var section = sections.FirstOrDefault(s => s.Name == component.StateName)
+                              ?? throw new CheckpointException($"'{path}': no section '{component.StateName}' (it holds {string.Join(", ", sections.Select(s => s.Name))}).");
+                try { loads.Add(component.PrepareLoad(section)); }
+                catch (CheckpointException e) { throw Plain(e); }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    throw new CheckpointException($"'{path}': section '{component.StateName}' cannot be loaded ({e.GetType().Name}: {e.Message}).", e);
+                }
             }
-            load();
-            return fileIdentity;
+            foreach (var load in loads) load();
         }
         finally
         {
@@ -193,7 +205,7 @@ public static class RunCheckpoint
     {
         try
         {
-            using var stream = File.OpenRead(path);
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);   // a writer may replace it meanwhile
             using var r = new BinaryReader(stream, System.Text.Encoding.UTF8);
             if (r.ReadString() != Magic || r.ReadInt32() != Version)
                 throw new CheckpointException($"'{path}': not a run checkpoint of format {Magic} {Version}.");
@@ -217,7 +229,7 @@ public static class RunCheckpoint
         var sections = new List<StateSection>();
         try
         {
-            using var stream = File.OpenRead(path);
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);   // a writer may replace it meanwhile
             using var r = new BinaryReader(stream, System.Text.Encoding.UTF8);
             string magic = r.ReadString();
             int version = r.ReadInt32();

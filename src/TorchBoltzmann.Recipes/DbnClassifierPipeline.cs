@@ -72,7 +72,7 @@ public static class DbnClassifierPipeline
     /// </summary>
     public static IReadOnlyList<string> CheckpointFiles(string stem, bool pretrainsHere, int layers) => pretrainsHere
         ? [PretrainedCheckpointPath(stem), IO.Checkpoint.WeightsPath(PretrainedCheckpointPath(stem)), IO.Checkpoint.SidecarPath(PretrainedCheckpointPath(stem)),
-           .. Enumerable.Range(0, layers).Select(l => GreedyPretrainer.LayerCheckpointPath(PretrainedCheckpointPath(stem), l)),
+           .. GreedyPretrainer.LayerCheckpointPaths(PretrainedCheckpointPath(stem), layers),
            FineTuningCheckpointPath(stem), RefitCheckpointPath(stem)]
         : [FineTuningCheckpointPath(stem), RefitCheckpointPath(stem)];
 

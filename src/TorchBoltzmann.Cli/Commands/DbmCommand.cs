@@ -196,7 +196,7 @@ internal static class DbmCommand
 
     /// <summary>The pretraining's checkpoint and those of its <paramref name="layers"/> RBMs in training (<see cref="GreedyPretrainer.LayerCheckpointPath"/>).</summary>
     private static IEnumerable<string> PretrainFiles(string pretrainCheckpoint, int layers) =>
-        [pretrainCheckpoint, .. Enumerable.Range(0, layers).Select(l => GreedyPretrainer.LayerCheckpointPath(pretrainCheckpoint, l))];
+        [pretrainCheckpoint, .. GreedyPretrainer.LayerCheckpointPaths(pretrainCheckpoint, layers)];
 
     /// <summary>
     /// The pretraining options of <c>--pretrain-epochs</c> <paramref name="epochs"/> (one count per RBM, bottom first):
@@ -297,7 +297,7 @@ internal static class DbmCommand
             if (pretrains && !continuing)   // a continuing run's weights come from its checkpoint, pretrained or not
             {
                 pretrainCheckpoint = a.CheckpointEvery > 0 && streamed is null ? PretrainCheckpointPath(a.Output) : null;   // a streamed pretraining is not checkpointed
-                var pretrainFiles = pretrainCheckpoint is null ? [] : PretrainFiles(pretrainCheckpoint, sizes.Length - 1).Where(File.Exists).ToList();
+                var pretrainFiles = pretrainCheckpoint is null ? [] : PretrainFiles(pretrainCheckpoint, rbms).Where(File.Exists).ToList();
                 if (pretrainFiles.Count > 0)
                     Terminal.Line($"Continuing the pretraining from {string.Join(" and ", pretrainFiles)} (an earlier run of this command stopped; delete {(pretrainFiles.Count == 1 ? "it" : "them")} to start over).");
                 Terminal.Line($"Pretraining {sizes.Length - 1} modified RBMs greedily ({string.Join(", ", Enumerable.Range(0, sizes.Length - 1).Select(l => { var (up, down) = DbmPretrainer.InputScales(l, sizes.Length - 1); return $"{sizes[l]}-{sizes[l + 1]} ×{up:0} up ×{down:0} down"; }))}), " +

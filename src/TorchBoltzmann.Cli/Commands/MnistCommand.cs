@@ -150,7 +150,7 @@ internal static class MnistCommand
             return $"No checkpoint had been written yet (pretraining and fine-tuning save every {checkpointEvery} epoch{(checkpointEvery == 1 ? "" : "s")}), " +
                    $"so a rerun starts over: {CommonOptions.CommandLine}";
         string pretrainedPath = DbnClassifierPipeline.PretrainedCheckpointPath(stem);
-        var layerFiles = Enumerable.Range(0, run.Request.Preset.LayerSizes.Length - 1).ToDictionary(l => GreedyPretrainer.LayerCheckpointPath(pretrainedPath, l), l => l + 1);
+        var layerFiles = GreedyPretrainer.LayerCheckpointPaths(pretrainedPath, run.Request.Preset.LayerSizes.Length - 1).Select((f, l) => (f, l)).ToDictionary(x => x.f, x => x.l + 1);
         var what = present.Select(c => c == pretrainedPath || c == Checkpoint.WeightsPath(pretrainedPath) ? $"{c} (the DBN after {PretrainedLayers(c)} pretraining)"
                                      : layerFiles.TryGetValue(c, out int layer) ? $"{c} (layer {layer}'s pretraining so far)"
                                      : c == DbnClassifierPipeline.FineTuningCheckpointPath(stem) ? $"{c} (fine-tuning{saved.Describe(refit: false)})"

@@ -84,6 +84,12 @@ public sealed class GreedyPretrainer
         return $"{Path.ChangeExtension(checkpointPath, null)}.layer{layer + 1}{Path.GetExtension(checkpointPath)}";
     }
 
+    /// <summary>The checkpoint paths of all <paramref name="layers"/> layers (<see cref="LayerCheckpointPath"/>), bottom first.</summary>
+    /// <param name="checkpointPath">The pretraining's checkpoint (<see cref="CheckpointPath"/>).</param>
+    /// <param name="layers">The number of layers.</param>
+    public static IReadOnlyList<string> LayerCheckpointPaths(string checkpointPath, int layers) =>
+        Enumerable.Range(0, layers).Select(l => LayerCheckpointPath(checkpointPath, l)).ToList();
+
     /// <summary>
     /// Wall time of the last <c>Fit</c> in seconds, including the time recorded for the layers restored from
     /// <see cref="CheckpointPath"/> and for the epochs of the layer in training restored from its own checkpoint.
@@ -155,8 +161,9 @@ public sealed class GreedyPretrainer
         {
             // Below `done`: a layer in the pretraining checkpoint whose own file was not yet deleted (the run stopped in
             // between). Above it: a file no run of this checkpoint can have left (the layer before would be in it).
+            var layerFiles = LayerCheckpointPaths(CheckpointPath, L);
             for (int l = 0; l < L; l++)
-                if (l != done && File.Exists(LayerCheckpointPath(CheckpointPath, l))) File.Delete(LayerCheckpointPath(CheckpointPath, l));
+                if (l != done && File.Exists(layerFiles[l])) File.Delete(layerFiles[l]);
             // The layer to continue: its file must come from this run, checked now rather than after the layers below retrain.
             string next = LayerCheckpointPath(CheckpointPath, done);
             if (done < L && File.Exists(next))

@@ -88,44 +88,37 @@ internal static class DbnUpDownCommand
     };
 
     /// <summary>
-    /// Unties <paramref name="dbn"/> and loads the weights of the up-down run checkpoint <paramref name="path"/> into it
-    /// (<see cref="RunCheckpoint.LoadSections"/>, with its epoch count in the same read: the run's other state is not
-    /// loaded, and the run may go on writing the file),
-    /// after checking that the run started from the DBN at <paramref name="dbnPath"/>; returns the label of its figures,
-    /// "After epoch E of N (the run checkpoint PATH)".
+    /// Unties <paramref name="dbn"/> and gives it the weights of the up-down run checkpoint <paramref name="path"/>
+    /// (<see cref="RunCheckpoint.LoadModel"/>: the run's other state is not loaded, and the run may go on writing the
+    /// file), after checking that the run started from the DBN at <paramref name="dbnPath"/>; returns the label of its
+    /// figures, "After epoch E of N (the run checkpoint PATH)".
     /// </summary>
     private static string LoadRunInFlight(DBN dbn, string dbnPath, string path)
     {
-        if (!dbn.is_untied) dbn.untie();
         string started = DbnIdentity(dbnPath);
-        var loop = new LoopRecord();
-        string total = "?";
+        RunCheckpointModel run;
         try
         {
-            RunCheckpoint.LoadSections(path, "up-down", [new ModuleState("model", dbn), loop], identity =>
+            run = RunCheckpoint.LoadModel(path, dbn.device, (kind, identity) =>
             {
+                if (kind != "up-down")
+                    throw new CliException($"--epochs 0 measures the run checkpoint beside --output, {path}, but that is the checkpoint of a {kind} run, not of an up-down run");
                 if (identity.TryGetValue("tag.dbn", out var from) && from != started)
                     throw new CliException($"--epochs 0 measures the run checkpoint beside --output, {path}, but that run started from another DBN than --dbn {dbnPath} (weights SHA-256 {from}, not {started})");
-                if (identity.TryGetValue("options.Epochs", out var n)) total = n;
             });
         }
         catch (CheckpointException e) { throw new CliException($"--epochs 0 measures the run checkpoint beside --output, which cannot be read: {e.Message}"); }
-        return $"After epoch {loop.EpochsDone} of {total} (the run checkpoint {path})";
-    }
-
-    /// <summary>The epochs a run checkpoint's loop record says are done, read in the same pass as its weights.</summary>
-    private sealed class LoopRecord : IStateful
-    {
-        public int EpochsDone { get; private set; }
-
-        public string StateName => "loop";
-
-        public void SaveState(StateSection section) => throw new NotSupportedException("LoopRecord only reads a run checkpoint.");
-
-        public Action PrepareLoad(StateSection section)
+        using (run)
         {
-            int done = section.Value<int>("epochs_done");
-            return () => EpochsDone = done;
+            var trained = run.Model as DBN ?? throw new CliException($"--epochs 0: the run checkpoint {path} holds a {run.Model.GetType().Name}, not a DBN");
+            if (!dbn.is_untied) dbn.untie();
+            var source = trained.state_dict();
+            var target = dbn.state_dict();
+            if (!source.Keys.ToHashSet().SetEquals(target.Keys) || target.Any(kv => !kv.Value.shape.SequenceEqual(source[kv.Key].shape)))
+                throw new CliException($"--epochs 0: the run checkpoint {path} holds a {trained}, not the {dbn} of --dbn {dbnPath}");
+            using (torch.no_grad())
+                foreach (var (key, t) in target) t.copy_(source[key]);
+            return $"After epoch {run.EpochsDone} of {run.Epochs?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?"} (the run checkpoint {path})";
         }
     }
 

@@ -5,6 +5,7 @@ using TorchBoltzmann.Data;
 using TorchBoltzmann.Evaluation;
 using TorchBoltzmann.IO;
 using TorchBoltzmann.Modules;
+using TorchBoltzmann.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -20,7 +21,11 @@ internal static class EvaluateCommand
 {
     public static Command Create()
     {
-        var model = new Argument<string>("checkpoint") { Description = "RBM, DBN or DBM checkpoint (.pt with its .json sidecar), trained on 784-pixel MNIST" };
+        var model = new Argument<string>("checkpoint")
+        {
+            Description = "RBM, DBN or DBM checkpoint (.pt with its .json sidecar), trained on 784-pixel MNIST; or the checkpoint of an RBM, DBM or up-down " +
+                          "training run (e.g. dbm-train.ckpt), to measure the run as it stood at its last checkpoint, even while it trains",
+        };
         var limit = new Option<int?>("--limit") { Description = "Use only the first N training digits and the first min(N, 10000) test digits (default: all 60,000 and 10,000)" };
         var runs = new Option<int>("--runs") { Description = "AIS runs M, annealed in parallel (≥ 2)", DefaultValueFactory = _ => 100 };
         var betas = new Option<int>("--betas") { Description = "AIS steps K, spaced as in Salakhutdinov & Murray 2008 (500 in [0, 0.5], 4,000 in [0.5, 0.9], 10,000 in [0.9, 1] for the default 14,500; ≥ 3)", DefaultValueFactory = _ => 14500 };
@@ -60,8 +65,10 @@ internal static class EvaluateCommand
         OptionFlags.AtLeast("--betas", s.Betas, 3);
         OptionFlags.AtLeast("--samples", s.Samples, 1);
         OptionFlags.AtLeast("--validation", s.Validation, 0);
-        if (!Checkpoint.Exists(s.Model)) throw new CliException($"checkpoint {s.Model}: no such checkpoint (expected {Checkpoint.WeightsPath(s.Model)} and its sidecar {Checkpoint.SidecarPath(s.Model)})");
-        using var module = Checkpoint.Load(s.Model, device);
+        bool inFlight = RunCheckpoint.IsRunCheckpoint(s.Model);
+        if (!inFlight && !Checkpoint.Exists(s.Model)) throw new CliException($"checkpoint {s.Model}: no such checkpoint (expected {Checkpoint.WeightsPath(s.Model)} and its sidecar {Checkpoint.SidecarPath(s.Model)}, or a training run's checkpoint)");
+        string? progress = null;
+        using var module = inFlight ? LoadRun(s.Model, device, out progress) : Checkpoint.Load(s.Model, device);
         var (rbm, dbn, dbm) = module switch
         {
             RBM r => (r, (DBN?)null, (DBM?)null),
@@ -83,7 +90,8 @@ internal static class EvaluateCommand
         using var held = s.Validation > 0 ? all.narrow(0, trainCount, s.Validation) : null;
         var options = new LikelihoodOptions { Ais = new AisOptions { Runs = s.Runs, Schedule = BetaSchedule.Scaled(s.Betas) } };
         var what = rbm?.ToString() ?? dbn?.ToString() ?? dbm!.ToString();
-        Terminal.Line($"Evaluating {what} from {s.Model} on {train.shape[0]} training{(held is null ? "" : $", {held.shape[0]} validation")} and {test.shape[0]} test digits (binarised stochastically, seed {s.Seed}), device {device}");
+        string from = progress is null ? s.Model : $"the {progress}";
+        Terminal.Line($"Evaluating {what} from {from} on {train.shape[0]} training{(held is null ? "" : $", {held.shape[0]} validation")} and {test.shape[0]} test digits (binarised stochastically, seed {s.Seed}), device {device}");
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
         if (dbm is not null) return EvaluateDbm(dbm, options.Ais, train, held, test, gen, clock, ct);
@@ -120,6 +128,19 @@ internal static class EvaluateCommand
         Terminal.Line($"Done in {clock.Elapsed.TotalSeconds:F0} s.");
         return ExitCodes.Success;
     });
+
+    /// <summary>
+    /// The model of a training run's checkpoint (<see cref="RunCheckpoint.LoadModel"/>), as it stood when the run last
+    /// wrote it: the run may still be training. <paramref name="progress"/> says which run and epoch, for the report.
+    /// </summary>
+    private static nn.Module LoadRun(string path, Device device, out string progress)
+    {
+        RunCheckpointModel run;
+        try { run = RunCheckpoint.LoadModel(path, device); }
+        catch (CheckpointException e) { throw new CliException($"checkpoint {path}: {e.Message}"); }
+        progress = $"{run.Kind} run checkpoint {path} ({run.Progress})";
+        return run.Model;
+    }
 
     /// <summary>
     /// A DBM: log Ẑ by AIS from the base-rate model of the training digits (<see cref="DbmLikelihood.log_partition"/>), then

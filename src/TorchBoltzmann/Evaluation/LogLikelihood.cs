@@ -148,13 +148,15 @@ public static class LogLikelihood
     /// <remarks>
     /// <para>With h⁰ = v, directed layers l = 0 … L−2 (RBM l generates h^l from h^{l+1}) and the top RBM over h^{L−1}:
     /// <code>
-    /// q(h¹ … h^{L−1} | v) = Π_{l=0}^{L−2} q(h^{l+1} | h^l),   q(h^{l+1}_j = 1 | h^l) = σ(c_l + W_l h^l)_j  (the up-pass)
+    /// q(h¹ … h^{L−1} | v) = Π_{l=0}^{L−2} q(h^{l+1} | h^l),   q(h^{l+1}_j = 1 | h^l) = σ(c_l + W_l h^l)_j  (the up-pass;
+    ///                                                         σ(r_l + R_l h^l)_j with an untied DBN's recognition weights)
     /// log p(v) ≥ B(v) = E_q[ Σ_{l=0}^{L−2} log p(h^l | h^{l+1}) + log p_top(h^{L−1}) ] + Σ_{l=0}^{L−2} E_q[ H(q(h^{l+1} | h^l)) ]
     /// log p(h^l | h^{l+1}) = Σ_i log-lik of h^l_i under mean_v(b_l + W_lᵀ h^{l+1}) = η·h^l − Σ_i log-partition_i(η),  η = b_l + W_lᵀ h^{l+1}
-    /// H(q(h^{l+1} | h^l)) = Σ_j log-partition_j(η') − η'·μ',  η' = c_l + W_l h^l,  μ' = mean_h(η')
+    /// H(q(h^{l+1} | h^l)) = Σ_j log-partition_j(η') − η'·μ',  η' = c_l + W_l h^l (untied: r_l + R_l h^l),  μ' = mean_h(η')
     /// log p_top(x) = −F_top(x) − log Z_top
     /// </code>
-    /// B(v) = log p(v) − KL(q(h | v) ‖ p(h | v)) ≤ log p(v). The expectations are estimated from
+    /// B(v) = log p(v) − KL(q(h | v) ‖ p(h | v)) ≤ log p(v) for any q; an untied DBN's recognition weights are the q its
+    /// up-down sleep phase trained, so the bound uses them. The expectations are estimated from
     /// <paramref name="samples"/> draws of h ~ q per row (the entropies given each drawn parent are exact), an unbiased
     /// estimate of B. <see cref="LikelihoodEstimate.StandardError"/> is its Monte-Carlo standard error for these rows,
     /// √(Σ_n s_n² / S) / N with s_n² the variance of row n's S samples (NaN for S = 1), not the spread of B over a data
@@ -196,7 +198,7 @@ public static class LogLikelihood
             for (int l = 0; l < dbn.n_layers - 1; l++)
             {
                 var rbm = dbn.layers[l];
-                var up = rbm.hidden_net(x);
+                var up = dbn.recognition is { } rec && l < rec.Count ? nn.functional.linear(x, rec[l].weight, rec[l].bias) : rbm.hidden_net(x);   // η' = r_l + R_l h^l untied
                 var mu = rbm.hidden_units.mean(up);
                 var up64 = up.to_type(ScalarType.Float64);
                 var entropy = rbm.hidden_units.log_partition(up64, up64).sum(-1) - up64.mul(mu.to_type(ScalarType.Float64)).sum(-1);

@@ -179,6 +179,43 @@ public sealed class EvaluateCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.Contains("test : variational lower bound on average log p(v) = ", stdout);
     }
 
+    /// <summary>
+    /// A DBM run's checkpoint (784-6-4, one epoch on 30 random binary rows, run checkpoint written by the trainer) is
+    /// measured as the run stood: the report names the run and its epoch, and its log Z and bounds are the figures that
+    /// evaluate prints for the same weights saved as a model checkpoint (same seed, so the same digits and AIS draws).
+    /// A checkpoint of a run that records no model is one error line naming the file.
+    /// </summary>
+    [Fact]
+    public void DbmRunCheckpoint_IsMeasuredAsTheRunStood_WithTheFiguresOfItsWeights()
+    {
+        using var work = new TempDirectory();
+        using var g = new Generator(3);
+        using var dbm = boltzmann.DBM(new[] { 784, 6, 4 }, generator: g);
+        using var rows = torch.rand(30, 784, generator: g).lt_(0.2).to_type(ScalarType.Float32);
+        var run = work.File("dbm-train.ckpt");
+        using (var trainer = new TorchBoltzmann.Training.DbmTrainer(dbm, new TorchBoltzmann.Training.DbmTrainingOptions { Epochs = 1, BatchSize = 10, Chains = 10, GibbsSteps = 1, Seed = 4 }) { CheckpointPath = run })
+            trainer.Fit(rows);
+        string model = Checkpoint.Save(dbm, work.File("dbm.pt"));
+        string[] flags = ["--limit", "60", "--seed", "5", "--runs", "8", "--betas", "50"];
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null, Evaluate(run, flags));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains($"from the dbm run checkpoint {run} (finished after 1 epoch) on", stdout);
+        var (code2, stdout2, stderr2) = CliProcess.Run(work.Path, null, Evaluate(model, flags));
+        Assert.True(code2 == 0, $"exit {code2}\n{stdout2}\n{stderr2}");
+        foreach (var prefix in new[] { "train:", "test :" })
+            Assert.Equal(Figure(stdout2, prefix), Figure(stdout, prefix));
+        string LogZ(string text) => Assert.Single(text.Split('\n'), l => l.StartsWith("log Z = ", StringComparison.Ordinal)).Split(" (")[0];
+        Assert.Equal(LogZ(stdout2), LogZ(stdout));
+
+        var other = work.File("pretraining.ckpt");
+        using (var linear = nn.Linear(2, 2)) TorchBoltzmann.Training.RunCheckpoint.Save(other, "pretraining", new Dictionary<string, string>(), [new TorchBoltzmann.Training.ModuleState("model", linear)]);
+        var (code3, _, stderr3) = CliProcess.Run(work.Path, null, Evaluate(other));
+        Assert.Equal(1, code3);
+        Assert.StartsWith("error: ", stderr3);
+        Assert.DoesNotContain('\n', stderr3.TrimEnd());
+        Assert.Contains($"a pretraining run checkpoint records no model to rebuild", stderr3);
+    }
+
     [Theory]
     [InlineData("--runs must be ≥ 2, got 1", "--runs", "1")]
     [InlineData("--betas must be ≥ 3, got 2", "--betas", "2")]

@@ -150,32 +150,62 @@ public class LogLikelihoodTests
             $"bound {bound.MeanLogLikelihood:F4} ± {bound.StandardError:F4} not below exact {exactMean:F4}");
     }
 
-    [Fact]
-    public void DbnLowerBound_MatchesTheBoundSummedOverEveryHiddenState()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void DbnLowerBound_MatchesTheBoundSummedOverEveryHiddenState(bool untied)
     {
         // Two layers [6, 5, 4]: B(v) = Σ_{h¹} q(h¹|v) [log p(v|h¹) + log p_top(h¹) − log q(h¹|v)] enumerated over the 2⁵
         // states of h¹ (oracle); the sampled estimate (64 rows × 400 samples) lies within 4 standard errors of it.
+        // Untied: the recognition weights R, r drawn anew from N(0, 3²), so q(h¹ | v) = σ(R v + r) differs from the
+        // generative layer's σ(W v + c); the estimate must follow R (it lies more than 8 standard errors from the bound
+        // that q = σ(W v + c) gives) and stay below the exact log-likelihood, which R does not change.
         using var dbn = RandomDbn([6, 5, 4], 11);
         using var g = new Generator(12);
         using var bits = torch.rand(64, 6, ScalarType.Float64, generator: g);
         using var v = bits.lt(0.5).to_type(ScalarType.Float64);
+        double exactBefore = MeanOf(ExactLogP(dbn, v));
+        double tiedBound = EnumeratedBound(dbn, v, dbn.layers[0].prob_h(v));
+        if (untied)
+        {
+            dbn.untie();
+            using var _ = torch.no_grad();
+            foreach (var p in dbn.recognition![0].parameters()) p.normal_(0, 3.0, g);
+        }
         var z = LogLikelihood.dbn_top_partition_function(dbn, v);
         var est = LogLikelihood.dbn_lower_bound(dbn, v, z, samples: 400, generator: g);
-        double enumerated;
-        using (torch.no_grad())
-        {
-            using var h = ExactEnumeration.all_binary_states(5, ScalarType.Float64);
-            using var mu = dbn.layers[0].prob_h(v);                                   // (N, 5)
-            using var logq = h.matmul(mu.log().t()).t() + h.neg().add(1).matmul((1 - mu).log().t()).t();   // (N, 32)
-            using var q = logq.exp();
-            using var lpv = LogPDown(dbn.layers[0], v, h);                            // (N, 32)
-            using var lpt = LogPTop(dbn, h);                                          // (32)
-            using var inner = lpv + lpt.unsqueeze(0) - logq;
-            using var b = (q * inner).sum(1).mean();
-            enumerated = b.ToDouble();
-        }
+        double enumerated = untied ? EnumeratedBound(dbn, v, dbn.recognition![0].forward(v)) : tiedBound;
         Assert.True(Math.Abs(est.MeanLogLikelihood - enumerated) <= 4 * est.StandardError,
             $"sampled {est.MeanLogLikelihood:F4} ± {est.StandardError:F4}, enumerated {enumerated:F4}");
+        double exact = MeanOf(ExactLogP(dbn, v));
+        Assert.Equal(exactBefore, exact, 12);
+        Assert.True(enumerated < exact, $"bound {enumerated:F4} not below exact {exact:F4}");
+        if (untied)
+            Assert.True(Math.Abs(est.MeanLogLikelihood - tiedBound) > 8 * est.StandardError,
+                $"sampled {est.MeanLogLikelihood:F4} ± {est.StandardError:F4} is the tied bound {tiedBound:F4}: the recognition weights were not used");
+    }
+
+    /// <summary>The mean of a tensor's entries, as a number; disposes it.</summary>
+    private static double MeanOf(Tensor t)
+    {
+        using var owned = t;
+        using var m = owned.mean();
+        return m.ToDouble();
+    }
+
+    /// <summary>B̄ = mean over rows of Σ_{h¹} q(h¹|v) [log p(v|h¹) + log p_top(h¹) − log q(h¹|v)] for a [6, 5, 4] DBN, q = Π_j Bernoulli(μ_j); disposes μ.</summary>
+    private static double EnumeratedBound(DBN dbn, Tensor v, Tensor mu)
+    {
+        using var _ = torch.no_grad();
+        using var m = mu;                                                         // (N, 5)
+        using var h = ExactEnumeration.all_binary_states(5, ScalarType.Float64);
+        using var logq = h.matmul(m.log().t()).t() + h.neg().add(1).matmul((1 - m).log().t()).t();   // (N, 32)
+        using var q = logq.exp();
+        using var lpv = LogPDown(dbn.layers[0], v, h);                            // (N, 32)
+        using var lpt = LogPTop(dbn, h);                                          // (32)
+        using var inner = lpv + lpt.unsqueeze(0) - logq;
+        using var b = (q * inner).sum(1).mean();
+        return b.ToDouble();
     }
 
     [Fact]

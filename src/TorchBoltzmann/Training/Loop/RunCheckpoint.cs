@@ -168,6 +168,64 @@ public static class RunCheckpoint
     public static void LoadSections(string path, string kind, IReadOnlyList<IStateful> components, Action<IReadOnlyDictionary<string, string>>? checkIdentity = null)
     {
         ArgumentNullException.ThrowIfNull(components);
+        LoadSectionsOf(path, kind, (identity, _) =>
+        {
+            checkIdentity?.Invoke(identity);
+            return components;
+        });
+    }
+
+    /// <summary>
+    /// The model of a run checkpoint as it stands, e.g. to measure a run still training: the module is rebuilt from the
+    /// identity's <c>model</c> entry (<see cref="Checkpoint.Describe"/>'s type and architecture, which the RBM, DBM,
+    /// Boltzmann-machine and up-down trainers record) and given the "model" section's weights; the loop's record gives
+    /// the epochs done and planned (planned: from the identity's <c>options.Epochs</c> for files written before the loop
+    /// recorded it). The file is read once, whole, and checked as <see cref="LoadSections"/> checks it; nothing else of
+    /// the run is loaded, and the run may go on replacing the file.
+    /// </summary>
+    /// <param name="path">The run checkpoint.</param>
+    /// <param name="device">Where the module goes (default: the CPU).</param>
+    /// <param name="checkIdentity">Called with the file's kind and identity before anything is built; may throw to refuse it.</param>
+    /// <returns>The module with the run's weights, the run's kind and progress; the caller disposes it.</returns>
+    /// <exception cref="CheckpointException">Not a run checkpoint, truncated or corrupt, a run that records no model (a
+    /// pretraining or fine-tuning run), or weights that do not fit the model it records. Nothing is returned then.</exception>
+    public static RunCheckpointModel LoadModel(string path, Device? device = null, Action<string, IReadOnlyDictionary<string, string>>? checkIdentity = null)
+    {
+        nn.Module? module = null;
+        var loop = new LoopProgressRecord();
+        string runKind = "";
+        IReadOnlyDictionary<string, string>? runIdentity = null;
+        try
+        {
+            LoadSectionsOf(path, null, (identity, kind) =>
+            {
+                checkIdentity?.Invoke(kind, identity);
+                (runKind, runIdentity) = (kind, identity);
+                if (!identity.TryGetValue("model", out var model))
+                    throw new CheckpointException($"'{path}': a {kind} run checkpoint records no model to rebuild (the RBM, DBM, Boltzmann-machine and up-down runs' checkpoints do).");
+                int space = model.IndexOf(' ');
+                var architecture = space > 0 ? System.Text.Json.Nodes.JsonNode.Parse(model[(space + 1)..]) as JsonObject : null;
+                if (architecture is null) throw new CheckpointException($"'{path}': the identity's model entry is not 'TYPE {{architecture}}': '{model}'.");
+                module = Checkpoint.Create(model[..space], architecture, $"'{path}' (identity)");
+                return [new ModuleState("model", module), loop];
+            });
+            if (device is not null && device.type != DeviceType.CPU) module!.to(device);
+            var epochs = loop.Epochs ?? (runIdentity!.TryGetValue("options.Epochs", out var e) && int.TryParse(e, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) ? n : null);
+            var result = new RunCheckpointModel(module!, runKind, loop.EpochsDone, epochs, loop.Finished, runIdentity!);
+            module = null;
+            return result;
+        }
+        catch (System.Text.Json.JsonException ex) { throw new CheckpointException($"'{path}': the identity's model entry is not valid JSON ({ex.Message}).", ex); }
+        finally { module?.Dispose(); }
+    }
+
+    /// <summary>
+    /// Reads <paramref name="path"/> once, hands its identity and kind to <paramref name="components"/> (which may throw to
+    /// refuse it, or name the components to load) and loads those components' sections; other sections stay unloaded.
+    /// <paramref name="kind"/> null accepts any kind. Messages do not advise deleting the file.
+    /// </summary>
+    private static void LoadSectionsOf(string path, string? kind, Func<IReadOnlyDictionary<string, string>, string, IReadOnlyList<IStateful>> components)
+    {
         static CheckpointException Plain(CheckpointException e) => new(e.Message.Replace(" Delete it to start over.", "").Replace(" Delete the file to start over.", ""), e);
         List<StateSection> sections;
         Dictionary<string, string> fileIdentity;
@@ -176,11 +234,10 @@ public static class RunCheckpoint
         catch (CheckpointException e) { throw Plain(e); }
         try
         {
-            if (fileKind != kind)
+            if (kind is not null && fileKind != kind)
                 throw new CheckpointException($"'{path}' is the checkpoint of a {fileKind} run, not of a {kind} run.");
-            checkIdentity?.Invoke(fileIdentity);
             var loads = new List<Action>();
-            foreach (var component in components)
+            foreach (var component in components(fileIdentity, fileKind))
             {
                 var section = sections.FirstOrDefault(s => s.Name == component.StateName)
                               ?? throw new CheckpointException($"'{path}': no section '{component.StateName}' (it holds {string.Join(", ", sections.Select(s => s.Name))}).");
@@ -196,6 +253,29 @@ public static class RunCheckpoint
         finally
         {
             foreach (var s in sections) s.Dispose();
+        }
+    }
+
+    /// <summary>The progress a run checkpoint's loop record holds (epochs done, finished), read without its history.</summary>
+    private sealed class LoopProgressRecord : IStateful
+    {
+        public int EpochsDone { get; private set; }
+
+        public bool Finished { get; private set; }
+
+        public int? Epochs { get; private set; }
+
+        public string StateName => "loop";
+
+        public void SaveState(StateSection section) => throw new NotSupportedException("This record only reads a run checkpoint.");
+
+        public Action PrepareLoad(StateSection section)
+        {
+            int done = section.Value<int>("epochs_done");
+            bool finished = section.Value<bool>("finished");
+            int? epochs = section.Values["epochs"] is { } n ? n.GetValue<int>() : null;   // absent in files written before it was recorded
+            if (done < 0) throw section.Refuse($"{done} epochs done");
+            return () => (EpochsDone, Finished, Epochs) = (done, finished, epochs);
         }
     }
 

@@ -254,6 +254,7 @@ public sealed class TrainingLoop<TMetrics> : TrainingLoop, IStateful where TMetr
     void IStateful.SaveState(StateSection section)
     {
         section.Values["epochs_done"] = EpochsDone;
+        section.Values["epochs"] = Epochs;   // the run's planned epochs, for readers of a run in flight (RunCheckpoint.LoadModel); not checked on resume
         section.Values["finished"] = _finished;
         section.Values["stopped_early"] = StoppedEarly;
         section.Values["seconds"] = _seconds;

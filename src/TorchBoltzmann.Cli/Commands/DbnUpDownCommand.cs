@@ -112,10 +112,12 @@ internal static class DbnUpDownCommand
         {
             var trained = run.Model as DBN ?? throw new CliException($"--epochs 0: the run checkpoint {path} holds a {run.Model.GetType().Name}, not a DBN");
             if (!dbn.is_untied) dbn.untie();
+            var (_, runArchitecture) = Checkpoint.Describe(trained);
+            var (_, dbnArchitecture) = Checkpoint.Describe(dbn);
+            if (runArchitecture.ToJsonString() != dbnArchitecture.ToJsonString())
+                throw new CliException($"--epochs 0: the run checkpoint {path} holds the DBN {runArchitecture.ToJsonString()}, not the {dbnArchitecture.ToJsonString()} of --dbn {dbnPath} (untied)");
             var source = trained.state_dict();
             var target = dbn.state_dict();
-            if (!source.Keys.ToHashSet().SetEquals(target.Keys) || target.Any(kv => !kv.Value.shape.SequenceEqual(source[kv.Key].shape)))
-                throw new CliException($"--epochs 0: the run checkpoint {path} holds a {trained}, not the {dbn} of --dbn {dbnPath}");
             using (torch.no_grad())
                 foreach (var (key, t) in target) t.copy_(source[key]);
             return $"After epoch {run.EpochsDone} of {run.Epochs?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?"} (the run checkpoint {path})";

@@ -74,7 +74,7 @@ internal static class EvaluateCommand
             RBM r => (r, (DBN?)null, (DBM?)null),
             DBN d => (null, d, null),
             DBM m => (null, null, m),
-            _ => throw new CliException($"checkpoint {s.Model}: expected an RBM, a DBN or a DBM, got {module.GetType().Name} (a classifier has no likelihood)"),
+            _ => throw new CliException($"checkpoint {s.Model}: expected an RBM, a DBN or a DBM, got a {module.GetType().Name}{(module is BoltzmannMachine ? "" : " (a classifier has no likelihood)")}"),
         };
         int nVisible = rbm?.n_visible ?? dbn?.n_visible ?? dbm!.n_visible;
         if (nVisible != 784) throw new CliException($"checkpoint {s.Model}: expected a model of 784 visible units (28×28 MNIST), got {nVisible}");
@@ -135,9 +135,7 @@ internal static class EvaluateCommand
     /// </summary>
     private static nn.Module LoadRun(string path, Device device, out string progress)
     {
-        RunCheckpointModel run;
-        try { run = RunCheckpoint.LoadModel(path, device); }
-        catch (CheckpointException e) { throw new CliException($"checkpoint {path}: {e.Message}"); }
+        var run = RunCheckpoint.LoadModel(path, device);   // its CheckpointException names the file, in one line
         progress = $"{run.Kind} run checkpoint {path} ({run.Progress})";
         return run.Model;
     }

@@ -556,6 +556,16 @@ public static class Checkpoint
             ?? throw new CheckpointException($"'{weights}': not a TorchSharp state_dict ({problem}).");
         var found = new Dictionary<string, long[]>();
         foreach (var e in entries) found.TryAdd(e.Name, e.Shape);
+        if (ShapeDifferences(expected, found) is { } differences)
+            throw new CheckpointException($"'{weights}' does not hold the {type} {arch.ToJsonString()} that '{sidecarPath}' describes: {differences}.");
+    }
+
+    /// <summary>
+    /// Where tensors named and shaped as <paramref name="found"/> are not the state_dict that <paramref name="expected"/>
+    /// lists: the first four differences and the count of the others, in one line; null when they agree.
+    /// </summary>
+    private static string? ShapeDifferences(IReadOnlyDictionary<string, long[]> expected, IReadOnlyDictionary<string, long[]> found)
+    {
         var differences = new List<string>();
         foreach (var (name, shape) in expected)
         {
@@ -564,11 +574,33 @@ public static class Checkpoint
         }
         foreach (var (name, shape) in found)
             if (!expected.ContainsKey(name)) differences.Add($"{name}: expected none, found {StateDictHeader.Describe(shape)}");
-        if (differences.Count == 0) return;
+        if (differences.Count == 0) return null;
         const int shown = 4;
         var more = differences.Count > shown ? $"; {differences.Count - shown} more" : "";
-        throw new CheckpointException(
-            $"'{weights}' does not hold the {type} {arch.ToJsonString()} that '{sidecarPath}' describes: {string.Join("; ", differences.Take(shown))}{more}.");
+        return string.Join("; ", differences.Take(shown)) + more;
+    }
+
+    /// <summary>
+    /// Builds a model of <paramref name="modelType"/> and <paramref name="architecture"/> (<see cref="Create"/>) only after
+    /// checking, where the type registers its shapes, that <paramref name="found"/> (the tensors that will be loaded into
+    /// it, by name and shape) are its state_dict: recorded sizes must not allocate a model the weights do not fit.
+    /// </summary>
+    /// <exception cref="CheckpointException">Unknown type, invalid architecture, or tensors that do not fit it (named, in one line).</exception>
+    internal static nn.Module CreateFitting(string modelType, JsonObject architecture, IReadOnlyDictionary<string, long[]> found, string where)
+    {
+        Func<JsonObject, IReadOnlyDictionary<string, long[]>>? shapes;
+        lock (Factories) ShapeRules.TryGetValue(modelType, out shapes);
+        if (shapes is not null)
+        {
+            IReadOnlyDictionary<string, long[]> expected;
+            try { expected = shapes(architecture); }
+            catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or NullReferenceException or CheckpointException
+                                          or OverflowException or System.Runtime.InteropServices.ExternalException)
+            { throw new CheckpointException($"{where}: invalid architecture {architecture.ToJsonString()}: {e.Message}", e); }
+            if (ShapeDifferences(expected, found) is { } differences)
+                throw new CheckpointException($"{where}: the weights are not those of the {modelType} {architecture.ToJsonString()} it records: {differences}.");
+        }
+        return Create(modelType, architecture, where);
     }
 
     /// <summary>Loads a checkpoint that must hold a <typeparamref name="T"/>.</summary>

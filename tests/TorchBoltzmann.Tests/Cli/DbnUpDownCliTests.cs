@@ -130,5 +130,11 @@ public sealed class DbnUpDownCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.StartsWith("error: --epochs 0 measures the run checkpoint beside --output, which cannot be read: 'b/run-train.ckpt': ", stderr3);
         Assert.DoesNotContain('\n', stderr3.TrimEnd());
         Assert.DoesNotContain("Delete", stderr3);
+
+        using (var rbm = boltzmann.RBM(4, 3))   // another kind of run's checkpoint: refused before its model is built
+            TorchBoltzmann.Training.RunCheckpoint.Save(ckpt, "rbm", new Dictionary<string, string>(), [new TorchBoltzmann.Training.ModuleState("model", rbm)]);
+        var (code4, _, stderr4) = CliProcess.Run(work.Path, null, Args("0", "b/run.pt"));
+        Assert.Equal(1, code4);
+        Assert.Equal("error: --epochs 0 measures the run checkpoint beside --output, b/run-train.ckpt, but that is the checkpoint of a rbm run, not of an up-down run", stderr4.TrimEnd());
     }
 }

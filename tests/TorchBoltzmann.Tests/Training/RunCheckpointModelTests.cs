@@ -37,7 +37,7 @@ public class RunCheckpointModelTests
         {
             var loaded = Assert.IsType<DBM>(run.Model);
             Assert.Equal(dbm.layer_sizes, loaded.layer_sizes);
-            foreach (var (a, b) in dbm.parameters().Zip(loaded.parameters())) Assert.True(Same(a, b), "a parameter differs from the trainer's");
+            AssertSameParameters(dbm, loaded, "the trainer's DBM and the loaded one");
             Assert.Equal(("dbm", 2, 4, false), (run.Kind, run.EpochsDone, run.Epochs, run.Finished));
             Assert.Equal("after epoch 2 of 4", run.Progress);
             Assert.Equal("20", run.Identity["options.Chains"]);
@@ -45,7 +45,7 @@ public class RunCheckpointModelTests
         using (var trainer = new DbmTrainer(dbm, options) { CheckpointPath = path })
             Assert.Equal(4, trainer.Fit(train).Count);
         using var done = RunCheckpoint.LoadModel(path);
-        foreach (var (a, b) in dbm.parameters().Zip(done.Model.parameters())) Assert.True(Same(a, b), "a parameter differs from the finished run's");
+        AssertSameParameters(dbm, done.Model, "the finished run's DBM and the loaded one");
         Assert.Equal((4, true, "finished after 4 epochs"), (done.EpochsDone, done.Finished, done.Progress));
     }
 
@@ -65,14 +65,15 @@ public class RunCheckpointModelTests
         var loaded = Assert.IsType<RBM>(run.Model);
         Assert.Equal((9L, 7L), (loaded.n_visible, loaded.n_hidden));
         Assert.Equal(rbm.hidden_units.Name, loaded.hidden_units.Name);
-        foreach (var (a, b) in rbm.parameters().Zip(loaded.parameters())) Assert.True(Same(a, b), "a parameter differs from the trainer's");
+        AssertSameParameters(rbm, loaded, "the trainer's RBM and the loaded one");
         Assert.Equal(("rbm", 3, 3, true), (run.Kind, run.EpochsDone, run.Epochs, run.Finished));
     }
 
     /// <summary>
     /// Refusals, each a CheckpointException naming the file and without advice to delete it (it may be a live run's): a
     /// run that records no model (a pretraining run's), a model entry that is not "TYPE {architecture}", an unknown type,
-    /// weights that do not fit the recorded model, a truncated file; an identity check that throws stops the load first.
+    /// weights that do not fit the recorded model (checked before the model is allocated), a truncated file; an identity
+    /// check that throws stops the load first.
     /// </summary>
     [Fact]
     public void RunsWithoutAUsableModel_AreRefused_WithOneMessageNamingTheFile()
@@ -93,7 +94,9 @@ public class RunCheckpointModelTests
             (Save("garbled.ckpt", "rbm", new() { ["model"] = "RBM" }, rbm), "the identity's model entry is not 'TYPE {architecture}'"),
             (Save("json.ckpt", "rbm", new() { ["model"] = "RBM {not json" }, rbm), "the identity's model entry is not valid JSON"),
             (Save("unknown.ckpt", "rbm", new() { ["model"] = "Widget {}" }, rbm), "unknown model_type 'Widget'"),
-            (Save("misfit.ckpt", "rbm", new() { ["model"] = $"{type} {architecture.ToJsonString()}" }, linear), "section 'model'"),
+            (Save("misfit.ckpt", "rbm", new() { ["model"] = $"{type} {architecture.ToJsonString()}" }, linear), "the weights are not those of the RBM"),
+            // Sizes that would allocate 8 GB: refused from the saved tensors' shapes before any model is built.
+            (Save("huge.ckpt", "rbm", new() { ["model"] = $"{type} {Huge(architecture).ToJsonString()}" }, rbm), "hidden_bias: expected (500000000), found (3)"),
         };
         foreach (var (p, expected) in cases)
         {
@@ -113,8 +116,16 @@ public class RunCheckpointModelTests
         Assert.Throws<InvalidOperationException>(() => RunCheckpoint.LoadModel(good, checkIdentity: (kind, _) => { kindSeen = kind; throw new InvalidOperationException("refused"); }));
         Assert.Equal("rbm", kindSeen);
         using var ok = RunCheckpoint.LoadModel(good);
-        foreach (var (a, b) in rbm.parameters().Zip(ok.Model.parameters())) Assert.True(Same(a, b), "a parameter differs");
+        AssertSameParameters(rbm, ok.Model, "the saved RBM and the loaded one");
         Assert.Equal((0, false, "after epoch 0"), (ok.EpochsDone, ok.Finished, ok.Progress));
+    }
+
+    /// <summary>The architecture with n_hidden = 500,000,000.</summary>
+    private static System.Text.Json.Nodes.JsonObject Huge(System.Text.Json.Nodes.JsonObject architecture)
+    {
+        var copy = (System.Text.Json.Nodes.JsonObject)architecture.DeepClone();
+        copy["n_hidden"] = 500_000_000;
+        return copy;
     }
 
     /// <summary>A loop record of a run that has done no epoch (what a loop writes has these two values and more).</summary>

@@ -168,7 +168,7 @@ public static class RunCheckpoint
     public static void LoadSections(string path, string kind, IReadOnlyList<IStateful> components, Action<IReadOnlyDictionary<string, string>>? checkIdentity = null)
     {
         ArgumentNullException.ThrowIfNull(components);
-        LoadSectionsOf(path, kind, (identity, _) =>
+        LoadSectionsOf(path, kind, (identity, _, _) =>
         {
             checkIdentity?.Invoke(identity);
             return components;
@@ -197,34 +197,38 @@ public static class RunCheckpoint
         IReadOnlyDictionary<string, string>? runIdentity = null;
         try
         {
-            LoadSectionsOf(path, null, (identity, kind) =>
+            LoadSectionsOf(path, null, (identity, kind, sections) =>
             {
                 checkIdentity?.Invoke(kind, identity);
                 (runKind, runIdentity) = (kind, identity);
                 if (!identity.TryGetValue("model", out var model))
                     throw new CheckpointException($"'{path}': a {kind} run checkpoint records no model to rebuild (the RBM, DBM, Boltzmann-machine and up-down runs' checkpoints do).");
                 int space = model.IndexOf(' ');
-                var architecture = space > 0 ? System.Text.Json.Nodes.JsonNode.Parse(model[(space + 1)..]) as JsonObject : null;
+                JsonObject? architecture;
+                try { architecture = space > 0 ? JsonNode.Parse(model[(space + 1)..]) as JsonObject : null; }
+                catch (JsonException e) { throw new CheckpointException($"'{path}': the identity's model entry is not valid JSON ({e.Message}).", e); }
                 if (architecture is null) throw new CheckpointException($"'{path}': the identity's model entry is not 'TYPE {{architecture}}': '{model}'.");
-                module = Checkpoint.Create(model[..space], architecture, $"'{path}' (identity)");
+                // The recorded sizes are checked against the saved tensors before a model of those sizes is allocated.
+                var found = sections.FirstOrDefault(s => s.Name == "model")?.Tensors.ToDictionary(t => t.Name, t => t.Tensor.shape)
+                            ?? throw new CheckpointException($"'{path}': no section 'model' (it holds {string.Join(", ", sections.Select(s => s.Name))}).");
+                module = Checkpoint.CreateFitting(model[..space], architecture, found, $"'{path}'");
                 return [new ModuleState("model", module), loop];
             });
             if (device is not null && device.type != DeviceType.CPU) module!.to(device);
-            var epochs = loop.Epochs ?? (runIdentity!.TryGetValue("options.Epochs", out var e) && int.TryParse(e, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) ? n : null);
+            var epochs = loop.Epochs ?? (runIdentity!.TryGetValue("options.Epochs", out var e) && int.TryParse(e, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) && n >= 0 ? n : null);
             var result = new RunCheckpointModel(module!, runKind, loop.EpochsDone, epochs, loop.Finished, runIdentity!);
             module = null;
             return result;
         }
-        catch (System.Text.Json.JsonException ex) { throw new CheckpointException($"'{path}': the identity's model entry is not valid JSON ({ex.Message}).", ex); }
         finally { module?.Dispose(); }
     }
 
     /// <summary>
-    /// Reads <paramref name="path"/> once, hands its identity and kind to <paramref name="components"/> (which may throw to
-    /// refuse it, or name the components to load) and loads those components' sections; other sections stay unloaded.
+    /// Reads <paramref name="path"/> once, hands its identity, kind and sections to <paramref name="components"/> (which may
+    /// throw to refuse it, and names the components to load) and loads those components' sections; other sections stay unloaded.
     /// <paramref name="kind"/> null accepts any kind. Messages do not advise deleting the file.
     /// </summary>
-    private static void LoadSectionsOf(string path, string? kind, Func<IReadOnlyDictionary<string, string>, string, IReadOnlyList<IStateful>> components)
+    private static void LoadSectionsOf(string path, string? kind, Func<IReadOnlyDictionary<string, string>, string, IReadOnlyList<StateSection>, IReadOnlyList<IStateful>> components)
     {
         static CheckpointException Plain(CheckpointException e) => new(e.Message.Replace(" Delete it to start over.", "").Replace(" Delete the file to start over.", ""), e);
         List<StateSection> sections;
@@ -237,7 +241,7 @@ public static class RunCheckpoint
             if (kind is not null && fileKind != kind)
                 throw new CheckpointException($"'{path}' is the checkpoint of a {fileKind} run, not of a {kind} run.");
             var loads = new List<Action>();
-            foreach (var component in components(fileIdentity, fileKind))
+            foreach (var component in components(fileIdentity, fileKind, sections))
             {
                 var section = sections.FirstOrDefault(s => s.Name == component.StateName)
                               ?? throw new CheckpointException($"'{path}': no section '{component.StateName}' (it holds {string.Join(", ", sections.Select(s => s.Name))}).");
@@ -256,7 +260,7 @@ public static class RunCheckpoint
         }
     }
 
-    /// <summary>The progress a run checkpoint's loop record holds (epochs done, finished), read without its history.</summary>
+    /// <summary>The progress a run checkpoint's loop record holds (epochs done and planned, finished), read without its history.</summary>
     private sealed class LoopProgressRecord : IStateful
     {
         public int EpochsDone { get; private set; }
@@ -273,8 +277,9 @@ public static class RunCheckpoint
         {
             int done = section.Value<int>("epochs_done");
             bool finished = section.Value<bool>("finished");
-            int? epochs = section.Values["epochs"] is { } n ? n.GetValue<int>() : null;   // absent in files written before it was recorded
+            int? epochs = section.Values["epochs"] is null ? null : section.Value<int>("epochs");   // absent in files written before it was recorded
             if (done < 0) throw section.Refuse($"{done} epochs done");
+            if (epochs < 0) throw section.Refuse($"{epochs} epochs planned");
             return () => (EpochsDone, Finished, Epochs) = (done, finished, epochs);
         }
     }

@@ -25,7 +25,8 @@ internal static class DbmCommand
     {
         ["Epochs"] = "--epochs", ["BatchSize"] = "--batch", ["LearningRate"] = "--lr", ["LearningRateDecay"] = "--lr-decay",
         ["Momentum"] = "--momentum", ["WeightDecay"] = "--weight-decay", ["Chains"] = "--chains", ["GibbsSteps"] = "--gibbs-steps",
-        ["MeanFieldIterations"] = "--mf-iters", ["CenteringRate"] = "--centering-rate",
+        ["MeanFieldIterations"] = "--mf-iters", ["CenteringRate"] = "--centering-rate", ["FinalMomentum"] = "--final-momentum",
+        ["MinLearningRate"] = "--min-lr",
     };
 
     public static Command Create()
@@ -40,6 +41,16 @@ internal static class DbmCommand
         var chains = new Option<int>("--chains") { Description = "Persistent Gibbs chains of the negative phase", DefaultValueFactory = _ => 100 };
         var gibbs = new Option<int>("--gibbs-steps") { Description = "Block Gibbs steps of the chains per update", DefaultValueFactory = _ => 5 };
         var mfIters = new Option<int>("--mf-iters") { Description = "Mean-field sweeps per batch at most (positive phase)", DefaultValueFactory = _ => 10 };
+        var pretrainLr = new Option<double>("--pretrain-lr") { Description = "Learning rate of the pretraining RBMs (SGD, momentum 0.5 then 0.9 from epoch 5)", DefaultValueFactory = _ => 0.1 };
+        var pretrainWeightDecay = new Option<double>("--pretrain-weight-decay") { Description = "L2 weight decay of the pretraining RBMs", DefaultValueFactory = _ => 2e-4 };
+        var pretrainKEvery = new Option<int>("--pretrain-k-every")
+        {
+            Description = "0: the top pretraining RBM learns by CD-1. N: its k grows by one every N epochs and its learning rate is divided by k " +
+                          "(Salakhutdinov's code: N = 20, so k reaches 10 in 200 epochs)",
+            DefaultValueFactory = _ => 0,
+        };
+        var finalMomentum = new Option<double?>("--final-momentum") { Description = "Momentum of the DBM's SGD from epoch 5 on (default: --momentum throughout; Salakhutdinov's code: 0.9)" };
+        var minLr = new Option<double>("--min-lr") { Description = "Floor of the DBM's decaying learning rate (0: none; Salakhutdinov's code: 0.0001)", DefaultValueFactory = _ => 0.0 };
         var pretrainEpochs = new Option<string>("--pretrain-epochs")
         {
             Description = "Epochs of greedy pretraining before the DBM trains (Salakhutdinov & Hinton 2009, §3.1: modified RBMs with doubled inputs, CD-1, " +
@@ -57,10 +68,12 @@ internal static class DbmCommand
         var binarize = new Option<string>("--binarize")
         {
             Description = "How the digits become binary: threshold (pixel > 0.5) or stochastic (each pixel drawn once from Bernoulli(grey level), training digits then test digits " +
-                          "from one generator seeded by --binarize-seed, as Salakhutdinov & Murray 2008 and the likelihoods the paper reports; the same draw as `tbm evaluate --seed`)",
+                          "from one generator seeded by --binarize-seed, as Salakhutdinov & Murray 2008 and the likelihoods the paper reports; the same draw as `tbm evaluate --seed`) " +
+                          "or each-batch (as stochastic, but the pretraining and the DBM draw their digits anew from the grey levels at every batch, as Salakhutdinov's code does; " +
+                          "the test digits, the fine-tuning and the likelihood use the stochastic draw)",
             DefaultValueFactory = _ => "threshold",
         };
-        binarize.AcceptOnlyFromAmong("threshold", "stochastic");
+        binarize.AcceptOnlyFromAmong("threshold", "stochastic", "each-batch");
         var binarizeSeed = new Option<ulong>("--binarize-seed") { Description = "Seed of the stochastic binarisation (the default is tbm evaluate's default --seed)", DefaultValueFactory = _ => 1UL };
         var centering = new Option<bool>("--centering")
         {
@@ -110,7 +123,8 @@ internal static class DbmCommand
         var cmd = new Command("dbm", "Train a deep Boltzmann machine on MNIST (binarised at 0.5 or stochastically; Salakhutdinov & Hinton 2009): mean-field positive phase, persistent chains; " +
                                      "then log Z by AIS and the mean-field lower bound on the test log-likelihood. Exit codes: 0 done, 1 error, 130 interrupted (the checkpoint is kept and the same command continues)")
         {
-            preset, binarize, binarizeSeed, layers, epochs, lr, lrDecay, momentum, weightDecay, batch, chains, gibbs, mfIters, centering, centeringRate, pretrainEpochs,
+            preset, binarize, binarizeSeed, layers, epochs, lr, lrDecay, minLr, momentum, finalMomentum, weightDecay, batch, chains, gibbs, mfIters, centering, centeringRate,
+            pretrainEpochs, pretrainLr, pretrainWeightDecay, pretrainKEvery,
             finetuneEpochs, finetuneLr, finetuneBatch, finetuneOptimizer, finetuneValidation, aisRuns, aisSteps, testRows, output, checkpointEvery,
             device, seed, threads, limit, tensorBoard, stream,
         };
@@ -121,21 +135,24 @@ internal static class DbmCommand
             bool paper = r.GetValue(preset) == "paper", streaming = r.GetValue(stream) is not null;
             T Get<T>(Option<T> option, T recipe) => paper && r.GetResult(option) is not { Implicit: false } ? recipe : r.GetValue(option)!;
             bool cg = Get(finetuneOptimizer, Paper.FineTuneOptimizer) == "cg";
+            string binarisation = Get(binarize, streaming ? "threshold" : Paper.Binarize)!;
             return Task.FromResult(Run(new Arguments(
                 r.GetValue(layers)!, new DbmTrainingOptions
                 {
-                    Epochs = Get(epochs, Paper.Epochs), LearningRate = Get(lr, Paper.LearningRate), LearningRateDecay = Get(lrDecay, Paper.LearningRateDecay), Momentum = r.GetValue(momentum),
+                    Epochs = Get(epochs, Paper.Epochs), LearningRate = Get(lr, Paper.LearningRate), LearningRateDecay = Get(lrDecay, Paper.LearningRateDecay),
+                    MinLearningRate = Get(minLr, Paper.MinLearningRate), Momentum = r.GetValue(momentum), FinalMomentum = Get(finalMomentum, Paper.FinalMomentum),
+                    BinarizeEachBatch = binarisation == "each-batch",
                     WeightDecay = r.GetValue(weightDecay), BatchSize = r.GetValue(batch), Chains = r.GetValue(chains), GibbsSteps = r.GetValue(gibbs),
                     MeanFieldIterations = r.GetValue(mfIters), Centering = r.GetValue(centering), CenteringRate = r.GetValue(centeringRate), Seed = r.GetValue(seed),
                 },
-                Get(pretrainEpochs, Paper.PretrainEpochs)!,
+                Get(pretrainEpochs, Paper.PretrainEpochs)!, new Pretraining(Get(pretrainLr, Paper.PretrainLearningRate), Get(pretrainWeightDecay, Paper.PretrainWeightDecay), Get(pretrainKEvery, Paper.PretrainKEvery)),
                 // The recipe fine-tunes by CG on batches of 5,000; not when streaming (no labels are read) unless asked for,
                 // and SGD chosen on the command line keeps the default batch.
                 new FineTuning(Get(finetuneEpochs, streaming ? 0 : Paper.FineTuneEpochs), r.GetValue(finetuneLr),
                                Get(finetuneBatch, cg ? Paper.FineTuneBatch : r.GetValue(finetuneBatch)), cg, r.GetValue(finetuneValidation)),
                 r.GetValue(aisRuns), Get(aisSteps, Paper.AisSteps), r.GetValue(testRows), r.GetValue(output)!, r.GetValue(checkpointEvery), data.Read(r),
                 r.GetValue(device)!, r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose), r.GetValue(tensorBoard), r.GetValue(stream),
-                paper ? "paper" : null, Get(binarize, streaming ? "threshold" : Paper.Binarize) == "stochastic", r.GetValue(binarizeSeed)), ct));
+                paper ? "paper" : null, binarisation != "threshold", r.GetValue(binarizeSeed)), ct));
         });
         return cmd;
     }
@@ -158,29 +175,36 @@ internal static class DbmCommand
 
     /// <summary>
     /// <c>--preset paper</c>: the MNIST recipe of Salakhutdinov &amp; Hinton (2009) for 784-500-1000 where it differs from
-    /// the command's defaults. Pretraining 100 epochs for the bottom RBM and 200 for the top one, and fine-tuning for 100
-    /// epochs, as in the authors' released MATLAB demo (its <c>rbm</c>, <c>rbm_l2</c> and <c>backprop</c> stages); 500
-    /// epochs of joint training, as the paper used (the demo's default is 300, with a comment that the paper's results
-    /// took 500); learning rate 0.005 "gradually decreased to 0" (paper, §4), here geometrically, ×0.991 per epoch, to
-    /// about 1 % of its start after 500 epochs; conjugate-gradient fine-tuning on mini-batches of 5,000 with 3 line
-    /// searches each; AIS with 20,000 β steps. The chains (100 × 5 Gibbs steps), mean-field sweeps (10) and batch (100)
-    /// are the command's defaults and the paper's.
+    /// the command's defaults, with the values of the authors' released MATLAB code where the paper gives none. Pretraining
+    /// 100 epochs for the bottom RBM and 200 for the top one (<c>rbm</c>, <c>rbm_l2</c>: learning rate 0.05, weight decay
+    /// 0.001, momentum 0.5 then 0.9, the top RBM's k growing by one every 20 epochs with its rate divided by k), the
+    /// digits binarised anew at every batch; 500 epochs of joint training, as the paper used (the demo's default is 300,
+    /// with a comment that the paper's results took 500), at the code's rate 0.001, ×0.991 per epoch (its ÷1.000015 per
+    /// batch of 600 batches) down to its floor 0.0001, momentum 0.5 then 0.9 from epoch 5; conjugate-gradient fine-tuning
+    /// for 100 epochs on mini-batches of 5,000 with 3 line searches each (<c>backprop</c>); AIS with 20,000 β steps. The
+    /// chains (100 × 5 Gibbs steps), mean-field sweeps (10) and batch (100) are the command's defaults and the paper's. Not
+    /// reproduced: the code's sparsity penalty and its label units joined to the top layer.
     /// </summary>
     internal static class Paper
     {
         public const string PretrainEpochs = "100,200";
-        public const int Epochs = 500, FineTuneEpochs = 100, FineTuneBatch = 5000, AisSteps = 20000;
-        public const double LearningRate = 0.005, LearningRateDecay = 0.991;
-        public const string FineTuneOptimizer = "cg", Binarize = "stochastic";
+        public const int Epochs = 500, FineTuneEpochs = 100, FineTuneBatch = 5000, AisSteps = 20000, PretrainKEvery = 20;
+        public const double LearningRate = 0.001, LearningRateDecay = 0.991, MinLearningRate = 1e-4, PretrainLearningRate = 0.05, PretrainWeightDecay = 1e-3;
+        public static readonly double? FinalMomentum = 0.9;
+        public const string FineTuneOptimizer = "cg", Binarize = "each-batch";
 
-        public const string Description = "Salakhutdinov & Hinton 2009 on 784-500-1000: --binarize stochastic --pretrain-epochs 100,200 --epochs 500 --lr 0.005 --lr-decay 0.991 " +
+        public const string Description = "Salakhutdinov & Hinton 2009 on 784-500-1000, with the values of the authors' code: --binarize each-batch --pretrain-epochs 100,200 " +
+                                          "--pretrain-lr 0.05 --pretrain-weight-decay 0.001 --pretrain-k-every 20 --epochs 500 --lr 0.001 --lr-decay 0.991 --min-lr 0.0001 --final-momentum 0.9 " +
                                           "--finetune-epochs 100 --finetune-optimizer cg --finetune-batch 5000 --ais-steps 20000";
     }
 
     /// <summary>The fine-tuning checkpoint of a dbm run writing <paramref name="output"/>: <c>OUTPUT-STEM-finetune.ckpt</c>.</summary>
     internal static string FineTuneCheckpointPath(string output) => Path.ChangeExtension(output, null) + "-finetune.ckpt";
 
-    private sealed record Arguments(string Layers, DbmTrainingOptions Options, string PretrainEpochs, FineTuning FineTune, int AisRuns, int AisSteps, int TestRows, string Output, int CheckpointEvery,
+    /// <summary>The pretraining RBMs' learning rate and weight decay, and the top one's growing-k period (0: CD-1).</summary>
+    private sealed record Pretraining(double LearningRate, double WeightDecay, int KEvery);
+
+    private sealed record Arguments(string Layers, DbmTrainingOptions Options, string PretrainEpochs, Pretraining Pretrain, FineTuning FineTune, int AisRuns, int AisSteps, int TestRows, string Output, int CheckpointEvery,
                                     CommonOptions.DataSource Source, string Device, int Threads, int? Limit, bool Verbose, string? TensorBoard, string? Stream, string? Preset,
                                     bool Stochastic, ulong BinarizeSeed)
     {
@@ -200,13 +224,18 @@ internal static class DbmCommand
 
     /// <summary>
     /// The pretraining options of <c>--pretrain-epochs</c> <paramref name="epochs"/> (one count per RBM, bottom first):
-    /// <see cref="RbmTrainingOptions"/>' defaults (CD-1, learning rate 0.1, momentum 0.5 then 0.9, weight decay 2·10⁻⁴)
-    /// with the DBM's batch size and seed, and each RBM's own number of epochs.
+    /// <see cref="RbmTrainingOptions"/>' defaults (CD-1, momentum 0.5 then 0.9) with <paramref name="learningRate"/>,
+    /// <paramref name="weightDecay"/>, the DBM's batch size, seed and per-batch binarisation, each RBM's own number of
+    /// epochs, and the top RBM's growing-k period <paramref name="topKEvery"/>.
     /// </summary>
-    internal static DbnPretrainingOptions PretrainingOptions(IReadOnlyList<int> epochs, DbmTrainingOptions dbm)
+    internal static DbnPretrainingOptions PretrainingOptions(IReadOnlyList<int> epochs, DbmTrainingOptions dbm, double learningRate = 0.1, double weightDecay = 2e-4, int topKEvery = 0)
     {
-        var layer = new RbmTrainingOptions { Epochs = epochs[0], BatchSize = dbm.BatchSize, Seed = dbm.Seed };
-        return new() { Layer = layer, PerLayer = SameForAll(epochs) ? null : epochs.Select(e => layer with { Epochs = e }).ToList() };
+        var layer = new RbmTrainingOptions
+        {
+            Epochs = epochs[0], BatchSize = dbm.BatchSize, Seed = dbm.Seed, LearningRate = learningRate, WeightDecay = weightDecay, BinarizeEachBatch = dbm.BinarizeEachBatch,
+        };
+        if (SameForAll(epochs) && topKEvery == 0) return new() { Layer = layer };
+        return new() { Layer = layer, PerLayer = epochs.Select((e, l) => layer with { Epochs = e, KIncreaseEvery = l == epochs.Count - 1 ? topKEvery : 0 }).ToList() };
     }
 
     /// <summary>
@@ -270,6 +299,8 @@ internal static class DbmCommand
             using var binarizer = a.Stochastic ? new Generator(a.BinarizeSeed, torch.CPU) : null;
             var (train, trainLabels) = streamed is not null ? (null, null) : LoadDigits(dir, MnistSplit.Train, a.Limit, device, binarizer);
             var (test, testLabels) = LoadDigits(dir, MnistSplit.Test, Math.Min(10000, a.TestRows), device, binarizer);
+            // --binarize each-batch: the pretraining and the DBM see the grey levels and draw their binary digits anew per batch.
+            using var grey = streamed is null && options.BinarizeEachBatch ? LoadGrey(dir, a.Limit, device) : null;
             using var trainOwned = train;
             using var trainLabelsOwned = trainLabels;
             using var testOwned = test;
@@ -282,7 +313,7 @@ internal static class DbmCommand
                                        (a.Preset is null ? "" : $" (--preset {a.Preset} fine-tunes: give --finetune-validation, or --finetune-epochs 0)"));
             if (a.Preset is not null) Terminal.Line($"Preset {a.Preset}: {Paper.Description} (options given on the command line take precedence).");
             Terminal.Line($"Training DBM {string.Join("-", sizes)} on {trainCount} digits{(streamed is null ? $" {Binarisation(a)}" : $" streamed from {streamed.Path}")}, {options.Epochs} epoch(s), lr {options.LearningRate} (×{options.LearningRateDecay}/epoch), " +
-                          $"momentum {options.Momentum}{(options.Centering ? $", centered (ν {options.CenteringRate})" : "")}, {options.Chains} chains × {options.GibbsSteps} Gibbs steps, ≤ {options.MeanFieldIterations} mean-field sweeps, batch {options.BatchSize}, device {device}, seed {options.Seed}");
+                          $"{(options.MinLearningRate > 0 ? $"floor {options.MinLearningRate}, " : "")}momentum {options.Momentum}{(options.FinalMomentum is { } fm ? $" then {fm} from epoch {options.MomentumSwitchEpoch}" : "")}{(options.Centering ? $", centered (ν {options.CenteringRate})" : "")}, {options.Chains} chains × {options.GibbsSteps} Gibbs steps, ≤ {options.MeanFieldIterations} mean-field sweeps, batch {options.BatchSize}, device {device}, seed {options.Seed}");
 
             using var gen = new Generator(options.Seed, device);
             using var dbm = boltzmann.DBM(sizes, device: device, generator: gen);
@@ -301,12 +332,13 @@ internal static class DbmCommand
                 if (pretrainFiles.Count > 0)
                     Terminal.Line($"Continuing the pretraining from {string.Join(" and ", pretrainFiles)} (an earlier run of this command stopped; delete {(pretrainFiles.Count == 1 ? "it" : "them")} to start over).");
                 Terminal.Line($"Pretraining {sizes.Length - 1} modified RBMs greedily ({string.Join(", ", Enumerable.Range(0, sizes.Length - 1).Select(l => { var (up, down) = DbmPretrainer.InputScales(l, sizes.Length - 1); return $"{sizes[l]}-{sizes[l + 1]} ×{up:0} up ×{down:0} down"; }))}), " +
-                              $"{(SameForAll(pretrainEpochs) ? $"{pretrainEpochs[0]} epoch(s) each" : $"{string.Join(", ", pretrainEpochs)} epochs")}, CD-1, lr 0.1, batch {options.BatchSize}");
-                var pretrainer = new DbmPretrainer(dbm, PretrainingOptions(pretrainEpochs, options)) { CheckpointPath = pretrainCheckpoint, CheckpointEvery = a.Every };
+                              $"{(SameForAll(pretrainEpochs) ? $"{pretrainEpochs[0]} epoch(s) each" : $"{string.Join(", ", pretrainEpochs)} epochs")}, " +
+                              $"{(a.Pretrain.KEvery > 0 ? $"CD-k with k + 1 every {a.Pretrain.KEvery} epochs at the top (lr ÷ k)" : "CD-1")}, lr {a.Pretrain.LearningRate}, weight decay {a.Pretrain.WeightDecay}, batch {options.BatchSize}");
+                var pretrainer = new DbmPretrainer(dbm, PretrainingOptions(pretrainEpochs, options, a.Pretrain.LearningRate, a.Pretrain.WeightDecay, a.Pretrain.KEvery)) { CheckpointPath = pretrainCheckpoint, CheckpointEvery = a.Every };
                 if (streamed is not null)
                     Terminal.Line("The streamed pretraining keeps no checkpoint: an interrupted run pretrains again; the DBM's training after it is checkpointed.");
                 pretraining = ConsoleProgress.Run(p => streamed is not null ? pretrainer.FitSource(streamed, progress: p, cancellationToken: ct)
-                                                                            : pretrainer.Fit(train!, progress: p, cancellationToken: ct));
+                                                                            : pretrainer.Fit(grey ?? train!, progress: p, cancellationToken: ct));
             }
             var tag = new Dictionary<string, string>
             {
@@ -322,7 +354,7 @@ internal static class DbmCommand
             var history = ConsoleProgress.Run(p =>
             {
                 var lines = ProgressTee.Of<LoopProgress<DbmEpochMetrics>>(new EpochLines(p, a.Every, e => savedEpoch = e), tensorBoard?.For<DbmEpochMetrics>());
-                return streamed is not null ? trainer.FitSource(streamed, lines, ct) : trainer.Fit(train!, lines, ct);
+                return streamed is not null ? trainer.FitSource(streamed, lines, ct) : trainer.Fit(grey ?? train!, lines, ct);
             });
             clock.Stop();
             double trainSeconds = trainer.RestoredSeconds + clock.Elapsed.TotalSeconds;
@@ -341,7 +373,7 @@ internal static class DbmCommand
 
             var summary = new
             {
-                layers = sizes, seed = options.Seed, limit = a.Limit, stream = streamed is null ? null : Path.GetFullPath(streamed.Path), train_rows = trainCount, binarize = a.Stochastic ? "stochastic" : "threshold", binarize_seed = a.Stochastic ? a.BinarizeSeed : (ulong?)null, preset = a.Preset, pretrain_epochs = EpochsJson(pretrainEpochs), train_seconds = trainSeconds, eval_seconds = evalClock.Elapsed.TotalSeconds, threads = torch.get_num_threads(),
+                layers = sizes, seed = options.Seed, limit = a.Limit, stream = streamed is null ? null : Path.GetFullPath(streamed.Path), train_rows = trainCount, binarize = options.BinarizeEachBatch ? "each-batch" : a.Stochastic ? "stochastic" : "threshold", binarize_seed = a.Stochastic ? a.BinarizeSeed : (ulong?)null, preset = a.Preset, pretrain_epochs = EpochsJson(pretrainEpochs), train_seconds = trainSeconds, eval_seconds = evalClock.Elapsed.TotalSeconds, threads = torch.get_num_threads(),
                 log_z = logZ?.LogZ, log_z_lower = logZ?.LogZLower, log_z_upper = logZ?.LogZUpper, ais_runs = a.AisRuns, ais_steps = a.AisSteps,
                 ais_effective_sample_size = logZ?.EffectiveSampleSize, test_lower_bound = testBound, train_lower_bound = trainBound, test_rows = test.shape[0],
                 classifier_test_error = fineTune?.Test.ErrorRate, classifier_test_errors = fineTune?.Test.Errors, classifier_best_validation_error = fineTune?.History.BestValidationError,
@@ -389,7 +421,10 @@ internal static class DbmCommand
         OptionFlags.AtLeast("--checkpoint-every", a.CheckpointEvery, 0);
         if (a.Limit is { } lim) OptionFlags.AtLeast("--limit", lim, 1);
         OptionFlags.Validate(a.Options.Validate, Flags);
-        if (a.Stream is not null && a.Stochastic) throw new CliException("--stream binarises the streamed images at 0.5; it does not combine with --binarize stochastic");
+        if (a.Stream is not null && a.Stochastic) throw new CliException($"--stream binarises the streamed images at 0.5; it does not combine with --binarize {(a.Options.BinarizeEachBatch ? "each-batch" : "stochastic")}");
+        OptionFlags.AtLeast("--pretrain-k-every", a.Pretrain.KEvery, 0);
+        if (!(a.Pretrain.LearningRate > 0) || !double.IsFinite(a.Pretrain.LearningRate)) throw new CliException($"--pretrain-lr must be positive and finite, got {a.Pretrain.LearningRate.ToString(CultureInfo.InvariantCulture)}");
+        if (!(a.Pretrain.WeightDecay >= 0) || !double.IsFinite(a.Pretrain.WeightDecay)) throw new CliException($"--pretrain-weight-decay must be ≥ 0 and finite, got {a.Pretrain.WeightDecay.ToString(CultureInfo.InvariantCulture)}");
         OptionFlags.AtLeast("--finetune-epochs", a.FineTune.Epochs, 0);
         if (a.FineTune.Epochs > 0)
         {
@@ -426,7 +461,15 @@ internal static class DbmCommand
     }
 
     /// <summary>How the run's digits were binarised, as its header, checkpoint tag and summary say it.</summary>
-    private static string Binarisation(Arguments a) => a.Stochastic ? $"binarised stochastically (seed {a.BinarizeSeed})" : "binarised at 0.5";
+    private static string Binarisation(Arguments a) => a.Options.BinarizeEachBatch ? $"binarised anew at every batch (the test and fine-tuning digits stochastically once, seed {a.BinarizeSeed})"
+        : a.Stochastic ? $"binarised stochastically (seed {a.BinarizeSeed})" : "binarised at 0.5";
+
+    /// <summary>MNIST's training images (the first <paramref name="limit"/>) as grey levels in [0, 1], float32 on <paramref name="device"/>.</summary>
+    private static Tensor LoadGrey(string dir, int? limit, Device device)
+    {
+        using var set = MnistDataset.Load(dir, MnistSplit.Train, limit);
+        return set.Images.to(device, copy: true);
+    }
 
     /// <summary>
     /// MNIST's images of <paramref name="split"/> (the first <paramref name="limit"/>) binarised at 0.5, or drawn from

@@ -124,8 +124,9 @@ public sealed class DbmTrainer : ResumableTrainer, IDisposable
             Stage = Stage, Epochs = Options.Epochs, BatchSize = Options.BatchSize, Generator = _generator, Shuffle = Options.Shuffle && !data.InOwnOrder,
             Checkpoint = CheckpointPath is null ? null : new CheckpointPolicy(CheckpointPath, "dbm", Identity(data.Count), CheckpointEvery),
         };
-        var schedule = new ExponentialLearningRate(_optimizer, Options.LearningRateDecay);
+        var schedule = new ExponentialLearningRate(_optimizer, Options.LearningRateDecay, floor: Options.MinLearningRate);
         loop.Callbacks.Add(schedule);
+        if (Options.FinalMomentum is not null) loop.Callbacks.Add(new MomentumSchedule(this));
         if (CheckpointPath is not null)
             loop.State.AddRange([new ModuleState("model", _dbm), new OptimizerCheckpointState("optimizer", _optimizer),
                                  new GeneratorState("generator", _generator), new ChainsState(this)]);
@@ -147,6 +148,10 @@ public sealed class DbmTrainer : ResumableTrainer, IDisposable
             .ToDictionary(p => "options." + p.Name, p => Convert.ToString(p.GetValue(Options), System.Globalization.CultureInfo.InvariantCulture) ?? "null");
         // Off, centering's settings read "null" as an absent entry does: checkpoints written before it existed continue.
         if (!Options.Centering) id["options.Centering"] = id["options.CenteringRate"] = "null";
+        // Likewise the momentum schedule and the per-batch binarisation when off.
+        if (Options.FinalMomentum is null) id["options.FinalMomentum"] = id["options.MomentumSwitchEpoch"] = "null";
+        if (!Options.BinarizeEachBatch) id["options.BinarizeEachBatch"] = "null";
+        if (Options.MinLearningRate == 0) id["options.MinLearningRate"] = "null";
         var (type, architecture) = IO.Checkpoint.Describe(_dbm);
         id["model"] = $"{type} {architecture.ToJsonString()}";
         id["optimizer"] = _optimizer.GetType().Name;
@@ -156,6 +161,17 @@ public sealed class DbmTrainer : ResumableTrainer, IDisposable
         return id;
     }
 
+    /// <summary>μ = <see cref="DbmTrainingOptions.Momentum"/> before <see cref="DbmTrainingOptions.MomentumSwitchEpoch"/>,
+    /// <see cref="DbmTrainingOptions.FinalMomentum"/> from it on, set in the optimizer's groups at every epoch's start.</summary>
+    private sealed class MomentumSchedule(DbmTrainer trainer) : ITrainingCallback
+    {
+        public void OnEpochStart(TrainingLoop loop, int epoch)
+        {
+            var o = trainer.Options;
+            RbmTrainer.SetMomentum(trainer._optimizer, epoch < o.MomentumSwitchEpoch ? o.Momentum : o.FinalMomentum!.Value);
+        }
+    }
+
     /// <summary>The trainer's part of the loop: one update per batch; the weights' check and the metrics per epoch.</summary>
     private sealed class EpochStep(DbmTrainer trainer, Data.BatchSource data, ExponentialLearningRate schedule, int batchSize, CancellationToken token) : ITrainingStep<DbmEpochMetrics>
     {
@@ -163,7 +179,9 @@ public sealed class DbmTrainer : ResumableTrainer, IDisposable
 
         public double TrainBatch(Batch batch)
         {
-            if (!trainer.Step(data.Batch(batch, trainer._dbm.dtype, trainer._dbm.device))) throw batch.Diverged("the mean-field means, the chains or the gradient");
+            var x = data.Batch(batch, trainer._dbm.dtype, trainer._dbm.device);
+            if (trainer.Options.BinarizeEachBatch) x = Data.Binarize.Stochastic(x, trainer._generator);   // v ~ Bernoulli(x), anew every batch
+            if (!trainer.Step(x)) throw batch.Diverged("the mean-field means, the chains or the gradient");
             return double.NaN;
         }
 

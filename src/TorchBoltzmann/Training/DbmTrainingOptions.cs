@@ -14,8 +14,21 @@ public sealed record DbmTrainingOptions
     public double LearningRate { get; init; } = 0.005;
     /// <summary>γ ∈ (0, 1]: the learning rate is multiplied by γ at every epoch (1: constant). Applies to any optimizer's groups.</summary>
     public double LearningRateDecay { get; init; } = 1.0;
-    /// <summary>Momentum of the default SGD optimizer.</summary>
+    /// <summary>The learning rate never falls below this: η_e = max(η₀ γ^e, floor) (Salakhutdinov's code: 10⁻⁴). 0: no floor.</summary>
+    public double MinLearningRate { get; init; }
+    /// <summary>Momentum of the default SGD optimizer (before <see cref="MomentumSwitchEpoch"/> when <see cref="FinalMomentum"/> is set).</summary>
     public double Momentum { get; init; } = 0.5;
+    /// <summary>Null (default): <see cref="Momentum"/> throughout. Else the momentum from epoch <see cref="MomentumSwitchEpoch"/>
+    /// (zero-based) on, set in every parameter group of the optimizer (Salakhutdinov's code: 0.5, then 0.9 after 5 epochs).</summary>
+    public double? FinalMomentum { get; init; }
+    /// <summary>The zero-based epoch from which <see cref="FinalMomentum"/> applies.</summary>
+    public int MomentumSwitchEpoch { get; init; } = 5;
+    /// <summary>
+    /// Draw the batch's binary visible states afresh at every batch, v ~ Bernoulli(x) from its grey levels, with the
+    /// trainer's generator (Salakhutdinov's code binarises the digits anew at every pass); the epoch metrics see the
+    /// values as given.
+    /// </summary>
+    public bool BinarizeEachBatch { get; init; }
     /// <summary>L2 weight decay λ added to the gradient of every weight matrix (λW_l); biases are not decayed.</summary>
     public double WeightDecay { get; init; } = 0.0002;
     /// <summary>Negative phase: number of persistent chains (the paper's "fantasy particles": 100).</summary>
@@ -53,6 +66,9 @@ public sealed record DbmTrainingOptions
         OptionRules.Sgd(Epochs, BatchSize, LearningRate);
         OptionRules.Decay(LearningRateDecay, nameof(LearningRateDecay));
         OptionRules.FractionBelowOne(Momentum, nameof(Momentum));
+        OptionRules.NonNegativeFinite(MinLearningRate, nameof(MinLearningRate));
+        if (FinalMomentum is { } fm) OptionRules.FractionBelowOne(fm, nameof(FinalMomentum));
+        OptionRules.NonNegative(MomentumSwitchEpoch, nameof(MomentumSwitchEpoch));
         OptionRules.NonNegativeFinite(WeightDecay, nameof(WeightDecay));
         OptionRules.AtLeastOne(Chains, nameof(Chains));
         OptionRules.AtLeastOne(GibbsSteps, nameof(GibbsSteps));

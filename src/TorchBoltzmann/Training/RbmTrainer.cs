@@ -77,6 +77,7 @@ public sealed class RbmTrainer : ResumableTrainer, IDisposable
         // writes (see FoldsMomentum), which saves two passes over W per step.
         FoldsMomentum = optimizer is null && _direct && !Options.Centering;   // the centering transform needs the bare gradient
         _momentum = Options.InitialMomentum;
+        _k = Options.K;
         _optimizer = optimizer ?? optim.SGD(rbm.parameters(), Options.LearningRate, momentum: FoldsMomentum ? 0 : Options.InitialMomentum);
         // The folded momentum buffer starts at zero, as a new SGD's does: whatever .grad holds (an earlier trainer's buffer,
         // a cd_loss().backward()) is not carried into the first step.
@@ -201,7 +202,8 @@ public sealed class RbmTrainer : ResumableTrainer, IDisposable
         };
         loop.Callbacks.Add(new MomentumSchedule(this));
         loop.Callbacks.Add(_swaps);
-        if (Options.LearningRateDecay != 1.0) loop.Callbacks.Add(new ExponentialLearningRate(_optimizer, Options.LearningRateDecay, _baseRates));
+        if (Options.KIncreaseEvery > 0) loop.Callbacks.Add(new CdSchedule(this));
+        else if (Options.LearningRateDecay != 1.0) loop.Callbacks.Add(new ExponentialLearningRate(_optimizer, Options.LearningRateDecay, _baseRates));
         if (state is not null) loop.State.AddRange(state);
         try
         {
@@ -239,6 +241,8 @@ public sealed class RbmTrainer : ResumableTrainer, IDisposable
         // written before they existed continues, and their settings do not tie runs that do not use them.
         if (Options.SparsityTarget is null) id["options.SparsityCost"] = id["options.SparsityDecay"] = "null";
         if (!Options.Centering) id["options.Centering"] = id["options.CenteringRate"] = "null";
+        if (Options.KIncreaseEvery == 0) id["options.KIncreaseEvery"] = "null";
+        if (!Options.BinarizeEachBatch) id["options.BinarizeEachBatch"] = "null";
         var (type, architecture) = IO.Checkpoint.Describe(_rbm);
         id["model"] = $"{type} {architecture.ToJsonString()}";
         id["optimizer"] = _optimizer.GetType().Name;
@@ -264,6 +268,25 @@ public sealed class RbmTrainer : ResumableTrainer, IDisposable
         }
     }
 
+    /// <summary>
+    /// The growing CD-k schedule (<see cref="RbmTrainingOptions.KIncreaseEvery"/>): at the start of epoch e,
+    /// k_e = K + ⌊e / N⌋ and every group's rate η₀ γ^e K / k_e.
+    /// </summary>
+    private sealed class CdSchedule(RbmTrainer trainer) : ITrainingCallback
+    {
+        public void OnEpochStart(TrainingLoop loop, int epoch)
+        {
+            var o = trainer.Options;
+            trainer._k = o.K + epoch / o.KIncreaseEvery;
+            double factor = Math.Pow(o.LearningRateDecay, epoch) * o.K / trainer._k;
+            int gi = 0;
+            foreach (var g in trainer._optimizer.ParamGroups) g.LearningRate = trainer._baseRates[gi++] * factor;
+        }
+    }
+
+    /// <summary>Gibbs steps of the current epoch's negative phase (<see cref="RbmTrainingOptions.K"/>, or the growing schedule's k_e).</summary>
+    private int _k;
+
     /// <summary>The momentum of the current epoch as its metrics report it (null when the optimizer has none).</summary>
     private double? _epochMomentum;
 
@@ -274,7 +297,9 @@ public sealed class RbmTrainer : ResumableTrainer, IDisposable
 
         public double TrainBatch(Batch batch)
         {
-            if (!trainer.Step(data.Batch(batch, trainer._rbm.dtype, trainer._rbm.device))) throw batch.Diverged("the gradient");
+            var x = data.Batch(batch, trainer._rbm.dtype, trainer._rbm.device);
+            if (trainer.Options.BinarizeEachBatch) x = Data.Binarize.Stochastic(x, trainer._generator);   // v ~ Bernoulli(x), anew every batch
+            if (!trainer.Step(x)) throw batch.Diverged("the gradient");
             return double.NaN;
         }
 
@@ -649,7 +674,7 @@ public sealed class RbmTrainer : ResumableTrainer, IDisposable
         _negative ??= new GibbsChains(_rbm, _generator);
         // Learned variances need sampled negatives: the means b + Wᵀh carry no spread, and ∂F/∂z would push σ² up without bound.
         bool sampleLast = Options.Persistent || Options.SampleVisible || _rbm.visible_units is Units.LearnedGaussianUnits;
-        int k = Options.K;
+        int k = _k;
         Tensor vk;
         if (Options.Persistent)
         {
@@ -678,7 +703,7 @@ public sealed class RbmTrainer : ResumableTrainer, IDisposable
     /// the optimizer changes only its defaults for groups added later, while <c>step()</c> reads each group's own value.
     /// Returns false when the optimizer has no momentum.
     /// </summary>
-    private static bool SetMomentum(optim.Optimizer optimizer, double value)
+    internal static bool SetMomentum(optim.Optimizer optimizer, double value)
     {
         if (optimizer is not optim.IMomentum m) return false;
         m.Momentum = value;

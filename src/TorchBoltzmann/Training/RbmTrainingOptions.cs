@@ -34,6 +34,20 @@ public sealed record RbmTrainingOptions
     public double LearningRateDecay { get; init; } = 1.0;
     /// <summary>Gibbs steps per negative sample (CD-k / PCD-k).</summary>
     public int K { get; init; } = 1;
+    /// <summary>
+    /// 0 (default): k stays <see cref="K"/>. N ≥ 1: k grows by one every N epochs, k_e = K + ⌊e / N⌋ for epoch e
+    /// (zero-based), and the learning rate of that epoch is divided by k_e / K, η_e = η₀ γ^e K / k_e: the schedule of
+    /// Salakhutdinov's code for a DBM's top RBM (k = ⌈epoch / 20⌉ one-based, rate 0.05 / k).
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]   // off: options serialised as before it existed
+    public int KIncreaseEvery { get; init; }
+    /// <summary>
+    /// Draw the batch's binary states afresh from its values at every batch, v ~ Bernoulli(x) (values in [0, 1] taken as
+    /// probabilities), from the trainer's generator: grey-level digits binarised anew at every pass, as Salakhutdinov's
+    /// code does, instead of once. The epoch metrics see the values as given.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public bool BinarizeEachBatch { get; init; }
     /// <summary>Persistent contrastive divergence (Tieleman 2008): negative chains carry over between batches.</summary>
     public bool Persistent { get; init; }
     /// <summary>
@@ -106,6 +120,9 @@ public sealed record RbmTrainingOptions
     {
         OptionRules.Sgd(Epochs, BatchSize, LearningRate);
         OptionRules.AtLeastOne(K, nameof(K));
+        OptionRules.NonNegative(KIncreaseEvery, nameof(KIncreaseEvery));
+        if (KIncreaseEvery > 0 && (Persistent || Tempering is not null))
+            throw new ArgumentException($"KIncreaseEvery: the growing CD-k schedule is for contrastive divergence; expected 0 with {(Persistent ? "Persistent" : "Tempering")}, got {KIncreaseEvery}.", nameof(KIncreaseEvery));
         OptionRules.Decay(LearningRateDecay, nameof(LearningRateDecay));
         OptionRules.FractionBelowOne(InitialMomentum, nameof(InitialMomentum));
         OptionRules.FractionBelowOne(FinalMomentum, nameof(FinalMomentum));

@@ -5,23 +5,26 @@ using static TorchSharp.torch;
 namespace TorchBoltzmann.Training;
 
 /// <summary>
-/// Exponential learning-rate schedule η_e = η₀ γ^e, set at the start of every epoch e (zero-based) on every parameter
-/// group, each from its own η₀.
+/// Exponential learning-rate schedule η_e = max(η₀ γ^e, floor), set at the start of every epoch e (zero-based) on every
+/// parameter group, each from its own η₀.
 /// </summary>
 public sealed class ExponentialLearningRate : ITrainingCallback
 {
     private readonly optim.Optimizer _optimizer;
     private readonly double[] _baseRates;
     private readonly double _decay;
+    private readonly double _floor;
 
     /// <summary>Creates the schedule.</summary>
     /// <param name="optimizer">The optimizer whose groups' rates are set.</param>
     /// <param name="decay">γ, the factor per epoch.</param>
     /// <param name="baseRates">Each group's η₀ (default: the groups' rates now).</param>
-    public ExponentialLearningRate(optim.Optimizer optimizer, double decay, IReadOnlyList<double>? baseRates = null)
+    /// <param name="floor">No group's rate goes below this: η_e = max(η₀ γ^e, floor) (0: no floor).</param>
+    public ExponentialLearningRate(optim.Optimizer optimizer, double decay, IReadOnlyList<double>? baseRates = null, double floor = 0)
     {
         _optimizer = optimizer ?? throw new ArgumentNullException(nameof(optimizer));
         _decay = decay;
+        _floor = floor;
         _baseRates = (baseRates ?? optimizer.ParamGroups.Select(g => g.LearningRate).ToList()).ToArray();
     }
 
@@ -32,12 +35,13 @@ public sealed class ExponentialLearningRate : ITrainingCallback
     public void OnEpochStart(TrainingLoop loop, int epoch)
     {
         double factor = Math.Pow(_decay, epoch);
+        double RateOf(int group) => Math.Max(_baseRates[group] * factor, _floor);   // η_e = max(η₀ γ^e, floor)
         int gi = 0;
-        foreach (var g in _optimizer.ParamGroups) g.LearningRate = _baseRates[gi++] * factor;
+        foreach (var g in _optimizer.ParamGroups) { g.LearningRate = RateOf(gi); gi++; }
         // TorchSharp's native L-BFGS takes its rate from the optimizer itself, not from its (managed) group.
         if (_optimizer is not OptimizerHelper && _optimizer is optim.ILearningRateController self && _baseRates.Length == 1)
-            self.LearningRate = _baseRates[0] * factor;
-        Rate = _baseRates.Length > 0 ? _baseRates[0] * factor : double.NaN;
+            self.LearningRate = RateOf(0);
+        Rate = _baseRates.Length > 0 ? RateOf(0) : double.NaN;
     }
 }
 

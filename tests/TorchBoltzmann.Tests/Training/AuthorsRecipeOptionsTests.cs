@@ -1,0 +1,112 @@
+using TorchBoltzmann.Data;
+using TorchBoltzmann.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchBoltzmann.Tests.Training.DbnTestUtil;
+
+namespace TorchBoltzmann.Tests.Training;
+
+/// <summary>
+/// The options that express Salakhutdinov's DBM code: the top RBM's growing CD-k (<see cref="RbmTrainingOptions.KIncreaseEvery"/>),
+/// per-batch binarisation (<c>BinarizeEachBatch</c>), the DBM's momentum switch and learning-rate floor.
+/// </summary>
+public class AuthorsRecipeOptionsTests
+{
+    /// <summary>Bars-and-stripes 3×3 × 20 (280 rows), float32.</summary>
+    private static Tensor Bars()
+    {
+        using var bas = SyntheticData.BarsAndStripes(3);
+        using var rep = bas.repeat(20, 1);
+        return rep.to_type(ScalarType.Float32);
+    }
+
+    private static (List<Tensor> Weights, IReadOnlyList<RbmEpochMetrics> History) TrainRbm(RbmTrainingOptions options, Tensor data)
+    {
+        using var init = new Generator(5);
+        using var rbm = boltzmann.RBM(9, 6, generator: init);
+        using var trainer = new RbmTrainer(rbm, options);
+        var history = trainer.Fit(data);
+        return (rbm.parameters().Select(p => p.detach().clone()).ToList(), history);
+    }
+
+    /// <summary>
+    /// k_e = K + ⌊e / N⌋ with the rate η₀ γ^e K / k_e: with N = 2 the epochs' rates are η₀, η₀γ, η₀γ²/2, η₀γ³/2, η₀γ⁴/3;
+    /// the first N epochs are the plain CD-1 run's bit for bit (k = 1 there); the run then leaves it (k = 2 and a halved
+    /// rate change the weights). With PCD or tempering the schedule is refused in one message naming the option.
+    /// </summary>
+    [Fact]
+    public void GrowingK_SetsEachEpochsRate_AndMatchesCd1UntilItGrows()
+    {
+        using var data = Bars();
+        var plain = new RbmTrainingOptions { Epochs = 2, BatchSize = 14, LearningRate = 0.1, LearningRateDecay = 0.9, Seed = 3, MetricsEvery = 0 };
+        var growing = plain with { Epochs = 5, KIncreaseEvery = 2 };
+        var (w2, _) = TrainRbm(plain, data);
+        var (w5, history) = TrainRbm(growing, data);
+        var (w2g, _) = TrainRbm(growing with { Epochs = 2 }, data);
+        double[] expected = [0.1, 0.09, 0.081 / 2, 0.0729 / 2, 0.06561 / 3];
+        Assert.Equal(5, history.Count);
+        for (int e = 0; e < 5; e++) Assert.Equal(expected[e], history[e].LearningRate!.Value, 12);
+        foreach (var (a, b) in w2.Zip(w2g, (a, b) => (a, b))) Assert.True(Same(a, b), "the first two epochs (k = 1) differ from CD-1's");
+        Assert.Equal(w2.Count, w2g.Count);
+        Assert.Contains(w2.Zip(w5), p => !Same(p.First, p.Second));
+        var e1 = Assert.Throws<ArgumentException>(() => (growing with { Persistent = true }).Validate());
+        Assert.Contains("KIncreaseEvery", e1.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => (plain with { KIncreaseEvery = -1 }).Validate());
+    }
+
+    /// <summary>
+    /// Per-batch binarisation feeds the trainers binary draws of the grey levels, not the grey levels: on grey data
+    /// (every pixel 0.3 or 0.7) an RBM's and a DBM's runs with the option end with other weights than the same runs without it.
+    /// </summary>
+    [Fact]
+    public void BinarizeEachBatch_TrainsOnDraws_NotOnTheGreyLevels()
+    {
+        using var bars = Bars();
+        using var grey = bars.mul(0.4).add_(0.3);   // 0 → 0.3, 1 → 0.7
+        var options = new RbmTrainingOptions { Epochs = 3, BatchSize = 14, LearningRate = 0.1, Seed = 3, MetricsEvery = 0 };
+        var (asGiven, _) = TrainRbm(options, grey);
+        var (drawn, _) = TrainRbm(options with { BinarizeEachBatch = true }, grey);
+        Assert.Contains(asGiven.Zip(drawn), p => !Same(p.First, p.Second));
+
+        using var dbmData = DbmTrainerTests.Patterns(4, rows: 40);
+        using var greyDbm = dbmData.to_type(ScalarType.Float32).mul(0.4).add_(0.3);
+        var dbmOptions = new DbmTrainingOptions { Epochs = 2, BatchSize = 10, LearningRate = 0.05, Chains = 10, GibbsSteps = 1, Seed = 5, MetricsEvery = 0 };
+        List<Tensor> Dbm(DbmTrainingOptions o)
+        {
+            using var g = new Generator(6);
+            using var dbm = boltzmann.DBM([6, 4, 3], generator: g);
+            using var trainer = new DbmTrainer(dbm, o);
+            trainer.Fit(greyDbm);
+            return dbm.parameters().Select(p => p.detach().clone()).ToList();
+        }
+        Assert.Contains(Dbm(dbmOptions).Zip(Dbm(dbmOptions with { BinarizeEachBatch = true })), p => !Same(p.First, p.Second));
+    }
+
+    /// <summary>
+    /// The DBM's momentum is <c>Momentum</c> before <c>MomentumSwitchEpoch</c> and <c>FinalMomentum</c> from it on, in the
+    /// optimizer's groups; the rate is max(η₀ γ^e, floor) in the epochs' metrics; both are refused out of range.
+    /// </summary>
+    [Fact]
+    public void DbmMomentumSwitch_AndRateFloor_FollowTheirSchedules()
+    {
+        using var data = DbmTrainerTests.Patterns(4, rows: 20);
+        var options = new DbmTrainingOptions
+        {
+            Epochs = 4, BatchSize = 10, LearningRate = 0.01, LearningRateDecay = 0.5, MinLearningRate = 0.003, Momentum = 0.5, FinalMomentum = 0.9,
+            MomentumSwitchEpoch = 2, Chains = 10, GibbsSteps = 1, Seed = 5, MetricsEvery = 0,
+        };
+        using var g = new Generator(6);
+        using var dbm = boltzmann.DBM([6, 4, 3], dtype: ScalarType.Float64, generator: g);
+        using var trainer = new DbmTrainer(dbm, options);
+        var seen = new List<double>();
+        var progress = new CallbackProgress<LoopProgress<DbmEpochMetrics>>(p =>
+        {
+            if (p.EpochMetrics is null && p.Batch == 1) seen.Add(((optim.IMomentum)trainer.Optimizer.ParamGroups.First()).Momentum);
+        });
+        var history = trainer.Fit(data, progress);
+        Assert.Equal([0.5, 0.5, 0.9, 0.9], seen);
+        Assert.Equal([0.01, 0.005, 0.003, 0.003], history.Select(m => m.LearningRate));
+        Assert.Throws<ArgumentOutOfRangeException>(() => (options with { FinalMomentum = 1.0 }).Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => (options with { MinLearningRate = -1 }).Validate());
+    }
+}

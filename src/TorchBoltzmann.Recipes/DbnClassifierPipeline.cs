@@ -103,14 +103,27 @@ public static class DbnClassifierPipeline
         // Per-layer overrides are appended only when there are any, so that the tags of runs without them (and their
         // checkpoints) stay as they were.
         if (given is null)
-            tag["pretraining"] = $"here: {preset.Pretraining.Layer}" + (preset.Pretraining.PerLayer is { } per
-                ? $"; per layer: [{string.Join(", ", per.Select(o => o?.ToString() ?? "as above"))}]" : "");
+            tag["pretraining"] = $"here: {TagText(preset.Pretraining.Layer)}" + (preset.Pretraining.PerLayer is { } per
+                ? $"; per layer: [{string.Join(", ", per.Select(o => o is null ? "as above" : TagText(o)))}]" : "");
         else
         {
             using var _ = torch.no_grad();
             tag["pretraining"] = "given DBN, Σ|θ| = " + string.Join(" + ", given.parameters().Select(p => { using var a = p.abs(); return Sum(a); }));
         }
         return tag;
+    }
+
+    /// <summary>
+    /// A layer's options as the checkpoint tag states them: the record's text without the members added after tags were
+    /// first written (<c>KIncreaseEvery</c>, <c>BinarizeEachBatch</c>) while they are off, so that the checkpoints of runs
+    /// written before those options existed still continue.
+    /// </summary>
+    internal static string TagText(RbmTrainingOptions options)
+    {
+        string text = options.ToString();
+        if (options.KIncreaseEvery == 0) text = text.Replace(", KIncreaseEvery = 0", "");
+        if (!options.BinarizeEachBatch) text = text.Replace(", BinarizeEachBatch = False", "");
+        return text;
     }
 
     /// <summary>Runs a preset: <see cref="Check"/>, <see cref="Pretrain"/>, <see cref="FineTune"/>, then <see cref="Refit"/>

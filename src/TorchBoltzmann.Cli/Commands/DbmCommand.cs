@@ -41,7 +41,7 @@ internal static class DbmCommand
         var chains = new Option<int>("--chains") { Description = "Persistent Gibbs chains of the negative phase", DefaultValueFactory = _ => 100 };
         var gibbs = new Option<int>("--gibbs-steps") { Description = "Block Gibbs steps of the chains per update", DefaultValueFactory = _ => 5 };
         var mfIters = new Option<int>("--mf-iters") { Description = "Mean-field sweeps per batch at most (positive phase)", DefaultValueFactory = _ => 10 };
-        var pretrainLr = new Option<double>("--pretrain-lr") { Description = "Learning rate of the pretraining RBMs (SGD, momentum 0.5 then 0.9 from epoch 5)", DefaultValueFactory = _ => 0.1 };
+        var pretrainLr = new Option<double>("--pretrain-lr") { Description = "Learning rate of the pretraining RBMs (SGD, momentum 0.5 then 0.9 after 5 epochs)", DefaultValueFactory = _ => 0.1 };
         var pretrainWeightDecay = new Option<double>("--pretrain-weight-decay") { Description = "L2 weight decay of the pretraining RBMs", DefaultValueFactory = _ => 2e-4 };
         var pretrainKEvery = new Option<int>("--pretrain-k-every")
         {
@@ -49,7 +49,7 @@ internal static class DbmCommand
                           "(Salakhutdinov's code: N = 20, so k reaches 10 in 200 epochs)",
             DefaultValueFactory = _ => 0,
         };
-        var finalMomentum = new Option<double?>("--final-momentum") { Description = "Momentum of the DBM's SGD from epoch 5 on (default: --momentum throughout; Salakhutdinov's code: 0.9)" };
+        var finalMomentum = new Option<double?>("--final-momentum") { Description = "Momentum of the DBM's SGD after its first 5 epochs (default: --momentum throughout; Salakhutdinov's code: 0.9)" };
         var minLr = new Option<double>("--min-lr") { Description = "Floor of the DBM's decaying learning rate (0: none; Salakhutdinov's code: 0.0001)", DefaultValueFactory = _ => 0.0 };
         var pretrainEpochs = new Option<string>("--pretrain-epochs")
         {
@@ -180,10 +180,11 @@ internal static class DbmCommand
     /// 0.001, momentum 0.5 then 0.9, the top RBM's k growing by one every 20 epochs with its rate divided by k), the
     /// digits binarised anew at every batch; 500 epochs of joint training, as the paper used (the demo's default is 300,
     /// with a comment that the paper's results took 500), at the code's rate 0.001, ×0.991 per epoch (its ÷1.000015 per
-    /// batch of 600 batches) down to its floor 0.0001, momentum 0.5 then 0.9 from epoch 5; conjugate-gradient fine-tuning
+    /// batch of 600 batches) down to its floor 0.0001, momentum 0.5 then 0.9 after 5 epochs; conjugate-gradient fine-tuning
     /// for 100 epochs on mini-batches of 5,000 with 3 line searches each (<c>backprop</c>); AIS with 20,000 β steps. The
     /// chains (100 × 5 Gibbs steps), mean-field sweeps (10) and batch (100) are the command's defaults and the paper's. Not
-    /// reproduced: the code's sparsity penalty and its label units joined to the top layer.
+    /// reproduced: the code's sparsity penalty, its label units joined to the top layer, its initial weights (0.001·N(0, 1),
+    /// zero visible biases) and its fine-tuning and classification on grey digits (here on the stochastic draw).
     /// </summary>
     internal static class Paper
     {
@@ -313,7 +314,7 @@ internal static class DbmCommand
                                        (a.Preset is null ? "" : $" (--preset {a.Preset} fine-tunes: give --finetune-validation, or --finetune-epochs 0)"));
             if (a.Preset is not null) Terminal.Line($"Preset {a.Preset}: {Paper.Description} (options given on the command line take precedence).");
             Terminal.Line($"Training DBM {string.Join("-", sizes)} on {trainCount} digits{(streamed is null ? $" {Binarisation(a)}" : $" streamed from {streamed.Path}")}, {options.Epochs} epoch(s), lr {options.LearningRate} (×{options.LearningRateDecay}/epoch), " +
-                          $"{(options.MinLearningRate > 0 ? $"floor {options.MinLearningRate}, " : "")}momentum {options.Momentum}{(options.FinalMomentum is { } fm ? $" then {fm} from epoch {options.MomentumSwitchEpoch}" : "")}{(options.Centering ? $", centered (ν {options.CenteringRate})" : "")}, {options.Chains} chains × {options.GibbsSteps} Gibbs steps, ≤ {options.MeanFieldIterations} mean-field sweeps, batch {options.BatchSize}, device {device}, seed {options.Seed}");
+                          $"{(options.MinLearningRate > 0 ? $"floor {options.MinLearningRate}, " : "")}momentum {options.Momentum}{(options.FinalMomentum is { } fm ? $" then {fm} after {options.MomentumSwitchEpoch} epochs" : "")}{(options.Centering ? $", centered (ν {options.CenteringRate})" : "")}, {options.Chains} chains × {options.GibbsSteps} Gibbs steps, ≤ {options.MeanFieldIterations} mean-field sweeps, batch {options.BatchSize}, device {device}, seed {options.Seed}");
 
             using var gen = new Generator(options.Seed, device);
             using var dbm = boltzmann.DBM(sizes, device: device, generator: gen);

@@ -58,6 +58,8 @@ public sealed class DbmTrainer : ResumableTrainer, IDisposable
         _ownsOptimizer = optimizer is null;
         _optimizer = optimizer ?? optim.SGD(dbm.parameters(), Options.LearningRate, momentum: Options.Momentum);
         _ownsGenerator = generator is null;
+        if (Options.BinarizeEachBatch && dbm.visible_units.Name != Units.UnitType.Bernoulli.Name)
+            throw new ArgumentException($"options: BinarizeEachBatch draws {{0, 1}} visible states; expected Bernoulli visible units, got {dbm.visible_units.Name}.", nameof(options));
         _generator = generator ?? new Generator(Options.Seed, dbm.device);
     }
 
@@ -193,7 +195,11 @@ public sealed class DbmTrainer : ResumableTrainer, IDisposable
             double sweeps = trainer._batches > 0 ? trainer._sweeps / trainer._batches : double.NaN;
             if (!end.Measures(o.MetricsEvery, o.Epochs))
                 return new DbmEpochMetrics(end.Epoch + 1, o.Epochs, end.Seconds, schedule.Rate, sweeps, null, null, null);
-            using var rows = data.Rows(0, Math.Min(o.MetricsRows, data.Count), trainer._dbm.dtype, trainer._dbm.device);
+            using var given = data.Rows(0, Math.Min(o.MetricsRows, data.Count), trainer._dbm.dtype, trainer._dbm.device);
+            // With per-batch binarisation the metrics see one fixed draw of the metric rows (seeded by the options' seed,
+            // apart from the run's generator), so that every epoch's figures are on the same binary digits.
+            using var binarizer = o.BinarizeEachBatch ? new Generator(o.Seed, trainer._dbm.device) : null;
+            using var rows = binarizer is null ? given.alias() : Data.Binarize.Stochastic(given, binarizer);
             var (recon, bound, ll) = Measure(trainer._dbm, rows);
             return new DbmEpochMetrics(end.Epoch + 1, o.Epochs, end.Seconds, schedule.Rate, sweeps, recon, bound, ll);
         }

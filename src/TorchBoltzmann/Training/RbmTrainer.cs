@@ -85,6 +85,8 @@ public sealed class RbmTrainer : ResumableTrainer, IDisposable
         _baseRates = _optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();   // η₀ of the rate schedule, whatever later fits set
         _swaps = new SwapWindow(this);
         _ownsGenerator = generator is null;
+        if (Options.BinarizeEachBatch && rbm.visible_units.Name != Units.UnitType.Bernoulli.Name)
+            throw new ArgumentException($"options: BinarizeEachBatch draws {{0, 1}} visible states; expected Bernoulli visible units, got {rbm.visible_units.Name}.", nameof(options));
         _generator = generator ?? new Generator(Options.Seed, rbm.device);
     }
 
@@ -286,6 +288,9 @@ public sealed class RbmTrainer : ResumableTrainer, IDisposable
 
     /// <summary>Gibbs steps of the current epoch's negative phase (<see cref="RbmTrainingOptions.K"/>, or the growing schedule's k_e).</summary>
     private int _k;
+
+    /// <summary>The Gibbs steps k the negative phase takes now (<see cref="RbmTrainingOptions.K"/>, or the growing schedule's k_e in its epoch).</summary>
+    internal int CurrentK => _k;
 
     /// <summary>The momentum of the current epoch as its metrics report it (null when the optimizer has none).</summary>
     private double? _epochMomentum;

@@ -19,6 +19,10 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     [InlineData("--pretrain-epochs must give one number, or one per RBM (2 for --layers of 3 sizes), got 3: '1,2,3'", "--pretrain-epochs", "1,2,3")]
     [InlineData("--pretrain-epochs must be 0 for every RBM (no pretraining) or at least 1 for each, got '0,5'", "--pretrain-epochs", "0,5")]
     [InlineData("--stream binarises the streamed images at 0.5; it does not combine with --binarize stochastic", "--binarize", "stochastic", "--stream", "/tmp")]
+    [InlineData("--stream binarises the streamed images at 0.5; it does not combine with --binarize each-batch", "--binarize", "each-batch", "--stream", "/tmp")]
+    [InlineData("--pretrain-k-every must be ≥ 0, got -1", "--pretrain-k-every", "-1")]
+    [InlineData("--pretrain-lr must be positive and finite, got 0", "--pretrain-lr", "0")]
+    [InlineData("--final-momentum must be in [0, 1), got 1", "--final-momentum", "1")]
     [InlineData("--preset paper is the recipe of a DBM with two hidden layers (784,500,1000), got --layers '784,500,500,1000'", "--preset", "paper", "--layers", "784,500,500,1000")]
     [InlineData("--centering-rate must be in (0, 1], got 0", "--centering", "--centering-rate", "0")]
     [InlineData("--finetune-lr must be > 0 and finite, got 0", "--finetune-epochs", "1", "--finetune-lr", "0")]
@@ -158,7 +162,7 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Contains("Preset paper: Salakhutdinov & Hinton 2009", stdout);
         Assert.Contains("on 200 digits binarised anew at every batch (the test and fine-tuning digits stochastically once, seed 1), 1 epoch(s), " +
-                        "lr 0.001 (×0.991/epoch), floor 0.0001, momentum 0.5 then 0.9 from epoch 5", stdout);
+                        "lr 0.001 (×0.991/epoch), floor 0.0001, momentum 0.5 then 0.9 after 5 epochs", stdout);
         Assert.Contains("CD-k with k + 1 every 20 epochs at the top (lr ÷ k), lr 0.05, weight decay 0.001, batch 20", stdout);
         Assert.Contains("conjugate gradients (3 line searches per batch), batch 50", stdout);
         var summary = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(work.File("dbm-metrics.json")))!["summary"]!;

@@ -20,19 +20,20 @@ public class AuthorsRecipeOptionsTests
         return rep.to_type(ScalarType.Float32);
     }
 
-    private static (List<Tensor> Weights, IReadOnlyList<RbmEpochMetrics> History) TrainRbm(RbmTrainingOptions options, Tensor data)
+    private static (List<Tensor> Weights, IReadOnlyList<RbmEpochMetrics> History) TrainRbm(RbmTrainingOptions options, Tensor data, List<int>? ks = null)
     {
         using var init = new Generator(5);
         using var rbm = boltzmann.RBM(9, 6, generator: init);
         using var trainer = new RbmTrainer(rbm, options);
-        var history = trainer.Fit(data);
+        var progress = ks is null ? null : new CallbackProgress<TrainingProgress>(p => { if (p.EpochMetrics is null && p.Batch == 1) ks.Add(trainer.CurrentK); });
+        var history = trainer.Fit(data, progress: progress);
         return (rbm.parameters().Select(p => p.detach().clone()).ToList(), history);
     }
 
     /// <summary>
     /// k_e = K + ⌊e / N⌋ with the rate η₀ γ^e K / k_e: with N = 2 the epochs' rates are η₀, η₀γ, η₀γ²/2, η₀γ³/2, η₀γ⁴/3;
-    /// the first N epochs are the plain CD-1 run's bit for bit (k = 1 there); the run then leaves it (k = 2 and a halved
-    /// rate change the weights). With PCD or tempering the schedule is refused in one message naming the option.
+    /// the negative phase takes k = 1, 1, 2, 2, 3 steps (read at each epoch's first batch); the first N epochs are the
+    /// plain CD-1 run's bit for bit (k = 1 there), and its third epoch differs from a plain CD-1 run's third. With PCD or tempering the schedule is refused in one message naming the option.
     /// </summary>
     [Fact]
     public void GrowingK_SetsEachEpochsRate_AndMatchesCd1UntilItGrows()
@@ -41,14 +42,18 @@ public class AuthorsRecipeOptionsTests
         var plain = new RbmTrainingOptions { Epochs = 2, BatchSize = 14, LearningRate = 0.1, LearningRateDecay = 0.9, Seed = 3, MetricsEvery = 0 };
         var growing = plain with { Epochs = 5, KIncreaseEvery = 2 };
         var (w2, _) = TrainRbm(plain, data);
-        var (w5, history) = TrainRbm(growing, data);
+        var ks = new List<int>();
+        var (w5, history) = TrainRbm(growing, data, ks);
         var (w2g, _) = TrainRbm(growing with { Epochs = 2 }, data);
+        var (w3, _) = TrainRbm(growing with { Epochs = 3 }, data);
+        var (w3k2, _) = TrainRbm(plain with { Epochs = 3 }, data);   // k = 1 in epoch 3 too: it must differ from the k = 2 epoch
         double[] expected = [0.1, 0.09, 0.081 / 2, 0.0729 / 2, 0.06561 / 3];
+        Assert.Equal([1, 1, 2, 2, 3], ks);
+        Assert.Contains(w3.Zip(w3k2), p => !Same(p.First, p.Second));
         Assert.Equal(5, history.Count);
         for (int e = 0; e < 5; e++) Assert.Equal(expected[e], history[e].LearningRate!.Value, 12);
         foreach (var (a, b) in w2.Zip(w2g, (a, b) => (a, b))) Assert.True(Same(a, b), "the first two epochs (k = 1) differ from CD-1's");
         Assert.Equal(w2.Count, w2g.Count);
-        Assert.Contains(w2.Zip(w5), p => !Same(p.First, p.Second));
         var e1 = Assert.Throws<ArgumentException>(() => (growing with { Persistent = true }).Validate());
         Assert.Contains("KIncreaseEvery", e1.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => (plain with { KIncreaseEvery = -1 }).Validate());
@@ -80,6 +85,23 @@ public class AuthorsRecipeOptionsTests
             return dbm.parameters().Select(p => p.detach().clone()).ToList();
         }
         Assert.Contains(Dbm(dbmOptions).Zip(Dbm(dbmOptions with { BinarizeEachBatch = true })), p => !Same(p.First, p.Second));
+    }
+
+    /// <summary>
+    /// The options' text in <c>tbm mnist</c>'s checkpoint tag leaves out the later options while they are off (so that
+    /// checkpoints written before they existed continue) and states them when on.
+    /// </summary>
+    [Fact]
+    public void PipelineTag_OmitsTheLaterOptionsWhileOff()
+    {
+        var off = TorchBoltzmann.Recipes.DbnClassifierPipeline.TagText(new RbmTrainingOptions());
+        Assert.DoesNotContain("KIncreaseEvery", off);
+        Assert.DoesNotContain("BinarizeEachBatch", off);
+        Assert.Contains("K = 1, Persistent = False", off);
+        var on = TorchBoltzmann.Recipes.DbnClassifierPipeline.TagText(new RbmTrainingOptions { KIncreaseEvery = 20, BinarizeEachBatch = true });
+        Assert.Contains("KIncreaseEvery = 20", on);
+        Assert.Contains("BinarizeEachBatch = True", on);
+        Assert.Throws<ArgumentException>(() => new RbmTrainer(boltzmann.RBM(4, 3, visible: TorchBoltzmann.Units.UnitType.Gaussian), new RbmTrainingOptions { BinarizeEachBatch = true }));
     }
 
     /// <summary>

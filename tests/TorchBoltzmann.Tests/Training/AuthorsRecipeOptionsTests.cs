@@ -12,13 +12,8 @@ namespace TorchBoltzmann.Tests.Training;
 /// </summary>
 public class AuthorsRecipeOptionsTests
 {
-    /// <summary>Bars-and-stripes 3×3 × 20 (280 rows), float32.</summary>
-    private static Tensor Bars()
-    {
-        using var bas = SyntheticData.BarsAndStripes(3);
-        using var rep = bas.repeat(20, 1);
-        return rep.to_type(ScalarType.Float32);
-    }
+    /// <summary>Bars-and-stripes 3×3 × 40 (560 rows), float32.</summary>
+    private static Tensor Bars() => RbmTrainerCheckpointTests.Data();
 
     private static (List<Tensor> Weights, IReadOnlyList<RbmEpochMetrics> History) TrainRbm(RbmTrainingOptions options, Tensor data, List<int>? ks = null)
     {

@@ -12,7 +12,7 @@ namespace TorchBoltzmann.Tests.Training;
 public class RbmTrainerCheckpointTests
 {
     /// <summary>Bars-and-stripes 3×3 (14 patterns) × 40, float32: 560 rows, so batches of 15 leave a short last batch of 5.</summary>
-    private static Tensor Data()
+    internal static Tensor Data()
     {
         using var bas = SyntheticData.BarsAndStripes(3);
         using var rep = bas.repeat(40, 1);

@@ -21,6 +21,13 @@ public sealed record UpDownOptions
     /// <summary>η, the step of every update (generative, top associative memory, recognition).</summary>
     public double LearningRate { get; init; } = 0.01;
 
+    /// <summary>
+    /// The step of the top associative memory's parameters (W_top, b_top, c_top) when it differs from
+    /// <see cref="LearningRate"/>, which the generative and recognition weights of the lower layers keep; null: one rate
+    /// for all. The paper does not give its rates; this separates the memory that holds the labels from the layers below.
+    /// </summary>
+    public double? TopLearningRate { get; init; }
+
     /// <summary>μ of SGD with momentum (heavy ball, PyTorch's convention: u ← μu + g, θ ← θ − ηu).</summary>
     public double Momentum { get; init; } = 0.5;
 
@@ -54,6 +61,8 @@ public sealed record UpDownOptions
     public void Validate()
     {
         OptionRules.Sgd(Epochs, BatchSize, LearningRate);
+        if (TopLearningRate is { } top && !(top >= 0 && double.IsFinite(top)))
+            throw new ArgumentOutOfRangeException(nameof(TopLearningRate), top, "TopLearningRate: expected a finite value ≥ 0 (or null: the LearningRate).");
         OptionRules.FractionBelowOne(Momentum, nameof(Momentum));
         OptionRules.NonNegativeFinite(WeightDecay, nameof(WeightDecay));
         OptionRules.NonNegative(MetricsEvery, nameof(MetricsEvery));

@@ -70,7 +70,11 @@ public sealed class UpDownTrainer : ResumableTrainer, IDisposable
         _ownsGenerator = generator is null;
         _generator = generator ?? new Generator(Options.Seed, dbn.device);
         _parameters = TrainedParameters();
-        _optimizer = optim.SGD(_parameters, Options.LearningRate, momentum: Options.Momentum);
+        // Two groups when the top memory has its own step: the lower layers' R, r, W, b at η, the top RBM at η_top.
+        _optimizer = Options.TopLearningRate is { } top
+            ? optim.SGD([new SGD.ParamGroup(_parameters.Take(_parameters.Count - 3), Options.LearningRate, Options.Momentum),
+                         new SGD.ParamGroup(_parameters.Skip(_parameters.Count - 3), top, Options.Momentum)], Options.LearningRate, momentum: Options.Momentum)
+            : optim.SGD(_parameters, Options.LearningRate, momentum: Options.Momentum);
         _k = Options.GibbsStepsAt(0);
     }
 
@@ -168,6 +172,7 @@ public sealed class UpDownTrainer : ResumableTrainer, IDisposable
             ["options.Epochs"] = o.Epochs.ToString(CultureInfo.InvariantCulture),
             ["options.BatchSize"] = o.BatchSize.ToString(CultureInfo.InvariantCulture),
             ["options.LearningRate"] = o.LearningRate.ToString("R", CultureInfo.InvariantCulture),
+            ["options.TopLearningRate"] = o.TopLearningRate?.ToString("R", CultureInfo.InvariantCulture) ?? "null",   // null reads as absent: earlier checkpoints continue
             ["options.Momentum"] = o.Momentum.ToString("R", CultureInfo.InvariantCulture),
             ["options.WeightDecay"] = o.WeightDecay.ToString("R", CultureInfo.InvariantCulture),
             ["options.GibbsSchedule"] = string.Join(",", o.GibbsSchedule),

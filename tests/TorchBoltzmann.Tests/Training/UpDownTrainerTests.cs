@@ -134,6 +134,38 @@ public class UpDownTrainerTests
         foreach (var t in before.Values) t.Dispose();
     }
 
+    /// <summary>
+    /// <see cref="UpDownOptions.TopLearningRate"/>: equal to the learning rate it is the one-rate run bit for bit (two
+    /// parameter groups, the same steps); 0 leaves the top RBM's weight and biases exactly as they were over three steps
+    /// while the lower layers' generative and recognition weights move; a negative or infinite value is refused.
+    /// </summary>
+    [Fact]
+    public void TopLearningRate_StepsTheTopMemoryAlone()
+    {
+        using var v = RandomBinary(8, 5, seed: 22);
+        using var labels = torch.tensor(new long[] { 0, 1, 1, 0, 1, 0, 0, 1 });
+        Dictionary<string, Tensor> Run(UpDownOptions options)
+        {
+            using var dbn = RandomDbn([5, 4, 3, 3], 2, seed: 21);
+            using (var trainer = new UpDownTrainer(dbn, options, new Generator(24)))
+                for (int i = 0; i < 3; i++) Assert.True(trainer.Step(v, labels, 2));
+            return Snapshot(dbn);
+        }
+        var one = Run(new UpDownOptions { LearningRate = 0.05, Momentum = 0.5 });
+        var same = Run(new UpDownOptions { LearningRate = 0.05, TopLearningRate = 0.05, Momentum = 0.5 });
+        var frozen = Run(new UpDownOptions { LearningRate = 0.05, TopLearningRate = 0, Momentum = 0.5 });
+        Dictionary<string, Tensor> start;
+        using (var dbn = RandomDbn([5, 4, 3, 3], 2, seed: 21)) { dbn.untie(); start = Snapshot(dbn); }
+        Assert.Equal(one.Keys.OrderBy(k => k), same.Keys.OrderBy(k => k));
+        foreach (var (key, t) in one) Assert.True(DbnTestUtil.Same(t, same[key]), $"{key} differs with TopLearningRate = LearningRate");
+        foreach (var key in new[] { "layers.2.weight", "layers.2.visible_bias", "layers.2.hidden_bias" })
+            Assert.True(DbnTestUtil.Same(start[key], frozen[key]), $"{key} moved with TopLearningRate = 0");
+        foreach (var key in new[] { "layers.0.weight", "recognition.0.weight", "layers.1.weight", "recognition.1.weight" })
+            Assert.False(DbnTestUtil.Same(start[key], frozen[key]), $"{key} did not move");
+        Assert.Throws<ArgumentOutOfRangeException>(() => new UpDownOptions { TopLearningRate = -0.1 }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new UpDownOptions { TopLearningRate = double.PositiveInfinity }.Validate());
+    }
+
     [Fact]
     public void Options_GibbsSchedule_IsThePapers_InThirdsOfTheRun()
     {

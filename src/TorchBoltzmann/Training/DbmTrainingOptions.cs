@@ -25,8 +25,8 @@ public sealed record DbmTrainingOptions
     public int MomentumSwitchEpoch { get; init; } = 5;
     /// <summary>
     /// Draw the batch's binary visible states afresh at every batch, v ~ Bernoulli(x) from its grey levels, with the
-    /// trainer's generator (Salakhutdinov's code binarises the digits anew at every pass); the epoch metrics see the
-    /// values as given.
+    /// trainer's generator (Salakhutdinov's code binarises the digits anew at every pass); the epoch metrics are measured
+    /// on one fixed draw of their rows (seeded by <see cref="Seed"/>).
     /// </summary>
     public bool BinarizeEachBatch { get; init; }
     /// <summary>L2 weight decay λ added to the gradient of every weight matrix (λW_l); biases are not decayed.</summary>

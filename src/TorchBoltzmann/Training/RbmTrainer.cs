@@ -737,6 +737,14 @@ public sealed class RbmTrainer : ResumableTrainer, IDisposable
         using var _ = torch.no_grad();
         var trainSubset = data.Rows(0, Math.Min(Options.MetricsSamples, data.Count), _rbm.dtype, _rbm.device);
         var heldSubset = held?.narrow(0, 0, Math.Min(Options.MetricsSamples, held.shape[0]));
+        if (Options.BinarizeEachBatch)
+        {
+            // One fixed draw of the metric rows (seeded by the options' seed, apart from the run's generator): every
+            // epoch's figures are on the same binary vectors, which the grey levels the run draws from are not.
+            using var draw = new Generator(Options.Seed, _rbm.device);
+            trainSubset = Data.Binarize.Stochastic(trainSubset, draw);
+            heldSubset = heldSubset is null ? null : Data.Binarize.Stochastic(heldSubset.to(_rbm.dtype, _rbm.device), draw);
+        }
         return new RbmEpochMetrics(
             epoch + 1, Options.Epochs, seconds, momentum,
             RbmMetrics.reconstruction_error(_rbm, trainSubset),

@@ -44,7 +44,7 @@ public sealed record RbmTrainingOptions
     /// <summary>
     /// Draw the batch's binary states afresh from its values at every batch, v ~ Bernoulli(x) (values in [0, 1] taken as
     /// probabilities), from the trainer's generator: grey-level digits binarised anew at every pass, as Salakhutdinov's
-    /// code does, instead of once. The epoch metrics see the values as given.
+    /// code does, instead of once. The epoch metrics are measured on one fixed draw of their rows (seeded by <see cref="Seed"/>).
     /// </summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
     public bool BinarizeEachBatch { get; init; }

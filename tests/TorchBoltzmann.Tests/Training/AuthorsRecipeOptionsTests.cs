@@ -83,6 +83,43 @@ public class AuthorsRecipeOptionsTests
     }
 
     /// <summary>
+    /// Under per-batch binarisation the epoch metrics are those of one fixed draw of the metric rows, Bernoulli(x) from a
+    /// generator seeded by the options' seed: recomputed here from that draw after training, the RBM's reconstruction
+    /// error and free energy and the DBM's mean-field bound agree with the last epoch's record (the grey rows give others).
+    /// </summary>
+    [Fact]
+    public void BinarizeEachBatch_MeasuresOneFixedDrawOfTheMetricRows()
+    {
+        using var bars = Bars();
+        using var grey = bars.mul(0.4).add_(0.3);
+        using var init = new Generator(5);
+        using var rbm = boltzmann.RBM(9, 6, generator: init);
+        var options = new RbmTrainingOptions { Epochs = 2, BatchSize = 14, LearningRate = 0.1, Seed = 3, MetricsSamples = 100, BinarizeEachBatch = true };
+        using (var trainer = new RbmTrainer(rbm, options))
+        {
+            var last = trainer.Fit(grey)[^1];
+            using var rows = grey.narrow(0, 0, 100);
+            using var g = new Generator(3);
+            using var drawn = Binarize.Stochastic(rows, g);
+            Assert.Equal(TorchBoltzmann.Evaluation.RbmMetrics.reconstruction_error(rbm, drawn), last.ReconstructionError!.Value, 6);
+            Assert.Equal(TorchBoltzmann.Evaluation.RbmMetrics.mean_free_energy(rbm, drawn), last.FreeEnergyTrain!.Value, 6);
+            Assert.NotEqual(TorchBoltzmann.Evaluation.RbmMetrics.mean_free_energy(rbm, rows), last.FreeEnergyTrain!.Value, 3);
+        }
+
+        using var dbmData = DbmTrainerTests.Patterns(4, rows: 40);
+        using var greyDbm = dbmData.to_type(ScalarType.Float32).mul(0.4).add_(0.3);
+        using var gd = new Generator(6);
+        using var dbm = boltzmann.DBM([6, 4, 3], generator: gd);
+        var dbmOptions = new DbmTrainingOptions { Epochs = 2, BatchSize = 10, LearningRate = 0.05, Chains = 10, GibbsSteps = 1, Seed = 5, MetricsRows = 30, BinarizeEachBatch = true };
+        using var dbmTrainer = new DbmTrainer(dbm, dbmOptions);
+        var lastDbm = dbmTrainer.Fit(greyDbm)[^1];
+        using var dbmRows = greyDbm.narrow(0, 0, 30);
+        using var g2 = new Generator(5);
+        using var dbmDrawn = Binarize.Stochastic(dbmRows, g2);
+        Assert.Equal(DbmTrainer.Measure(dbm, dbmDrawn).bound, lastDbm.MeanFieldBound!.Value, 6);
+    }
+
+    /// <summary>
     /// The options' text in <c>tbm mnist</c>'s checkpoint tag leaves out the later options while they are off (so that
     /// checkpoints written before they existed continue) and states them when on.
     /// </summary>

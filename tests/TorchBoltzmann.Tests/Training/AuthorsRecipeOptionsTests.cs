@@ -1,4 +1,5 @@
 using TorchBoltzmann.Data;
+using TorchBoltzmann.Tests.Data;
 using TorchBoltzmann.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -117,6 +118,68 @@ public class AuthorsRecipeOptionsTests
         using var g2 = new Generator(5);
         using var dbmDrawn = Binarize.Stochastic(dbmRows, g2);
         Assert.Equal(DbmTrainer.Measure(dbm, dbmDrawn).bound, lastDbm.MeanFieldBound!.Value, 6);
+    }
+
+    /// <summary>
+    /// The schedules survive an interruption: an RBM run with the growing k and per-batch binarisation, and a centered DBM
+    /// run with the momentum switch, the rate floor and per-batch binarisation, each cancelled after epoch 2 of 5 and
+    /// continued by a new trainer from its run checkpoint, end with the unbroken run's weights and epoch records exactly
+    /// (the record runs of these recipes are stopped and continued at every session's end).
+    /// </summary>
+    [Fact]
+    public void Schedules_ContinueFromARunCheckpoint_AsAnUnbrokenRun()
+    {
+        using var dir = new TempDirectory();
+        using var bars = Bars();
+        using var grey = bars.mul(0.4).add_(0.3);
+        var rbmOptions = new RbmTrainingOptions { Epochs = 5, BatchSize = 14, LearningRate = 0.1, LearningRateDecay = 0.9, KIncreaseEvery = 2, BinarizeEachBatch = true, Seed = 3, MetricsSamples = 50 };
+        (List<Tensor> W, IReadOnlyList<RbmEpochMetrics>? H) Rbm(string? path, int cancelAfter)
+        {
+            using var init = new Generator(5);
+            using var rbm = boltzmann.RBM(9, 6, generator: init);
+            using var cancel = new CancellationTokenSource();
+            var progress = new CallbackProgress<TrainingProgress>(p => { if (p.EpochMetrics?.Epoch == cancelAfter) cancel.Cancel(); });
+            using var trainer = new RbmTrainer(rbm, rbmOptions) { CheckpointPath = path };
+            IReadOnlyList<RbmEpochMetrics>? history = null;
+            try { history = trainer.Fit(grey, progress: progress, cancellationToken: cancel.Token); }
+            catch (OperationCanceledException) { }
+            return (rbm.parameters().Select(p => p.detach().clone()).ToList(), history);
+        }
+        var (whole, wholeHistory) = Rbm(null, 0);
+        var path = dir.File("rbm.ckpt");
+        Assert.Null(Rbm(path, 2).H);
+        var (resumed, resumedHistory) = Rbm(path, 0);
+        Assert.Equal(whole.Count, resumed.Count);
+        foreach (var (a, b) in whole.Zip(resumed)) Assert.True(Same(a, b), "an RBM parameter differs after continuing");
+        Assert.Equal(wholeHistory!.Select(m => (m.LearningRate, m.ReconstructionError)), resumedHistory!.Select(m => (m.LearningRate, m.ReconstructionError)));
+
+        using var dbmData = DbmTrainerTests.Patterns(4, rows: 40);
+        using var greyDbm = dbmData.to_type(ScalarType.Float32).mul(0.4).add_(0.3);
+        var dbmOptions = new DbmTrainingOptions
+        {
+            Epochs = 5, BatchSize = 10, LearningRate = 0.05, LearningRateDecay = 0.5, MinLearningRate = 0.01, FinalMomentum = 0.9, MomentumSwitchEpoch = 2,
+            BinarizeEachBatch = true, Centering = true, Chains = 10, GibbsSteps = 2, Seed = 5, MetricsRows = 20,
+        };
+        (List<Tensor> W, IReadOnlyList<DbmEpochMetrics>? H) Dbm(string? file, int cancelAfter)
+        {
+            using var g = new Generator(6);
+            using var dbm = boltzmann.DBM([6, 4, 3], generator: g);
+            using var cancel = new CancellationTokenSource();
+            var progress = new CallbackProgress<LoopProgress<DbmEpochMetrics>>(p => { if (p.EpochMetrics?.Epoch == cancelAfter) cancel.Cancel(); });
+            using var trainer = new DbmTrainer(dbm, dbmOptions) { CheckpointPath = file };
+            IReadOnlyList<DbmEpochMetrics>? history = null;
+            try { history = trainer.Fit(greyDbm, progress, cancel.Token); }
+            catch (OperationCanceledException) { }
+            return (dbm.parameters().Select(p => p.detach().clone()).ToList(), history);
+        }
+        var (dbmWhole, dbmWholeHistory) = Dbm(null, 0);
+        var dbmPath = dir.File("dbm.ckpt");
+        Assert.Null(Dbm(dbmPath, 2).H);
+        var (dbmResumed, dbmResumedHistory) = Dbm(dbmPath, 0);
+        Assert.Equal(dbmWhole.Count, dbmResumed.Count);
+        foreach (var (a, b) in dbmWhole.Zip(dbmResumed)) Assert.True(Same(a, b), "a DBM parameter differs after continuing");
+        Assert.Equal(dbmWholeHistory!.Select(m => (m.LearningRate, m.MeanFieldBound)), dbmResumedHistory!.Select(m => (m.LearningRate, m.MeanFieldBound)));
+        Assert.Equal([0.05, 0.025, 0.0125, 0.01, 0.01], dbmWholeHistory!.Select(m => m.LearningRate));
     }
 
     /// <summary>

@@ -38,6 +38,7 @@ internal static class DbnUpDownCommand
         var epochs = new Option<int>("--epochs") { Description = "Up-down epochs (the paper: 300); 0 measures the DBN as loaded (generative error, judged samples) and writes nothing, e.g. to judge an untied DBN again with another --judge; with the run checkpoint of the same --output present, it measures that run as it stands", DefaultValueFactory = _ => 300 };
         var batch = new Option<int>("--batch") { Description = "Mini-batch size (the paper: 10)", DefaultValueFactory = _ => 10 };
         var lr = new Option<double>("--lr") { Description = "Learning rate of every update (generative, top associative memory, recognition)", DefaultValueFactory = _ => 0.01 };
+        var balanced = new Option<bool>("--balanced-batches") { Description = "Arrange each epoch's shuffled digits so that every 10 consecutive ones hold one of each digit (the paper's batches of ten)" };
         var topLr = new Option<double?>("--top-lr") { Description = "Learning rate of the top associative memory alone (default: --lr); the lower layers keep --lr" };
         var momentum = new Option<double>("--momentum") { Description = "SGD momentum, in [0, 1)", DefaultValueFactory = _ => 0.5 };
         var weightDecay = new Option<double>("--weight-decay") { Description = "L2 weight decay on the weight matrices", DefaultValueFactory = _ => 0.0 };
@@ -64,19 +65,19 @@ internal static class DbnUpDownCommand
                                             "the untied DBN, a sample grid per digit, the generative classifier's test error and the samples' judged accuracy before and after. " +
                                             $"Exit codes: 0 done, 1 error, {ExitCodes.Interrupted} interrupted (Ctrl+C or SIGTERM: the checkpoint is kept and the same command continues)")
         {
-            dbnPath, judge, epochs, batch, lr, topLr, momentum, weightDecay, kSchedule, validation, judgePerClass, judgeBurnIn, output, checkpointEvery,
+            dbnPath, judge, epochs, batch, lr, topLr, balanced, momentum, weightDecay, kSchedule, validation, judgePerClass, judgeBurnIn, output, checkpointEvery,
             device, seed, threads, limit, tensorBoard,
         };
         data.AddTo(cmd);
         cmd.SetAction((ParseResult r, CancellationToken ct) => Task.FromResult(Run(new Arguments(
-            r.GetValue(dbnPath)!, r.GetValue(judge), r.GetValue(epochs), r.GetValue(batch), r.GetValue(lr), r.GetValue(topLr), r.GetValue(momentum), r.GetValue(weightDecay),
+            r.GetValue(dbnPath)!, r.GetValue(judge), r.GetValue(epochs), r.GetValue(batch), r.GetValue(lr), r.GetValue(topLr), r.GetValue(balanced), r.GetValue(momentum), r.GetValue(weightDecay),
             r.GetValue(kSchedule)!, r.GetValue(validation), r.GetValue(judgePerClass), r.GetValue(judgeBurnIn), r.GetValue(output), r.GetValue(checkpointEvery),
             data.Read(r), r.GetValue(device)!, r.GetValue(seed), r.GetValue(threads), r.GetValue(limit), r.GetValue(CommonOptions.Verbose),
             r.GetValue(tensorBoard)), ct)));
         return cmd;
     }
 
-    private sealed record Arguments(string Dbn, string? Judge, int Epochs, int Batch, double LearningRate, double? TopLearningRate, double Momentum, double WeightDecay,
+    private sealed record Arguments(string Dbn, string? Judge, int Epochs, int Batch, double LearningRate, double? TopLearningRate, bool BalancedBatches, double Momentum, double WeightDecay,
                                     string KSchedule, int Validation, int JudgePerClass, int JudgeBurnIn, string? Output, int CheckpointEvery,
                                     CommonOptions.DataSource Source, string Device, ulong Seed, int Threads, int? Limit, bool Verbose,
                                     string? TensorBoard);
@@ -150,7 +151,7 @@ internal static class DbnUpDownCommand
             var device = CommonOptions.ParseDevice(a.Device);
             var options = new UpDownOptions
             {
-                Epochs = Math.Max(a.Epochs, 1), BatchSize = a.Batch, LearningRate = a.LearningRate, TopLearningRate = a.TopLearningRate, Momentum = a.Momentum, WeightDecay = a.WeightDecay,
+                Epochs = Math.Max(a.Epochs, 1), BatchSize = a.Batch, LearningRate = a.LearningRate, TopLearningRate = a.TopLearningRate, BalancedBatches = a.BalancedBatches, Momentum = a.Momentum, WeightDecay = a.WeightDecay,
                 GibbsSchedule = ParseSchedule(a.KSchedule), Seed = a.Seed,
             };
             OptionFlags.AtLeast("--epochs", a.Epochs, 0);
@@ -213,7 +214,7 @@ internal static class DbnUpDownCommand
                 Terminal.Line($"Measuring the up-down run in {inFlight} (from {a.Dbn}; its options are the run's): {digits}, {testSet.Count} test digits, 0 epochs, device {device}, seed {a.Seed}, {torch.get_num_threads()} threads.");
             else
                 Terminal.Line($"Up-down on {dbn} from {a.Dbn}: {digits}, {testSet.Count} test digits, {a.Epochs} epochs, " +
-                              $"k {string.Join("→", options.GibbsSchedule)}, lr {options.LearningRate}{(options.TopLearningRate is { } tl ? $" (top memory {tl})" : "")}, momentum {options.Momentum}, batch {options.BatchSize}, device {device}, seed {a.Seed}, {torch.get_num_threads()} threads.");
+                              $"k {string.Join("→", options.GibbsSchedule)}, lr {options.LearningRate}{(options.TopLearningRate is { } tl ? $" (top memory {tl})" : "")}, momentum {options.Momentum}, batch {options.BatchSize}{(options.BalancedBatches ? " (one of each digit per 10)" : "")}, device {device}, seed {a.Seed}, {torch.get_num_threads()} threads.");
             double testBefore = GenerativeError(dbn, testX, testY);
             double? judgedBefore = null;
             if (judgeModel is not null)

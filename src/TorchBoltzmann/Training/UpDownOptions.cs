@@ -46,6 +46,13 @@ public sealed record UpDownOptions
     /// <summary>Shuffle the examples every epoch.</summary>
     public bool Shuffle { get; init; } = true;
 
+    /// <summary>
+    /// With <see cref="Shuffle"/> and labels: arrange each epoch's shuffled order so that every run of C consecutive
+    /// examples holds one of each of the C classes (<see cref="BalancedOrder.ByClass"/>), as the paper's mini-batches of
+    /// ten digits held one of each; a batch size that is a multiple of C then gives balanced batches.
+    /// </summary>
+    public bool BalancedBatches { get; init; }
+
     /// <summary>Measure the validation error every this many epochs (and after the last); 0: never.</summary>
     public int MetricsEvery { get; init; } = 1;
 

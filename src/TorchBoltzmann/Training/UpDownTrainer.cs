@@ -130,11 +130,13 @@ public sealed class UpDownTrainer : ResumableTrainer, IDisposable
 
         using var data = train.to(_dbn.dtype, _dbn.device);
         using var y = labels is null ? null : DBN.one_hot(labels, _dbn.n_classes, _dbn.dtype, _dbn.device);
+        using var classOf = Options.BalancedBatches && Options.Shuffle && labels is not null ? labels.to(ScalarType.Int64, _dbn.device, copy: true) : null;
         using var held = validation?.to(_dbn.dtype, _dbn.device);
         using var heldLabels = validationLabels?.to(ScalarType.Int64, _dbn.device);
         var loop = new TrainingLoop<UpDownEpochMetrics>
         {
             Stage = Stage, Epochs = Options.Epochs, BatchSize = Options.BatchSize, Generator = _generator, Shuffle = Options.Shuffle,
+            Arrange = classOf is null ? null : BalancedOrder.ByClass(classOf, _dbn.n_classes),
             Checkpoint = CheckpointPath is null ? null : new CheckpointPolicy(CheckpointPath, "up-down", Identity(data, held), CheckpointEvery),
         };
         loop.Callbacks.Add(new GibbsSchedule(this));
@@ -178,6 +180,7 @@ public sealed class UpDownTrainer : ResumableTrainer, IDisposable
             ["options.GibbsSchedule"] = string.Join(",", o.GibbsSchedule),
             ["options.Seed"] = o.Seed.ToString(CultureInfo.InvariantCulture),
             ["options.Shuffle"] = o.Shuffle.ToString(),
+            ["options.BalancedBatches"] = o.BalancedBatches ? "True" : "null",   // off reads as absent: earlier checkpoints continue
             ["options.MetricsEvery"] = o.MetricsEvery.ToString(CultureInfo.InvariantCulture),
         };
         var (type, architecture) = IO.Checkpoint.Describe(_dbn);

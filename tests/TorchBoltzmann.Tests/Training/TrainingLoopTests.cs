@@ -164,4 +164,28 @@ public class TrainingLoopTests
         Live(1);
         Assert.Equal(Live(2), Live(8));
     }
+
+    /// <summary>
+    /// <see cref="BalancedOrder.ByClass"/>: from a random permutation of 3 classes × 5 examples plus 2 more of class 1,
+    /// the arranged order is a permutation of the same examples; its first 15 come in runs of 3 holding one of each class,
+    /// each class's examples keep the permutation's order, and the surplus of class 1 comes last. Nothing random is drawn
+    /// (the same permutation gives the same order).
+    /// </summary>
+    [Fact]
+    public void BalancedOrder_GivesRunsOfOneExampleOfEachClass_InTheDrawnOrder()
+    {
+        using var labels = torch.tensor(new long[] { 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 1, 1 });
+        using var g = new Generator(7);
+        using var p = torch.randperm(17, generator: g);
+        var arrange = BalancedOrder.ByClass(labels, 3);
+        using var order = arrange(p);
+        using var again = arrange(p);
+        long[] o = order.data<long>().ToArray(), drawn = p.data<long>().ToArray(), y = labels.data<long>().ToArray();
+        Assert.Equal(drawn.OrderBy(x => x), o.OrderBy(x => x));
+        Assert.Equal(o, again.data<long>().ToArray());
+        for (int b = 0; b < 5; b++) Assert.Equal(new long[] { 0, 1, 2 }, o.Skip(3 * b).Take(3).Select(i => y[i]));
+        Assert.Equal(new long[] { 1, 1 }, o.Skip(15).Select(i => y[i]));
+        for (long c = 0; c < 3; c++)
+            Assert.Equal(drawn.Where(i => y[i] == c), o.Where(i => y[i] == c));
+    }
 }

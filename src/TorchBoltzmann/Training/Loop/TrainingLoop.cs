@@ -96,6 +96,37 @@ public interface ITrainingCallback
 /// <param name="EpochMetrics">The epoch's record, once it has ended.</param>
 public sealed record LoopProgress<TMetrics>(string Stage, int Epoch, int Epochs, int Batch, int Batches, TMetrics? EpochMetrics) where TMetrics : class;
 
+/// <summary>Example orders for <see cref="TrainingLoop{TMetrics}.Arrange"/>.</summary>
+public static class BalancedOrder
+{
+    /// <summary>
+    /// Class-balanced batches from a random permutation p of N examples with labels y ∈ {0 … C − 1}: each example's
+    /// rank r among the examples of its class in p, then the order of the keys r·C + y (stable), so that every run of C
+    /// consecutive examples holds one of each class while every class has examples left (the classes with more examples
+    /// fill the end). Batches of C (or a multiple) are then balanced, as the up-down paper's mini-batches of ten digits,
+    /// one of each class, were. Nothing random is drawn: the order is a function of p and y.
+    /// </summary>
+    /// <param name="labels">y, int64 (N), on the permutation's device.</param>
+    /// <param name="classes">C.</param>
+    public static Func<Tensor, Tensor> ByClass(Tensor labels, int classes)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        if (classes < 1) throw new ArgumentOutOfRangeException(nameof(classes), classes, "classes: expected at least 1.");
+        return p =>
+        {
+            using var scope = torch.NewDisposeScope();
+            var y = labels.index_select(0, p);                                             // labels in the drawn order
+            var (sorted, byClass) = y.sort(stable: true);                                   // by class, drawn order kept within a class
+            var counts = torch.bincount(y, minlength: classes);
+            var starts = counts.cumsum(0).sub(counts);                                      // first position of each class in the sort
+            var rank = torch.arange(y.shape[0], device: y.device).sub(starts.index_select(0, sorted));   // r within its class
+            var key = torch.empty_like(y).index_put_(rank.mul(classes).add(sorted), byClass);             // key of each drawn position
+            var (_, arranged) = key.sort(stable: true);
+            return p.index_select(0, arranged).MoveToOuterDisposeScope();
+        };
+    }
+}
+
 /// <summary>Where a run checkpoints: a <see cref="RunCheckpoint"/> file, written every <see cref="Every"/> epochs, after an early stop and when the run ends.</summary>
 /// <param name="Path">The file; a run that finds it continues from it.</param>
 /// <param name="Kind">The kind of run ("rbm", "fine-tuning", …).</param>
@@ -157,6 +188,12 @@ public sealed class TrainingLoop<TMetrics> : TrainingLoop, IStateful where TMetr
     public required Generator Generator { get; init; }
     /// <summary>Shuffle the examples every epoch.</summary>
     public bool Shuffle { get; init; } = true;
+    /// <summary>
+    /// Rearranges each epoch's random permutation before its batches are cut from it (e.g. <see cref="BalancedOrder"/>);
+    /// null: the permutation as drawn. It must return a permutation of the same N examples and draw nothing random, so
+    /// that a continued run orders its epochs as an unbroken one.
+    /// </summary>
+    public Func<Tensor, Tensor>? Arrange { get; init; }
     /// <summary>Where and how often to checkpoint (null: never).</summary>
     public CheckpointPolicy? Checkpoint { get; init; }
     /// <summary>The trainer's state a checkpoint holds besides the loop's own and the callbacks'.</summary>
@@ -204,7 +241,8 @@ public sealed class TrainingLoop<TMetrics> : TrainingLoop, IStateful where TMetr
             foreach (var c in Callbacks) c.OnEpochStart(this, epoch);
             step.BeginEpoch(epoch);
             var batchClock = Stopwatch.StartNew();
-            using (var order = Shuffle ? torch.randperm(count, generator: Generator, device: device) : null)
+            using (var drawn = Shuffle ? torch.randperm(count, generator: Generator, device: device) : null)
+            using (var order = drawn is not null && Arrange is not null ? Arrange(drawn) : drawn?.alias())
             {
                 for (int b = 0; b < batches; b++)
                 {

@@ -60,6 +60,14 @@ internal static class Checks
         if (min < 0 || max >= c) throw new ArgumentException($"{what}: expected class indices in [0, {c - 1}]{why}, got values in [{min}, {max}].");
     }
 
+    /// <summary>Refuses an option that draws {0, 1} visible states (<paramref name="option"/>) for a model whose visible
+    /// units are not Bernoulli.</summary>
+    public static void BernoulliVisible(Units.UnitType visible, string option, string param)
+    {
+        if (visible.Name != Units.UnitType.Bernoulli.Name)
+            throw new ArgumentException($"options: {option} draws {{0, 1}} visible states; expected Bernoulli visible units, got {visible.Name}.", param);
+    }
+
     /// <summary>True when Σ t is finite, i.e. no element is NaN or ±∞ (null counts as finite): the trainers' cheap check of a
     /// statistic before they step (one reduction, one host read).</summary>
     public static bool Finite(Tensor? t)

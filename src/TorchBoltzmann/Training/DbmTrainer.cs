@@ -58,8 +58,7 @@ public sealed class DbmTrainer : ResumableTrainer, IDisposable
         _ownsOptimizer = optimizer is null;
         _optimizer = optimizer ?? optim.SGD(dbm.parameters(), Options.LearningRate, momentum: Options.Momentum);
         _ownsGenerator = generator is null;
-        if (Options.BinarizeEachBatch && dbm.visible_units.Name != Units.UnitType.Bernoulli.Name)
-            throw new ArgumentException($"options: BinarizeEachBatch draws {{0, 1}} visible states; expected Bernoulli visible units, got {dbm.visible_units.Name}.", nameof(options));
+        if (Options.BinarizeEachBatch) Checks.BernoulliVisible(dbm.visible_units, "BinarizeEachBatch", nameof(options));
         _generator = generator ?? new Generator(Options.Seed, dbm.device);
     }
 

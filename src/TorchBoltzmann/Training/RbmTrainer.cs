@@ -85,8 +85,7 @@ public sealed class RbmTrainer : ResumableTrainer, IDisposable
         _baseRates = _optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();   // η₀ of the rate schedule, whatever later fits set
         _swaps = new SwapWindow(this);
         _ownsGenerator = generator is null;
-        if (Options.BinarizeEachBatch && rbm.visible_units.Name != Units.UnitType.Bernoulli.Name)
-            throw new ArgumentException($"options: BinarizeEachBatch draws {{0, 1}} visible states; expected Bernoulli visible units, got {rbm.visible_units.Name}.", nameof(options));
+        if (Options.BinarizeEachBatch) Checks.BernoulliVisible(rbm.visible_units, "BinarizeEachBatch", nameof(options));
         _generator = generator ?? new Generator(Options.Seed, rbm.device);
     }
 
@@ -205,7 +204,9 @@ public sealed class RbmTrainer : ResumableTrainer, IDisposable
         loop.Callbacks.Add(new MomentumSchedule(this));
         loop.Callbacks.Add(_swaps);
         if (Options.KIncreaseEvery > 0) loop.Callbacks.Add(new CdSchedule(this));
-        else if (Options.LearningRateDecay != 1.0) loop.Callbacks.Add(new ExponentialLearningRate(_optimizer, Options.LearningRateDecay, _baseRates));
+        // η_e = η₀ γ^e K / k_e: the growing k divides the rate (Salakhutdinov's rbm_l2), a constant k leaves it alone.
+        if (Options.KIncreaseEvery > 0 || Options.LearningRateDecay != 1.0)
+            loop.Callbacks.Add(new ExponentialLearningRate(_optimizer, Options.LearningRateDecay, _baseRates, epochFactor: e => (double)Options.K / KAt(e)));
         if (state is not null) loop.State.AddRange(state);
         try
         {
@@ -270,20 +271,15 @@ public sealed class RbmTrainer : ResumableTrainer, IDisposable
         }
     }
 
-    /// <summary>
-    /// The growing CD-k schedule (<see cref="RbmTrainingOptions.KIncreaseEvery"/>): at the start of epoch e,
-    /// k_e = K + ⌊e / N⌋ and every group's rate η₀ γ^e K / k_e.
-    /// </summary>
+    /// <summary>The growing CD-k schedule's k in epoch e (zero-based): k_e = K + ⌊e / N⌋ with N =
+    /// <see cref="RbmTrainingOptions.KIncreaseEvery"/>; K throughout when N is 0.</summary>
+    private int KAt(int epoch) => Options.KIncreaseEvery > 0 ? Options.K + epoch / Options.KIncreaseEvery : Options.K;
+
+    /// <summary>The growing CD-k schedule (<see cref="RbmTrainingOptions.KIncreaseEvery"/>): k_e at the start of epoch e;
+    /// the rate's K / k_e goes through the loop's <see cref="ExponentialLearningRate"/>.</summary>
     private sealed class CdSchedule(RbmTrainer trainer) : ITrainingCallback
     {
-        public void OnEpochStart(TrainingLoop loop, int epoch)
-        {
-            var o = trainer.Options;
-            trainer._k = o.K + epoch / o.KIncreaseEvery;
-            double factor = Math.Pow(o.LearningRateDecay, epoch) * o.K / trainer._k;
-            int gi = 0;
-            foreach (var g in trainer._optimizer.ParamGroups) g.LearningRate = trainer._baseRates[gi++] * factor;
-        }
+        public void OnEpochStart(TrainingLoop loop, int epoch) => trainer._k = trainer.KAt(epoch);
     }
 
     /// <summary>Gibbs steps of the current epoch's negative phase (<see cref="RbmTrainingOptions.K"/>, or the growing schedule's k_e).</summary>

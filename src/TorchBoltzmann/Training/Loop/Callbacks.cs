@@ -5,8 +5,9 @@ using static TorchSharp.torch;
 namespace TorchBoltzmann.Training;
 
 /// <summary>
-/// Exponential learning-rate schedule η_e = max(η₀ γ^e, floor), set at the start of every epoch e (zero-based) on every
-/// parameter group, each from its own η₀.
+/// Exponential learning-rate schedule η_e = max(η₀ γ^e f(e), floor), set at the start of every epoch e (zero-based) on
+/// every parameter group, each from its own η₀; f is an optional factor per epoch (1 when none is given), e.g. the
+/// growing CD-k schedule's K / k_e.
 /// </summary>
 public sealed class ExponentialLearningRate : ITrainingCallback
 {
@@ -14,17 +15,20 @@ public sealed class ExponentialLearningRate : ITrainingCallback
     private readonly double[] _baseRates;
     private readonly double _decay;
     private readonly double _floor;
+    private readonly Func<int, double>? _epochFactor;
 
     /// <summary>Creates the schedule.</summary>
     /// <param name="optimizer">The optimizer whose groups' rates are set.</param>
     /// <param name="decay">γ, the factor per epoch.</param>
     /// <param name="baseRates">Each group's η₀ (default: the groups' rates now).</param>
-    /// <param name="floor">No group's rate goes below this: η_e = max(η₀ γ^e, floor) (0: no floor).</param>
-    public ExponentialLearningRate(optim.Optimizer optimizer, double decay, IReadOnlyList<double>? baseRates = null, double floor = 0)
+    /// <param name="floor">No group's rate goes below this: η_e = max(η₀ γ^e f(e), floor) (0: no floor).</param>
+    /// <param name="epochFactor">f(e), a further factor of epoch e's rate (default: 1).</param>
+    public ExponentialLearningRate(optim.Optimizer optimizer, double decay, IReadOnlyList<double>? baseRates = null, double floor = 0, Func<int, double>? epochFactor = null)
     {
         _optimizer = optimizer ?? throw new ArgumentNullException(nameof(optimizer));
         _decay = decay;
         _floor = floor;
+        _epochFactor = epochFactor;
         _baseRates = (baseRates ?? optimizer.ParamGroups.Select(g => g.LearningRate).ToList()).ToArray();
     }
 
@@ -34,8 +38,8 @@ public sealed class ExponentialLearningRate : ITrainingCallback
     /// <inheritdoc />
     public void OnEpochStart(TrainingLoop loop, int epoch)
     {
-        double factor = Math.Pow(_decay, epoch);
-        double RateOf(int group) => Math.Max(_baseRates[group] * factor, _floor);   // η_e = max(η₀ γ^e, floor)
+        double factor = Math.Pow(_decay, epoch) * (_epochFactor?.Invoke(epoch) ?? 1.0);
+        double RateOf(int group) => Math.Max(_baseRates[group] * factor, _floor);   // η_e = max(η₀ γ^e f(e), floor)
         int gi = 0;
         foreach (var g in _optimizer.ParamGroups) { g.LearningRate = RateOf(gi); gi++; }
         // TorchSharp's native L-BFGS takes its rate from the optimizer itself, not from its (managed) group.

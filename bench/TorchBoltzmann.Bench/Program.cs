@@ -28,7 +28,7 @@
 // With --compare: this library side by side with the matrix-product floors, PyTorch and scikit-learn on the same digits
 // (Compare.cs; the peers are bench/peers/peers.py, each column a child process), every column once per repeat (rep-major):
 // the libtorch five-GEMM floor; RBM 784×500 CD-1, CD-10 and PCD-1 epochs; a DBN 784-500-500-2000 pretraining epoch per
-// layer; the dropout fine-tuning epoch of --dropout; a DBM 784-500-1000 epoch; an AIS estimate (100 runs × 1,000 β steps);
+// layer; the dropout fine-tuning epoch of --dropout; a DBM 784-500-1000 epoch (float32, and bfloat16 products); an AIS estimate (100 runs × 1,000 β steps);
 // Gibbs sweeps of --bm's machine. --reps R (3), --threads T, --limit N (first N digits), --peers all|none|a,b,…,
 // --out DIR (bench/results): writes compare-YYYYMMDD-HHMM.md and .csv and latest.md there.
 //   dotnet run -c Release --project bench/TorchBoltzmann.Bench -- --compare --threads 2 --reps 3
@@ -409,11 +409,11 @@ int CompareRun()
         => new(column, seconds, samples, blas, th, LiveTensors: DisposeScopeManager.Statistics.ThreadTotalLiveCount, Note: note, Work: work, WorkUnit: unit);
     long whole = batches * (long)batch;
 
-    double DbmEpoch(Tensor on)
+    double DbmEpoch(Tensor on, ScalarType? computeDtype = null)
     {
         using var g = new Generator(1, device);
         using var dbm = boltzmann.DBM([784, 500, 1000], device: device, generator: g);
-        using var trainer = new DbmTrainer(dbm, new DbmTrainingOptions { Epochs = 1, MetricsEvery = 0 }, generator: g);
+        using var trainer = new DbmTrainer(dbm, new DbmTrainingOptions { Epochs = 1, MetricsEvery = 0, ComputeDtype = computeDtype }, generator: g);
         var clock = Stopwatch.StartNew();
         trainer.Fit(on);
         Sync();
@@ -436,6 +436,7 @@ int CompareRun()
     TrainerEpoch(GradientMode.Direct, on: warmData, computeDtype: ScalarType.BFloat16);
     FineTuneEpoch(warmPixels, warmLabels);
     DbmEpoch(warmData);
+    DbmEpoch(warmData, ScalarType.BFloat16);
     AisSeconds(10, 100);
     DisposeScopeManager.Statistics.Reset();
 
@@ -465,6 +466,8 @@ int CompareRun()
             new("finetune", () => [Ours("ours-finetune", FineTuneEpoch(pixels, labels), n, "DbnClassifier.Build([784, 500, 500, 2000], 10, 0.2, 0.5), FineTuner SGD η 0.1 momentum 0.9, every digit trained on (as --dropout)")])),
         ([C("ours-dbm", "DBM 784-500-1000 epoch")],
             new("dbm", () => [Ours("ours-dbm", DbmEpoch(data), n, "DbmTrainer defaults (mean field 10 iterations, 100 persistent chains × 5 Gibbs steps)")])),
+        ([C("ours-dbm-bf16", "DBM 784-500-1000 epoch, bfloat16 products")],
+            new("dbm-bf16", () => [Ours("ours-dbm-bf16", DbmEpoch(data, ScalarType.BFloat16), n, "DbmTrainer defaults with ComputeDtype = BFloat16 (its own column: never in place of float32)")])),
         ([C("ours-ais", $"AIS log Z of an RBM 784×500, {aisRuns} runs × {aisSteps} β steps")],
             new("ais", () =>
             {

@@ -60,6 +60,11 @@ internal static class Checks
         if (min < 0 || max >= c) throw new ArgumentException($"{what}: expected class indices in [0, {c - 1}]{why}, got values in [{min}, {max}].");
     }
 
+    /// <summary>A module's <c>compute_dtype</c>: null (the model's own), bfloat16, float32 or float64; anything else refused.</summary>
+    public static ScalarType? ComputeDtype(ScalarType? value, string param) =>
+        value is null or ScalarType.BFloat16 or ScalarType.Float32 or ScalarType.Float64 ? value
+            : throw new ArgumentOutOfRangeException(param, value, $"{param}: expected BFloat16, Float32, Float64 or null (Float16 products without loss scaling lose small statistics).");
+
     /// <summary>Refuses an option that draws {0, 1} visible states (<paramref name="option"/>) for a model whose visible
     /// units are not Bernoulli.</summary>
     public static void BernoulliVisible(Units.UnitType visible, string option, string param)

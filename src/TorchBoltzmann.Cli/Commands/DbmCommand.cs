@@ -59,6 +59,14 @@ internal static class DbmCommand
                           "(OUTPUT-STEM-pretrain.ckpt) and inside a layer every --checkpoint-every epochs (OUTPUT-STEM-pretrain.layerN.ckpt), and an interrupted run continues from the last saved epoch",
             DefaultValueFactory = _ => "0",
         };
+        var computeDtype = new Option<string>("--compute-dtype")
+        {
+            Description = "Mixed precision: the dtype of the coupling products of the DBM's mean-field sweeps and Gibbs steps and of the pretraining RBMs' CD passes (float32 or bfloat16); " +
+                          "weights, means, chains, gradients and updates stay float32, and the metrics, fine-tuning, samples and likelihood use float32 products. " +
+                          "Only for CPUs with bfloat16 instructions (AVX512-BF16, AMX): without them much slower than float32 (see the benchmarks)",
+            DefaultValueFactory = _ => "float32",
+        };
+        computeDtype.AcceptOnlyFromAmong("float32", "bfloat16");
         var preset = new Option<string>("--preset")
         {
             Description = $"Recipe whose values replace the defaults of the options not given: none (the defaults shown) or paper ({Paper.Description})",
@@ -123,7 +131,7 @@ internal static class DbmCommand
         var cmd = new Command("dbm", "Train a deep Boltzmann machine on MNIST (binarised at 0.5 or stochastically; Salakhutdinov & Hinton 2009): mean-field positive phase, persistent chains; " +
                                      "then log Z by AIS and the mean-field lower bound on the test log-likelihood. Exit codes: 0 done, 1 error, 130 interrupted (the checkpoint is kept and the same command continues)")
         {
-            preset, binarize, binarizeSeed, layers, epochs, lr, lrDecay, minLr, momentum, finalMomentum, weightDecay, batch, chains, gibbs, mfIters, centering, centeringRate,
+            preset, binarize, binarizeSeed, layers, computeDtype, epochs, lr, lrDecay, minLr, momentum, finalMomentum, weightDecay, batch, chains, gibbs, mfIters, centering, centeringRate,
             pretrainEpochs, pretrainLr, pretrainWeightDecay, pretrainKEvery,
             finetuneEpochs, finetuneLr, finetuneBatch, finetuneOptimizer, finetuneValidation, aisRuns, aisSteps, testRows, output, checkpointEvery,
             device, seed, threads, limit, tensorBoard, stream,
@@ -144,6 +152,7 @@ internal static class DbmCommand
                     BinarizeEachBatch = binarisation == "each-batch",
                     WeightDecay = r.GetValue(weightDecay), BatchSize = r.GetValue(batch), Chains = r.GetValue(chains), GibbsSteps = r.GetValue(gibbs),
                     MeanFieldIterations = r.GetValue(mfIters), Centering = r.GetValue(centering), CenteringRate = r.GetValue(centeringRate), Seed = r.GetValue(seed),
+                    ComputeDtype = r.GetValue(computeDtype) == "bfloat16" ? ScalarType.BFloat16 : null,
                 },
                 Get(pretrainEpochs, Paper.PretrainEpochs)!, new Pretraining(Get(pretrainLr, Paper.PretrainLearningRate), Get(pretrainWeightDecay, Paper.PretrainWeightDecay), Get(pretrainKEvery, Paper.PretrainKEvery)),
                 // The recipe fine-tunes by CG on batches of 5,000; not when streaming (no labels are read) unless asked for,
@@ -226,7 +235,7 @@ internal static class DbmCommand
     /// <summary>
     /// The pretraining options of <c>--pretrain-epochs</c> <paramref name="epochs"/> (one count per RBM, bottom first):
     /// <see cref="RbmTrainingOptions"/>' defaults (CD-1, momentum 0.5 then 0.9) with <paramref name="learningRate"/>,
-    /// <paramref name="weightDecay"/>, the DBM's batch size, seed and per-batch binarisation, each RBM's own number of
+    /// <paramref name="weightDecay"/>, the DBM's batch size, seed, per-batch binarisation and compute dtype, each RBM's own number of
     /// epochs, and the top RBM's growing-k period <paramref name="topKEvery"/>.
     /// </summary>
     internal static DbnPretrainingOptions PretrainingOptions(IReadOnlyList<int> epochs, DbmTrainingOptions dbm, double learningRate = 0.1, double weightDecay = 2e-4, int topKEvery = 0)
@@ -234,6 +243,7 @@ internal static class DbmCommand
         var layer = new RbmTrainingOptions
         {
             Epochs = epochs[0], BatchSize = dbm.BatchSize, Seed = dbm.Seed, LearningRate = learningRate, WeightDecay = weightDecay, BinarizeEachBatch = dbm.BinarizeEachBatch,
+            ComputeDtype = dbm.ComputeDtype,
         };
         if (SameForAll(epochs) && topKEvery == 0) return new() { Layer = layer };
         return new() { Layer = layer, PerLayer = epochs.Select((e, l) => layer with { Epochs = e, KIncreaseEvery = l == epochs.Count - 1 ? topKEvery : 0 }).ToList() };
@@ -314,7 +324,7 @@ internal static class DbmCommand
                                        (a.Preset is null ? "" : $" (--preset {a.Preset} fine-tunes: give --finetune-validation, or --finetune-epochs 0)"));
             if (a.Preset is not null) Terminal.Line($"Preset {a.Preset}: {Paper.Description} (options given on the command line take precedence).");
             Terminal.Line($"Training DBM {string.Join("-", sizes)} on {trainCount} digits{(streamed is null ? $" {Binarisation(a)}" : $" streamed from {streamed.Path}")}, {options.Epochs} epoch(s), lr {options.LearningRate} (×{options.LearningRateDecay}/epoch), " +
-                          $"{(options.MinLearningRate > 0 ? $"floor {options.MinLearningRate}, " : "")}momentum {options.Momentum}{(options.FinalMomentum is { } fm ? $" then {fm} after {options.MomentumSwitchEpoch} epochs" : "")}{(options.Centering ? $", centered (ν {options.CenteringRate})" : "")}, {options.Chains} chains × {options.GibbsSteps} Gibbs steps, ≤ {options.MeanFieldIterations} mean-field sweeps, batch {options.BatchSize}, device {device}, seed {options.Seed}");
+                          $"{(options.MinLearningRate > 0 ? $"floor {options.MinLearningRate}, " : "")}momentum {options.Momentum}{(options.FinalMomentum is { } fm ? $" then {fm} after {options.MomentumSwitchEpoch} epochs" : "")}{(options.Centering ? $", centered (ν {options.CenteringRate})" : "")}, {options.Chains} chains × {options.GibbsSteps} Gibbs steps, ≤ {options.MeanFieldIterations} mean-field sweeps, batch {options.BatchSize}{(options.ComputeDtype is { } cd ? $", {cd} products" : "")}, device {device}, seed {options.Seed}");
 
             using var gen = new Generator(options.Seed, device);
             using var dbm = boltzmann.DBM(sizes, device: device, generator: gen);
@@ -374,7 +384,7 @@ internal static class DbmCommand
 
             var summary = new
             {
-                layers = sizes, seed = options.Seed, limit = a.Limit, stream = streamed is null ? null : Path.GetFullPath(streamed.Path), train_rows = trainCount, binarize = options.BinarizeEachBatch ? "each-batch" : a.Stochastic ? "stochastic" : "threshold", binarize_seed = a.Stochastic ? a.BinarizeSeed : (ulong?)null, preset = a.Preset, pretrain_epochs = EpochsJson(pretrainEpochs), train_seconds = trainSeconds, eval_seconds = evalClock.Elapsed.TotalSeconds, threads = torch.get_num_threads(),
+                layers = sizes, seed = options.Seed, limit = a.Limit, stream = streamed is null ? null : Path.GetFullPath(streamed.Path), train_rows = trainCount, binarize = options.BinarizeEachBatch ? "each-batch" : a.Stochastic ? "stochastic" : "threshold", binarize_seed = a.Stochastic ? a.BinarizeSeed : (ulong?)null, preset = a.Preset, pretrain_epochs = EpochsJson(pretrainEpochs), train_seconds = trainSeconds, eval_seconds = evalClock.Elapsed.TotalSeconds, threads = torch.get_num_threads(), compute_dtype = options.ComputeDtype is { } cdt ? cdt.ToString().ToLowerInvariant() : "float32",
                 log_z = logZ?.LogZ, log_z_lower = logZ?.LogZLower, log_z_upper = logZ?.LogZUpper, ais_runs = a.AisRuns, ais_steps = a.AisSteps,
                 ais_effective_sample_size = logZ?.EffectiveSampleSize, test_lower_bound = testBound, train_lower_bound = trainBound, test_rows = test.shape[0],
                 classifier_test_error = fineTune?.Test.ErrorRate, classifier_test_errors = fineTune?.Test.Errors, classifier_best_validation_error = fineTune?.History.BestValidationError,

@@ -204,10 +204,39 @@ public sealed class DBM : nn.Module<Tensor, Tensor>, IEnergyModel
     {
         if (l < 0 || l >= _sizes.Length) throw new ArgumentOutOfRangeException(nameof(l), l, $"l: expected a layer in [0, {_sizes.Length - 1}].");
         using var scope = torch.NewDisposeScope();
-        Tensor eta = l > 0 ? nn.functional.linear(states[l - 1], _weights[l - 1], _biases[l])   // b_l + W_l h_{l−1}
-                           : states[1].matmul(_weights[0]).add(_biases[0]);                   // b_0 + W_1ᵀ h_1
-        if (l > 0 && l < _sizes.Length - 1) eta = eta.add(states[l + 1].matmul(_weights[l]));   // + W_{l+1}ᵀ h_{l+1}
+        Tensor eta = l > 0 ? Coupled(states[l - 1], _weights[l - 1], _biases[l])                 // b_l + W_l h_{l−1}
+                           : Coupled(states[1], _weights[0].t(), _biases[0]);                    // b_0 + W_1ᵀ h_1
+        if (l > 0 && l < _sizes.Length - 1) eta = eta.add_(Coupled(states[l + 1], _weights[l].t()));   // + W_{l+1}ᵀ h_{l+1}
         return eta.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The dtype the coupling products W_l h_{l−1} and W_{l+1}ᵀ h_{l+1} of the net inputs, the mean-field sweeps and the
+    /// Gibbs steps are computed in (null, the default: the machine's own). With <c>BFloat16</c> each product is
+    /// (x_c M_cᵀ), ·_c the cast to bfloat16, cast back to the machine's dtype before the bias is added, so the means and
+    /// states stay in the machine's dtype; the parameters too. A setting of the running module, not saved with it:
+    /// <see cref="Training.DbmTrainer"/> sets it for the training passes only (<see cref="Training.DbmTrainingOptions.ComputeDtype"/>),
+    /// so energies, metrics and likelihoods use the machine's own products, as <see cref="RBM.compute_dtype"/> does for an RBM.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A dtype other than bfloat16, float32 or float64.</exception>
+    public ScalarType? compute_dtype
+    {
+        get => _computeDtype;
+        set => _computeDtype = Checks.ComputeDtype(value, nameof(compute_dtype));
+    }
+    private ScalarType? _computeDtype;
+
+    /// <summary>x Mᵀ (+ bias): one fused <c>linear</c>; with a <see cref="compute_dtype"/> other than x's, the product
+    /// (x_c M_cᵀ) in that dtype, cast back to x's, then the bias.</summary>
+    private Tensor Coupled(Tensor x, Tensor m, Tensor? bias = null)
+    {
+        if (_computeDtype is { } cd && cd != x.dtype)
+        {
+            using var cast = torch.NewDisposeScope();
+            var product = nn.functional.linear(x.to(cd), m.to(cd)).to(x.dtype);
+            return (bias is null ? product : product.add_(bias)).MoveToOuterDisposeScope();
+        }
+        return bias is null ? nn.functional.linear(x, m) : nn.functional.linear(x, m, bias);
     }
 
     /// <summary>
@@ -242,7 +271,7 @@ public sealed class DBM : nn.Module<Tensor, Tensor>, IEnergyModel
         var below = vb;
         for (int l = 1; l < _sizes.Length; l++)
         {
-            var input = nn.functional.linear(below, _weights[l - 1]);
+            var input = Coupled(below, _weights[l - 1]);
             if (l < _sizes.Length - 1) input = input.mul_(2.0);          // 2 W_l μ_{l−1} below the top
             mu[l - 1] = hidden_units.mean_(input.add_(_biases[l]), temperature);
             below = mu[l - 1];
@@ -275,7 +304,7 @@ public sealed class DBM : nn.Module<Tensor, Tensor>, IEnergyModel
         states[0] = vb;
         for (int l = 1; l < _sizes.Length; l++) states[l] = mu[l - 1];
         // η_1's input from the clamped v does not change between sweeps: b_1 + W_1 v once (the same operations NetInput does).
-        using var bottom = nn.functional.linear(vb, _weights[0], _biases[1]);
+        using var bottom = Coupled(vb, _weights[0], _biases[1]);
         int it = 0;
         double change = double.PositiveInfinity;
         while (it < max_iterations)
@@ -286,7 +315,7 @@ public sealed class DBM : nn.Module<Tensor, Tensor>, IEnergyModel
                 for (int l = parity == 1 ? 1 : 2; l < _sizes.Length; l += 2)
                 {
                     using var scope = torch.NewDisposeScope();
-                    var eta = l == 1 ? bottom.add(states[2].matmul(_weights[1])) : NetInput(states, l);
+                    var eta = l == 1 ? Coupled(states[2], _weights[1].t()).add_(bottom) : NetInput(states, l);
                     var updated = hidden_units.mean_(eta, temperature);
                     if (damping > 0) updated = updated.mul_(1 - damping).add_(states[l], alpha: damping);
                     using (var diff = updated.sub(states[l]).abs_().max()) change = Math.Max(change, diff.ToDouble());

@@ -113,8 +113,7 @@ public sealed class RBM : nn.Module<Tensor, Tensor>, IEnergyModel
     public ScalarType? compute_dtype
     {
         get => _computeDtype;
-        set => _computeDtype = value is null or ScalarType.BFloat16 or ScalarType.Float32 or ScalarType.Float64 ? value
-            : throw new ArgumentOutOfRangeException(nameof(compute_dtype), value, "compute_dtype: expected BFloat16, Float32, Float64 or null (Float16 products without loss scaling lose small statistics).");
+        set => _computeDtype = Checks.ComputeDtype(value, nameof(compute_dtype));
     }
     private ScalarType? _computeDtype;
 

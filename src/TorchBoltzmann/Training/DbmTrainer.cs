@@ -153,6 +153,7 @@ public sealed class DbmTrainer : ResumableTrainer, IDisposable
         if (Options.FinalMomentum is null) id["options.FinalMomentum"] = id["options.MomentumSwitchEpoch"] = "null";
         if (!Options.BinarizeEachBatch) id["options.BinarizeEachBatch"] = "null";
         if (Options.MinLearningRate == 0) id["options.MinLearningRate"] = "null";
+        if (Options.ComputeDtype is null) id["options.ComputeDtype"] = "null";
         var (type, architecture) = IO.Checkpoint.Describe(_dbm);
         id["model"] = $"{type} {architecture.ToJsonString()}";
         id["optimizer"] = _optimizer.GetType().Name;
@@ -299,16 +300,24 @@ public sealed class DbmTrainer : ResumableTrainer, IDisposable
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var o = Options;
-        using var mf = _dbm.mean_field(v, 1.0, o.MeanFieldIterations, o.MeanFieldTolerance, o.MeanFieldDamping);
+        var machineDtype = _dbm.compute_dtype;
+        _dbm.compute_dtype = o.ComputeDtype ?? machineDtype;   // the sweeps' and the chains' products (mixed precision)
+        MeanFieldResult mf;
+        Tensor? visibleMean = null;
+        try
+        {
+            mf = _dbm.mean_field(v, 1.0, o.MeanFieldIterations, o.MeanFieldTolerance, o.MeanFieldDamping);
+            _chains ??= _dbm.random_states(o.Chains, _generator).Select(t => t.DetachFromDisposeScope()).ToArray();
+            for (int s = 0; s < o.GibbsSteps; s++)
+            {
+                visibleMean?.Dispose();
+                visibleMean = _dbm.gibbs_step(_chains, 1.0, _generator);
+            }
+        }
+        finally { _dbm.compute_dtype = machineDtype; }
+        using var meanField = mf;
         _sweeps += mf.iterations;
         _batches++;
-        _chains ??= _dbm.random_states(o.Chains, _generator).Select(t => t.DetachFromDisposeScope()).ToArray();
-        Tensor? visibleMean = null;
-        for (int s = 0; s < o.GibbsSteps; s++)
-        {
-            visibleMean?.Dispose();
-            visibleMean = _dbm.gibbs_step(_chains, 1.0, _generator);
-        }
         foreach (var t in _chains) t.DetachFromDisposeScope();
         if (!Checks.Finite(visibleMean) || mf.means.Any(m => !Checks.Finite(m))) return false;
         var positive = new List<Tensor> { v };

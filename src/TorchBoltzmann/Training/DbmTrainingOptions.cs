@@ -1,3 +1,5 @@
+using static TorchSharp.torch;
+
 namespace TorchBoltzmann.Training;
 
 /// <summary>
@@ -51,6 +53,16 @@ public sealed record DbmTrainingOptions
     public bool Centering { get; init; }
     /// <summary>Sliding factor ν ∈ (0, 1] of the hidden offsets (Melchior et al. 2016 recommend 0.01 or smaller).</summary>
     public double CenteringRate { get; init; } = 0.01;
+    /// <summary>
+    /// Mixed precision: the dtype of the coupling products in the positive phase's mean-field sweeps and the chains' Gibbs
+    /// steps (<see cref="Modules.DBM.compute_dtype"/>, set for each <see cref="DbmTrainer.Step"/> and restored after it);
+    /// null, the default: the machine's own. The means, the chains' states, the gradient statistics
+    /// (1/C) Σ x⁻_l x⁻_{l−1}ᵀ − (1/B) Σ x⁺_l x⁺_{l−1}ᵀ, the parameters and the updates stay in the machine's dtype, and the
+    /// epoch metrics, sampling and likelihoods use the machine's own products. For CPUs (or GPUs) with bfloat16
+    /// instructions (AVX512-BF16, AMX): elsewhere the products run much slower than float32 (see
+    /// <see cref="RbmTrainingOptions.ComputeDtype"/>).
+    /// </summary>
+    public ScalarType? ComputeDtype { get; init; }
     /// <summary>Shuffle the training examples every epoch.</summary>
     public bool Shuffle { get; init; } = true;
     /// <summary>Compute epoch metrics every this many epochs and after the last; 0 turns them off.</summary>
@@ -78,6 +90,7 @@ public sealed record DbmTrainingOptions
         OptionRules.NonNegative(MetricsEvery, nameof(MetricsEvery));
         OptionRules.AtLeastOne(MetricsRows, nameof(MetricsRows));
         OptionRules.Decay(CenteringRate, nameof(CenteringRate));
+        Checks.ComputeDtype(ComputeDtype, nameof(ComputeDtype));
     }
 }
 

@@ -90,6 +90,7 @@ public sealed class CliTests(FakeMnist fake) : IClassFixture<FakeMnist>
     [InlineData("error: --optimizer: expected one of sgd, cg, got 'adam'\n('tbm mnist --help' lists the options.)", "mnist", "--optimizer", "adam")]
     [InlineData("error: --preset: expected one of none, paper, got 'fast'\n('tbm dbm --help' lists the options.)", "dbm", "--preset", "fast")]
     [InlineData("error: --binarize: expected one of threshold, stochastic, each-batch, got 'random'\n('tbm dbm --help' lists the options.)", "dbm", "--binarize", "random")]
+    [InlineData("error: --compute-dtype: expected one of float32, bfloat16, got 'float16'\n('tbm dbm --help' lists the options.)", "dbm", "--compute-dtype", "float16")]
     [InlineData("error: --compute-dtype: expected one of float32, bfloat16, got 'half'\n('tbm train-rbm --help' lists the options.)", "train-rbm", "--compute-dtype", "half")]
     public void ValueOutsideItsList_IsNamedWithTheOption(string expected, params string[] args)
     {

@@ -63,6 +63,24 @@ public sealed class DbmCliTests(FakeMnist fake) : IClassFixture<FakeMnist>
         Assert.False(File.Exists(work.File("dbm-train.ckpt")));
     }
 
+    /// <summary><c>--compute-dtype bfloat16</c> with pretraining: the run says so in its training line, records it in the
+    /// metrics' summary, and the DBM (and its sidecar's options) stay float32.</summary>
+    [Fact]
+    public void ComputeDtypeBfloat16_IsAnnouncedRecorded_AndLeavesTheMachineFloat32()
+    {
+        using var work = new TempDirectory();
+        var (code, stdout, stderr) = CliProcess.Run(work.Path, null,
+            "dbm", "--data", fake.Path, "--no-verify", "--limit", "100", "--layers", "784,12,10", "--batch", "20", "--chains", "10",
+            "--gibbs-steps", "1", "--pretrain-epochs", "1", "--compute-dtype", "bfloat16", "--ais-runs", "0", "--test-rows", "20", "--threads", "1", "-o", work.File("dbm.pt"));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("BFloat16 products", stdout);
+        var metrics = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(work.File("dbm-metrics.json")))!;
+        Assert.Equal("bfloat16", metrics["summary"]!["compute_dtype"]!.GetValue<string>());
+        using var dbm = Checkpoint.Load<DBM>(work.File("dbm.pt"));
+        Assert.All(dbm.parameters(), p => Assert.Equal(TorchSharp.torch.ScalarType.Float32, p.dtype));
+        Assert.Null(dbm.compute_dtype);
+    }
+
     /// <summary>
     /// <c>--pretrain-epochs 1</c> on 100 fake digits: one progress line per pretrained layer before the DBM's epoch, the
     /// pretraining's metrics in the sidecar, and no checkpoint of either stage left behind.

@@ -297,27 +297,35 @@ public sealed class DbmTrainer : ResumableTrainer, IDisposable
     {
         _dbm.check_visible(v, "batch");
         Checks.Rows(v, _dbm.n_visible, "batch", "B", param: nameof(v));
+        var machineDtype = _dbm.compute_dtype;
+        _dbm.compute_dtype = Options.ComputeDtype ?? machineDtype;   // the sweeps' and the chains' products (mixed precision)
+        try
+        {
+            return StepIn(v);
+        }
+        finally
+        {
+            _dbm.compute_dtype = machineDtype;
+        }
+    }
+
+    /// <summary>The body of <see cref="Step"/>, with the machine's coupling products in <see cref="DbmTrainingOptions.ComputeDtype"/>
+    /// (the gradient statistics do not go through them).</summary>
+    private bool StepIn(Tensor v)
+    {
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var o = Options;
-        var machineDtype = _dbm.compute_dtype;
-        _dbm.compute_dtype = o.ComputeDtype ?? machineDtype;   // the sweeps' and the chains' products (mixed precision)
-        MeanFieldResult mf;
-        Tensor? visibleMean = null;
-        try
-        {
-            mf = _dbm.mean_field(v, 1.0, o.MeanFieldIterations, o.MeanFieldTolerance, o.MeanFieldDamping);
-            _chains ??= _dbm.random_states(o.Chains, _generator).Select(t => t.DetachFromDisposeScope()).ToArray();
-            for (int s = 0; s < o.GibbsSteps; s++)
-            {
-                visibleMean?.Dispose();
-                visibleMean = _dbm.gibbs_step(_chains, 1.0, _generator);
-            }
-        }
-        finally { _dbm.compute_dtype = machineDtype; }
-        using var meanField = mf;
+        using var mf = _dbm.mean_field(v, 1.0, o.MeanFieldIterations, o.MeanFieldTolerance, o.MeanFieldDamping);
         _sweeps += mf.iterations;
         _batches++;
+        _chains ??= _dbm.random_states(o.Chains, _generator).Select(t => t.DetachFromDisposeScope()).ToArray();
+        Tensor? visibleMean = null;
+        for (int s = 0; s < o.GibbsSteps; s++)
+        {
+            visibleMean?.Dispose();
+            visibleMean = _dbm.gibbs_step(_chains, 1.0, _generator);
+        }
         foreach (var t in _chains) t.DetachFromDisposeScope();
         if (!Checks.Finite(visibleMean) || mf.means.Any(m => !Checks.Finite(m))) return false;
         var positive = new List<Tensor> { v };
